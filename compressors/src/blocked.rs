@@ -1,0 +1,90 @@
+//! Shared framing for byte codecs that compress fixed-size blocks independently.
+//!
+//! ```text
+//! u64 total length · u32 block size (0 = one block) · u32 compressed length per block · blocks
+//! ```
+//! Blocks depend only on the data size, never on the thread count, so the output is the same
+//! whatever the allocation; threads take blocks in parallel.
+
+use rayon::prelude::*;
+use roibin_registry::container::MAX_CHUNK_BYTES;
+use roibin_registry::stream::Reader;
+use roibin_registry::{threads, Error, Result};
+
+/// Compress `data` in blocks of `block` bytes with `f`, appending the framed stream to `out`.
+pub fn encode(
+    data: &[u8],
+    block: usize,
+    nthreads: usize,
+    out: &mut Vec<u8>,
+    f: impl Fn(&[u8], &mut Vec<u8>) -> Result<()> + Sync,
+) -> Result<()> {
+    let block_len = if block == 0 { data.len().max(1) } else { block };
+    let parts: Vec<Vec<u8>> = threads::install(nthreads, || {
+        data.par_chunks(block_len)
+            .map(|b| {
+                let mut o = Vec::with_capacity(b.len() / 2 + 64);
+                f(b, &mut o).map(|_| o)
+            })
+            .collect::<Result<_>>()
+    })?;
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(block as u32).to_le_bytes());
+    for p in &parts {
+        let len = u32::try_from(p.len()).map_err(|_| Error::Other("block too large".into()))?;
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    for p in &parts {
+        out.extend_from_slice(p);
+    }
+    Ok(())
+}
+
+/// Decode a stream written by [`encode`]; `f(block, dst)` must fill `dst` exactly and return
+/// how many bytes it wrote. `expected_total`, when known, is checked against the header.
+pub fn decode(
+    codec: &'static str,
+    data: &[u8],
+    expected_total: Option<usize>,
+    nthreads: usize,
+    out: &mut Vec<u8>,
+    f: impl Fn(&[u8], &mut [u8]) -> Result<usize> + Sync,
+) -> Result<()> {
+    let mut r = Reader::new(data, codec);
+    let total = r.len_at_most(MAX_CHUNK_BYTES)?;
+    if expected_total.is_some_and(|e| e != total) {
+        return Err(Error::corrupt(codec, format!("stream holds {total} bytes, the chunk needs {}", expected_total.unwrap_or(0))));
+    }
+    let block = r.u32()? as usize;
+    let block_len = if block == 0 { total.max(1) } else { block };
+    let nblocks = total.div_ceil(block_len);
+    let lens: Vec<usize> = (0..nblocks).map(|_| r.u32().map(|l| l as usize)).collect::<Result<_>>()?;
+    let mut srcs = Vec::with_capacity(nblocks);
+    for &l in &lens {
+        srcs.push(r.take(l)?);
+    }
+    if !r.is_empty() {
+        return Err(Error::corrupt(codec, "trailing bytes after the last block"));
+    }
+    let start = out.len();
+    out.resize(start + total, 0);
+    threads::install(nthreads, || {
+        out[start..]
+            .par_chunks_mut(block_len)
+            .zip(srcs.par_iter())
+            .try_for_each(|(dst, src)| {
+                if f(src, dst)? != dst.len() {
+                    return Err(Error::corrupt(codec, "a block decoded to fewer bytes than recorded"));
+                }
+                Ok(())
+            })
+    })
+}
+
+/// The size `decode` should expect for a given input kind.
+pub fn expected(kind: &roibin_registry::DataKind) -> Option<usize> {
+    match kind {
+        roibin_registry::DataKind::Array(m) => Some(m.nbytes()),
+        roibin_registry::DataKind::Bytes => None,
+    }
+}

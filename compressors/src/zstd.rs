@@ -1,0 +1,95 @@
+//! `zstd(level, block, threads)`: Zstandard on independent blocks.
+
+use crate::blocked;
+use roibin_registry::options::THREADS;
+use roibin_registry::{Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result};
+use std::cell::RefCell;
+
+/// Zstandard configuration.
+#[derive(Debug, Clone)]
+pub struct Zstd {
+    pub level: i32,
+    pub block: usize,
+    pub threads: usize,
+}
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "level",
+        ty: OptionType::Int { min: -7, max: 22 },
+        default: "3",
+        doc: "compression level: negative is faster, 19+ is slow and strong",
+    },
+    OptionSpec {
+        name: "block",
+        ty: OptionType::Int { min: 0, max: 1 << 30 },
+        default: "1048576",
+        doc: "bytes per independently compressed block (0 = the whole chunk); blocks are what threads share",
+    },
+    THREADS,
+];
+
+impl Zstd {
+    fn from_config(c: &Config) -> Result<Self> {
+        Ok(Zstd {
+            level: c.int("level").unwrap_or(3) as i32,
+            block: c.int("block").unwrap_or(0) as usize,
+            threads: c.int("threads").unwrap_or(0) as usize,
+        })
+    }
+}
+
+thread_local! {
+    // Contexts are costly to set up (hundreds of KiB); keep one per worker thread.
+    static CCTX: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DCTX: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::corrupt("zstd", e.to_string())
+}
+
+impl Codec for Zstd {
+    fn output(&self, _input: &DataKind) -> Result<DataKind> {
+        Ok(DataKind::Bytes)
+    }
+
+    fn encode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        blocked::encode(data, self.block, self.threads, out, |b, o| {
+            CCTX.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.as_ref().is_none_or(|(l, _)| *l != self.level) {
+                    *c = Some((self.level, zstd::bulk::Compressor::new(self.level).map_err(io)?));
+                }
+                let (_, cctx) = c.as_mut().expect("just set");
+                o.reserve(zstd::zstd_safe::compress_bound(b.len()));
+                cctx.compress_to_buffer(b, o).map_err(io)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("zstd", data, blocked::expected(input), self.threads, out, |src, dst| {
+            DCTX.with(|d| {
+                let mut d = d.borrow_mut();
+                if d.is_none() {
+                    *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
+                }
+                d.as_mut().expect("just set").decompress_to_buffer(src, dst).map_err(io)
+            })
+        })
+    }
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "zstd",
+        version: 1,
+        doc: "Zstandard (lossless) on independent blocks; good ratio at hundreds of MB/s per thread",
+        options: OPTIONS,
+        accepts: Accepts::ANY,
+        thread_safe: true,
+        build: |c| Ok(Box::new(Zstd::from_config(c)?)),
+    }
+}

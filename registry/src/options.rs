@@ -1,0 +1,315 @@
+//! Typed, documented codec options and their validation.
+
+use crate::spec::{Graph, Stage, Value};
+use crate::{Error, Result};
+use std::fmt;
+
+/// The type (and range) an option accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum OptionType {
+    /// An integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// A finite float in `min..=max`.
+    Float { min: f64, max: f64 },
+    /// One word out of a fixed list.
+    Choice(&'static [&'static str]),
+    /// A nested graph spec (`background=bin(2,2)|sz(abs=90)`).
+    Graph,
+    /// Integers in `min..=max`, written as several positional arguments (`bin(2,2)`); takes the rest.
+    IntList { min: i64, max: i64 },
+    /// Free text in quotes.
+    Text,
+}
+
+impl fmt::Display for OptionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionType::Int { min, max } => write!(f, "integer in {min}..={max}"),
+            OptionType::Float { min, max } => write!(f, "number in {min}..={max}"),
+            OptionType::Choice(c) => write!(f, "one of {}", c.join("|")),
+            OptionType::Graph => f.write_str("graph spec"),
+            OptionType::IntList { min, max } => write!(f, "integers in {min}..={max}, comma separated"),
+            OptionType::Text => f.write_str("\"quoted text\""),
+        }
+    }
+}
+
+/// One documented option of a codec.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    pub name: &'static str,
+    pub ty: OptionType,
+    /// Default as spec text (`"3"`, `"lorenzo"`, `"shuffle|zstd(3)"`); `""` means "not set".
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// A validated option value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptValue {
+    Int(i64),
+    Float(f64),
+    Word(String),
+    Graph(Graph),
+    IntList(Vec<i64>),
+    Text(String),
+}
+
+impl OptValue {
+    /// The spec value that prints this option (canonical form).
+    pub fn to_value(&self) -> Vec<Value> {
+        match self {
+            OptValue::Int(i) => vec![Value::Number(i.to_string())],
+            OptValue::Float(x) => vec![Value::Number(format_float(*x))],
+            OptValue::Word(w) => vec![Value::Graph(Graph::word(w))],
+            OptValue::Graph(g) => vec![Value::Graph(g.clone())],
+            OptValue::IntList(l) => l.iter().map(|i| Value::Number(i.to_string())).collect(),
+            OptValue::Text(t) => vec![Value::Text(t.clone())],
+        }
+    }
+}
+
+/// Shortest text that reads back as the same f64.
+pub fn format_float(x: f64) -> String {
+    let s = format!("{x}");
+    if s.len() > 12 {
+        format!("{x:e}")
+    } else {
+        s
+    }
+}
+
+/// The options of one stage after validation against its [`OptionSpec`] table, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path of this stage for error messages (`roibin/background/sz`).
+    pub path: String,
+    values: Vec<(&'static OptionSpec, Option<OptValue>)>,
+}
+
+impl Config {
+    /// Validate a parsed stage against `specs`. `path` prefixes every error.
+    pub fn from_stage(stage: &Stage, specs: &'static [OptionSpec], path: &str) -> Result<Config> {
+        let mut values: Vec<(&'static OptionSpec, Option<OptValue>)> = specs
+            .iter()
+            .map(|s| Ok((s, parse_default(s, path)?)))
+            .collect::<Result<_>>()?;
+        let mut set = vec![false; specs.len()];
+        let mut next_positional = 0;
+        let mut list_acc: Option<(usize, Vec<i64>)> = None;
+        for arg in &stage.args {
+            let idx = match &arg.name {
+                Some(n) => specs.iter().position(|s| s.name == n).ok_or_else(|| {
+                    let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
+                    Error::option(
+                        format!("{path}:{n}"),
+                        if known.is_empty() {
+                            format!("`{}` takes no options", stage.name)
+                        } else {
+                            format!("unknown option; `{}` has: {}", stage.name, known.join(", "))
+                        },
+                    )
+                })?,
+                None => {
+                    if let Some((i, acc)) = list_acc.as_mut() {
+                        acc.push(int_in_range(&arg.value, &specs[*i], path)?);
+                        continue;
+                    }
+                    if next_positional >= specs.len() {
+                        return Err(Error::option(
+                            path,
+                            format!("too many positional arguments: `{}` takes at most {}", stage.name, specs.len()),
+                        ));
+                    }
+                    next_positional += 1;
+                    next_positional - 1
+                }
+            };
+            if set[idx] {
+                return Err(Error::option(format!("{path}:{}", specs[idx].name), "given twice"));
+            }
+            set[idx] = true;
+            let spec = &specs[idx];
+            let v = if let (OptionType::IntList { .. }, None) = (spec.ty, &arg.name) {
+                list_acc = Some((idx, vec![int_in_range(&arg.value, spec, path)?]));
+                continue;
+            } else {
+                typed(&arg.value, spec, path)?
+            };
+            values[idx].1 = Some(v);
+        }
+        if let Some((i, acc)) = list_acc {
+            values[i].1 = Some(OptValue::IntList(acc));
+        }
+        Ok(Config {
+            path: path.to_string(),
+            values,
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<&OptValue> {
+        self.values
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .unwrap_or_else(|| panic!("codec asked for undeclared option `{name}`"))
+            .1
+            .as_ref()
+    }
+
+    /// Integer option (panics if the codec did not declare it: a programming error).
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            Some(OptValue::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Float option; integers written without a point are accepted.
+    pub fn float(&self, name: &str) -> Option<f64> {
+        match self.get(name) {
+            Some(OptValue::Float(x)) => Some(*x),
+            _ => None,
+        }
+    }
+
+    /// Choice option.
+    pub fn word(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(OptValue::Word(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Nested graph option.
+    pub fn graph(&self, name: &str) -> Option<&Graph> {
+        match self.get(name) {
+            Some(OptValue::Graph(g)) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// Integer list option.
+    pub fn int_list(&self, name: &str) -> Option<&[i64]> {
+        match self.get(name) {
+            Some(OptValue::IntList(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Text option.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.get(name) {
+            Some(OptValue::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Replace a nested graph (used when canonicalising meta codecs' children).
+    pub fn set_graph(&mut self, name: &str, g: Graph) {
+        if let Some(v) = self.values.iter_mut().find(|(s, _)| s.name == name) {
+            v.1 = Some(OptValue::Graph(g));
+        }
+    }
+
+    /// The canonical stage: every option that differs from its default, named, in declared order.
+    pub fn to_stage(&self, name: &str) -> Result<Stage> {
+        let mut args = vec![];
+        for (spec, v) in &self.values {
+            let Some(v) = v else { continue };
+            if parse_default(spec, &self.path)?.as_ref() == Some(v) {
+                continue;
+            }
+            let vals = v.to_value();
+            if let OptionType::IntList { .. } = spec.ty {
+                // Lists print positionally: they are the only form that can carry several values.
+                args.extend(vals.into_iter().map(|value| crate::spec::Arg { name: None, value }));
+            } else {
+                args.extend(vals.into_iter().map(|value| crate::spec::Arg {
+                    name: Some(spec.name.to_string()),
+                    value,
+                }));
+            }
+        }
+        // Positional list arguments must come first to re-parse identically.
+        args.sort_by_key(|a| a.name.is_some());
+        Ok(Stage {
+            name: name.to_string(),
+            args,
+        })
+    }
+}
+
+fn parse_default(spec: &OptionSpec, path: &str) -> Result<Option<OptValue>> {
+    if spec.default.is_empty() {
+        return Ok(None);
+    }
+    let g: Graph = format!("x({})", spec.default)
+        .parse()
+        .map_err(|e| Error::option(format!("{path}:{}", spec.name), format!("bad built-in default: {e}")))?;
+    let args = &g.stages[0].args;
+    if let OptionType::IntList { .. } = spec.ty {
+        return Ok(Some(OptValue::IntList(
+            args.iter().map(|a| int_in_range(&a.value, spec, path)).collect::<Result<_>>()?,
+        )));
+    }
+    Ok(Some(typed(&args[0].value, spec, path)?))
+}
+
+fn int_in_range(v: &Value, spec: &OptionSpec, path: &str) -> Result<i64> {
+    let (min, max) = match spec.ty {
+        OptionType::Int { min, max } | OptionType::IntList { min, max } => (min, max),
+        _ => unreachable!(),
+    };
+    let err = |m: String| Error::option(format!("{path}:{}", spec.name), m);
+    let Value::Number(t) = v else {
+        return Err(err(format!("expected an {}, found `{v}`", spec.ty)));
+    };
+    let i: i64 = t.parse().map_err(|_| err(format!("expected an {}, found `{t}`", spec.ty)))?;
+    if i < min || i > max {
+        return Err(err(format!("{i} is out of range: expected an {}", spec.ty)));
+    }
+    Ok(i)
+}
+
+fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
+    let err = |m: String| Error::option(format!("{path}:{}", spec.name), m);
+    match spec.ty {
+        OptionType::Int { .. } | OptionType::IntList { .. } => {
+            let i = int_in_range(v, spec, path)?;
+            Ok(match spec.ty {
+                OptionType::Int { .. } => OptValue::Int(i),
+                _ => OptValue::IntList(vec![i]),
+            })
+        }
+        OptionType::Float { min, max } => {
+            let Value::Number(t) = v else {
+                return Err(err(format!("expected a {}, found `{v}`", spec.ty)));
+            };
+            let x: f64 = t.parse().map_err(|_| err(format!("expected a {}, found `{t}`", spec.ty)))?;
+            if !x.is_finite() || x < min || x > max {
+                return Err(err(format!("{t} is out of range: expected a {}", spec.ty)));
+            }
+            Ok(OptValue::Float(x))
+        }
+        OptionType::Choice(choices) => match v.as_word() {
+            Some(w) if choices.contains(&w) => Ok(OptValue::Word(w.to_string())),
+            _ => Err(err(format!("expected {}, found `{v}`", spec.ty))),
+        },
+        OptionType::Graph => match v {
+            Value::Graph(g) => Ok(OptValue::Graph(g.clone())),
+            _ => Err(err(format!("expected a graph spec, found `{v}`"))),
+        },
+        OptionType::Text => match v {
+            Value::Text(t) => Ok(OptValue::Text(t.clone())),
+            _ => Err(err(format!("expected \"quoted text\", found `{v}`"))),
+        },
+    }
+}
+
+/// The `threads` option every multi-threaded codec declares, so they all read the same.
+pub const THREADS: OptionSpec = OptionSpec {
+    name: "threads",
+    ty: OptionType::Int { min: 0, max: 1024 },
+    default: "0",
+    doc: crate::threads::THREADS_DOC,
+};
