@@ -1,0 +1,233 @@
+//! `libh5roibin.so`: the roibin HDF5 dynamic filter plugin.
+//!
+//! Put the folder holding it on `HDF5_PLUGIN_PATH`; every HDF5 client (h5py, h5repack, h5dump,
+//! facility writers) then writes and reads datasets with filter id [`FILTER_ID`]. All
+//! compression logic lives in `roibin-compressors`; this crate only speaks HDF5's plugin ABI.
+//!
+//! The plugin does not link libhdf5: see [`hdf5`] for how it finds the host's copy.
+
+pub mod cdvalues;
+pub mod hdf5;
+
+pub use cdvalues::{client_strings, CdValues, FILTER_ID};
+
+use hdf5::Hid;
+use roibin_registry::{container, ArrayMeta, DType, Error, Pipeline, Result};
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+const H5Z_FLAG_REVERSE: c_uint = 0x0100;
+const MAX_CD: usize = 256;
+
+/// HDF5's `H5Z_class2_t`, version 1.
+#[repr(C)]
+pub struct H5ZClass2 {
+    pub version: c_int,
+    pub id: c_int,
+    pub encoder_present: c_uint,
+    pub decoder_present: c_uint,
+    pub name: *const c_char,
+    pub can_apply: Option<unsafe extern "C" fn(Hid, Hid, Hid) -> c_int>,
+    pub set_local: Option<unsafe extern "C" fn(Hid, Hid, Hid) -> c_int>,
+    pub filter: Option<unsafe extern "C" fn(c_uint, usize, *const c_uint, usize, *mut usize, *mut *mut c_void) -> usize>,
+}
+
+// Immutable static data; the name pointer is to a static C string.
+unsafe impl Sync for H5ZClass2 {}
+
+/// The class HDF5 registers; also usable with `H5Zregister` by programs that link libhdf5.
+pub static FILTER_CLASS: H5ZClass2 = H5ZClass2 {
+    version: 1,
+    id: FILTER_ID,
+    encoder_present: 1,
+    decoder_present: 1,
+    name: c"roibin: composable (lossless and error-bounded lossy) compression; see roibin list".as_ptr(),
+    can_apply: Some(can_apply),
+    set_local: Some(set_local),
+    filter: Some(filter),
+};
+
+/// Plugin entry point: this library is a filter (`H5PL_TYPE_FILTER` = 0).
+#[no_mangle]
+pub extern "C" fn H5PLget_plugin_type() -> c_int {
+    0
+}
+
+/// Plugin entry point: the filter class.
+#[no_mangle]
+pub extern "C" fn H5PLget_plugin_info() -> *const c_void {
+    &FILTER_CLASS as *const H5ZClass2 as *const c_void
+}
+
+/// Run `f`, turning errors and panics into an HDF5 error message and `fail`.
+fn guarded<T>(id: Option<Hid>, func: &str, fail: T, f: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            hdf5::report(id, func, &format!("roibin filter: {e}"));
+            fail
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| p.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            hdf5::report(id, func, &format!("roibin filter: internal error ({what}); please report it"));
+            fail
+        }
+    }
+}
+
+fn api(dcpl: Hid) -> Result<&'static hdf5::Api> {
+    hdf5::api_for(dcpl).ok_or_else(|| Error::Other("no libhdf5 found in this process".into()))
+}
+
+/// The dataset's element type as a roibin dtype, or a message saying why not.
+fn dtype_of(api: &hdf5::Api, type_id: Hid) -> Result<DType> {
+    let (class, size, sign, order) = unsafe {
+        ((api.tget_class)(type_id), (api.tget_size)(type_id), (api.tget_sign)(type_id), (api.tget_order)(type_id))
+    };
+    if order == 1 {
+        return Err(Error::Other("big-endian datasets are not supported; store them little-endian".into()));
+    }
+    let d = match (class, size, sign) {
+        (0, 1, 0) => DType::U8,
+        (0, 2, 0) => DType::U16,
+        (0, 4, 0) => DType::U32,
+        (0, 8, 0) => DType::U64,
+        (0, 1, 1) => DType::I8,
+        (0, 2, 1) => DType::I16,
+        (0, 4, 1) => DType::I32,
+        (0, 8, 1) => DType::I64,
+        (1, 4, _) => DType::F32,
+        (1, 8, _) => DType::F64,
+        _ => {
+            return Err(Error::Other(format!(
+                "unsupported datatype (HDF5 class {class}, {size} bytes): roibin takes u8/u16/u32/u64/i8/i16/i32/i64/f32/f64"
+            )))
+        }
+    };
+    Ok(d)
+}
+
+fn read_cd(api: &hdf5::Api, dcpl: Hid) -> Result<(c_uint, Vec<u32>)> {
+    let mut flags: c_uint = 0;
+    let mut n: usize = MAX_CD;
+    let mut cd = vec![0 as c_uint; MAX_CD];
+    let mut config: c_uint = 0;
+    let r = unsafe {
+        (api.get_filter_by_id2)(dcpl, FILTER_ID, &mut flags, &mut n, cd.as_mut_ptr(), 0, std::ptr::null_mut(), &mut config)
+    };
+    if r < 0 {
+        return Err(Error::Other("the dataset's property list does not hold the roibin filter".into()));
+    }
+    if n > MAX_CD {
+        return Err(Error::Other(format!("{n} cd_values: more than the {MAX_CD} roibin writes")));
+    }
+    cd.truncate(n);
+    Ok((flags, cd))
+}
+
+unsafe extern "C" fn can_apply(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
+    if type_id < 0 {
+        return 0; // group metadata: not for us
+    }
+    guarded(Some(dcpl), "can_apply", -1, || {
+        dtype_of(api(dcpl)?, type_id)?;
+        Ok(1)
+    })
+}
+
+unsafe extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
+    guarded(Some(dcpl), "set_local", -1, || {
+        let api = api(dcpl)?;
+        let dtype = dtype_of(api, type_id)?;
+        let mut dims = [0u64; 32];
+        let rank = unsafe { (api.get_chunk)(dcpl, 32, dims.as_mut_ptr()) };
+        if rank <= 0 {
+            return Err(Error::Other("the dataset is not chunked".into()));
+        }
+        let chunk = ArrayMeta::new(dtype, dims[..rank as usize].iter().map(|&d| d as usize).collect::<Vec<_>>());
+        let (flags, cd) = read_cd(api, dcpl)?;
+        let user = CdValues::from_words(&cd)?;
+        let resolved = cdvalues::resolve(user.spec(), &chunk)?.to_words()?;
+        let r = unsafe { (api.modify_filter)(dcpl, FILTER_ID, flags, resolved.len(), resolved.as_ptr()) };
+        if r < 0 {
+            return Err(Error::Other("H5Pmodify_filter failed".into()));
+        }
+        Ok(1)
+    })
+}
+
+/// The last pipeline built for encoding, keyed by its cd_values (chunks of one dataset share it).
+fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
+    static CACHE: Mutex<Option<(Vec<u32>, Arc<Pipeline>, ArrayMeta)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((key, p, m)) = cache.as_ref() {
+        if key == cd {
+            return Ok((p.clone(), m.clone()));
+        }
+    }
+    let CdValues::Resolved { spec, chunk } = CdValues::from_words(cd)? else {
+        return Err(Error::Other("cd_values were not resolved by set_local; create the dataset through HDF5".into()));
+    };
+    let p = Arc::new(roibin_compressors::pipeline(&spec.parse()?, &chunk)?);
+    *cache = Some((cd.to_vec(), p.clone(), chunk.clone()));
+    Ok((p, chunk))
+}
+
+/// Encode or decode one chunk; returns the output bytes.
+pub fn run_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>> {
+    if reverse {
+        let (meta, data) = container::decode(input)?;
+        if let Ok(CdValues::Resolved { chunk, .. }) = CdValues::from_words(cd) {
+            if chunk.nbytes() != data.len() {
+                return Err(Error::Other(format!(
+                    "chunk decodes to {meta} but the dataset's chunks are {chunk}"
+                )));
+            }
+        }
+        Ok(data)
+    } else {
+        let (pipeline, chunk) = encoder(cd)?;
+        if input.len() != chunk.nbytes() {
+            return Err(Error::Other(format!("got {} bytes for a chunk of {chunk}", input.len())));
+        }
+        container::encode_with(&pipeline, &chunk, input)
+    }
+}
+
+unsafe extern "C" fn filter(
+    flags: c_uint,
+    cd_nelmts: usize,
+    cd_values: *const c_uint,
+    nbytes: usize,
+    buf_size: *mut usize,
+    buf: *mut *mut c_void,
+) -> usize {
+    let reverse = flags & H5Z_FLAG_REVERSE != 0;
+    let func = if reverse { "filter (decode)" } else { "filter (encode)" };
+    guarded(None, func, 0, || {
+        let cd: &[u32] = if cd_nelmts == 0 || cd_values.is_null() {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
+        };
+        let input = unsafe { std::slice::from_raw_parts(*buf as *const u8, nbytes) };
+        let out = run_filter(reverse, cd, input)?;
+        // HDF5 frees the buffer with free(): hand it malloc'd memory, never a Rust allocation.
+        let p = unsafe { libc::malloc(out.len().max(1)) } as *mut u8;
+        if p.is_null() {
+            return Err(Error::Other(format!("out of memory allocating {} bytes", out.len())));
+        }
+        unsafe {
+            std::ptr::copy_nonoverlapping(out.as_ptr(), p, out.len());
+            libc::free(*buf);
+            *buf = p as *mut c_void;
+            *buf_size = out.len();
+        }
+        Ok(out.len())
+    })
+}

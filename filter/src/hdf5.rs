@@ -1,0 +1,169 @@
+//! The few HDF5 functions the plugin needs, resolved at run time from the libhdf5 that the host
+//! process already has loaded (h5py's bundled 2.x, Debian's 1.10, a facility writer's own).
+//!
+//! Linking libhdf5 would give the plugin a second copy whose ids mean nothing to the host's.
+
+use libloading::os::unix::{Library, RTLD_LAZY};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+use std::sync::OnceLock;
+
+pub type Hid = i64;
+type Herr = c_int;
+
+/// Function table of one loaded libhdf5.
+pub struct Api {
+    pub path: String,
+    _lib: Library,
+    pub get_filter_by_id2:
+        unsafe extern "C" fn(Hid, c_int, *mut c_uint, *mut usize, *mut c_uint, usize, *mut c_char, *mut c_uint) -> Herr,
+    pub modify_filter: unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uint) -> Herr,
+    pub get_chunk: unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int,
+    pub tget_class: unsafe extern "C" fn(Hid) -> c_int,
+    pub tget_size: unsafe extern "C" fn(Hid) -> usize,
+    pub tget_sign: unsafe extern "C" fn(Hid) -> c_int,
+    pub tget_order: unsafe extern "C" fn(Hid) -> c_int,
+    is_valid: unsafe extern "C" fn(Hid) -> c_int,
+    epush2: unsafe extern "C" fn(Hid, *const c_char, *const c_char, c_uint, Hid, Hid, Hid, *const c_char, ...) -> Herr,
+    err_cls: *const Hid,
+    maj_pline: *const Hid,
+    min_callback: *const Hid,
+}
+
+// The raw pointers point at libhdf5's global id variables, valid while the library is loaded.
+unsafe impl Send for Api {}
+unsafe impl Sync for Api {}
+
+impl Api {
+    fn open(path: &str) -> Option<Api> {
+        // RTLD_NOLOAD: take the copy already in the process, never load a new one.
+        let lib = unsafe { Library::open(Some(path), RTLD_LAZY | libc::RTLD_NOLOAD) }.ok()?;
+        unsafe {
+            macro_rules! sym {
+                ($name:literal) => {
+                    *lib.get(concat!($name, "\0").as_bytes()).ok()?
+                };
+            }
+            macro_rules! var {
+                ($name:literal) => {
+                    // For a data symbol the "value" of the symbol is the variable's address.
+                    *lib.get::<*const Hid>(concat!($name, "\0").as_bytes()).ok()?
+                };
+            }
+            Some(Api {
+                path: path.to_string(),
+                get_filter_by_id2: sym!("H5Pget_filter_by_id2"),
+                modify_filter: sym!("H5Pmodify_filter"),
+                get_chunk: sym!("H5Pget_chunk"),
+                tget_class: sym!("H5Tget_class"),
+                tget_size: sym!("H5Tget_size"),
+                tget_sign: sym!("H5Tget_sign"),
+                tget_order: sym!("H5Tget_order"),
+                is_valid: sym!("H5Iis_valid"),
+                epush2: sym!("H5Epush2"),
+                err_cls: var!("H5E_ERR_CLS_g"),
+                maj_pline: var!("H5E_PLINE_g"),
+                min_callback: var!("H5E_CALLBACK_g"),
+                _lib: lib,
+            })
+        }
+    }
+
+    /// Push `msg` on this library's error stack, so the client shows it (h5py puts it in the exception).
+    pub fn push_error(&self, func: &str, msg: &str) {
+        let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+        let func = CString::new(func).unwrap_or_default();
+        unsafe {
+            (self.epush2)(
+                0, // H5E_DEFAULT
+                c"roibin-filter".as_ptr(),
+                func.as_ptr(),
+                0,
+                *self.err_cls,
+                *self.maj_pline,
+                *self.min_callback,
+                c"%s".as_ptr(),
+                msg.as_ptr(),
+            );
+        }
+    }
+
+    /// Whether this library knows `id` (picks the right copy when several are loaded).
+    pub fn knows(&self, id: Hid) -> bool {
+        unsafe { (self.is_valid)(id) > 0 }
+    }
+}
+
+fn is_libhdf5(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some(rest) = name.strip_prefix("libhdf5") else {
+        return false;
+    };
+    // libhdf5.so.*, libhdf5-<hash>.so.* (wheels), libhdf5_serial.so.* / libhdf5_openmpi.so.* (Debian);
+    // not the high-level, C++ or Fortran libraries.
+    !(rest.starts_with("_hl") || rest.starts_with("_cpp") || rest.starts_with("_fortran") || rest.contains("_hl"))
+        && name.contains(".so")
+}
+
+/// Paths of every libhdf5 mapped into this process.
+fn loaded_libhdf5() -> Vec<String> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+        let out = &mut *(data as *mut Vec<String>);
+        let name = (*info).dlpi_name;
+        if !name.is_null() {
+            if let Ok(s) = CStr::from_ptr(name).to_str() {
+                if is_libhdf5(s) {
+                    out.push(s.to_string());
+                }
+            }
+        }
+        0
+    }
+    let mut out: Vec<String> = vec![];
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut Vec<String> as *mut c_void) };
+    out
+}
+
+/// Every usable libhdf5 in the process, resolved once, on first use (not at dlopen).
+pub fn apis() -> &'static [Api] {
+    static APIS: OnceLock<Vec<Api>> = OnceLock::new();
+    APIS.get_or_init(|| loaded_libhdf5().iter().filter_map(|p| Api::open(p)).collect())
+}
+
+/// The libhdf5 that owns `id`, or the only one loaded.
+pub fn api_for(id: Hid) -> Option<&'static Api> {
+    let all = apis();
+    match all {
+        [] => None,
+        [one] => Some(one),
+        many => many.iter().find(|a| a.knows(id)).or(many.first()),
+    }
+}
+
+/// Report an error through whatever libhdf5 is loaded (stderr when none is).
+pub fn report(id: Option<Hid>, func: &str, msg: &str) {
+    let api = match id {
+        Some(id) => api_for(id),
+        None => apis().first(),
+    };
+    match api {
+        Some(api) => api.push_error(func, msg),
+        None => eprintln!("roibin-filter: {func}: {msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recognises_libhdf5_names() {
+        for ok in [
+            "/usr/lib/x86_64-linux-gnu/libhdf5_serial.so.103",
+            "/x/h5py.libs/libhdf5-9e18f0c6.so.320.0.0",
+            "/usr/lib/libhdf5.so.310",
+        ] {
+            assert!(super::is_libhdf5(ok), "{ok}");
+        }
+        for no in ["/x/h5py.libs/libhdf5_hl-69da89c9.so.320", "/usr/lib/libhdf5_serial_hl.so.100", "libhdf5_cpp.so", "libz.so"] {
+            assert!(!super::is_libhdf5(no), "{no}");
+        }
+    }
+}
