@@ -1,0 +1,99 @@
+use crate::h5io::{self, Dataset, File};
+use anyhow::Result;
+use h5roibin::{CdValues, FILTER_ID};
+use roibin_registry::container;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// FILE or FILE:DATASET (a dataset gets a per-chunk table)
+    target: String,
+}
+
+fn filter_name(id: i32) -> &'static str {
+    match id {
+        1 => "deflate",
+        2 => "shuffle",
+        3 => "fletcher32",
+        4 => "szip",
+        5 => "nbit",
+        6 => "scaleoffset",
+        307 => "bzip2",
+        32001 => "blosc",
+        32004 => "lz4",
+        32008 => "bitshuffle",
+        32013 => "zfp",
+        32015 => "zstd",
+        32017 => "sz",
+        32024 => "sz3",
+        FILTER_ID => "roibin",
+        _ => "?",
+    }
+}
+
+fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
+    println!("{name}: {} {:?} chunks {:?}", d.dtype, d.shape, d.chunk);
+    for (id, cd) in &d.filters {
+        if *id == FILTER_ID {
+            match CdValues::from_words(cd) {
+                Ok(c) => println!("  filter {id} (roibin): spec `{}`", c.spec()),
+                Err(e) => println!("  filter {id} (roibin): unreadable cd_values: {e}"),
+            }
+        } else {
+            println!("  filter {id} ({}) cd_values {cd:?}", filter_name(*id));
+        }
+    }
+    let Some(chunk) = &d.chunk else { return Ok(()) };
+    let raw = (chunk.iter().product::<usize>() * d.dtype.size()) as f64;
+    let sizes = d.chunk_sizes()?;
+    if sizes.is_empty() {
+        println!("  no chunks written");
+        return Ok(());
+    }
+    let mut ratios: Vec<f64> = sizes.iter().map(|(_, s)| raw / (*s).max(1) as f64).collect();
+    let stored: u64 = sizes.iter().map(|(_, s)| s).sum();
+    if per_chunk {
+        println!("  {:<24} {:>12} {:>9}  spec", "chunk offset", "bytes", "ratio");
+        for ((off, size), r) in sizes.iter().zip(&ratios) {
+            let spec = if d.is_roibin_only() {
+                let (bytes, _) = d.read_raw_chunk(off)?;
+                match container::read_header(&bytes) {
+                    Ok(h) if h.raw => "(stored raw)".to_string(),
+                    Ok(h) => h.spec.to_string(),
+                    Err(e) => format!("CORRUPT: {e}"),
+                }
+            } else {
+                String::new()
+            };
+            println!("  {:<24} {:>12} {:>9.2}  {spec}", format!("{off:?}"), size, r);
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  {} chunks, {} bytes stored, ratio {:.2} (per chunk min {:.2}, median {:.2}, max {:.2})",
+        sizes.len(),
+        stored,
+        raw * sizes.len() as f64 / stored.max(1) as f64,
+        ratios[0],
+        ratios[ratios.len() / 2],
+        ratios[ratios.len() - 1]
+    );
+    Ok(())
+}
+
+pub fn run(a: Args) -> Result<()> {
+    h5io::register_filter()?;
+    let (file, dset) = h5io::split_target(&a.target);
+    let f = File::open(file)?;
+    match dset {
+        Some(d) => describe(d, &f.dataset(d)?, true),
+        None => {
+            for name in f.dataset_names()? {
+                match f.dataset(&name) {
+                    Ok(d) => describe(&name, &d, false)?,
+                    Err(e) => println!("{name}: {e}"),
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,6 @@
+pub mod cdvalues;
+pub mod compress;
+pub mod demo;
+pub mod info;
+pub mod list;
+pub mod synth;

@@ -1,0 +1,51 @@
+//! `roibin`: the command line. Thin: every command is a small module over the library crates.
+
+mod cmd;
+mod grid;
+mod h5io;
+mod synth;
+mod transcode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "roibin", version, about = "Composable compression for X-ray detector data, as an HDF5 filter and a toolkit")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List every registered codec with its options and docs
+    List(cmd::list::Args),
+    /// Print the h5py `compression_opts` tuple and the h5repack `UD=` string for a spec
+    Cdvalues(cmd::cdvalues::Args),
+    /// Compress an HDF5 dataset into another with the roibin filter
+    Compress(cmd::compress::CompressArgs),
+    /// Decompress a dataset into a plain (unfiltered) chunked dataset
+    Decompress(cmd::compress::DecompressArgs),
+    /// Show datasets, their filters, specs and per-chunk ratios
+    Info(cmd::info::Args),
+    /// Write synthetic detector frames (Eiger-4M-like counts or calibrated float32)
+    Synth(cmd::synth::Args),
+    /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
+    Demo(cmd::demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::List(a) => cmd::list::run(a),
+        Cmd::Cdvalues(a) => cmd::cdvalues::run(a),
+        Cmd::Compress(a) => cmd::compress::compress(a),
+        Cmd::Decompress(a) => cmd::compress::decompress(a),
+        Cmd::Info(a) => cmd::info::run(a),
+        Cmd::Synth(a) => cmd::synth::run(a),
+        Cmd::Demo(a) => cmd::demo::run(a),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

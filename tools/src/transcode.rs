@@ -1,0 +1,128 @@
+//! The chunk loop shared by `compress` and `decompress`: read chunks (decoding roibin chunks
+//! ourselves, in parallel), transform them in parallel ("tasks"), and write them with direct
+//! chunk writes, one HDF5 call at a time.
+
+use crate::grid::{pad, Grid};
+use crate::h5io::Dataset;
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use roibin_registry::{container, threads, ArrayMeta, Pipeline};
+use std::time::{Duration, Instant};
+
+/// What one run moved and where the time went.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub chunks: usize,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub read: Duration,
+    pub transform: Duration,
+    pub write: Duration,
+    pub total: Duration,
+}
+
+impl Report {
+    /// Print the final summary line block.
+    pub fn print(&self, verb: &str) {
+        let mb = self.raw_bytes as f64 / 1e6;
+        let secs = self.total.as_secs_f64().max(1e-9);
+        eprintln!(
+            "{verb} {} chunks, {:.1} MB → {:.1} MB (ratio {:.2}) in {:.2} s: {:.0} MB/s\n  time per stage: read {:.2} s, {} {:.2} s, write {:.2} s",
+            self.chunks,
+            mb,
+            self.stored_bytes as f64 / 1e6,
+            self.raw_bytes as f64 / self.stored_bytes.max(1) as f64,
+            secs,
+            mb / secs,
+            if verb == "compressed" { "encode" } else { "decode" },
+            self.transform.as_secs_f64(),
+            self.read.as_secs_f64(),
+            self.write.as_secs_f64(),
+        );
+    }
+}
+
+/// What to do with each chunk.
+pub enum Transform<'a> {
+    /// Encode with this pipeline (compress).
+    Encode(&'a Pipeline),
+    /// Store decoded bytes (decompress).
+    Plain,
+}
+
+enum Source {
+    Decoded(Vec<u8>),
+    Encoded(Vec<u8>),
+}
+
+pub fn progress(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks, {per_sec}, eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Copy every chunk of `src` into `dst` (same shape and chunking), transformed.
+pub fn run(src: &Dataset, dst: &Dataset, grid: &Grid, how: Transform<'_>, tasks: usize) -> Result<Report> {
+    let start = Instant::now();
+    let elem = src.dtype.size();
+    let chunk_meta = ArrayMeta::new(src.dtype, grid.chunk.clone());
+    let direct = src.is_roibin_only() && src.chunk.as_deref() == Some(&grid.chunk[..]);
+    let batch = tasks.max(1) * 2;
+    let mut report = Report { chunks: grid.len(), ..Default::default() };
+    let pb = progress(grid.len(), match how {
+        Transform::Encode(_) => "compress",
+        Transform::Plain => "decompress",
+    });
+    for first in (0..grid.len()).step_by(batch) {
+        let idx: Vec<usize> = (first..(first + batch).min(grid.len())).collect();
+        let t = Instant::now();
+        let mut items = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let off = grid.offset(i);
+            let ext = grid.extent(&off);
+            report.raw_bytes += (ext.iter().product::<usize>() * elem) as u64;
+            items.push(if direct {
+                Source::Encoded(src.read_raw_chunk(&off)?.0)
+            } else {
+                Source::Decoded(pad(&src.read_box(&off, &ext)?, &ext, &grid.chunk, elem))
+            });
+        }
+        report.read += t.elapsed();
+        let t = Instant::now();
+        let outs: Vec<Vec<u8>> = threads::install(tasks, || {
+            items
+                .into_par_iter()
+                .zip(idx.par_iter())
+                .map(|(item, &i)| -> Result<Vec<u8>> {
+                    let data = match item {
+                        Source::Decoded(d) => d,
+                        Source::Encoded(e) => container::decode(&e)
+                            .with_context(|| format!("chunk {:?} of the input does not decode", grid.offset(i)))?
+                            .1,
+                    };
+                    Ok(match &how {
+                        Transform::Encode(p) => container::encode_with(p, &chunk_meta, &data)?,
+                        Transform::Plain => data,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        report.transform += t.elapsed();
+        let t = Instant::now();
+        for (bytes, &i) in outs.iter().zip(&idx) {
+            report.stored_bytes += bytes.len() as u64;
+            dst.write_raw_chunk(&grid.offset(i), bytes)?;
+        }
+        report.write += t.elapsed();
+        pb.inc(idx.len() as u64);
+    }
+    pb.finish_and_clear();
+    report.total = start.elapsed();
+    Ok(report)
+}
