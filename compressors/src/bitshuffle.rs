@@ -7,7 +7,9 @@
 
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::{threads, Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result};
+use roibin_registry::{
+    threads, Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result,
+};
 
 /// Bitshuffle configuration.
 #[derive(Debug, Clone)]
@@ -20,9 +22,13 @@ pub struct Bitshuffle {
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "block",
-        ty: OptionType::Int { min: 0, max: 1 << 24 },
+        ty: OptionType::Int {
+            min: 0,
+            max: 1 << 24,
+        },
         default: "0",
-        doc: "elements per block, a multiple of 8 (0 = 8 KiB of elements, as the bitshuffle library)",
+        doc:
+            "elements per block, a multiple of 8 (0 = 8 KiB of elements, as the bitshuffle library)",
     },
     THREADS,
 ];
@@ -76,7 +82,11 @@ fn unshuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
 
 impl Bitshuffle {
     fn block_elems(&self, elem: usize) -> usize {
-        let b = if self.block == 0 { 8192 / elem } else { self.block };
+        let b = if self.block == 0 {
+            8192 / elem
+        } else {
+            self.block
+        };
         (b / 8).max(1) * 8
     }
 
@@ -109,7 +119,10 @@ impl Codec for Bitshuffle {
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         if let DataKind::Array(m) = input {
             if data.len() != m.nbytes() {
-                return Err(Error::corrupt("bitshuffle", format!("{} bytes for {m}", data.len())));
+                return Err(Error::corrupt(
+                    "bitshuffle",
+                    format!("{} bytes for {m}", data.len()),
+                ));
             }
         }
         self.run(data, input.elem_size(), out, unshuffle_block);
@@ -120,7 +133,10 @@ impl Codec for Bitshuffle {
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let block = c.int("block").unwrap_or(0) as usize;
     if block % 8 != 0 {
-        return Err(Error::option(format!("{}:block", c.path), format!("{block} is not a multiple of 8")));
+        return Err(Error::option(
+            format!("{}:block", c.path),
+            format!("{block} is not a multiple of 8"),
+        ));
     }
     Ok(Box::new(Bitshuffle {
         block,
@@ -150,7 +166,13 @@ mod tests {
         assert_eq!(transpose8(1), 1);
         // Bit 1 of element 0 goes to row 1 (byte 1), position 0.
         assert_eq!(transpose8(2), 1 << 8);
-        for x in [0u64, 1, 0xDEAD_BEEF_0123_4567, u64::MAX, 0x8000_0000_0000_0000] {
+        for x in [
+            0u64,
+            1,
+            0xDEAD_BEEF_0123_4567,
+            u64::MAX,
+            0x8000_0000_0000_0000,
+        ] {
             assert_eq!(transpose8(transpose8(x)), x);
         }
     }

@@ -53,12 +53,20 @@ pub fn decode(
     let mut r = Reader::new(data, codec);
     let total = r.len_at_most(MAX_CHUNK_BYTES)?;
     if expected_total.is_some_and(|e| e != total) {
-        return Err(Error::corrupt(codec, format!("stream holds {total} bytes, the chunk needs {}", expected_total.unwrap_or(0))));
+        return Err(Error::corrupt(
+            codec,
+            format!(
+                "stream holds {total} bytes, the chunk needs {}",
+                expected_total.unwrap_or(0)
+            ),
+        ));
     }
     let block = r.u32()? as usize;
     let block_len = if block == 0 { total.max(1) } else { block };
     let nblocks = total.div_ceil(block_len);
-    let lens: Vec<usize> = (0..nblocks).map(|_| r.u32().map(|l| l as usize)).collect::<Result<_>>()?;
+    let lens: Vec<usize> = (0..nblocks)
+        .map(|_| r.u32().map(|l| l as usize))
+        .collect::<Result<_>>()?;
     let mut srcs = Vec::with_capacity(nblocks);
     for &l in &lens {
         srcs.push(r.take(l)?);
@@ -74,7 +82,10 @@ pub fn decode(
             .zip(srcs.par_iter())
             .try_for_each(|(dst, src)| {
                 if f(src, dst)? != dst.len() {
-                    return Err(Error::corrupt(codec, "a block decoded to fewer bytes than recorded"));
+                    return Err(Error::corrupt(
+                        codec,
+                        "a block decoded to fewer bytes than recorded",
+                    ));
                 }
                 Ok(())
             })

@@ -22,7 +22,10 @@ const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         name: "block",
-        ty: OptionType::Int { min: 0, max: 1 << 30 },
+        ty: OptionType::Int {
+            min: 0,
+            max: 1 << 30,
+        },
         default: "1048576",
         doc: "bytes per independently compressed block (0 = the whole chunk)",
     },
@@ -43,7 +46,10 @@ impl Codec for Bzip2 {
             let mut c = Compress::new(Compression::new(self.level), 30);
             o.reserve(b.len() + b.len() / 100 + 600);
             loop {
-                match c.compress_vec(&b[c.total_in() as usize..], o, Action::Finish).map_err(bz)? {
+                match c
+                    .compress_vec(&b[c.total_in() as usize..], o, Action::Finish)
+                    .map_err(bz)?
+                {
                     Status::StreamEnd => return Ok(()),
                     _ => o.reserve(o.capacity().max(4096)),
                 }
@@ -52,20 +58,27 @@ impl Codec for Bzip2 {
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("bzip2", data, blocked::expected(input), self.threads, out, |src, dst| {
-            let mut d = Decompress::new(false);
-            loop {
-                let (i, o) = (d.total_in() as usize, d.total_out() as usize);
-                let status = d.decompress(&src[i..], &mut dst[o..]).map_err(bz)?;
-                match status {
-                    Status::StreamEnd => return Ok(d.total_out() as usize),
-                    _ if d.total_in() as usize == i && d.total_out() as usize == o => {
-                        return Err(bz("stream ends early or holds more than recorded"))
+        blocked::decode(
+            "bzip2",
+            data,
+            blocked::expected(input),
+            self.threads,
+            out,
+            |src, dst| {
+                let mut d = Decompress::new(false);
+                loop {
+                    let (i, o) = (d.total_in() as usize, d.total_out() as usize);
+                    let status = d.decompress(&src[i..], &mut dst[o..]).map_err(bz)?;
+                    match status {
+                        Status::StreamEnd => return Ok(d.total_out() as usize),
+                        _ if d.total_in() as usize == i && d.total_out() as usize == o => {
+                            return Err(bz("stream ends early or holds more than recorded"))
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-        })
+            },
+        )
     }
 }
 

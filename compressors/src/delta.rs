@@ -57,7 +57,10 @@ impl Codec for Delta {
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         let m = input.array("delta")?;
         if data.len() != m.nbytes() {
-            return Err(Error::corrupt("delta", format!("{} bytes for {m}", data.len())));
+            return Err(Error::corrupt(
+                "delta",
+                format!("{} bytes for {m}", data.len()),
+            ));
         }
         match m.dtype.size() {
             1 => dec8(data, out),

@@ -14,7 +14,10 @@ pub struct Lz4 {
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "block",
-        ty: OptionType::Int { min: 0, max: 1 << 30 },
+        ty: OptionType::Int {
+            min: 0,
+            max: 1 << 30,
+        },
         default: "262144",
         doc: "bytes per independently compressed block (0 = the whole chunk)",
     },
@@ -29,16 +32,25 @@ impl Codec for Lz4 {
     fn encode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         blocked::encode(data, self.block, self.threads, out, |b, o| {
             o.resize(lz4_flex::block::get_maximum_output_size(b.len()), 0);
-            let n = lz4_flex::block::compress_into(b, o).map_err(|e| Error::Other(format!("lz4: {e}")))?;
+            let n = lz4_flex::block::compress_into(b, o)
+                .map_err(|e| Error::Other(format!("lz4: {e}")))?;
             o.truncate(n);
             Ok(())
         })
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("lz4", data, blocked::expected(input), self.threads, out, |src, dst| {
-            lz4_flex::block::decompress_into(src, dst).map_err(|e| Error::corrupt("lz4", e.to_string()))
-        })
+        blocked::decode(
+            "lz4",
+            data,
+            blocked::expected(input),
+            self.threads,
+            out,
+            |src, dst| {
+                lz4_flex::block::decompress_into(src, dst)
+                    .map_err(|e| Error::corrupt("lz4", e.to_string()))
+            },
+        )
     }
 }
 

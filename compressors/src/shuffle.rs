@@ -14,11 +14,14 @@ pub struct Shuffle {
 pub fn shuffle(data: &[u8], elem: usize, out: &mut [u8]) {
     let n = data.len() / elem;
     let tail = n * elem;
-    out.par_chunks_mut(n.max(1)).take(elem).enumerate().for_each(|(b, plane)| {
-        for (i, o) in plane.iter_mut().enumerate() {
-            *o = data[i * elem + b];
-        }
-    });
+    out.par_chunks_mut(n.max(1))
+        .take(elem)
+        .enumerate()
+        .for_each(|(b, plane)| {
+            for (i, o) in plane.iter_mut().enumerate() {
+                *o = data[i * elem + b];
+            }
+        });
     out[tail..].copy_from_slice(&data[tail..]);
 }
 
@@ -27,14 +30,17 @@ pub fn unshuffle(data: &[u8], elem: usize, out: &mut [u8]) {
     let n = data.len() / elem;
     let tail = n * elem;
     // Parallel over runs of elements: each writes its own slice of the output.
-    out[..tail].par_chunks_mut(elem * 4096).enumerate().for_each(|(c, dst)| {
-        let first = c * 4096;
-        for (j, e) in dst.chunks_exact_mut(elem).enumerate() {
-            for (b, v) in e.iter_mut().enumerate() {
-                *v = data[b * n + first + j];
+    out[..tail]
+        .par_chunks_mut(elem * 4096)
+        .enumerate()
+        .for_each(|(c, dst)| {
+            let first = c * 4096;
+            for (j, e) in dst.chunks_exact_mut(elem).enumerate() {
+                for (b, v) in e.iter_mut().enumerate() {
+                    *v = data[b * n + first + j];
+                }
             }
-        }
-    });
+        });
     out[tail..].copy_from_slice(&data[tail..]);
 }
 
@@ -46,19 +52,26 @@ impl Codec for Shuffle {
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
         out.resize(start + data.len(), 0);
-        threads::install(self.threads, || shuffle(data, input.elem_size(), &mut out[start..]));
+        threads::install(self.threads, || {
+            shuffle(data, input.elem_size(), &mut out[start..])
+        });
         Ok(())
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         if let DataKind::Array(m) = input {
             if data.len() != m.nbytes() {
-                return Err(Error::corrupt("shuffle", format!("{} bytes for {m}", data.len())));
+                return Err(Error::corrupt(
+                    "shuffle",
+                    format!("{} bytes for {m}", data.len()),
+                ));
             }
         }
         let start = out.len();
         out.resize(start + data.len(), 0);
-        threads::install(self.threads, || unshuffle(data, input.elem_size(), &mut out[start..]));
+        threads::install(self.threads, || {
+            unshuffle(data, input.elem_size(), &mut out[start..])
+        });
         Ok(())
     }
 }

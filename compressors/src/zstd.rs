@@ -2,7 +2,9 @@
 
 use crate::blocked;
 use roibin_registry::options::THREADS;
-use roibin_registry::{Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result};
+use roibin_registry::{
+    Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result,
+};
 use std::cell::RefCell;
 
 /// Zstandard configuration.
@@ -59,7 +61,10 @@ impl Codec for Zstd {
             CCTX.with(|c| {
                 let mut c = c.borrow_mut();
                 if c.as_ref().is_none_or(|(l, _)| *l != self.level) {
-                    *c = Some((self.level, zstd::bulk::Compressor::new(self.level).map_err(io)?));
+                    *c = Some((
+                        self.level,
+                        zstd::bulk::Compressor::new(self.level).map_err(io)?,
+                    ));
                 }
                 let (_, cctx) = c.as_mut().expect("just set");
                 o.reserve(zstd::zstd_safe::compress_bound(b.len()));
@@ -70,15 +75,25 @@ impl Codec for Zstd {
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("zstd", data, blocked::expected(input), self.threads, out, |src, dst| {
-            DCTX.with(|d| {
-                let mut d = d.borrow_mut();
-                if d.is_none() {
-                    *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
-                }
-                d.as_mut().expect("just set").decompress_to_buffer(src, dst).map_err(io)
-            })
-        })
+        blocked::decode(
+            "zstd",
+            data,
+            blocked::expected(input),
+            self.threads,
+            out,
+            |src, dst| {
+                DCTX.with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
+                    }
+                    d.as_mut()
+                        .expect("just set")
+                        .decompress_to_buffer(src, dst)
+                        .map_err(io)
+                })
+            },
+        )
     }
 }
 

@@ -30,10 +30,16 @@ fn arb_chunk() -> impl Strategy<Value = (ArrayMeta, Vec<u8>)> {
                 s ^= s >> 7;
                 s ^= s << 17;
                 match style {
-                    0 => s as u8,                                  // noise
-                    1 => 0,                                        // constant
-                    2 => if i % dtype.size() == 0 { (s % 5) as u8 } else { 0 }, // small counts
-                    _ => (i / dtype.size()) as u8,                 // ramp
+                    0 => s as u8, // noise
+                    1 => 0,       // constant
+                    2 => {
+                        if i % dtype.size() == 0 {
+                            (s % 5) as u8
+                        } else {
+                            0
+                        }
+                    } // small counts
+                    _ => (i / dtype.size()) as u8, // ramp
                 }
             })
             .collect();
@@ -65,9 +71,19 @@ fn large_multiblock_chunk_round_trips_and_shrinks() {
     let data: Vec<u8> = (0..meta.len() as u32)
         .flat_map(|i| (i.wrapping_mul(2654435761) >> 29).to_le_bytes())
         .collect();
-    for g in ["bitshuffle|lz4", "bitshuffle|zstd(level=5)", "auto", "delta|bitshuffle|zstd(block=65536)"] {
+    for g in [
+        "bitshuffle|lz4",
+        "bitshuffle|zstd(level=5)",
+        "auto",
+        "delta|bitshuffle|zstd(block=65536)",
+    ] {
         let enc = encode_chunk(g, &meta, &data).unwrap();
-        assert!(enc.len() * 5 < data.len(), "{g}: {} of {}", enc.len(), data.len());
+        assert!(
+            enc.len() * 5 < data.len(),
+            "{g}: {} of {}",
+            enc.len(),
+            data.len()
+        );
         assert_eq!(decode_chunk(&enc).unwrap().1, data, "{g}");
     }
 }
@@ -75,7 +91,9 @@ fn large_multiblock_chunk_round_trips_and_shrinks() {
 #[test]
 fn output_does_not_depend_on_threads() {
     let meta = ArrayMeta::new(DType::U16, vec![700, 900]);
-    let data: Vec<u8> = (0..meta.len() as u32).flat_map(|i| ((i.wrapping_mul(7919) % 13) as u16).to_le_bytes()).collect();
+    let data: Vec<u8> = (0..meta.len() as u32)
+        .flat_map(|i| ((i.wrapping_mul(7919) % 13) as u16).to_le_bytes())
+        .collect();
     let one = encode_chunk("bitshuffle(threads=1)|zstd(threads=1)", &meta, &data).unwrap();
     let two = encode_chunk("bitshuffle(threads=2)|zstd(threads=3)", &meta, &data).unwrap();
     let h1 = container::read_header(&one).unwrap();
@@ -86,7 +104,9 @@ fn output_does_not_depend_on_threads() {
 #[test]
 fn every_flipped_byte_is_caught() {
     let meta = ArrayMeta::new(DType::I16, vec![40, 50]);
-    let data: Vec<u8> = (0..meta.len() as i32).flat_map(|i| ((i % 100 - 50) as i16).to_le_bytes()).collect();
+    let data: Vec<u8> = (0..meta.len() as i32)
+        .flat_map(|i| ((i % 100 - 50) as i16).to_le_bytes())
+        .collect();
     let enc = encode_chunk("delta|bitshuffle|zstd", &meta, &data).unwrap();
     for i in 0..enc.len() {
         let mut bad = enc.clone();
@@ -115,33 +135,57 @@ fn err(spec: &str, meta: &ArrayMeta) -> String {
 fn option_errors_name_the_option_and_the_form() {
     let m = ArrayMeta::new(DType::U16, vec![8, 8]);
     let e = err("zstd(lvl=3)", &m);
-    assert!(e.contains("zstd:lvl") && e.contains("unknown option") && e.contains("level"), "{e}");
+    assert!(
+        e.contains("zstd:lvl") && e.contains("unknown option") && e.contains("level"),
+        "{e}"
+    );
     let e = err("zstd(level=99)", &m);
-    assert!(e.contains("zstd:level") && e.contains("out of range") && e.contains("-7..=22"), "{e}");
+    assert!(
+        e.contains("zstd:level") && e.contains("out of range") && e.contains("-7..=22"),
+        "{e}"
+    );
     let e = err("zstd(level=fast)", &m);
-    assert!(e.contains("zstd:level") && e.contains("expected an integer"), "{e}");
+    assert!(
+        e.contains("zstd:level") && e.contains("expected an integer"),
+        "{e}"
+    );
     let e = err("zstd(1,2,3,4)", &m);
     assert!(e.contains("too many positional"), "{e}");
     let e = err("bitshuffle(block=12)", &m);
-    assert!(e.contains("bitshuffle:block") && e.contains("multiple of 8"), "{e}");
+    assert!(
+        e.contains("bitshuffle:block") && e.contains("multiple of 8"),
+        "{e}"
+    );
     let e = err("zstd|delta", &m);
     assert!(e.contains("delta") && e.contains("opaque bytes"), "{e}");
     let e = err("zsdt", &m);
-    assert!(e.contains("unknown codec `zsdt`") && e.contains("zstd"), "{e}");
-    assert!(matches!(encode_chunk("zstd(3", &m, &[0; 128]), Err(Error::Syntax { column: 7, .. })));
+    assert!(
+        e.contains("unknown codec `zsdt`") && e.contains("zstd"),
+        "{e}"
+    );
+    assert!(matches!(
+        encode_chunk("zstd(3", &m, &[0; 128]),
+        Err(Error::Syntax { column: 7, .. })
+    ));
 }
 
 /// Golden files: chunks written by earlier builds must keep decoding to the same data.
 fn golden_input(dtype: DType) -> (ArrayMeta, Vec<u8>) {
     let meta = ArrayMeta::new(dtype, vec![3, 33, 35]);
-    let data = (0..meta.nbytes()).map(|i| ((i * 31 / 7) % 11) as u8 * (i % 3 == 0) as u8).collect();
+    let data = (0..meta.nbytes())
+        .map(|i| ((i * 31 / 7) % 11) as u8 * (i % 3 == 0) as u8)
+        .collect();
     (meta, data)
 }
 
 const GOLDEN: &[(&str, DType, &str)] = &[
     ("v1_bitshuffle_lz4_u16", DType::U16, "bitshuffle|lz4"),
     ("v1_shuffle_zstd_f32", DType::F32, "shuffle|zstd(3)"),
-    ("v1_delta_bitshuffle_zstd_i32", DType::I32, "delta|bitshuffle|zstd(level=5)"),
+    (
+        "v1_delta_bitshuffle_zstd_i32",
+        DType::I32,
+        "delta|bitshuffle|zstd(level=5)",
+    ),
     ("v1_bzip2_u8", DType::U8, "bzip2(level=9)"),
     ("v1_raw_f64", DType::F64, "none"),
 ];
@@ -156,7 +200,8 @@ fn golden_files_keep_decoding() {
         if bless {
             std::fs::write(&path, encode_chunk(spec, &meta, &data).unwrap()).unwrap();
         }
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (ROIBIN_BLESS=1 writes it)", path.display()));
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (ROIBIN_BLESS=1 writes it)", path.display()));
         assert_eq!(decode_chunk(&bytes).unwrap(), (meta, data), "{name}");
     }
 }

@@ -50,7 +50,11 @@ fn unpack(words: &[u32]) -> Result<String> {
     if rest.len() != len.div_ceil(4) {
         return Err(bad());
     }
-    let bytes: Vec<u8> = rest.iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
+    let bytes: Vec<u8> = rest
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .take(len)
+        .collect();
     String::from_utf8(bytes).map_err(|_| Error::Other("cd_values: spec is not UTF-8".into()))
 }
 
@@ -68,7 +72,10 @@ impl CdValues {
                 w.push(chunk.dtype.code() as u32);
                 w.push(chunk.rank() as u32);
                 for &d in &chunk.shape {
-                    w.push(u32::try_from(d).map_err(|_| Error::Other(format!("chunk dimension {d} too large")))?);
+                    w.push(
+                        u32::try_from(d)
+                            .map_err(|_| Error::Other(format!("chunk dimension {d} too large")))?,
+                    );
                 }
                 pack(spec, &mut w)?;
             }
@@ -152,7 +159,10 @@ mod tests {
             assert_eq!(CdValues::from_words(&w).unwrap(), r);
         }
         assert_eq!(CdValues::from_words(&[]).unwrap().spec(), "auto");
-        assert!(CdValues::from_words(&[7, 1, 2]).unwrap_err().to_string().contains("roibin cdvalues"));
+        assert!(CdValues::from_words(&[7, 1, 2])
+            .unwrap_err()
+            .to_string()
+            .contains("roibin cdvalues"));
         assert!(CdValues::from_words(&[USER_MAGIC, 9, 0]).is_err());
         assert!(CdValues::User("x".repeat(2000)).to_words().is_err());
     }

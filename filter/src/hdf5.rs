@@ -14,8 +14,16 @@ type Herr = c_int;
 pub struct Api {
     pub path: String,
     _lib: Library,
-    pub get_filter_by_id2:
-        unsafe extern "C" fn(Hid, c_int, *mut c_uint, *mut usize, *mut c_uint, usize, *mut c_char, *mut c_uint) -> Herr,
+    pub get_filter_by_id2: unsafe extern "C" fn(
+        Hid,
+        c_int,
+        *mut c_uint,
+        *mut usize,
+        *mut c_uint,
+        usize,
+        *mut c_char,
+        *mut c_uint,
+    ) -> Herr,
     pub modify_filter: unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uint) -> Herr,
     pub get_chunk: unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int,
     pub tget_class: unsafe extern "C" fn(Hid) -> c_int,
@@ -23,7 +31,26 @@ pub struct Api {
     pub tget_sign: unsafe extern "C" fn(Hid) -> c_int,
     pub tget_order: unsafe extern "C" fn(Hid) -> c_int,
     is_valid: unsafe extern "C" fn(Hid) -> c_int,
-    epush2: unsafe extern "C" fn(Hid, *const c_char, *const c_char, c_uint, Hid, Hid, Hid, *const c_char, ...) -> Herr,
+    epush2: unsafe extern "C" fn(
+        Hid,
+        *const c_char,
+        *const c_char,
+        c_uint,
+        Hid,
+        Hid,
+        Hid,
+        *const c_char,
+        ...
+    ) -> Herr,
+    /// HDF5 2.x pauses the error stack around every filter callback, which would drop our
+    /// message. `H5Eis_paused` tells; the library's own (exported, argument-less) pause and
+    /// resume let one message through without the API entry that would clear the stack.
+    /// All absent in 1.10, where nothing is paused.
+    paused: Option<(
+        unsafe extern "C" fn(Hid, *mut bool) -> Herr,
+        unsafe extern "C" fn() -> Herr,
+        unsafe extern "C" fn() -> Herr,
+    )>,
     err_cls: *const Hid,
     maj_pline: *const Hid,
     min_callback: *const Hid,
@@ -46,7 +73,8 @@ impl Api {
             macro_rules! var {
                 ($name:literal) => {
                     // For a data symbol the "value" of the symbol is the variable's address.
-                    *lib.get::<*const Hid>(concat!($name, "\0").as_bytes()).ok()?
+                    *lib.get::<*const Hid>(concat!($name, "\0").as_bytes())
+                        .ok()?
                 };
             }
             Some(Api {
@@ -60,6 +88,13 @@ impl Api {
                 tget_order: sym!("H5Tget_order"),
                 is_valid: sym!("H5Iis_valid"),
                 epush2: sym!("H5Epush2"),
+                paused: (|| {
+                    Some((
+                        *lib.get(b"H5Eis_paused\0").ok()?,
+                        *lib.get(b"H5E_resume_stack\0").ok()?,
+                        *lib.get(b"H5E_pause_stack\0").ok()?,
+                    ))
+                })(),
                 err_cls: var!("H5E_ERR_CLS_g"),
                 maj_pline: var!("H5E_PLINE_g"),
                 min_callback: var!("H5E_CALLBACK_g"),
@@ -73,6 +108,15 @@ impl Api {
         let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
         let func = CString::new(func).unwrap_or_default();
         unsafe {
+            // Un-pause (counting), push, and pause again as many times: the stack ends as it was.
+            let mut resumed = 0;
+            if let Some((is_paused, resume, _)) = self.paused {
+                let mut p = false;
+                while resumed < 64 && is_paused(0, &mut p) >= 0 && p {
+                    resume();
+                    resumed += 1;
+                }
+            }
             (self.epush2)(
                 0, // H5E_DEFAULT
                 c"roibin-filter".as_ptr(),
@@ -84,6 +128,11 @@ impl Api {
                 c"%s".as_ptr(),
                 msg.as_ptr(),
             );
+            if let Some((_, _, pause)) = self.paused {
+                for _ in 0..resumed {
+                    pause();
+                }
+            }
         }
     }
 
@@ -100,13 +149,20 @@ fn is_libhdf5(path: &str) -> bool {
     };
     // libhdf5.so.*, libhdf5-<hash>.so.* (wheels), libhdf5_serial.so.* / libhdf5_openmpi.so.* (Debian);
     // not the high-level, C++ or Fortran libraries.
-    !(rest.starts_with("_hl") || rest.starts_with("_cpp") || rest.starts_with("_fortran") || rest.contains("_hl"))
+    !(rest.starts_with("_hl")
+        || rest.starts_with("_cpp")
+        || rest.starts_with("_fortran")
+        || rest.contains("_hl"))
         && name.contains(".so")
 }
 
 /// Paths of every libhdf5 mapped into this process.
 fn loaded_libhdf5() -> Vec<String> {
-    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         let out = &mut *(data as *mut Vec<String>);
         let name = (*info).dlpi_name;
         if !name.is_null() {
@@ -126,7 +182,12 @@ fn loaded_libhdf5() -> Vec<String> {
 /// Every usable libhdf5 in the process, resolved once, on first use (not at dlopen).
 pub fn apis() -> &'static [Api] {
     static APIS: OnceLock<Vec<Api>> = OnceLock::new();
-    APIS.get_or_init(|| loaded_libhdf5().iter().filter_map(|p| Api::open(p)).collect())
+    APIS.get_or_init(|| {
+        loaded_libhdf5()
+            .iter()
+            .filter_map(|p| Api::open(p))
+            .collect()
+    })
 }
 
 /// The libhdf5 that owns `id`, or the only one loaded.
@@ -145,6 +206,12 @@ pub fn report(id: Option<Hid>, func: &str, msg: &str) {
         Some(id) => api_for(id),
         None => apis().first(),
     };
+    if std::env::var_os("ROIBIN_DEBUG").is_some() {
+        eprintln!(
+            "roibin-filter: {func}: {msg} (via {:?})",
+            api.map(|a| &a.path)
+        );
+    }
     match api {
         Some(api) => api.push_error(func, msg),
         None => eprintln!("roibin-filter: {func}: {msg}"),
@@ -162,7 +229,12 @@ mod tests {
         ] {
             assert!(super::is_libhdf5(ok), "{ok}");
         }
-        for no in ["/x/h5py.libs/libhdf5_hl-69da89c9.so.320", "/usr/lib/libhdf5_serial_hl.so.100", "libhdf5_cpp.so", "libz.so"] {
+        for no in [
+            "/x/h5py.libs/libhdf5_hl-69da89c9.so.320",
+            "/usr/lib/libhdf5_serial_hl.so.100",
+            "libhdf5_cpp.so",
+            "libz.so",
+        ] {
             assert!(!super::is_libhdf5(no), "{no}");
         }
     }

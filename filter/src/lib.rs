@@ -30,7 +30,16 @@ pub struct H5ZClass2 {
     pub name: *const c_char,
     pub can_apply: Option<unsafe extern "C" fn(Hid, Hid, Hid) -> c_int>,
     pub set_local: Option<unsafe extern "C" fn(Hid, Hid, Hid) -> c_int>,
-    pub filter: Option<unsafe extern "C" fn(c_uint, usize, *const c_uint, usize, *mut usize, *mut *mut c_void) -> usize>,
+    pub filter: Option<
+        unsafe extern "C" fn(
+            c_uint,
+            usize,
+            *const c_uint,
+            usize,
+            *mut usize,
+            *mut *mut c_void,
+        ) -> usize,
+    >,
 }
 
 // Immutable static data; the name pointer is to a static C string.
@@ -42,7 +51,8 @@ pub static FILTER_CLASS: H5ZClass2 = H5ZClass2 {
     id: FILTER_ID,
     encoder_present: 1,
     decoder_present: 1,
-    name: c"roibin: composable (lossless and error-bounded lossy) compression; see roibin list".as_ptr(),
+    name: c"roibin: composable (lossless and error-bounded lossy) compression; see roibin list"
+        .as_ptr(),
     can_apply: Some(can_apply),
     set_local: Some(set_local),
     filter: Some(filter),
@@ -74,7 +84,11 @@ fn guarded<T>(id: Option<Hid>, func: &str, fail: T, f: impl FnOnce() -> Result<T
                 .map(String::as_str)
                 .or_else(|| p.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown");
-            hdf5::report(id, func, &format!("roibin filter: internal error ({what}); please report it"));
+            hdf5::report(
+                id,
+                func,
+                &format!("roibin filter: internal error ({what}); please report it"),
+            );
             fail
         }
     }
@@ -87,10 +101,17 @@ fn api(dcpl: Hid) -> Result<&'static hdf5::Api> {
 /// The dataset's element type as a roibin dtype, or a message saying why not.
 fn dtype_of(api: &hdf5::Api, type_id: Hid) -> Result<DType> {
     let (class, size, sign, order) = unsafe {
-        ((api.tget_class)(type_id), (api.tget_size)(type_id), (api.tget_sign)(type_id), (api.tget_order)(type_id))
+        (
+            (api.tget_class)(type_id),
+            (api.tget_size)(type_id),
+            (api.tget_sign)(type_id),
+            (api.tget_order)(type_id),
+        )
     };
     if order == 1 {
-        return Err(Error::Other("big-endian datasets are not supported; store them little-endian".into()));
+        return Err(Error::Other(
+            "big-endian datasets are not supported; store them little-endian".into(),
+        ));
     }
     let d = match (class, size, sign) {
         (0, 1, 0) => DType::U8,
@@ -118,13 +139,26 @@ fn read_cd(api: &hdf5::Api, dcpl: Hid) -> Result<(c_uint, Vec<u32>)> {
     let mut cd = vec![0 as c_uint; MAX_CD];
     let mut config: c_uint = 0;
     let r = unsafe {
-        (api.get_filter_by_id2)(dcpl, FILTER_ID, &mut flags, &mut n, cd.as_mut_ptr(), 0, std::ptr::null_mut(), &mut config)
+        (api.get_filter_by_id2)(
+            dcpl,
+            FILTER_ID,
+            &mut flags,
+            &mut n,
+            cd.as_mut_ptr(),
+            0,
+            std::ptr::null_mut(),
+            &mut config,
+        )
     };
     if r < 0 {
-        return Err(Error::Other("the dataset's property list does not hold the roibin filter".into()));
+        return Err(Error::Other(
+            "the dataset's property list does not hold the roibin filter".into(),
+        ));
     }
     if n > MAX_CD {
-        return Err(Error::Other(format!("{n} cd_values: more than the {MAX_CD} roibin writes")));
+        return Err(Error::Other(format!(
+            "{n} cd_values: more than the {MAX_CD} roibin writes"
+        )));
     }
     cd.truncate(n);
     Ok((flags, cd))
@@ -149,11 +183,19 @@ unsafe extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
         if rank <= 0 {
             return Err(Error::Other("the dataset is not chunked".into()));
         }
-        let chunk = ArrayMeta::new(dtype, dims[..rank as usize].iter().map(|&d| d as usize).collect::<Vec<_>>());
+        let chunk = ArrayMeta::new(
+            dtype,
+            dims[..rank as usize]
+                .iter()
+                .map(|&d| d as usize)
+                .collect::<Vec<_>>(),
+        );
         let (flags, cd) = read_cd(api, dcpl)?;
         let user = CdValues::from_words(&cd)?;
         let resolved = cdvalues::resolve(user.spec(), &chunk)?.to_words()?;
-        let r = unsafe { (api.modify_filter)(dcpl, FILTER_ID, flags, resolved.len(), resolved.as_ptr()) };
+        let r = unsafe {
+            (api.modify_filter)(dcpl, FILTER_ID, flags, resolved.len(), resolved.as_ptr())
+        };
         if r < 0 {
             return Err(Error::Other("H5Pmodify_filter failed".into()));
         }
@@ -171,7 +213,9 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
         }
     }
     let CdValues::Resolved { spec, chunk } = CdValues::from_words(cd)? else {
-        return Err(Error::Other("cd_values were not resolved by set_local; create the dataset through HDF5".into()));
+        return Err(Error::Other(
+            "cd_values were not resolved by set_local; create the dataset through HDF5".into(),
+        ));
     };
     let p = Arc::new(roibin_compressors::pipeline(&spec.parse()?, &chunk)?);
     *cache = Some((cd.to_vec(), p.clone(), chunk.clone()));
@@ -193,7 +237,10 @@ pub fn run_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>> {
     } else {
         let (pipeline, chunk) = encoder(cd)?;
         if input.len() != chunk.nbytes() {
-            return Err(Error::Other(format!("got {} bytes for a chunk of {chunk}", input.len())));
+            return Err(Error::Other(format!(
+                "got {} bytes for a chunk of {chunk}",
+                input.len()
+            )));
         }
         container::encode_with(&pipeline, &chunk, input)
     }
@@ -208,7 +255,11 @@ unsafe extern "C" fn filter(
     buf: *mut *mut c_void,
 ) -> usize {
     let reverse = flags & H5Z_FLAG_REVERSE != 0;
-    let func = if reverse { "filter (decode)" } else { "filter (encode)" };
+    let func = if reverse {
+        "filter (decode)"
+    } else {
+        "filter (encode)"
+    };
     guarded(None, func, 0, || {
         let cd: &[u32] = if cd_nelmts == 0 || cd_values.is_null() {
             &[]
@@ -220,7 +271,10 @@ unsafe extern "C" fn filter(
         // HDF5 frees the buffer with free(): hand it malloc'd memory, never a Rust allocation.
         let p = unsafe { libc::malloc(out.len().max(1)) } as *mut u8;
         if p.is_null() {
-            return Err(Error::Other(format!("out of memory allocating {} bytes", out.len())));
+            return Err(Error::Other(format!(
+                "out of memory allocating {} bytes",
+                out.len()
+            )));
         }
         unsafe {
             std::ptr::copy_nonoverlapping(out.as_ptr(), p, out.len());

@@ -111,6 +111,10 @@ pub fn lookup(name: &str) -> Result<&'static CodecInfo> {
         .find(|c| c.name == name)
         .ok_or_else(|| Error::UnknownCodec {
             name: name.to_string(),
-            known: codecs().iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+            known: codecs()
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }

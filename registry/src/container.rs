@@ -18,8 +18,8 @@
 //! Decoding needs nothing but these bytes.
 
 use crate::pipeline::Pipeline;
-use crate::stream::Reader;
 use crate::spec::Graph;
+use crate::stream::Reader;
 use crate::{ArrayMeta, DType, DataKind, Error, Result};
 
 /// The 4-byte magic at the start of every chunk.
@@ -77,7 +77,10 @@ pub fn write(meta: &ArrayMeta, spec: &str, raw: bool, sections: &[&[u8]]) -> Res
         return Err(Error::Other("spec longer than 65535 bytes".into()));
     }
     if meta.rank() == 0 || meta.rank() > 8 || sections.is_empty() || sections.len() > 16 {
-        return Err(Error::Other(format!("cannot store {meta} with {} sections", sections.len())));
+        return Err(Error::Other(format!(
+            "cannot store {meta} with {} sections",
+            sections.len()
+        )));
     }
     let body: usize = sections.iter().map(|s| s.len()).sum();
     let mut out = Vec::with_capacity(32 + 8 * meta.rank() + spec.len() + 8 * sections.len() + body);
@@ -120,7 +123,9 @@ pub fn read_header(bytes: &[u8]) -> Result<Header<'_>> {
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
     if crc32c::crc32c(body) != stored {
-        return Err(bad("checksum mismatch: the chunk was corrupted after it was written"));
+        return Err(bad(
+            "checksum mismatch: the chunk was corrupted after it was written",
+        ));
     }
     let mut r = Reader::new(body, "container");
     r.take(4)?;
@@ -140,7 +145,10 @@ pub fn read_header(bytes: &[u8]) -> Result<Header<'_>> {
     let mut n: usize = dtype.size();
     for _ in 0..rank {
         let d = usize::try_from(r.u64()?).map_err(|_| bad("dimension overflows"))?;
-        n = n.checked_mul(d).filter(|&n| n <= MAX_CHUNK_BYTES).ok_or_else(|| bad("chunk too large"))?;
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_CHUNK_BYTES)
+            .ok_or_else(|| bad("chunk too large"))?;
         shape.push(d);
     }
     let spec_len = r.u16()? as usize;
@@ -178,7 +186,10 @@ pub fn decode(bytes: &[u8]) -> Result<(ArrayMeta, Vec<u8>)> {
 pub fn decode_header(h: &Header<'_>) -> Result<Vec<u8>> {
     if h.raw {
         if h.sections.len() != 1 || h.sections[0].len() != h.meta.nbytes() {
-            return Err(Error::corrupt("container", "raw payload size does not match the shape"));
+            return Err(Error::corrupt(
+                "container",
+                "raw payload size does not match the shape",
+            ));
         }
         return Ok(h.sections[0].to_vec());
     }
@@ -186,7 +197,10 @@ pub fn decode_header(h: &Header<'_>) -> Result<Vec<u8>> {
     let pipeline = Pipeline::build(&graph, &DataKind::Array(h.meta.clone()), "")?;
     let data = pipeline.decode(h.sections[0])?;
     if data.len() != h.meta.nbytes() {
-        return Err(Error::corrupt(h.spec, "decoded size does not match the shape"));
+        return Err(Error::corrupt(
+            h.spec,
+            "decoded size does not match the shape",
+        ));
     }
     Ok(data)
 }

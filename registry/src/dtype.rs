@@ -86,7 +86,11 @@ impl DType {
         DType::ALL
             .into_iter()
             .find(|d| d.name() == s)
-            .ok_or_else(|| Error::Other(format!("unknown dtype `{s}` (expected one of u8 u16 u32 u64 i8 i16 i32 i64 f32 f64)")))
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "unknown dtype `{s}` (expected one of u8 u16 u32 u64 i8 i16 i32 i64 f32 f64)"
+                ))
+            })
     }
 
     /// Integer type of the same width, used by codecs that work on bit patterns (delta on floats).

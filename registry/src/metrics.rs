@@ -42,7 +42,8 @@ pub struct ErrorStats {
 /// ```
 pub fn error_stats(orig: &[f64], recon: &[f64]) -> ErrorStats {
     assert_eq!(orig.len(), recon.len(), "arrays differ in length");
-    let (mut lo, mut hi, mut max_abs, mut sq, mut bad, mut n) = (f64::MAX, f64::MIN, 0f64, 0f64, 0, 0usize);
+    let (mut lo, mut hi, mut max_abs, mut sq, mut bad, mut n) =
+        (f64::MAX, f64::MIN, 0f64, 0f64, 0, 0usize);
     for (&a, &b) in orig.iter().zip(recon) {
         if !a.is_finite() {
             if !(a.is_nan() && b.is_nan() || a == b) {

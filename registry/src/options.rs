@@ -28,7 +28,9 @@ impl fmt::Display for OptionType {
             OptionType::Float { min, max } => write!(f, "number in {min}..={max}"),
             OptionType::Choice(c) => write!(f, "one of {}", c.join("|")),
             OptionType::Graph => f.write_str("graph spec"),
-            OptionType::IntList { min, max } => write!(f, "integers in {min}..={max}, comma separated"),
+            OptionType::IntList { min, max } => {
+                write!(f, "integers in {min}..={max}, comma separated")
+            }
             OptionType::Text => f.write_str("\"quoted text\""),
         }
     }
@@ -118,7 +120,11 @@ impl Config {
                     if next_positional >= specs.len() {
                         return Err(Error::option(
                             path,
-                            format!("too many positional arguments: `{}` takes at most {}", stage.name, specs.len()),
+                            format!(
+                                "too many positional arguments: `{}` takes at most {}",
+                                stage.name,
+                                specs.len()
+                            ),
                         ));
                     }
                     next_positional += 1;
@@ -126,7 +132,10 @@ impl Config {
                 }
             };
             if set[idx] {
-                return Err(Error::option(format!("{path}:{}", specs[idx].name), "given twice"));
+                return Err(Error::option(
+                    format!("{path}:{}", specs[idx].name),
+                    "given twice",
+                ));
             }
             set[idx] = true;
             let spec = &specs[idx];
@@ -222,7 +231,10 @@ impl Config {
             let vals = v.to_value();
             if let OptionType::IntList { .. } = spec.ty {
                 // Lists print positionally: they are the only form that can carry several values.
-                args.extend(vals.into_iter().map(|value| crate::spec::Arg { name: None, value }));
+                args.extend(
+                    vals.into_iter()
+                        .map(|value| crate::spec::Arg { name: None, value }),
+                );
             } else {
                 args.extend(vals.into_iter().map(|value| crate::spec::Arg {
                     name: Some(spec.name.to_string()),
@@ -243,13 +255,18 @@ fn parse_default(spec: &OptionSpec, path: &str) -> Result<Option<OptValue>> {
     if spec.default.is_empty() {
         return Ok(None);
     }
-    let g: Graph = format!("x({})", spec.default)
-        .parse()
-        .map_err(|e| Error::option(format!("{path}:{}", spec.name), format!("bad built-in default: {e}")))?;
+    let g: Graph = format!("x({})", spec.default).parse().map_err(|e| {
+        Error::option(
+            format!("{path}:{}", spec.name),
+            format!("bad built-in default: {e}"),
+        )
+    })?;
     let args = &g.stages[0].args;
     if let OptionType::IntList { .. } = spec.ty {
         return Ok(Some(OptValue::IntList(
-            args.iter().map(|a| int_in_range(&a.value, spec, path)).collect::<Result<_>>()?,
+            args.iter()
+                .map(|a| int_in_range(&a.value, spec, path))
+                .collect::<Result<_>>()?,
         )));
     }
     Ok(Some(typed(&args[0].value, spec, path)?))
@@ -264,7 +281,9 @@ fn int_in_range(v: &Value, spec: &OptionSpec, path: &str) -> Result<i64> {
     let Value::Number(t) = v else {
         return Err(err(format!("expected an {}, found `{v}`", spec.ty)));
     };
-    let i: i64 = t.parse().map_err(|_| err(format!("expected an {}, found `{t}`", spec.ty)))?;
+    let i: i64 = t
+        .parse()
+        .map_err(|_| err(format!("expected an {}, found `{t}`", spec.ty)))?;
     if i < min || i > max {
         return Err(err(format!("{i} is out of range: expected an {}", spec.ty)));
     }
@@ -285,7 +304,9 @@ fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
             let Value::Number(t) = v else {
                 return Err(err(format!("expected a {}, found `{v}`", spec.ty)));
             };
-            let x: f64 = t.parse().map_err(|_| err(format!("expected a {}, found `{t}`", spec.ty)))?;
+            let x: f64 = t
+                .parse()
+                .map_err(|_| err(format!("expected a {}, found `{t}`", spec.ty)))?;
             if !x.is_finite() || x < min || x > max {
                 return Err(err(format!("{t} is out of range: expected a {}", spec.ty)));
             }

@@ -46,7 +46,11 @@ impl Pipeline {
             let out = codec.output(&kind)?;
             let mut canon = config.to_stage(info.name)?;
             for (name, child) in codec.canonical_children() {
-                for a in canon.args.iter_mut().filter(|a| a.name.as_deref() == Some(name)) {
+                for a in canon
+                    .args
+                    .iter_mut()
+                    .filter(|a| a.name.as_deref() == Some(name))
+                {
                     a.value = Value::Graph(child.clone());
                 }
                 if !canon.args.iter().any(|a| a.name.as_deref() == Some(name)) {
@@ -113,7 +117,11 @@ impl Pipeline {
                 if out.len() != m.nbytes() {
                     return Err(crate::Error::corrupt(
                         &self.canonical.to_string(),
-                        format!("a stage decoded {} bytes where {m} needs {}", out.len(), m.nbytes()),
+                        format!(
+                            "a stage decoded {} bytes where {m} needs {}",
+                            out.len(),
+                            m.nbytes()
+                        ),
                     ));
                 }
             }

@@ -54,7 +54,9 @@ impl Value {
     /// The bare word this value is, if it is a one-stage graph without arguments.
     pub fn as_word(&self) -> Option<&str> {
         match self {
-            Value::Graph(g) if g.stages.len() == 1 && g.stages[0].args.is_empty() => Some(&g.stages[0].name),
+            Value::Graph(g) if g.stages.len() == 1 && g.stages[0].args.is_empty() => {
+                Some(&g.stages[0].name)
+            }
             _ => None,
         }
     }
@@ -94,7 +96,11 @@ impl Graph {
                 .find(|s| s.name == name)
                 .ok_or_else(|| Error::option(path, format!("no stage `{name}` at this level")))?;
             if i + 1 == parts.len() {
-                match stage.args.iter_mut().find(|a| a.name.as_deref() == Some(option)) {
+                match stage
+                    .args
+                    .iter_mut()
+                    .find(|a| a.name.as_deref() == Some(option))
+                {
                     Some(a) => a.value = value,
                     None => stage.args.push(Arg {
                         name: Some(option.to_string()),
@@ -108,14 +114,22 @@ impl Graph {
                 .args
                 .iter_mut()
                 .find(|a| a.name.as_deref() == Some(arg_name))
-                .ok_or_else(|| Error::option(path, format!("stage `{name}` has no nested graph `{arg_name}`")))?;
+                .ok_or_else(|| {
+                    Error::option(
+                        path,
+                        format!("stage `{name}` has no nested graph `{arg_name}`"),
+                    )
+                })?;
             graph = match &mut arg.value {
                 Value::Graph(g) => g,
                 _ => return Err(Error::option(path, format!("`{arg_name}` is not a graph"))),
             };
             i += 2;
             if i >= parts.len() {
-                return Err(Error::option(path, "path ends at an argument; add `/stage:option`"));
+                return Err(Error::option(
+                    path,
+                    "path ends at an argument; add `/stage:option`",
+                ));
             }
         }
     }
@@ -184,7 +198,10 @@ impl FromStr for Graph {
         let g = p.graph()?;
         p.skip_ws();
         if p.pos < p.chars.len() {
-            return Err(p.error(format!("unexpected `{}` after the end of the graph", p.chars[p.pos].1)));
+            return Err(p.error(format!(
+                "unexpected `{}` after the end of the graph",
+                p.chars[p.pos].1
+            )));
         }
         Ok(g)
     }
@@ -241,7 +258,10 @@ impl Parser<'_> {
             Some(c) => return Err(self.error(format!("expected a codec name, found `{c}`"))),
             None => return Err(self.error("expected a codec name, found the end of the spec")),
         }
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             self.pos += 1;
         }
         Ok(self.chars[start..self.pos].iter().map(|c| c.1).collect())
@@ -272,11 +292,17 @@ impl Parser<'_> {
     fn arg(&mut self) -> Result<Arg> {
         self.skip_ws();
         let save = self.pos;
-        if self.peek().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        {
             let name = self.ident()?;
             if self.eat('=') {
                 let value = self.value()?;
-                return Ok(Arg { name: Some(name), value });
+                return Ok(Arg {
+                    name: Some(name),
+                    value,
+                });
             }
             self.pos = save;
         }
@@ -371,14 +397,24 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_column() {
-        for (spec, col) in [("zstd(3", 7), ("zstd(3;)", 7), ("|zstd", 1), ("zstd(level=)", 12), ("zstd(1e)", 6), ("zstd)", 5)] {
+        for (spec, col) in [
+            ("zstd(3", 7),
+            ("zstd(3;)", 7),
+            ("|zstd", 1),
+            ("zstd(level=)", 12),
+            ("zstd(1e)", 6),
+            ("zstd)", 5),
+        ] {
             match spec.parse::<Graph>() {
                 Err(Error::Syntax { column, .. }) => assert_eq!(column, col, "{spec}"),
                 other => panic!("{spec}: {other:?}"),
             }
         }
         let msg = "zstd(3".parse::<Graph>().unwrap_err().to_string();
-        assert!(msg.contains("column 7") && msg.contains("missing `)`"), "{msg}");
+        assert!(
+            msg.contains("column 7") && msg.contains("missing `)`"),
+            "{msg}"
+        );
     }
 
     fn ident() -> impl Strategy<Value = String> {
@@ -388,14 +424,19 @@ mod tests {
     fn number() -> impl Strategy<Value = String> {
         prop_oneof![
             any::<i32>().prop_map(|i| i.to_string()),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
             (0u32..1000, 0u32..1000).prop_map(|(a, b)| format!("{a}.{b}")),
         ]
     }
 
     fn graph() -> impl Strategy<Value = Graph> {
         let leaf = prop::collection::vec(ident(), 1..3).prop_map(|names| Graph {
-            stages: names.into_iter().map(|name| Stage { name, args: vec![] }).collect(),
+            stages: names
+                .into_iter()
+                .map(|name| Stage { name, args: vec![] })
+                .collect(),
         });
         leaf.prop_recursive(4, 32, 4, |inner| {
             let value = prop_oneof![
@@ -403,8 +444,10 @@ mod tests {
                 "[ -~]{0,8}".prop_map(Value::Text),
                 inner.prop_map(Value::Graph),
             ];
-            let arg = (prop::option::of(ident()), value).prop_map(|(name, value)| Arg { name, value });
-            let stage = (ident(), prop::collection::vec(arg, 0..4)).prop_map(|(name, args)| Stage { name, args });
+            let arg =
+                (prop::option::of(ident()), value).prop_map(|(name, value)| Arg { name, value });
+            let stage = (ident(), prop::collection::vec(arg, 0..4))
+                .prop_map(|(name, args)| Stage { name, args });
             prop::collection::vec(stage, 1..4).prop_map(|stages| Graph { stages })
         })
     }

@@ -9,11 +9,18 @@ pub struct Grid {
 
 impl Grid {
     pub fn new(shape: &[usize], chunk: &[usize]) -> Grid {
-        Grid { shape: shape.to_vec(), chunk: chunk.to_vec() }
+        Grid {
+            shape: shape.to_vec(),
+            chunk: chunk.to_vec(),
+        }
     }
 
     fn per_dim(&self) -> Vec<usize> {
-        self.shape.iter().zip(&self.chunk).map(|(s, c)| s.div_ceil(*c)).collect()
+        self.shape
+            .iter()
+            .zip(&self.chunk)
+            .map(|(s, c)| s.div_ceil(*c))
+            .collect()
     }
 
     /// Number of chunks.
@@ -34,7 +41,12 @@ impl Grid {
 
     /// The part of the chunk at `offset` that lies inside the dataset.
     pub fn extent(&self, offset: &[usize]) -> Vec<usize> {
-        offset.iter().zip(&self.chunk).zip(&self.shape).map(|((o, c), s)| (*c).min(s - o)).collect()
+        offset
+            .iter()
+            .zip(&self.chunk)
+            .zip(&self.shape)
+            .map(|((o, c), s)| (*c).min(s - o))
+            .collect()
     }
 }
 
@@ -68,7 +80,9 @@ pub fn pad(data: &[u8], extent: &[usize], chunk: &[usize], elem: usize) -> Vec<u
         return data.to_vec();
     }
     let mut out = vec![0u8; chunk.iter().product::<usize>() * elem];
-    rows(extent, chunk, elem, |s, d, n| out[d..d + n].copy_from_slice(&data[s..s + n]));
+    rows(extent, chunk, elem, |s, d, n| {
+        out[d..d + n].copy_from_slice(&data[s..s + n])
+    });
     out
 }
 

@@ -11,7 +11,8 @@ use std::ffi::CString;
 pub fn register_filter() -> Result<()> {
     unsafe {
         h5::H5open();
-        let class = &h5roibin::FILTER_CLASS as *const h5roibin::H5ZClass2 as *const h5z::H5Z_class2_t;
+        let class =
+            &h5roibin::FILTER_CLASS as *const h5roibin::H5ZClass2 as *const h5z::H5Z_class2_t;
         if h5z::H5Zregister(class as *const _) < 0 {
             bail!("could not register the roibin filter with libhdf5");
         }
@@ -30,7 +31,11 @@ impl Drop for Id {
     }
 }
 
-fn check(id: hid_t, close: unsafe extern "C" fn(hid_t) -> i32, what: impl FnOnce() -> String) -> Result<Id> {
+fn check(
+    id: hid_t,
+    close: unsafe extern "C" fn(hid_t) -> i32,
+    what: impl FnOnce() -> String,
+) -> Result<Id> {
     if id < 0 {
         bail!("{}", what());
     }
@@ -116,8 +121,16 @@ pub struct File {
 impl File {
     pub fn open(path: &str) -> Result<File> {
         let c = cstr(path)?;
-        let id = unsafe { h5::H5open(); hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDONLY, h5p::H5P_DEFAULT) };
-        Ok(File { id: check(id, hdf5_sys::h5f::H5Fclose, || format!("cannot open `{path}` as HDF5 (missing, unreadable or not HDF5)"))?, path: path.into() })
+        let id = unsafe {
+            h5::H5open();
+            hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDONLY, h5p::H5P_DEFAULT)
+        };
+        Ok(File {
+            id: check(id, hdf5_sys::h5f::H5Fclose, || {
+                format!("cannot open `{path}` as HDF5 (missing, unreadable or not HDF5)")
+            })?,
+            path: path.into(),
+        })
     }
 
     /// Open for writing, creating the file when it does not exist.
@@ -125,17 +138,36 @@ impl File {
         let c = cstr(path)?;
         unsafe { h5::H5open() };
         let id = if std::path::Path::new(path).exists() {
-            unsafe { hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDWR, h5p::H5P_DEFAULT) }
+            unsafe {
+                hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDWR, h5p::H5P_DEFAULT)
+            }
         } else {
-            unsafe { hdf5_sys::h5f::H5Fcreate(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_EXCL, h5p::H5P_DEFAULT, h5p::H5P_DEFAULT) }
+            unsafe {
+                hdf5_sys::h5f::H5Fcreate(
+                    c.as_ptr(),
+                    hdf5_sys::h5f::H5F_ACC_EXCL,
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                )
+            }
         };
-        Ok(File { id: check(id, hdf5_sys::h5f::H5Fclose, || format!("cannot open or create `{path}` for writing"))?, path: path.into() })
+        Ok(File {
+            id: check(id, hdf5_sys::h5f::H5Fclose, || {
+                format!("cannot open or create `{path}` for writing")
+            })?,
+            path: path.into(),
+        })
     }
 
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
         let c = cstr(name)?;
         let id = unsafe { h5d::H5Dopen2(self.id.0, c.as_ptr(), h5p::H5P_DEFAULT) };
-        let id = check(id, h5d::H5Dclose, || format!("`{}` has no dataset `{name}` (run `roibin info {}` to list them)", self.path, self.path))?;
+        let id = check(id, h5d::H5Dclose, || {
+            format!(
+                "`{}` has no dataset `{name}` (run `roibin info {}` to list them)",
+                self.path, self.path
+            )
+        })?;
         Dataset::from_id(id)
     }
 
@@ -148,24 +180,53 @@ impl File {
     }
 
     /// Create a chunked dataset with `filters` (id, cd_values) applied, mandatory.
-    pub fn create_dataset(&self, name: &str, dtype: DType, shape: &[usize], chunk: &[usize], filters: &[(i32, Vec<u32>)]) -> Result<Dataset> {
+    pub fn create_dataset(
+        &self,
+        name: &str,
+        dtype: DType,
+        shape: &[usize],
+        chunk: &[usize],
+        filters: &[(i32, Vec<u32>)],
+    ) -> Result<Dataset> {
         unsafe {
             let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-            let space = check(h5s::H5Screate_simple(dims.len() as i32, dims.as_ptr(), std::ptr::null()), h5s::H5Sclose, || "H5Screate_simple".into())?;
-            let dcpl = check(h5p::H5Pcreate(*h5p::H5P_CLS_DATASET_CREATE), h5p::H5Pclose, || "H5Pcreate".into())?;
+            let space = check(
+                h5s::H5Screate_simple(dims.len() as i32, dims.as_ptr(), std::ptr::null()),
+                h5s::H5Sclose,
+                || "H5Screate_simple".into(),
+            )?;
+            let dcpl = check(
+                h5p::H5Pcreate(*h5p::H5P_CLS_DATASET_CREATE),
+                h5p::H5Pclose,
+                || "H5Pcreate".into(),
+            )?;
             let cdims: Vec<u64> = chunk.iter().map(|&d| d as u64).collect();
             if h5p::H5Pset_chunk(dcpl.0, cdims.len() as i32, cdims.as_ptr()) < 0 {
                 bail!("invalid chunk shape {chunk:?} for {shape:?}");
             }
             for (fid, cd) in filters {
-                if h5p::H5Pset_filter(dcpl.0, *fid, h5z::H5Z_FLAG_MANDATORY, cd.len(), cd.as_ptr()) < 0 {
+                if h5p::H5Pset_filter(dcpl.0, *fid, h5z::H5Z_FLAG_MANDATORY, cd.len(), cd.as_ptr())
+                    < 0
+                {
                     bail!("cannot add filter {fid}");
                 }
             }
-            let lcpl = check(h5p::H5Pcreate(*h5p::H5P_CLS_LINK_CREATE), h5p::H5Pclose, || "H5Pcreate".into())?;
+            let lcpl = check(
+                h5p::H5Pcreate(*h5p::H5P_CLS_LINK_CREATE),
+                h5p::H5Pclose,
+                || "H5Pcreate".into(),
+            )?;
             h5p::H5Pset_create_intermediate_group(lcpl.0, 1);
             let c = cstr(name)?;
-            let id = h5d::H5Dcreate2(self.id.0, c.as_ptr(), native_type(dtype), space.0, lcpl.0, dcpl.0, h5p::H5P_DEFAULT);
+            let id = h5d::H5Dcreate2(
+                self.id.0,
+                c.as_ptr(),
+                native_type(dtype),
+                space.0,
+                lcpl.0,
+                dcpl.0,
+                h5p::H5P_DEFAULT,
+            );
             let id = check(id, h5d::H5Dclose, || {
                 format!("cannot create dataset `{name}` in `{}`: it may exist already, or the filter refused the dtype or spec (see the HDF5 message above)", self.path)
             })?;
@@ -189,13 +250,19 @@ fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<String>) -> Result<()> {
 impl Dataset {
     fn from_id(id: Id) -> Result<Dataset> {
         unsafe {
-            let type_id = check(h5d::H5Dget_type(id.0), h5t::H5Tclose, || "H5Dget_type".into())?;
+            let type_id = check(h5d::H5Dget_type(id.0), h5t::H5Tclose, || {
+                "H5Dget_type".into()
+            })?;
             let dtype = dtype_of(type_id.0)?;
-            let space = check(h5d::H5Dget_space(id.0), h5s::H5Sclose, || "H5Dget_space".into())?;
+            let space = check(h5d::H5Dget_space(id.0), h5s::H5Sclose, || {
+                "H5Dget_space".into()
+            })?;
             let rank = h5s::H5Sget_simple_extent_ndims(space.0);
             let mut dims = vec![0u64; rank.max(0) as usize];
             h5s::H5Sget_simple_extent_dims(space.0, dims.as_mut_ptr(), std::ptr::null_mut());
-            let dcpl = check(h5d::H5Dget_create_plist(id.0), h5p::H5Pclose, || "H5Dget_create_plist".into())?;
+            let dcpl = check(h5d::H5Dget_create_plist(id.0), h5p::H5Pclose, || {
+                "H5Dget_create_plist".into()
+            })?;
             let mut chunk = None;
             let mut filters = vec![];
             if h5p::H5Pget_layout(dcpl.0) == h5d::H5D_layout_t::H5D_CHUNKED {
@@ -203,13 +270,30 @@ impl Dataset {
                 h5p::H5Pget_chunk(dcpl.0, rank, c.as_mut_ptr());
                 chunk = Some(c.iter().map(|&d| d as usize).collect());
                 for i in 0..h5p::H5Pget_nfilters(dcpl.0) {
-                    let (mut flags, mut n, mut cd, mut conf) = (0u32, 256usize, vec![0u32; 256], 0u32);
-                    let fid = h5p::H5Pget_filter2(dcpl.0, i as u32, &mut flags, &mut n, cd.as_mut_ptr(), 0, std::ptr::null_mut(), &mut conf);
+                    let (mut flags, mut n, mut cd, mut conf) =
+                        (0u32, 256usize, vec![0u32; 256], 0u32);
+                    let fid = h5p::H5Pget_filter2(
+                        dcpl.0,
+                        i as u32,
+                        &mut flags,
+                        &mut n,
+                        cd.as_mut_ptr(),
+                        0,
+                        std::ptr::null_mut(),
+                        &mut conf,
+                    );
                     cd.truncate(n.min(256));
                     filters.push((fid, cd));
                 }
             }
-            Ok(Dataset { id, dtype, shape: dims.iter().map(|&d| d as usize).collect(), chunk, filters, type_id })
+            Ok(Dataset {
+                id,
+                dtype,
+                shape: dims.iter().map(|&d| d as usize).collect(),
+                chunk,
+                filters,
+                type_id,
+            })
         }
     }
 
@@ -220,13 +304,27 @@ impl Dataset {
 
     fn select(&self, start: &[usize], count: &[usize]) -> Result<(Id, Id)> {
         unsafe {
-            let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || "H5Dget_space".into())?;
+            let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || {
+                "H5Dget_space".into()
+            })?;
             let st: Vec<u64> = start.iter().map(|&d| d as u64).collect();
             let ct: Vec<u64> = count.iter().map(|&d| d as u64).collect();
-            if h5s::H5Sselect_hyperslab(fs.0, h5s::H5S_seloper_t::H5S_SELECT_SET, st.as_ptr(), std::ptr::null(), ct.as_ptr(), std::ptr::null()) < 0 {
+            if h5s::H5Sselect_hyperslab(
+                fs.0,
+                h5s::H5S_seloper_t::H5S_SELECT_SET,
+                st.as_ptr(),
+                std::ptr::null(),
+                ct.as_ptr(),
+                std::ptr::null(),
+            ) < 0
+            {
                 bail!("bad selection {start:?}+{count:?}");
             }
-            let ms = check(h5s::H5Screate_simple(ct.len() as i32, ct.as_ptr(), std::ptr::null()), h5s::H5Sclose, || "H5Screate_simple".into())?;
+            let ms = check(
+                h5s::H5Screate_simple(ct.len() as i32, ct.as_ptr(), std::ptr::null()),
+                h5s::H5Sclose,
+                || "H5Screate_simple".into(),
+            )?;
             Ok((fs, ms))
         }
     }
@@ -237,8 +335,20 @@ impl Dataset {
         let n: usize = count.iter().product::<usize>() * self.dtype.size();
         let mut buf = vec![0u8; n];
         unsafe {
-            let mt = check(h5t::H5Tget_native_type(self.type_id.0, h5t::H5T_direction_t::H5T_DIR_ASCEND), h5t::H5Tclose, || "native type".into())?;
-            if h5d::H5Dread(self.id.0, mt.0, ms.0, fs.0, h5p::H5P_DEFAULT, buf.as_mut_ptr() as *mut _) < 0 {
+            let mt = check(
+                h5t::H5Tget_native_type(self.type_id.0, h5t::H5T_direction_t::H5T_DIR_ASCEND),
+                h5t::H5Tclose,
+                || "native type".into(),
+            )?;
+            if h5d::H5Dread(
+                self.id.0,
+                mt.0,
+                ms.0,
+                fs.0,
+                h5p::H5P_DEFAULT,
+                buf.as_mut_ptr() as *mut _,
+            ) < 0
+            {
                 bail!("HDF5 could not read {start:?}+{count:?} (a filter failed or the file is damaged)");
             }
         }
@@ -255,7 +365,15 @@ impl Dataset {
             }
             let mut buf = vec![0u8; size as usize];
             let mut mask = 0u32;
-            if size > 0 && h5d::H5Dread_chunk(self.id.0, h5p::H5P_DEFAULT, off.as_ptr(), &mut mask, buf.as_mut_ptr() as *mut _) < 0 {
+            if size > 0
+                && h5d::H5Dread_chunk(
+                    self.id.0,
+                    h5p::H5P_DEFAULT,
+                    off.as_ptr(),
+                    &mut mask,
+                    buf.as_mut_ptr() as *mut _,
+                ) < 0
+            {
                 bail!("cannot read the chunk at {offset:?}");
             }
             Ok((buf, mask))
@@ -266,7 +384,15 @@ impl Dataset {
     pub fn write_raw_chunk(&self, offset: &[usize], bytes: &[u8]) -> Result<()> {
         let off: Vec<u64> = offset.iter().map(|&d| d as u64).collect();
         unsafe {
-            if h5d::H5Dwrite_chunk(self.id.0, h5p::H5P_DEFAULT, 0, off.as_ptr(), bytes.len(), bytes.as_ptr() as *const _) < 0 {
+            if h5d::H5Dwrite_chunk(
+                self.id.0,
+                h5p::H5P_DEFAULT,
+                0,
+                off.as_ptr(),
+                bytes.len(),
+                bytes.as_ptr() as *const _,
+            ) < 0
+            {
                 bail!("cannot write the chunk at {offset:?}");
             }
         }
@@ -277,7 +403,9 @@ impl Dataset {
     pub fn chunk_sizes(&self) -> Result<Vec<(Vec<usize>, u64)>> {
         let rank = self.shape.len();
         unsafe {
-            let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || "H5Dget_space".into())?;
+            let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || {
+                "H5Dget_space".into()
+            })?;
             let mut n = 0u64;
             if h5d::H5Dget_num_chunks(self.id.0, fs.0, &mut n) < 0 {
                 bail!("cannot count chunks");
@@ -286,7 +414,16 @@ impl Dataset {
             for i in 0..n {
                 let mut off = vec![0u64; rank];
                 let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
-                if h5d::H5Dget_chunk_info(self.id.0, fs.0, i, off.as_mut_ptr(), &mut mask, &mut addr, &mut size) < 0 {
+                if h5d::H5Dget_chunk_info(
+                    self.id.0,
+                    fs.0,
+                    i,
+                    off.as_mut_ptr(),
+                    &mut mask,
+                    &mut addr,
+                    &mut size,
+                ) < 0
+                {
                     bail!("cannot read chunk info {i}");
                 }
                 out.push((off.iter().map(|&d| d as usize).collect(), size));

@@ -9,7 +9,11 @@ mod transcode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "roibin", version, about = "Composable compression for X-ray detector data, as an HDF5 filter and a toolkit")]
+#[command(
+    name = "roibin",
+    version,
+    about = "Composable compression for X-ray detector data, as an HDF5 filter and a toolkit"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -81,7 +81,8 @@ pub fn eiger_photons(seed: u64, frame: usize) -> Vec<u32> {
             }
             let rad = ((r as f64 - cy).powi(2) + (c as f64 - cx).powi(2)).sqrt();
             // Background 0.03–0.3 photons/pixel: air scatter falling off plus a solvent ring.
-            let lam = 0.03 + 0.12 * (-rad / 600.0).exp() + 0.15 * (-((rad - 520.0) / 60.0).powi(2)).exp();
+            let lam =
+                0.03 + 0.12 * (-rad / 600.0).exp() + 0.15 * (-((rad - 520.0) / 60.0).powi(2)).exp();
             img.push(rng.poisson(lam));
         }
     }
@@ -102,7 +103,8 @@ pub fn eiger_photons(seed: u64, frame: usize) -> Vec<u32> {
                     continue;
                 }
                 let (fy, fx) = (y as f64 + 0.5 - sy, x as f64 + 0.5 - sx);
-                let w = (-(fy * fy + fx * fx) / (2.0 * sigma * sigma)).exp() / (std::f64::consts::TAU * sigma * sigma);
+                let w = (-(fy * fy + fx * fx) / (2.0 * sigma * sigma)).exp()
+                    / (std::f64::consts::TAU * sigma * sigma);
                 img[i] += rng.poisson(total * w);
             }
         }
@@ -115,12 +117,19 @@ pub fn eiger_frame(seed: u64, frame: usize, dtype: DType) -> Vec<u8> {
     let photons = eiger_photons(seed, frame);
     let mut rng = Rng::new(seed ^ 0xF10A7 ^ (frame as u64) << 20);
     match dtype {
-        DType::U16 => photons.iter().flat_map(|&p| (p.min(u16::MAX as u32) as u16).to_le_bytes()).collect(),
+        DType::U16 => photons
+            .iter()
+            .flat_map(|&p| (p.min(u16::MAX as u32) as u16).to_le_bytes())
+            .collect(),
         DType::U32 => photons.iter().flat_map(|&p| p.to_le_bytes()).collect(),
         DType::F32 => photons
             .iter()
             .flat_map(|&p| {
-                let v = if p == u32::MAX { 0.0 } else { p as f32 * ADU_PER_PHOTON + 4.0 * rng.normal() as f32 };
+                let v = if p == u32::MAX {
+                    0.0
+                } else {
+                    p as f32 * ADU_PER_PHOTON + 4.0 * rng.normal() as f32
+                };
                 v.to_le_bytes()
             })
             .collect(),

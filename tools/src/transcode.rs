@@ -68,17 +68,29 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Copy every chunk of `src` into `dst` (same shape and chunking), transformed.
-pub fn run(src: &Dataset, dst: &Dataset, grid: &Grid, how: Transform<'_>, tasks: usize) -> Result<Report> {
+pub fn run(
+    src: &Dataset,
+    dst: &Dataset,
+    grid: &Grid,
+    how: Transform<'_>,
+    tasks: usize,
+) -> Result<Report> {
     let start = Instant::now();
     let elem = src.dtype.size();
     let chunk_meta = ArrayMeta::new(src.dtype, grid.chunk.clone());
     let direct = src.is_roibin_only() && src.chunk.as_deref() == Some(&grid.chunk[..]);
     let batch = tasks.max(1) * 2;
-    let mut report = Report { chunks: grid.len(), ..Default::default() };
-    let pb = progress(grid.len(), match how {
-        Transform::Encode(_) => "compress",
-        Transform::Plain => "decompress",
-    });
+    let mut report = Report {
+        chunks: grid.len(),
+        ..Default::default()
+    };
+    let pb = progress(
+        grid.len(),
+        match how {
+            Transform::Encode(_) => "compress",
+            Transform::Plain => "decompress",
+        },
+    );
     for first in (0..grid.len()).step_by(batch) {
         let idx: Vec<usize> = (first..(first + batch).min(grid.len())).collect();
         let t = Instant::now();
@@ -102,9 +114,16 @@ pub fn run(src: &Dataset, dst: &Dataset, grid: &Grid, how: Transform<'_>, tasks:
                 .map(|(item, &i)| -> Result<Vec<u8>> {
                     let data = match item {
                         Source::Decoded(d) => d,
-                        Source::Encoded(e) => container::decode(&e)
-                            .with_context(|| format!("chunk {:?} of the input does not decode", grid.offset(i)))?
-                            .1,
+                        Source::Encoded(e) => {
+                            container::decode(&e)
+                                .with_context(|| {
+                                    format!(
+                                        "chunk {:?} of the input does not decode",
+                                        grid.offset(i)
+                                    )
+                                })?
+                                .1
+                        }
                     };
                     Ok(match &how {
                         Transform::Encode(p) => container::encode_with(p, &chunk_meta, &data)?,

@@ -15,7 +15,10 @@ pub fn run(a: Args) -> Result<()> {
     }
     let (tuple, ud) = h5roibin::client_strings(&a.spec)?;
     println!("filter id:  {}", h5roibin::FILTER_ID);
-    println!("h5py:       compression={}, compression_opts={tuple}", h5roibin::FILTER_ID);
+    println!(
+        "h5py:       compression={}, compression_opts={tuple}",
+        h5roibin::FILTER_ID
+    );
     println!("h5repack:   -f {ud}");
     Ok(())
 }

@@ -48,7 +48,9 @@ pub fn default_chunk(shape: &[usize], input_chunk: Option<&[usize]>) -> Vec<usiz
     }
     match shape.len() {
         0..=2 => shape.iter().map(|&d| d.max(1)).collect(),
-        _ => std::iter::once(1).chain(shape[1..].iter().copied()).collect(),
+        _ => std::iter::once(1)
+            .chain(shape[1..].iter().copied())
+            .collect(),
     }
 }
 
@@ -56,8 +58,12 @@ pub fn default_chunk(shape: &[usize], input_chunk: Option<&[usize]>) -> Vec<usiz
 pub fn apply_sets(spec: &str, sets: &[String]) -> Result<Graph> {
     let mut g: Graph = spec.parse()?;
     for s in sets {
-        let (path, value) = s.split_once('=').with_context(|| format!("`--set {s}`: expected PATH=VALUE"))?;
-        let v: Graph = format!("x({value})").parse().with_context(|| format!("`--set {s}`: bad value"))?;
+        let (path, value) = s
+            .split_once('=')
+            .with_context(|| format!("`--set {s}`: expected PATH=VALUE"))?;
+        let v: Graph = format!("x({value})")
+            .parse()
+            .with_context(|| format!("`--set {s}`: bad value"))?;
         let value: Value = v.stages[0].args[0].value.clone();
         g.set_option(path, value)?;
     }
@@ -91,14 +97,29 @@ pub fn compress_dataset(
     let src = inf.dataset(di)?;
     let chunk = chunk.unwrap_or_else(|| default_chunk(&src.shape, src.chunk.as_deref()));
     if chunk.len() != src.shape.len() || chunk.contains(&0) {
-        bail!("--chunk {chunk:?} does not fit a dataset of shape {:?}", src.shape);
+        bail!(
+            "--chunk {chunk:?} does not fit a dataset of shape {:?}",
+            src.shape
+        );
     }
     let chunk_meta = roibin_registry::ArrayMeta::new(src.dtype, chunk.clone());
     let pipeline = roibin_compressors::pipeline(graph, &chunk_meta)?;
     let cd = h5roibin::cdvalues::resolve(&graph.to_string(), &chunk_meta)?.to_words()?;
     let out = File::open_rw(fo)?;
-    let dst = out.create_dataset(dout, src.dtype, &src.shape, &chunk, &[(h5roibin::FILTER_ID, cd)])?;
-    let report = transcode::run(&src, &dst, &Grid::new(&src.shape, &chunk), Transform::Encode(&pipeline), tasks)?;
+    let dst = out.create_dataset(
+        dout,
+        src.dtype,
+        &src.shape,
+        &chunk,
+        &[(h5roibin::FILTER_ID, cd)],
+    )?;
+    let report = transcode::run(
+        &src,
+        &dst,
+        &Grid::new(&src.shape, &chunk),
+        Transform::Encode(&pipeline),
+        tasks,
+    )?;
     Ok((report, pipeline.canonical().to_string()))
 }
 
@@ -113,7 +134,13 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
     let chunk = default_chunk(&src.shape, src.chunk.as_deref());
     let out = File::open_rw(&fo)?;
     let dst = out.create_dataset(&dout, src.dtype, &src.shape, &chunk, &[])?;
-    let report = transcode::run(&src, &dst, &Grid::new(&src.shape, &chunk), Transform::Plain, a.tasks)?;
+    let report = transcode::run(
+        &src,
+        &dst,
+        &Grid::new(&src.shape, &chunk),
+        Transform::Plain,
+        a.tasks,
+    )?;
     report.print("decompressed");
     Ok(())
 }

@@ -25,8 +25,14 @@ const GRAPHS: &[(&str, &str)] = &[
 pub fn run(a: Args) -> Result<()> {
     h5io::register_filter()?;
     std::fs::create_dir_all(&a.out)?;
-    println!("roibin demo: {} Eiger-4M-like frames per dtype, chunk = 1 frame, written in {}/\n", a.frames, a.out);
-    println!("{:<7} {:<8} {:<24} {:>8} {:>11} {:>10}  read back", "dtype", "graph", "spec", "ratio", "write MB/s", "read MB/s");
+    println!(
+        "roibin demo: {} Eiger-4M-like frames per dtype, chunk = 1 frame, written in {}/\n",
+        a.frames, a.out
+    );
+    println!(
+        "{:<7} {:<8} {:<24} {:>8} {:>11} {:>10}  read back",
+        "dtype", "graph", "spec", "ratio", "write MB/s", "read MB/s"
+    );
     for dtype in [DType::U16, DType::U32, DType::F32] {
         let input = format!("{}/eiger_{}.h5", a.out, dtype.name());
         let _ = std::fs::remove_file(&input);
@@ -37,7 +43,15 @@ pub fn run(a: Args) -> Result<()> {
             let output = format!("{}/eiger_{}_{label}.h5", a.out, dtype.name());
             let _ = std::fs::remove_file(&output);
             let graph: Graph = spec.parse()?;
-            let (rep, _) = compress::compress_dataset(&input, "/entry/data/data", &output, "/entry/data/data", &graph, None, 0)?;
+            let (rep, _) = compress::compress_dataset(
+                &input,
+                "/entry/data/data",
+                &output,
+                "/entry/data/data",
+                &graph,
+                None,
+                0,
+            )?;
             // Read back through libhdf5's own pipeline (our filter), frame by frame, and compare.
             let dst = File::open(&output)?.dataset("/entry/data/data")?;
             let grid = Grid::new(&shape, &dst.chunk.clone().unwrap_or(shape.clone()));
@@ -66,7 +80,9 @@ pub fn run(a: Args) -> Result<()> {
             }
         }
     }
-    println!("\nread MB/s includes the comparison read of the input. Open the files from h5py with");
+    println!(
+        "\nread MB/s includes the comparison read of the input. Open the files from h5py with"
+    );
     println!("  HDF5_PLUGIN_PATH=<folder of libh5roibin.so> python3 -c \"import h5py; print(h5py.File('{}/eiger_u16_fast.h5')['/entry/data/data'][0].sum())\"", a.out);
     Ok(())
 }

@@ -49,10 +49,16 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
         println!("  no chunks written");
         return Ok(());
     }
-    let mut ratios: Vec<f64> = sizes.iter().map(|(_, s)| raw / (*s).max(1) as f64).collect();
+    let mut ratios: Vec<f64> = sizes
+        .iter()
+        .map(|(_, s)| raw / (*s).max(1) as f64)
+        .collect();
     let stored: u64 = sizes.iter().map(|(_, s)| s).sum();
     if per_chunk {
-        println!("  {:<24} {:>12} {:>9}  spec", "chunk offset", "bytes", "ratio");
+        println!(
+            "  {:<24} {:>12} {:>9}  spec",
+            "chunk offset", "bytes", "ratio"
+        );
         for ((off, size), r) in sizes.iter().zip(&ratios) {
             let spec = if d.is_roibin_only() {
                 let (bytes, _) = d.read_raw_chunk(off)?;
@@ -64,7 +70,12 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
             } else {
                 String::new()
             };
-            println!("  {:<24} {:>12} {:>9.2}  {spec}", format!("{off:?}"), size, r);
+            println!(
+                "  {:<24} {:>12} {:>9.2}  {spec}",
+                format!("{off:?}"),
+                size,
+                r
+            );
         }
     }
     ratios.sort_by(f64::total_cmp);

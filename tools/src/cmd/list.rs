@@ -27,11 +27,26 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     for c in codecs() {
-        println!("{} (v{}){}\n    {}", c.name, c.version, if c.thread_safe { "" } else { " [not thread-safe]" }, c.doc);
+        println!(
+            "{} (v{}){}\n    {}",
+            c.name,
+            c.version,
+            if c.thread_safe {
+                ""
+            } else {
+                " [not thread-safe]"
+            },
+            c.doc
+        );
         let dtypes = if c.accepts.dtypes.is_empty() {
             "any dtype".to_string()
         } else {
-            c.accepts.dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(",")
+            c.accepts
+                .dtypes
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(",")
         };
         println!(
             "    accepts: {dtypes}, rank {}–{}{}",
@@ -40,8 +55,15 @@ pub fn run(a: Args) -> Result<()> {
             if c.accepts.bytes { ", or bytes" } else { "" }
         );
         for o in c.options {
-            let def = if o.default.is_empty() { "unset".to_string() } else { o.default.to_string() };
-            println!("    {}:{:<10} {} (default {def})\n        {}", c.name, o.name, o.ty, o.doc);
+            let def = if o.default.is_empty() {
+                "unset".to_string()
+            } else {
+                o.default.to_string()
+            };
+            println!(
+                "    {}:{:<10} {} (default {def})\n        {}",
+                c.name, o.name, o.ty, o.doc
+            );
         }
         println!();
     }

@@ -34,7 +34,10 @@ pub fn write(file: &str, dset: &str, dtype: DType, frames: usize, seed: u64) -> 
     let pb = progress(frames, "synth");
     for first in (0..frames).step_by(8) {
         let batch: Vec<usize> = (first..(first + 8).min(frames)).collect();
-        let data: Vec<Vec<u8>> = batch.par_iter().map(|&i| synth::eiger_frame(seed, i, dtype)).collect();
+        let data: Vec<Vec<u8>> = batch
+            .par_iter()
+            .map(|&i| synth::eiger_frame(seed, i, dtype))
+            .collect();
         for (i, bytes) in batch.iter().zip(data) {
             d.write_raw_chunk(&grid.offset(*i), &bytes)?;
             pb.inc(1);
@@ -47,7 +50,16 @@ pub fn write(file: &str, dset: &str, dtype: DType, frames: usize, seed: u64) -> 
 pub fn run(a: Args) -> Result<()> {
     let (file, dset) = crate::h5io::split_target(&a.output);
     let dtype = DType::parse(&a.dtype)?;
-    write(file, dset.unwrap_or("/entry/data/data"), dtype, a.frames, a.seed)?;
-    eprintln!("wrote {} Eiger-4M-like {dtype} frames to {}", a.frames, a.output);
+    write(
+        file,
+        dset.unwrap_or("/entry/data/data"),
+        dtype,
+        a.frames,
+        a.seed,
+    )?;
+    eprintln!(
+        "wrote {} Eiger-4M-like {dtype} frames to {}",
+        a.frames, a.output
+    );
     Ok(())
 }

@@ -1,0 +1,102 @@
+//! Helpers for the end-to-end tests: where the built plugin and tools are, and how to run a
+//! client in its own process with the plugin on `HDF5_PLUGIN_PATH`.
+//!
+//! Build first (`cargo build --release --workspace`); the tests use the binaries of the same
+//! profile as themselves.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// `target/<profile>` of the running test binary.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The folder holding `libh5roibin.so`, checked to exist.
+pub fn plugin_dir() -> PathBuf {
+    let dir = profile_dir();
+    assert!(
+        dir.join("libh5roibin.so").exists(),
+        "{} has no libh5roibin.so: run `cargo build --release --workspace` before the tests",
+        dir.display()
+    );
+    dir
+}
+
+/// The `roibin` binary, checked to exist.
+pub fn roibin_bin() -> PathBuf {
+    let p = profile_dir().join("roibin");
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --release --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// A fresh scratch folder for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("roibin-h5tests-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// A command with the plugin on `HDF5_PLUGIN_PATH` and nothing else of ours in its environment.
+pub fn client(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env("HDF5_PLUGIN_PATH", plugin_dir())
+        .env_remove("PYTHONPATH");
+    c
+}
+
+/// A python3 process running `h5tests/py/<script>` with `args`.
+pub fn python(script: &str, args: &[&str]) -> Command {
+    let mut c = client("python3");
+    c.arg(root().join("h5tests/py").join(script)).args(args);
+    c
+}
+
+/// Run, and panic with both streams unless it exited 0.
+pub fn ok(mut c: Command) -> Output {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run, and return (exit code, stdout, stderr) whatever happened.
+pub fn run(mut c: Command) -> (Option<i32>, String, String) {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

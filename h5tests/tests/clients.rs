@@ -1,0 +1,353 @@
+//! Every client in its own process: h5py (its wheel's HDF5 2.x), Debian's h5dump and h5repack
+//! (HDF5 1.10), and the roibin tools, reading and writing each other's files.
+
+use roibin_h5tests::*;
+
+const SPECS: &[&str] = &[
+    "", // empty cd_values: auto
+    "bitshuffle|lz4",
+    "bitshuffle|zstd(5)",
+    "shuffle|zstd(level=1,block=4096)",
+    "delta|bitshuffle|bzip2(level=1)",
+];
+
+fn ud(spec: &str) -> String {
+    let out = ok({
+        let mut c = client(roibin_bin());
+        c.args(["cdvalues", spec]);
+        c
+    });
+    let text = stdout(&out);
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("h5repack:")
+                .map(|s| s.trim().trim_start_matches("-f ").to_string())
+        })
+        .unwrap_or_else(|| panic!("no h5repack line in {text}"))
+}
+
+#[test]
+fn h5py_writes_and_reads_every_dtype_rank_and_odd_chunk() {
+    let dir = scratch("h5py");
+    let mut c = python("write_read.py", &[dir.to_str().unwrap()]);
+    c.args(SPECS);
+    let out = ok(c);
+    assert!(stdout(&out).contains("ok 140 datasets"), "{}", stdout(&out));
+}
+
+#[test]
+fn h5py_errors_are_clear_and_the_interpreter_lives() {
+    let dir = scratch("errors");
+    let out = ok(python("errors.py", &[dir.to_str().unwrap()]));
+    let text = stdout(&out);
+    assert!(text.trim_end().ends_with("alive"), "{text}");
+    assert!(text.contains("flipped byte -> OSError"), "{text}");
+}
+
+#[test]
+fn cdvalues_match_what_h5py_scripts_pack() {
+    let out = ok({
+        let mut c = client(roibin_bin());
+        c.args(["cdvalues", "bitshuffle|zstd(5)"]);
+        c
+    });
+    let text = stdout(&out);
+    // 'bitshuffle|zstd(5)' is 18 bytes: magic, length, then 5 words.
+    assert!(
+        text.contains("compression=443, compression_opts=(1380078849, 18, "),
+        "{text}"
+    );
+    assert!(text.contains("-f UD=443,0,7,1380078849,18,"), "{text}");
+    let (code, _, err) = run({
+        let mut c = client(roibin_bin());
+        c.args(["cdvalues", "bitshufle|zstd"]);
+        c
+    });
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown codec `bitshufle`"), "{err}");
+}
+
+#[test]
+fn h5dump_and_h5repack_read_h5py_files_and_repack_in_and_out() {
+    let dir = scratch("repack");
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    ok(python("make_plain.py", &[&d("plain.h5")]));
+
+    for spec in ["bitshuffle|lz4", "delta|shuffle|zstd(3)"] {
+        // Into our filter with h5repack (HDF5 1.10), UD= from `roibin cdvalues`.
+        let _ = std::fs::remove_file(d("ours.h5"));
+        let mut c = client("h5repack");
+        c.args(["-f", &ud(spec), &d("plain.h5"), &d("ours.h5")]);
+        ok(c);
+        let mut c = client("h5dump");
+        c.args(["-p", "-H", &d("ours.h5")]);
+        let header = stdout(&ok(c));
+        assert!(header.contains("FILTER_ID 443"), "{header}");
+        // h5py (HDF5 2.x) reads what h5repack (1.10) wrote, through our filter.
+        for name in [
+            "chunked_u1",
+            "chunked_u2",
+            "chunked_i4",
+            "chunked_f8",
+            "frames_u4",
+        ] {
+            ok(python(
+                "compare.py",
+                &[
+                    &d("ours.h5"),
+                    name,
+                    &d("plain.h5"),
+                    name,
+                    "--expect-filter",
+                    "443",
+                ],
+            ));
+        }
+        // h5dump (1.10) decodes every value: binary dump equals the original's.
+        let mut c = client("h5dump");
+        c.args([
+            "-d",
+            "/chunked_i2",
+            "-b",
+            "LE",
+            "-o",
+            &d("ours.bin"),
+            &d("ours.h5"),
+        ]);
+        ok(c);
+        let mut c = client("h5dump");
+        c.args([
+            "-d",
+            "/chunked_i2",
+            "-b",
+            "LE",
+            "-o",
+            &d("plain.bin"),
+            &d("plain.h5"),
+        ]);
+        ok(c);
+        assert_eq!(
+            std::fs::read(d("ours.bin")).unwrap(),
+            std::fs::read(d("plain.bin")).unwrap()
+        );
+        // Out of our filter again.
+        let _ = std::fs::remove_file(d("back.h5"));
+        let mut c = client("h5repack");
+        c.args(["-f", "NONE", &d("ours.h5"), &d("back.h5")]);
+        ok(c);
+        ok(python(
+            "compare.py",
+            &[
+                &d("back.h5"),
+                "frames_u4",
+                &d("plain.h5"),
+                "frames_u4",
+                "--expect-no-filter",
+            ],
+        ));
+    }
+
+    // h5repack reads h5py-written roibin files (2.x → 1.10) and rewrites them with another spec.
+    ok(python(
+        "write_read.py",
+        &[dir.to_str().unwrap(), "bitshuffle|zstd(5)"],
+    ));
+    let mut c = client("h5repack");
+    c.args([
+        "-f",
+        &ud("shuffle|lz4"),
+        &d("w_0.h5"),
+        &d("w_0_repacked.h5"),
+    ]);
+    ok(c);
+    for name in ["u2_r3", "f4_r4", "i4_r1", "f8_r2"] {
+        ok(python(
+            "compare.py",
+            &[
+                &d("w_0_repacked.h5"),
+                name,
+                &d("w_0.h5"),
+                name,
+                "--expect-filter",
+                "443",
+            ],
+        ));
+    }
+}
+
+#[test]
+fn roibin_tools_read_and_write_the_same_files() {
+    let dir = scratch("tools");
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    ok(python("make_plain.py", &[&d("plain.h5")]));
+    let tool = |args: &[&str]| {
+        let mut c = client(roibin_bin());
+        c.args(args);
+        ok(c)
+    };
+    // roibin compress: plain → roibin (direct chunk writes); h5py reads it.
+    tool(&[
+        "compress",
+        &format!("{}:/frames_u4", d("plain.h5")),
+        &format!("{}:/x/frames", d("c.h5")),
+        "--spec",
+        "bitshuffle|zstd(3)",
+        "--tasks",
+        "2",
+    ]);
+    tool(&[
+        "compress",
+        &format!("{}:/contig_u2", d("plain.h5")),
+        &format!("{}:/contig", d("c.h5")),
+        "--spec",
+        "delta|bitshuffle|lz4",
+        "--chunk",
+        "2,16,41",
+    ]);
+    tool(&[
+        "compress",
+        &format!("{}:/chunked_f4", d("plain.h5")),
+        &format!("{}:/f4", d("c.h5")),
+        "--spec",
+        "shuffle|zstd",
+        "--set",
+        "zstd:level=7",
+    ]);
+    ok(python(
+        "compare.py",
+        &[
+            &d("c.h5"),
+            "/x/frames",
+            &d("plain.h5"),
+            "frames_u4",
+            "--expect-filter",
+            "443",
+        ],
+    ));
+    ok(python(
+        "compare.py",
+        &[
+            &d("c.h5"),
+            "/contig",
+            &d("plain.h5"),
+            "contig_u2",
+            "--expect-filter",
+            "443",
+        ],
+    ));
+    ok(python(
+        "compare.py",
+        &[
+            &d("c.h5"),
+            "/f4",
+            &d("plain.h5"),
+            "chunked_f4",
+            "--expect-filter",
+            "443",
+        ],
+    ));
+
+    // roibin info reports the spec (canonical, with the --set applied) and per-chunk ratios.
+    let info = stdout(&tool(&["info", &d("c.h5")]));
+    assert!(info.contains("spec `shuffle|zstd(level=7)`"), "{info}");
+    assert!(
+        info.contains("/x/frames: u32 [7, 33, 65]") && info.contains("4 chunks"),
+        "{info}"
+    );
+    let info = stdout(&tool(&["info", &format!("{}:/contig", d("c.h5"))]));
+    assert!(
+        info.contains("[2, 16, 0]") && info.contains("delta|bitshuffle|lz4"),
+        "{info}"
+    );
+
+    // roibin reads an h5py-written roibin file (decoding chunks itself) and decompresses it.
+    ok(python(
+        "write_read.py",
+        &[dir.to_str().unwrap(), "bitshuffle|lz4"],
+    ));
+    tool(&[
+        "decompress",
+        &format!("{}:/u2_r3", d("w_0.h5")),
+        &format!("{}:/u2", d("plain_again.h5")),
+    ]);
+    ok(python(
+        "compare.py",
+        &[
+            &d("plain_again.h5"),
+            "/u2",
+            &d("w_0.h5"),
+            "u2_r3",
+            "--expect-no-filter",
+        ],
+    ));
+    // ...and re-compresses it with another graph.
+    tool(&[
+        "compress",
+        &format!("{}:/i2_r4", d("w_0.h5")),
+        &format!("{}:/i2", d("re.h5")),
+        "--spec",
+        "bzip2",
+    ]);
+    ok(python(
+        "compare.py",
+        &[
+            &d("re.h5"),
+            "/i2",
+            &d("w_0.h5"),
+            "i2_r4",
+            "--expect-filter",
+            "443",
+        ],
+    ));
+
+    // Errors: a bad spec names the problem; a missing dataset says how to list them.
+    let (code, _, err) = run({
+        let mut c = client(roibin_bin());
+        c.args([
+            "compress",
+            &format!("{}:/frames_u4", d("plain.h5")),
+            &format!("{}:/y", d("c2.h5")),
+            "--spec",
+            "zstd(level=fast)",
+        ]);
+        c
+    });
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("zstd:level") && err.contains("expected an integer"),
+        "{err}"
+    );
+    let (code, _, err) = run({
+        let mut c = client(roibin_bin());
+        c.args(["info", &format!("{}:/nope", d("c.h5"))]);
+        c
+    });
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no dataset `/nope`") && err.contains("roibin info"),
+        "{err}"
+    );
+}
+
+#[test]
+fn roibin_list_comes_from_the_registry() {
+    let text = stdout(&ok({
+        let mut c = client(roibin_bin());
+        c.arg("list");
+        c
+    }));
+    for name in [
+        "auto",
+        "bitshuffle",
+        "bzip2",
+        "delta",
+        "lz4",
+        "shuffle",
+        "zstd",
+        "zstd:level",
+        "zstd:threads",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+}
