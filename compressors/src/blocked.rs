@@ -40,33 +40,24 @@ pub fn encode(
     Ok(())
 }
 
-/// Decode a stream written by [`encode`]; `f(block, dst)` must fill `dst` exactly and return
-/// how many bytes it wrote. `expected_total`, when known, is checked against the header.
-pub fn decode(
+/// Decode a stream written by [`encode`] into `dst`, which must be exactly the recorded size;
+/// `f(block, dst)` must fill `dst` exactly and return how many bytes it wrote.
+pub fn decode_into(
     codec: &'static str,
     data: &[u8],
-    expected_total: Option<usize>,
+    dst: &mut [u8],
     nthreads: usize,
-    out: &mut Vec<u8>,
     f: impl Fn(&[u8], &mut [u8]) -> Result<usize> + Sync,
 ) -> Result<()> {
     let mut r = Reader::new(data, codec);
     let total = r.len_at_most(MAX_CHUNK_BYTES)?;
-    if expected_total.is_some_and(|e| e != total) {
-        return Err(Error::corrupt(
-            codec,
-            format!(
-                "stream holds {total} bytes, the chunk needs {}",
-                expected_total.unwrap_or(0)
-            ),
-        ));
+    if total != dst.len() {
+        return Err(Error::corrupt(codec, format!("stream holds {total} bytes, the chunk needs {}", dst.len())));
     }
     let block = r.u32()? as usize;
     let block_len = if block == 0 { total.max(1) } else { block };
     let nblocks = total.div_ceil(block_len);
-    let lens: Vec<usize> = (0..nblocks)
-        .map(|_| r.u32().map(|l| l as usize))
-        .collect::<Result<_>>()?;
+    let lens: Vec<usize> = (0..nblocks).map(|_| r.u32().map(|l| l as usize)).collect::<Result<_>>()?;
     let mut srcs = Vec::with_capacity(nblocks);
     for &l in &lens {
         srcs.push(r.take(l)?);
@@ -74,28 +65,26 @@ pub fn decode(
     if !r.is_empty() {
         return Err(Error::corrupt(codec, "trailing bytes after the last block"));
     }
-    let start = out.len();
-    out.resize(start + total, 0);
     threads::install(nthreads, || {
-        out[start..]
-            .par_chunks_mut(block_len)
-            .zip(srcs.par_iter())
-            .try_for_each(|(dst, src)| {
-                if f(src, dst)? != dst.len() {
-                    return Err(Error::corrupt(
-                        codec,
-                        "a block decoded to fewer bytes than recorded",
-                    ));
-                }
-                Ok(())
-            })
+        dst.par_chunks_mut(block_len).zip(srcs.par_iter()).try_for_each(|(d, src)| {
+            if f(src, d)? != d.len() {
+                return Err(Error::corrupt(codec, "a block decoded to fewer bytes than recorded"));
+            }
+            Ok(())
+        })
     })
 }
 
-/// The size `decode` should expect for a given input kind.
-pub fn expected(kind: &roibin_registry::DataKind) -> Option<usize> {
-    match kind {
-        roibin_registry::DataKind::Array(m) => Some(m.nbytes()),
-        roibin_registry::DataKind::Bytes => None,
-    }
+/// Like [`decode_into`], appending to `out` (the size comes from the stream's header).
+pub fn decode(
+    codec: &'static str,
+    data: &[u8],
+    nthreads: usize,
+    out: &mut Vec<u8>,
+    f: impl Fn(&[u8], &mut [u8]) -> Result<usize> + Sync,
+) -> Result<()> {
+    let total = Reader::new(data, codec).len_at_most(MAX_CHUNK_BYTES)?;
+    let start = out.len();
+    out.resize(start + total, 0);
+    decode_into(codec, data, &mut out[start..], nthreads, f)
 }

@@ -57,28 +57,26 @@ impl Codec for Bzip2 {
         })
     }
 
-    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode(
-            "bzip2",
-            data,
-            blocked::expected(input),
-            self.threads,
-            out,
-            |src, dst| {
-                let mut d = Decompress::new(false);
-                loop {
-                    let (i, o) = (d.total_in() as usize, d.total_out() as usize);
-                    let status = d.decompress(&src[i..], &mut dst[o..]).map_err(bz)?;
-                    match status {
-                        Status::StreamEnd => return Ok(d.total_out() as usize),
-                        _ if d.total_in() as usize == i && d.total_out() as usize == o => {
-                            return Err(bz("stream ends early or holds more than recorded"))
-                        }
-                        _ => {}
-                    }
-                }
-            },
-        )
+    fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("bzip2", data, self.threads, out, block_into)
+    }
+
+    fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        blocked::decode_into("bzip2", data, dst, self.threads, block_into)
+    }
+}
+
+fn block_into(src: &[u8], dst: &mut [u8]) -> Result<usize> {
+    let mut d = Decompress::new(false);
+    loop {
+        let (i, o) = (d.total_in() as usize, d.total_out() as usize);
+        match d.decompress(&src[i..], &mut dst[o..]).map_err(bz)? {
+            Status::StreamEnd => return Ok(d.total_out() as usize),
+            _ if d.total_in() as usize == i && d.total_out() as usize == o => {
+                return Err(bz("stream ends early or holds more than recorded"))
+            }
+            _ => {}
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod auto;
 pub mod bitshuffle;
 mod blocked;
 pub mod bzip2;
+pub mod chunked;
 pub mod delta;
 pub mod lz4;
 pub mod none;

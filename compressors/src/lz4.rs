@@ -39,19 +39,17 @@ impl Codec for Lz4 {
         })
     }
 
-    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode(
-            "lz4",
-            data,
-            blocked::expected(input),
-            self.threads,
-            out,
-            |src, dst| {
-                lz4_flex::block::decompress_into(src, dst)
-                    .map_err(|e| Error::corrupt("lz4", e.to_string()))
-            },
-        )
+    fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("lz4", data, self.threads, out, block_into)
     }
+
+    fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        blocked::decode_into("lz4", data, dst, self.threads, block_into)
+    }
+}
+
+fn block_into(src: &[u8], dst: &mut [u8]) -> Result<usize> {
+    lz4_flex::block::decompress_into(src, dst).map_err(|e| Error::corrupt("lz4", e.to_string()))
 }
 
 inventory::submit! {

@@ -18,6 +18,13 @@ impl Codec for NoneCodec {
         out.extend_from_slice(data);
         Ok(())
     }
+    fn decode_into(&self, data: &[u8], _: &DataKind, dst: &mut [u8]) -> Result<()> {
+        if data.len() != dst.len() {
+            return Err(roibin_registry::Error::corrupt("none", "size mismatch"));
+        }
+        dst.copy_from_slice(data);
+        Ok(())
+    }
 }
 
 inventory::submit! {

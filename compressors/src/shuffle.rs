@@ -59,19 +59,16 @@ impl Codec for Shuffle {
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        if let DataKind::Array(m) = input {
-            if data.len() != m.nbytes() {
-                return Err(Error::corrupt(
-                    "shuffle",
-                    format!("{} bytes for {m}", data.len()),
-                ));
-            }
-        }
         let start = out.len();
         out.resize(start + data.len(), 0);
-        threads::install(self.threads, || {
-            unshuffle(data, input.elem_size(), &mut out[start..])
-        });
+        self.decode_into(data, input, &mut out[start..])
+    }
+
+    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        if data.len() != dst.len() {
+            return Err(Error::corrupt("shuffle", format!("{} bytes for {input}", data.len())));
+        }
+        threads::install(self.threads, || unshuffle(data, input.elem_size(), dst));
         Ok(())
     }
 }

@@ -74,27 +74,23 @@ impl Codec for Zstd {
         })
     }
 
-    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode(
-            "zstd",
-            data,
-            blocked::expected(input),
-            self.threads,
-            out,
-            |src, dst| {
-                DCTX.with(|d| {
-                    let mut d = d.borrow_mut();
-                    if d.is_none() {
-                        *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
-                    }
-                    d.as_mut()
-                        .expect("just set")
-                        .decompress_to_buffer(src, dst)
-                        .map_err(io)
-                })
-            },
-        )
+    fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("zstd", data, self.threads, out, block_into)
     }
+
+    fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        blocked::decode_into("zstd", data, dst, self.threads, block_into)
+    }
+}
+
+fn block_into(src: &[u8], dst: &mut [u8]) -> Result<usize> {
+    DCTX.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
+        }
+        d.as_mut().expect("just set").decompress_to_buffer(src, dst).map_err(io)
+    })
 }
 
 inventory::submit! {

@@ -222,28 +222,42 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
     Ok((p, chunk))
 }
 
-/// Encode or decode one chunk; returns the output bytes.
-pub fn run_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>> {
-    if reverse {
-        let (meta, data) = container::decode(input)?;
-        if let Ok(CdValues::Resolved { chunk, .. }) = CdValues::from_words(cd) {
-            if chunk.nbytes() != data.len() {
-                return Err(Error::Other(format!(
-                    "chunk decodes to {meta} but the dataset's chunks are {chunk}"
-                )));
-            }
-        }
-        Ok(data)
-    } else {
-        let (pipeline, chunk) = encoder(cd)?;
-        if input.len() != chunk.nbytes() {
-            return Err(Error::Other(format!(
-                "got {} bytes for a chunk of {chunk}",
-                input.len()
-            )));
-        }
-        container::encode_with(&pipeline, &chunk, input)
+/// Encode one chunk with the resolved cd_values; returns the container bytes.
+pub fn encode_chunk(cd: &[u32], input: &[u8]) -> Result<Vec<u8>> {
+    let (pipeline, chunk) = encoder(cd)?;
+    if input.len() != chunk.nbytes() {
+        return Err(Error::Other(format!("got {} bytes for a chunk of {chunk}", input.len())));
     }
+    container::encode_with(&pipeline, &chunk, input)
+}
+
+/// Parse a stored chunk and check it fits the dataset's chunks; returns the header.
+pub fn check_chunk<'a>(cd: &[u32], input: &'a [u8]) -> Result<container::Header<'a>> {
+    let h = container::read_header(input)?;
+    if let Ok(CdValues::Resolved { chunk, .. }) = CdValues::from_words(cd) {
+        if chunk.nbytes() != h.meta.nbytes() {
+            return Err(Error::Other(format!("chunk holds {} but the dataset's chunks are {chunk}", h.meta)));
+        }
+    }
+    Ok(h)
+}
+
+/// Hand `n` bytes written by `fill` to HDF5 in a malloc'd buffer, freeing the old one.
+///
+/// HDF5 frees the buffer with free(): it must be malloc'd memory, never a Rust allocation.
+unsafe fn replace_buffer(n: usize, buf_size: *mut usize, buf: *mut *mut c_void, fill: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<usize> {
+    let p = libc::malloc(n.max(1)) as *mut u8;
+    if p.is_null() {
+        return Err(Error::Other(format!("out of memory allocating {n} bytes")));
+    }
+    if let Err(e) = fill(std::slice::from_raw_parts_mut(p, n)) {
+        libc::free(p as *mut c_void);
+        return Err(e);
+    }
+    libc::free(*buf);
+    *buf = p as *mut c_void;
+    *buf_size = n;
+    Ok(n)
 }
 
 unsafe extern "C" fn filter(
@@ -267,21 +281,18 @@ unsafe extern "C" fn filter(
             unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
         };
         let input = unsafe { std::slice::from_raw_parts(*buf as *const u8, nbytes) };
-        let out = run_filter(reverse, cd, input)?;
-        // HDF5 frees the buffer with free(): hand it malloc'd memory, never a Rust allocation.
-        let p = unsafe { libc::malloc(out.len().max(1)) } as *mut u8;
-        if p.is_null() {
-            return Err(Error::Other(format!(
-                "out of memory allocating {} bytes",
-                out.len()
-            )));
+        if reverse {
+            // Decode straight into the buffer HDF5 gets back: no intermediate copy.
+            let h = check_chunk(cd, input)?;
+            unsafe { replace_buffer(h.meta.nbytes(), buf_size, buf, |dst| container::decode_header_into(&h, dst)) }
+        } else {
+            let out = encode_chunk(cd, input)?;
+            unsafe {
+                replace_buffer(out.len(), buf_size, buf, |dst| {
+                    dst.copy_from_slice(&out);
+                    Ok(())
+                })
+            }
         }
-        unsafe {
-            std::ptr::copy_nonoverlapping(out.as_ptr(), p, out.len());
-            libc::free(*buf);
-            *buf = p as *mut c_void;
-            *buf_size = out.len();
-        }
-        Ok(out.len())
     })
 }

@@ -15,6 +15,17 @@ pub trait Codec: Send + Sync {
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()>;
     /// Append the decoding of `data` to `out`; `input` is the kind `encode` was given.
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()>;
+    /// Decode into `dst`, which has exactly the decoded size. Codecs that can write in place
+    /// override this, so the last stage writes straight into the caller's buffer (HDF5's).
+    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        let mut v = Vec::with_capacity(dst.len());
+        self.decode(data, input, &mut v)?;
+        if v.len() != dst.len() {
+            return Err(crate::Error::corrupt("stage", format!("decoded {} bytes, expected {}", v.len(), dst.len())));
+        }
+        dst.copy_from_slice(&v);
+        Ok(())
+    }
     /// Meta codecs such as `auto` replace themselves by a concrete graph once the input is known.
     fn expand(&self, _input: &DataKind) -> Option<Graph> {
         None

@@ -184,23 +184,24 @@ pub fn decode(bytes: &[u8]) -> Result<(ArrayMeta, Vec<u8>)> {
 
 /// Decode the payload of an already parsed header.
 pub fn decode_header(h: &Header<'_>) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; h.meta.nbytes()];
+    decode_header_into(h, &mut out)?;
+    Ok(out)
+}
+
+/// Decode the payload of a parsed header into `dst` (exactly `h.meta.nbytes()` long).
+pub fn decode_header_into(h: &Header<'_>, dst: &mut [u8]) -> Result<()> {
+    if dst.len() != h.meta.nbytes() {
+        return Err(Error::Other(format!("buffer of {} bytes for a chunk of {}", dst.len(), h.meta)));
+    }
     if h.raw {
         if h.sections.len() != 1 || h.sections[0].len() != h.meta.nbytes() {
-            return Err(Error::corrupt(
-                "container",
-                "raw payload size does not match the shape",
-            ));
+            return Err(Error::corrupt("container", "raw payload size does not match the shape"));
         }
-        return Ok(h.sections[0].to_vec());
+        dst.copy_from_slice(h.sections[0]);
+        return Ok(());
     }
     let graph: Graph = h.spec.parse()?;
     let pipeline = Pipeline::build(&graph, &DataKind::Array(h.meta.clone()), "")?;
-    let data = pipeline.decode(h.sections[0])?;
-    if data.len() != h.meta.nbytes() {
-        return Err(Error::corrupt(
-            h.spec,
-            "decoded size does not match the shape",
-        ));
-    }
-    Ok(data)
+    pipeline.decode_into(h.sections[0], dst)
 }

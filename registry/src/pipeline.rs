@@ -3,7 +3,8 @@
 use crate::codec::{lookup, Codec};
 use crate::options::Config;
 use crate::spec::{Arg, Graph, Stage, Value};
-use crate::{DataKind, Result};
+use crate::{DataKind, Error, Result};
+use std::cell::RefCell;
 
 /// A ready-to-run chain of codecs for one input kind.
 pub struct Pipeline {
@@ -91,42 +92,74 @@ impl Pipeline {
         self.kinds.last().expect("non-empty")
     }
 
-    /// Run every stage's encoder.
+    /// Run every stage's encoder; returns the last stage's output.
     pub fn encode(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let mut owned: Option<Vec<u8>> = None;
-        for (codec, kind) in self.stages.iter().zip(&self.kinds) {
-            let src = owned.as_deref().unwrap_or(data);
+        let Some((last, rest)) = self.stages.split_last() else {
+            return Ok(data.to_vec());
+        };
+        with_scratch(|a, b| {
+            let mut src: &[u8] = data;
+            for (codec, kind) in rest.iter().zip(&self.kinds) {
+                a.clear();
+                codec.encode(src, kind, a)?;
+                std::mem::swap(a, b);
+                src = b;
+            }
             let mut out = Vec::with_capacity(src.len() / 2 + 64);
-            codec.encode(src, kind, &mut out)?;
-            owned = Some(out);
-        }
-        Ok(owned.unwrap_or_else(|| data.to_vec()))
+            last.encode(src, &self.kinds[rest.len()], &mut out)?;
+            Ok(out)
+        })
     }
 
-    /// Run every stage's decoder, last stage first.
-    pub fn decode(&self, data: &[u8]) -> Result<Vec<u8>> {
-        let mut owned: Option<Vec<u8>> = None;
-        for (codec, kind) in self.stages.iter().zip(&self.kinds).rev() {
-            let src = owned.as_deref().unwrap_or(data);
-            let mut out = Vec::with_capacity(match kind {
-                DataKind::Array(m) => m.nbytes(),
-                DataKind::Bytes => src.len() * 2,
-            });
-            codec.decode(src, kind, &mut out)?;
-            if let DataKind::Array(m) = kind {
-                if out.len() != m.nbytes() {
-                    return Err(crate::Error::corrupt(
-                        &self.canonical.to_string(),
-                        format!(
-                            "a stage decoded {} bytes where {m} needs {}",
-                            out.len(),
-                            m.nbytes()
-                        ),
-                    ));
-                }
+    /// Run every stage's decoder, last stage first, writing the result into `dst`
+    /// (exactly the input's size). Intermediate buffers are reused across calls on a thread.
+    pub fn decode_into(&self, data: &[u8], dst: &mut [u8]) -> Result<()> {
+        let Some((first, rest)) = self.stages.split_first() else {
+            if data.len() != dst.len() {
+                return Err(Error::corrupt("none", "size mismatch"));
             }
-            owned = Some(out);
-        }
-        Ok(owned.unwrap_or_else(|| data.to_vec()))
+            dst.copy_from_slice(data);
+            return Ok(());
+        };
+        with_scratch(|a, b| {
+            let mut src: &[u8] = data;
+            for (i, codec) in rest.iter().enumerate().rev() {
+                let kind = &self.kinds[i + 1];
+                a.clear();
+                codec.decode(src, kind, a)?;
+                if let DataKind::Array(m) = kind {
+                    if a.len() != m.nbytes() {
+                        return Err(Error::corrupt(&self.canonical.to_string(), format!("a stage decoded {} bytes where {m} needs {}", a.len(), m.nbytes())));
+                    }
+                }
+                std::mem::swap(a, b);
+                src = b;
+            }
+            first.decode_into(src, &self.kinds[0], dst)
+        })
     }
+
+    /// Decode into a new buffer of the input's size.
+    pub fn decode(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let n = match &self.kinds[0] {
+            DataKind::Array(m) => m.nbytes(),
+            DataKind::Bytes => return Err(Error::Other("decode needs a typed input".into())),
+        };
+        let mut out = vec![0u8; n];
+        self.decode_into(data, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Pairs of scratch buffers per thread for intermediate stage outputs, kept as a stack so a
+/// meta codec running nested pipelines reuses them too: after the first chunk a chunk loop
+/// allocates nothing for them.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+    }
+    let (mut a, mut b) = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    let r = f(&mut a, &mut b);
+    SCRATCH.with(|s| s.borrow_mut().push((a, b)));
+    r
 }

@@ -1,12 +1,7 @@
 //! `roibin`: the command line. Thin: every command is a small module over the library crates.
 
-mod cmd;
-mod grid;
-mod h5io;
-mod synth;
-mod transcode;
-
 use clap::{Parser, Subcommand};
+use roibin_tools::cmd;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,64 @@
+//! Encode and decode throughput of every lossless graph on one Eiger-4M-like frame
+//! (u16 counts and f32 calibrated ADU), one thread and all cores.
+//!
+//! `cargo bench -p roibin-benches` — compare graphs to each other, not to other machines.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use roibin_registry::{container, ArrayMeta, DType};
+use roibin_tools::synth;
+
+const GRAPHS: &[&str] = &[
+    "shuffle",
+    "bitshuffle",
+    "delta",
+    "lz4",
+    "zstd(level=1)",
+    "bitshuffle|lz4",
+    "bitshuffle|zstd(level=1)",
+    "bitshuffle|zstd(level=5)",
+    "shuffle|zstd(level=3)",
+    "bzip2(level=9)",
+];
+
+fn bench(c: &mut Criterion) {
+    for dtype in [DType::U16, DType::F32] {
+        let meta = ArrayMeta::new(dtype, vec![synth::EIGER_ROWS, synth::EIGER_COLS]);
+        let data = synth::eiger_frame(7, 0, dtype);
+        for threads in [1, 0] {
+            let mut g = c.benchmark_group(format!("{}-threads{threads}", dtype.name()));
+            g.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10);
+            for spec in GRAPHS {
+                if spec.starts_with("bzip2") && threads == 0 {
+                    continue;
+                }
+                let graph = roibin_compressors_with_threads(spec, threads);
+                let p = roibin_compressors::pipeline(&graph.parse().unwrap(), &meta).unwrap();
+                let enc = container::encode_with(&p, &meta, &data).unwrap();
+                g.bench_with_input(BenchmarkId::new("encode", spec), &data, |b, d| {
+                    b.iter(|| container::encode_with(&p, &meta, d).unwrap())
+                });
+                g.bench_with_input(BenchmarkId::new("decode", spec), &enc, |b, e| {
+                    b.iter(|| container::decode(e).unwrap())
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+/// Add `threads=N` to every stage that takes it.
+fn roibin_compressors_with_threads(spec: &str, threads: usize) -> String {
+    let mut g: roibin_registry::Graph = spec.parse().unwrap();
+    for s in &mut g.stages {
+        if roibin_registry::lookup(&s.name).unwrap().options.iter().any(|o| o.name == "threads") {
+            s.args.push(roibin_registry::spec::Arg {
+                name: Some("threads".into()),
+                value: roibin_registry::spec::Value::Number(threads.to_string()),
+            });
+        }
+    }
+    g.to_string()
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

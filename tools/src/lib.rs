@@ -1,0 +1,8 @@
+//! The library behind the `roibin` binary: HDF5 chunk I/O, the chunk grid, the parallel
+//! transcode loop and the synthetic detector data. The binary only parses arguments.
+
+pub mod cmd;
+pub mod grid;
+pub mod h5io;
+pub mod synth;
+pub mod transcode;
