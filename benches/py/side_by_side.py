@@ -36,15 +36,15 @@ CODECS = [
     ("hdf5plugin LZ4 (32004)", dict(**hdf5plugin.LZ4()), "anchor"),
     ("hdf5plugin Zstd-3 (32015)", dict(**hdf5plugin.Zstd(clevel=3)), "anchor"),
     ("hdf5plugin Blosc zstd-5 bitshuffle (32001)", dict(**hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.BITSHUFFLE)), "anchor"),
-    ("roibin fast: bitshuffle|lz4", roibin("bitshuffle|lz4"), "roibin"),
-    ("roibin fast, 1 thread", roibin("bitshuffle(threads=1)|lz4(threads=1)"), "roibin"),
-    ("roibin strong: bitshuffle|zstd(level=1)", roibin("bitshuffle|zstd(level=1)"), "roibin"),
-    ("roibin strong, 1 thread", roibin("bitshuffle(threads=1)|zstd(level=1,threads=1)"), "roibin"),
-    ("roibin bitshuffle|zstd(level=5)", roibin("bitshuffle|zstd(level=5)"), "roibin"),
+    ("roibin fast", roibin("fast"), "roibin"),
+    ("roibin fast, 1 thread", roibin("chunked(codec=bitshuffle|lz4,threads=1)"), "roibin"),
+    ("roibin strong", roibin("strong"), "roibin"),
+    ("roibin strong, 1 thread", roibin("chunked(block=1048576,codec=bitshuffle(block=262144)|zstd(level=6),threads=1)"), "roibin"),
     ("roibin auto (empty cd_values)", dict(compression=ROIBIN_ID), "roibin"),
+    ("roibin bitshuffle|lz4 (unchunked)", roibin("bitshuffle|lz4"), "roibin"),
 ]
 
-FAST, STRONG = "roibin fast: bitshuffle|lz4", "roibin strong: bitshuffle|zstd(level=1)"
+FAST, STRONG = "roibin fast", "roibin strong"
 BSLZ4 = "hdf5plugin bitshuffle-LZ4 (32008)"
 BLOSC = "hdf5plugin Blosc zstd-5 bitshuffle (32001)"
 

@@ -180,6 +180,98 @@ mod sse2 {
             }
         }
     }
+
+    /// Bit-transpose 128 elements of one byte plane (8 vectors, vector j = elements
+    /// 16j..16j+15) and store the 8 rows of 16 bytes at `rows[k * row + g..]`: the inverse of
+    /// [`plane_group`]. Lanes are fed in the order that makes the unpack network a transpose.
+    ///
+    /// # Safety
+    /// `rows` must hold `7 * row + g + 16` bytes.
+    #[inline(always)]
+    pub unsafe fn store_plane_group(v: [__m128i; 8], rows: &mut [u8], row: usize, g: usize) {
+        debug_assert!(7 * row + g + 16 <= rows.len());
+        let c1 = _mm_set1_epi64x(0x00AA_00AA_00AA_00AA);
+        let c2 = _mm_set1_epi64x(0x0000_CCCC_0000_CCCC);
+        let c3 = _mm_set1_epi64x(0x0000_0000_F0F0_F0F0);
+        let t8 = |mut x: __m128i| {
+            let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 7)), c1);
+            x = _mm_xor_si128(x, _mm_xor_si128(t, _mm_slli_epi64(t, 7)));
+            let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 14)), c2);
+            x = _mm_xor_si128(x, _mm_xor_si128(t, _mm_slli_epi64(t, 14)));
+            let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 28)), c3);
+            _mm_xor_si128(x, _mm_xor_si128(t, _mm_slli_epi64(t, 28)))
+        };
+        // After t8, lane i of the group holds byte k = row k's byte i: a 16×8 byte matrix.
+        let w: [__m128i; 8] = [t8(v[0]), t8(v[2]), t8(v[4]), t8(v[6]), t8(v[1]), t8(v[3]), t8(v[5]), t8(v[7])];
+        let mut c = [_mm_setzero_si128(); 4];
+        let mut d = [_mm_setzero_si128(); 4];
+        for j in 0..4 {
+            let a = _mm_unpacklo_epi8(w[j], w[j + 4]);
+            let b = _mm_unpackhi_epi8(w[j], w[j + 4]);
+            c[j] = _mm_unpacklo_epi8(a, b);
+            d[j] = _mm_unpackhi_epi8(a, b);
+        }
+        let dst = rows.as_mut_ptr();
+        let out = |k: usize, x: __m128i| _mm_storeu_si128(dst.add(k * row + g) as *mut __m128i, x);
+        for (half, q) in [c, d].into_iter().enumerate() {
+            let lo = (_mm_unpacklo_epi32(q[0], q[1]), _mm_unpacklo_epi32(q[2], q[3]));
+            let hi = (_mm_unpackhi_epi32(q[0], q[1]), _mm_unpackhi_epi32(q[2], q[3]));
+            out(4 * half, _mm_unpacklo_epi64(lo.0, lo.1));
+            out(4 * half + 1, _mm_unpackhi_epi64(lo.0, lo.1));
+            out(4 * half + 2, _mm_unpacklo_epi64(hi.0, hi.1));
+            out(4 * half + 3, _mm_unpackhi_epi64(hi.0, hi.1));
+        }
+    }
+
+    /// Split 16 bytes of 2-byte lanes into their low and high bytes (two vectors of lanes in,
+    /// 16 low bytes and 16 high bytes out).
+    #[inline(always)]
+    unsafe fn split16(a: __m128i, b: __m128i) -> (__m128i, __m128i) {
+        let m = _mm_set1_epi16(0xff);
+        (
+            _mm_packus_epi16(_mm_and_si128(a, m), _mm_and_si128(b, m)),
+            _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)),
+        )
+    }
+
+    /// Shuffle a whole block of 1-, 2- or 4-byte elements, 128 at a time, with no byte-plane
+    /// intermediate: the inverse of [`unshuffle_block`].
+    ///
+    /// # Safety
+    /// `src.len() == dst.len() == m * elem`, `elem` in {1, 2, 4}, `m % 128 == 0`.
+    pub unsafe fn shuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
+        let m = src.len() / elem;
+        let row = m / 8;
+        let ld = |off: usize| _mm_loadu_si128(src.as_ptr().add(off) as *const __m128i);
+        for g in (0..row).step_by(16) {
+            let base = g * 8 * elem;
+            let mut planes = [[_mm_setzero_si128(); 8]; 4];
+            for j in 0..8 {
+                match elem {
+                    1 => planes[0][j] = ld(base + 16 * j),
+                    2 => {
+                        let (lo, hi) = split16(ld(base + 32 * j), ld(base + 32 * j + 16));
+                        planes[0][j] = lo;
+                        planes[1][j] = hi;
+                    }
+                    _ => {
+                        let o = base + 64 * j;
+                        let (e02a, e13a) = split16(ld(o), ld(o + 16));
+                        let (e02b, e13b) = split16(ld(o + 32), ld(o + 48));
+                        let (b0, b2) = split16(e02a, e02b);
+                        let (b1, b3) = split16(e13a, e13b);
+                        planes[0][j] = b0;
+                        planes[1][j] = b1;
+                        planes[2][j] = b2;
+                        planes[3][j] = b3;
+                    }
+                }
+            }
+            for (b, p) in planes.into_iter().take(elem).enumerate() {
+                store_plane_group(p, &mut dst[b * 8 * row..], row, g);
+            }
+        }
+    }
 }
 
 fn rows_to_plane(rows: &[u8], plane: &mut [u8]) {
@@ -209,8 +301,18 @@ fn rows_to_plane(rows: &[u8], plane: &mut [u8]) {
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
-
 fn shuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(elem, 1 | 2 | 4) && (src.len() / elem) % 128 == 0 {
+        // SAFETY: sizes checked just above; blocks hold whole elements.
+        unsafe { sse2::shuffle_block(src, elem, dst) };
+        return;
+    }
+    scalar_shuffle_block(src, elem, dst)
+}
+
+/// The reference (and non-x86, odd-size) path: byte planes, then bit rows.
+fn scalar_shuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
     SCRATCH.with(|s| {
         let mut planes = s.borrow_mut();
         planes.resize(src.len(), 0);
@@ -328,6 +430,19 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simd_blocks_match_the_scalar_reference() {
+        for elem in [1usize, 2, 4] {
+            for m in [128usize, 384] {
+                let src: Vec<u8> = (0..(m * elem) as u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+                let (mut fast, mut slow) = (vec![0u8; src.len()], vec![0u8; src.len()]);
+                shuffle_block(&src, elem, &mut fast);
+                scalar_shuffle_block(&src, elem, &mut slow);
+                assert_eq!(fast, slow, "elem {elem} m {m}");
+            }
+        }
+    }
 
     #[test]
     fn whole_blocks_round_trip_for_every_element_size() {

@@ -68,9 +68,7 @@ impl Codec for Chunked {
         let m = input.array("chunked")?;
         let elem = m.dtype.size();
         blocked::encode(data, self.block_bytes(elem), self.threads, out, |b, o| {
-            let enc = self.pipeline(m.dtype, b.len() / elem)?.encode(b)?;
-            o.extend_from_slice(&enc);
-            Ok(())
+            self.pipeline(m.dtype, b.len() / elem)?.encode_into(b, o)
         })
     }
 

@@ -222,13 +222,13 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
     Ok((p, chunk))
 }
 
-/// Encode one chunk with the resolved cd_values; returns the container bytes.
-pub fn encode_chunk(cd: &[u32], input: &[u8]) -> Result<Vec<u8>> {
+/// Encode one chunk with the resolved cd_values into `out` (the container bytes).
+pub fn encode_chunk(cd: &[u32], input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let (pipeline, chunk) = encoder(cd)?;
     if input.len() != chunk.nbytes() {
         return Err(Error::Other(format!("got {} bytes for a chunk of {chunk}", input.len())));
     }
-    container::encode_with(&pipeline, &chunk, input)
+    container::encode_into(&pipeline, &chunk, input, out)
 }
 
 /// Parse a stored chunk and check it fits the dataset's chunks; returns the header.
@@ -286,13 +286,20 @@ unsafe extern "C" fn filter(
             let h = check_chunk(cd, input)?;
             unsafe { replace_buffer(h.meta.nbytes(), buf_size, buf, |dst| container::decode_header_into(&h, dst)) }
         } else {
-            let out = encode_chunk(cd, input)?;
-            unsafe {
-                replace_buffer(out.len(), buf_size, buf, |dst| {
-                    dst.copy_from_slice(&out);
-                    Ok(())
-                })
+            // Encode into a buffer this thread keeps, then hand HDF5 a malloc'd copy.
+            thread_local! {
+                static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
             }
+            OUT.with(|o| {
+                let mut out = o.borrow_mut();
+                encode_chunk(cd, input, &mut out)?;
+                unsafe {
+                    replace_buffer(out.len(), buf_size, buf, |dst| {
+                        dst.copy_from_slice(&out);
+                        Ok(())
+                    })
+                }
+            })
         }
     })
 }

@@ -9,6 +9,9 @@ const SPECS: &[&str] = &[
     "bitshuffle|zstd(5)",
     "shuffle|zstd(level=1,block=4096)",
     "delta|bitshuffle|bzip2(level=1)",
+    "fast",
+    "strong",
+    "chunked(block=1000,codec=delta|bitshuffle|lz4)",
 ];
 
 fn ud(spec: &str) -> String {
@@ -33,7 +36,7 @@ fn h5py_writes_and_reads_every_dtype_rank_and_odd_chunk() {
     let mut c = python("write_read.py", &[dir.to_str().unwrap()]);
     c.args(SPECS);
     let out = ok(c);
-    assert!(stdout(&out).contains("ok 140 datasets"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ok 224 datasets"), "{}", stdout(&out));
 }
 
 #[test]

@@ -56,34 +56,57 @@ pub fn encode(graph: &Graph, meta: &ArrayMeta, data: &[u8]) -> Result<Vec<u8>> {
 
 /// Like [`encode`] with a pipeline built once for many chunks of the same kind.
 pub fn encode_with(pipeline: &Pipeline, meta: &ArrayMeta, data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(pipeline, meta, data, &mut out)?;
+    Ok(out)
+}
+
+/// Encode into `out` (cleared first): the pipeline writes its payload straight after the
+/// header, so a reused `out` makes a chunk loop allocation-free after warm-up.
+pub fn encode_into(pipeline: &Pipeline, meta: &ArrayMeta, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if data.len() != meta.nbytes() {
-        return Err(Error::Other(format!(
-            "chunk of {meta} needs {} bytes, got {}",
-            meta.nbytes(),
-            data.len()
-        )));
+        return Err(Error::Other(format!("chunk of {meta} needs {} bytes, got {}", meta.nbytes(), data.len())));
     }
-    let payload = pipeline.encode(data)?;
     let spec = pipeline.canonical().to_string();
-    if payload.len() >= data.len() {
-        return write(meta, &spec, true, &[data]);
+    out.clear();
+    write_header(meta, &spec, false, &[0], out)?;
+    let body = out.len();
+    pipeline.encode_into(data, out)?;
+    let payload = out.len() - body;
+    if payload >= data.len() {
+        out.clear();
+        write_header(meta, &spec, true, &[data.len()], out)?;
+        out.extend_from_slice(data);
+    } else {
+        // Patch the one section length, written as a placeholder.
+        out[body - 8..body].copy_from_slice(&(payload as u64).to_le_bytes());
     }
-    write(meta, &spec, false, &[&payload])
+    let crc = crc32c::crc32c(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// Serialise a container from its parts.
 pub fn write(meta: &ArrayMeta, spec: &str, raw: bool, sections: &[&[u8]]) -> Result<Vec<u8>> {
+    let lens: Vec<usize> = sections.iter().map(|s| s.len()).collect();
+    let mut out = Vec::with_capacity(64 + spec.len() + lens.iter().sum::<usize>());
+    write_header(meta, spec, raw, &lens, &mut out)?;
+    for s in sections {
+        out.extend_from_slice(s);
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Append everything up to the sections: magic, version, flags, dtype, shape, spec, lengths.
+fn write_header(meta: &ArrayMeta, spec: &str, raw: bool, lens: &[usize], out: &mut Vec<u8>) -> Result<()> {
     if spec.len() > u16::MAX as usize {
         return Err(Error::Other("spec longer than 65535 bytes".into()));
     }
-    if meta.rank() == 0 || meta.rank() > 8 || sections.is_empty() || sections.len() > 16 {
-        return Err(Error::Other(format!(
-            "cannot store {meta} with {} sections",
-            sections.len()
-        )));
+    if meta.rank() == 0 || meta.rank() > 8 || lens.is_empty() || lens.len() > 16 {
+        return Err(Error::Other(format!("cannot store {meta} with {} sections", lens.len())));
     }
-    let body: usize = sections.iter().map(|s| s.len()).sum();
-    let mut out = Vec::with_capacity(32 + 8 * meta.rank() + spec.len() + 8 * sections.len() + body);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(if raw { FLAG_RAW } else { 0 });
@@ -94,16 +117,11 @@ pub fn write(meta: &ArrayMeta, spec: &str, raw: bool, sections: &[&[u8]]) -> Res
     }
     out.extend_from_slice(&(spec.len() as u16).to_le_bytes());
     out.extend_from_slice(spec.as_bytes());
-    out.push(sections.len() as u8);
-    for s in sections {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.push(lens.len() as u8);
+    for &l in lens {
+        out.extend_from_slice(&(l as u64).to_le_bytes());
     }
-    for s in sections {
-        out.extend_from_slice(s);
-    }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    Ok(())
 }
 
 /// True when `bytes` start with the container magic (format detection from the bytes themselves).

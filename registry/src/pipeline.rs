@@ -94,8 +94,18 @@ impl Pipeline {
 
     /// Run every stage's encoder; returns the last stage's output.
     pub fn encode(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        self.encode_into(data, &mut out)?;
+        Ok(out)
+    }
+
+    /// Run every stage's encoder, appending the last stage's output to `out`. Intermediate
+    /// buffers are reused across calls on a thread, so with a reused `out` a chunk loop
+    /// allocates nothing after warm-up.
+    pub fn encode_into(&self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let Some((last, rest)) = self.stages.split_last() else {
-            return Ok(data.to_vec());
+            out.extend_from_slice(data);
+            return Ok(());
         };
         with_scratch(|a, b| {
             let mut src: &[u8] = data;
@@ -105,9 +115,7 @@ impl Pipeline {
                 std::mem::swap(a, b);
                 src = b;
             }
-            let mut out = Vec::with_capacity(src.len() / 2 + 64);
-            last.encode(src, &self.kinds[rest.len()], &mut out)?;
-            Ok(out)
+            last.encode(src, &self.kinds[rest.len()], out)
         })
     }
 

@@ -17,9 +17,9 @@ pub struct Args {
 
 const GRAPHS: &[(&str, &str)] = &[
     ("auto", "auto"),
-    ("fast", "bitshuffle|lz4"),
-    ("strong", "bitshuffle|zstd(5)"),
-    ("bytes", "shuffle|zstd(3)"),
+    ("fast", "fast"),
+    ("strong", "strong"),
+    ("plain", "shuffle|zstd(3)"),
 ];
 
 pub fn run(a: Args) -> Result<()> {
