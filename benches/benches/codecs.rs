@@ -18,6 +18,8 @@ const GRAPHS: &[&str] = &[
     "bitshuffle|zstd(level=5)",
     "shuffle|zstd(level=3)",
     "bzip2(level=9)",
+    "chunked(codec=bitshuffle|lz4)",
+    "chunked(block=1048576,codec=bitshuffle(block=262144)|zstd(level=6))",
 ];
 
 fn bench(c: &mut Criterion) {
@@ -26,7 +28,8 @@ fn bench(c: &mut Criterion) {
         let data = synth::eiger_frame(7, 0, dtype);
         for threads in [1, 0] {
             let mut g = c.benchmark_group(format!("{}-threads{threads}", dtype.name()));
-            g.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10);
+            g.throughput(Throughput::Bytes(data.len() as u64))
+                .sample_size(10);
             for spec in GRAPHS {
                 if spec.starts_with("bzip2") && threads == 0 {
                     continue;
@@ -50,7 +53,12 @@ fn bench(c: &mut Criterion) {
 fn roibin_compressors_with_threads(spec: &str, threads: usize) -> String {
     let mut g: roibin_registry::Graph = spec.parse().unwrap();
     for s in &mut g.stages {
-        if roibin_registry::lookup(&s.name).unwrap().options.iter().any(|o| o.name == "threads") {
+        if roibin_registry::lookup(&s.name)
+            .unwrap()
+            .options
+            .iter()
+            .any(|o| o.name == "threads")
+        {
             s.args.push(roibin_registry::spec::Arg {
                 name: Some("threads".into()),
                 value: roibin_registry::spec::Value::Number(threads.to_string()),

@@ -98,8 +98,15 @@ fn plane_to_rows(plane: &[u8], rows: &mut [u8]) {
 /// Inverse of [`plane_to_rows`].
 /// SSE2 kernels (SSE2 is part of x86_64).
 #[cfg(target_arch = "x86_64")]
+// Lane-indexed loops read more plainly than iterator chains over several vector arrays.
+#[allow(clippy::needless_range_loop)]
 mod sse2 {
     use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn is_zero(x: __m128i) -> bool {
+        _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_setzero_si128())) == 0xFFFF
+    }
 
     /// Rebuild 128 elements of one byte plane from its 8 bit rows: take 16 bytes of each row at
     /// `rows[k * row + g..]`, transpose that 8×16 byte matrix with unpacks so each 64-bit lane
@@ -113,22 +120,44 @@ mod sse2 {
         debug_assert!(7 * row + g + 16 <= rows.len());
         let r = |k: usize| _mm_loadu_si128(rows.as_ptr().add(k * row + g) as *const __m128i);
         let (r0, r1, r2, r3, r4, r5, r6, r7) = (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
+        // Photon counts leave whole bit planes empty: skip the transposes for them.
+        if is_zero(_mm_or_si128(
+            _mm_or_si128(_mm_or_si128(r0, r1), _mm_or_si128(r2, r3)),
+            _mm_or_si128(_mm_or_si128(r4, r5), _mm_or_si128(r6, r7)),
+        )) {
+            return [_mm_setzero_si128(); 8];
+        }
         let (p01l, p01h) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
         let (p23l, p23h) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
         let (p45l, p45h) = (_mm_unpacklo_epi8(r4, r5), _mm_unpackhi_epi8(r4, r5));
         let (p67l, p67h) = (_mm_unpacklo_epi8(r6, r7), _mm_unpackhi_epi8(r6, r7));
         let q = [
-            (_mm_unpacklo_epi16(p01l, p23l), _mm_unpacklo_epi16(p45l, p67l)),
-            (_mm_unpackhi_epi16(p01l, p23l), _mm_unpackhi_epi16(p45l, p67l)),
-            (_mm_unpacklo_epi16(p01h, p23h), _mm_unpacklo_epi16(p45h, p67h)),
-            (_mm_unpackhi_epi16(p01h, p23h), _mm_unpackhi_epi16(p45h, p67h)),
+            (
+                _mm_unpacklo_epi16(p01l, p23l),
+                _mm_unpacklo_epi16(p45l, p67l),
+            ),
+            (
+                _mm_unpackhi_epi16(p01l, p23l),
+                _mm_unpackhi_epi16(p45l, p67l),
+            ),
+            (
+                _mm_unpacklo_epi16(p01h, p23h),
+                _mm_unpacklo_epi16(p45h, p67h),
+            ),
+            (
+                _mm_unpackhi_epi16(p01h, p23h),
+                _mm_unpackhi_epi16(p45h, p67h),
+            ),
         ];
         let c1 = _mm_set1_epi64x(0x00AA_00AA_00AA_00AA);
         let c2 = _mm_set1_epi64x(0x0000_CCCC_0000_CCCC);
         let c3 = _mm_set1_epi64x(0x0000_0000_F0F0_F0F0);
         let mut out = [_mm_setzero_si128(); 8];
         for (j, (a, b)) in q.into_iter().enumerate() {
-            for (h, mut x) in [_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b)].into_iter().enumerate() {
+            for (h, mut x) in [_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b)]
+                .into_iter()
+                .enumerate()
+            {
                 let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 7)), c1);
                 x = _mm_xor_si128(x, _mm_xor_si128(t, _mm_slli_epi64(t, 7)));
                 let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 14)), c2);
@@ -161,15 +190,27 @@ mod sse2 {
                 2 => {
                     let (p0, p1) = (plane(0, g), plane(1, g));
                     for j in 0..8 {
-                        _mm_storeu_si128(base.add(32 * j) as *mut __m128i, _mm_unpacklo_epi8(p0[j], p1[j]));
-                        _mm_storeu_si128(base.add(32 * j + 16) as *mut __m128i, _mm_unpackhi_epi8(p0[j], p1[j]));
+                        _mm_storeu_si128(
+                            base.add(32 * j) as *mut __m128i,
+                            _mm_unpacklo_epi8(p0[j], p1[j]),
+                        );
+                        _mm_storeu_si128(
+                            base.add(32 * j + 16) as *mut __m128i,
+                            _mm_unpackhi_epi8(p0[j], p1[j]),
+                        );
                     }
                 }
                 _ => {
                     let (p0, p1, p2, p3) = (plane(0, g), plane(1, g), plane(2, g), plane(3, g));
                     for j in 0..8 {
-                        let (a, b) = (_mm_unpacklo_epi8(p0[j], p1[j]), _mm_unpackhi_epi8(p0[j], p1[j]));
-                        let (c, d) = (_mm_unpacklo_epi8(p2[j], p3[j]), _mm_unpackhi_epi8(p2[j], p3[j]));
+                        let (a, b) = (
+                            _mm_unpacklo_epi8(p0[j], p1[j]),
+                            _mm_unpackhi_epi8(p0[j], p1[j]),
+                        );
+                        let (c, d) = (
+                            _mm_unpacklo_epi8(p2[j], p3[j]),
+                            _mm_unpackhi_epi8(p2[j], p3[j]),
+                        );
                         let o = base.add(64 * j) as *mut __m128i;
                         _mm_storeu_si128(o, _mm_unpacklo_epi16(a, c));
                         _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(a, c));
@@ -201,8 +242,27 @@ mod sse2 {
             let t = _mm_and_si128(_mm_xor_si128(x, _mm_srli_epi64(x, 28)), c3);
             _mm_xor_si128(x, _mm_xor_si128(t, _mm_slli_epi64(t, 28)))
         };
+        let any = v
+            .iter()
+            .fold(_mm_setzero_si128(), |a, &x| _mm_or_si128(a, x));
+        if is_zero(any) {
+            let zero = _mm_setzero_si128();
+            for k in 0..8 {
+                _mm_storeu_si128(rows.as_mut_ptr().add(k * row + g) as *mut __m128i, zero);
+            }
+            return;
+        }
         // After t8, lane i of the group holds byte k = row k's byte i: a 16×8 byte matrix.
-        let w: [__m128i; 8] = [t8(v[0]), t8(v[2]), t8(v[4]), t8(v[6]), t8(v[1]), t8(v[3]), t8(v[5]), t8(v[7])];
+        let w: [__m128i; 8] = [
+            t8(v[0]),
+            t8(v[2]),
+            t8(v[4]),
+            t8(v[6]),
+            t8(v[1]),
+            t8(v[3]),
+            t8(v[5]),
+            t8(v[7]),
+        ];
         let mut c = [_mm_setzero_si128(); 4];
         let mut d = [_mm_setzero_si128(); 4];
         for j in 0..4 {
@@ -214,8 +274,14 @@ mod sse2 {
         let dst = rows.as_mut_ptr();
         let out = |k: usize, x: __m128i| _mm_storeu_si128(dst.add(k * row + g) as *mut __m128i, x);
         for (half, q) in [c, d].into_iter().enumerate() {
-            let lo = (_mm_unpacklo_epi32(q[0], q[1]), _mm_unpacklo_epi32(q[2], q[3]));
-            let hi = (_mm_unpackhi_epi32(q[0], q[1]), _mm_unpackhi_epi32(q[2], q[3]));
+            let lo = (
+                _mm_unpacklo_epi32(q[0], q[1]),
+                _mm_unpacklo_epi32(q[2], q[3]),
+            );
+            let hi = (
+                _mm_unpackhi_epi32(q[0], q[1]),
+                _mm_unpackhi_epi32(q[2], q[3]),
+            );
             out(4 * half, _mm_unpacklo_epi64(lo.0, lo.1));
             out(4 * half + 1, _mm_unpackhi_epi64(lo.0, lo.1));
             out(4 * half + 2, _mm_unpacklo_epi64(hi.0, hi.1));
@@ -283,7 +349,10 @@ fn rows_to_plane(rows: &[u8], plane: &mut [u8]) {
         unsafe {
             let v = sse2::plane_group(rows, row, g);
             for (j, x) in v.into_iter().enumerate() {
-                std::arch::x86_64::_mm_storeu_si128(plane.as_mut_ptr().add(g * 8 + 16 * j) as *mut _, x);
+                std::arch::x86_64::_mm_storeu_si128(
+                    plane.as_mut_ptr().add(g * 8 + 16 * j) as *mut _,
+                    x,
+                );
             }
         }
         g += 16;
@@ -368,6 +437,7 @@ impl Bitshuffle {
             dst[..whole]
                 .par_chunks_mut(block)
                 .zip(data[..whole].par_chunks(block))
+                .with_min_len(threads::min_len(block))
                 .for_each(|(d, s)| f(s, elem, d));
         });
         dst[whole..].copy_from_slice(&data[whole..]);
@@ -375,8 +445,8 @@ impl Bitshuffle {
 }
 
 impl Codec for Bitshuffle {
-    fn output(&self, _input: &DataKind) -> Result<DataKind> {
-        Ok(DataKind::Bytes)
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        Ok(input.as_bytes_array())
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
@@ -394,7 +464,10 @@ impl Codec for Bitshuffle {
 
     fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
         if data.len() != dst.len() {
-            return Err(Error::corrupt("bitshuffle", format!("{} bytes for {input}", data.len())));
+            return Err(Error::corrupt(
+                "bitshuffle",
+                format!("{} bytes for {input}", data.len()),
+            ));
         }
         self.run(data, input.elem_size(), dst, unshuffle_block);
         Ok(())
@@ -435,7 +508,9 @@ mod tests {
     fn simd_blocks_match_the_scalar_reference() {
         for elem in [1usize, 2, 4] {
             for m in [128usize, 384] {
-                let src: Vec<u8> = (0..(m * elem) as u32).map(|i| (i.wrapping_mul(2654435761) >> 9) as u8).collect();
+                let src: Vec<u8> = (0..(m * elem) as u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 9) as u8)
+                    .collect();
                 let (mut fast, mut slow) = (vec![0u8; src.len()], vec![0u8; src.len()]);
                 shuffle_block(&src, elem, &mut fast);
                 scalar_shuffle_block(&src, elem, &mut slow);
@@ -448,7 +523,9 @@ mod tests {
     fn whole_blocks_round_trip_for_every_element_size() {
         for elem in [1usize, 2, 4, 8] {
             for m in [128usize, 256, 136, 8] {
-                let src: Vec<u8> = (0..(m * elem) as u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+                let src: Vec<u8> = (0..(m * elem) as u32)
+                    .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+                    .collect();
                 let mut rows = vec![0u8; src.len()];
                 shuffle_block(&src, elem, &mut rows);
                 let mut back = vec![0u8; src.len()];
@@ -462,7 +539,9 @@ mod tests {
     fn sse_and_scalar_paths_agree() {
         // 136 elements per plane: SIMD groups, then one scalar group of 8.
         let n = 136;
-        let plane: Vec<u8> = (0..n as u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let plane: Vec<u8> = (0..n as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let mut rows = vec![0u8; n];
         plane_to_rows(&plane, &mut rows);
         for k in 0..8 {

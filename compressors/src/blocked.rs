@@ -22,6 +22,7 @@ pub fn encode(
     let block_len = if block == 0 { data.len().max(1) } else { block };
     let parts: Vec<Vec<u8>> = threads::install(nthreads, || {
         data.par_chunks(block_len)
+            .with_min_len(threads::min_len(block_len))
             .map(|b| {
                 let mut o = Vec::with_capacity(b.len() / 2 + 64);
                 f(b, &mut o).map(|_| o)
@@ -52,12 +53,17 @@ pub fn decode_into(
     let mut r = Reader::new(data, codec);
     let total = r.len_at_most(MAX_CHUNK_BYTES)?;
     if total != dst.len() {
-        return Err(Error::corrupt(codec, format!("stream holds {total} bytes, the chunk needs {}", dst.len())));
+        return Err(Error::corrupt(
+            codec,
+            format!("stream holds {total} bytes, the chunk needs {}", dst.len()),
+        ));
     }
     let block = r.u32()? as usize;
     let block_len = if block == 0 { total.max(1) } else { block };
     let nblocks = total.div_ceil(block_len);
-    let lens: Vec<usize> = (0..nblocks).map(|_| r.u32().map(|l| l as usize)).collect::<Result<_>>()?;
+    let lens: Vec<usize> = (0..nblocks)
+        .map(|_| r.u32().map(|l| l as usize))
+        .collect::<Result<_>>()?;
     let mut srcs = Vec::with_capacity(nblocks);
     for &l in &lens {
         srcs.push(r.take(l)?);
@@ -66,12 +72,18 @@ pub fn decode_into(
         return Err(Error::corrupt(codec, "trailing bytes after the last block"));
     }
     threads::install(nthreads, || {
-        dst.par_chunks_mut(block_len).zip(srcs.par_iter()).try_for_each(|(d, src)| {
-            if f(src, d)? != d.len() {
-                return Err(Error::corrupt(codec, "a block decoded to fewer bytes than recorded"));
-            }
-            Ok(())
-        })
+        dst.par_chunks_mut(block_len)
+            .zip(srcs.par_iter())
+            .with_min_len(threads::min_len(block_len))
+            .try_for_each(|(d, src)| {
+                if f(src, d)? != d.len() {
+                    return Err(Error::corrupt(
+                        codec,
+                        "a block decoded to fewer bytes than recorded",
+                    ));
+                }
+                Ok(())
+            })
     })
 }
 

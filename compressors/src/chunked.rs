@@ -9,14 +9,18 @@ use crate::blocked;
 use roibin_registry::options::THREADS;
 use roibin_registry::spec::Graph;
 use roibin_registry::{
-    Accepts, ArrayMeta, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Pipeline, Result,
+    Accepts, ArrayMeta, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType,
+    Pipeline, Result,
 };
 use std::sync::{Arc, Mutex};
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "block",
-        ty: OptionType::Int { min: 64, max: 1 << 30 },
+        ty: OptionType::Int {
+            min: 64,
+            max: 1 << 30,
+        },
         default: "65536",
         doc: "bytes per block (rounded down to whole elements); blocks are what threads share",
     },
@@ -46,7 +50,11 @@ impl Chunked {
         if let Some((_, p)) = cache.iter().find(|(m, _)| *m == meta) {
             return Ok(p.clone());
         }
-        let p = Arc::new(Pipeline::build(&self.codec, &DataKind::Array(meta.clone()), &format!("{}/codec", self.path))?);
+        let p = Arc::new(Pipeline::build(
+            &self.codec,
+            &DataKind::Array(meta.clone()),
+            &format!("{}/codec", self.path),
+        )?);
         cache.push((meta, p.clone()));
         Ok(p)
     }
@@ -60,7 +68,10 @@ impl Codec for Chunked {
     fn output(&self, input: &DataKind) -> Result<DataKind> {
         let m = input.array("chunked")?;
         // Validate the nested graph now, against a full block, so errors surface at set_local.
-        self.pipeline(m.dtype, (self.block_bytes(m.dtype.size()) / m.dtype.size()).min(m.len().max(1)))?;
+        self.pipeline(
+            m.dtype,
+            (self.block_bytes(m.dtype.size()) / m.dtype.size()).min(m.len().max(1)),
+        )?;
         Ok(DataKind::Bytes)
     }
 
@@ -89,7 +100,8 @@ impl Codec for Chunked {
             if d.len() % elem != 0 {
                 return Err(Error::corrupt("chunked", "block is not whole elements"));
             }
-            self.pipeline(m.dtype, d.len() / elem)?.decode_into(src, d)?;
+            self.pipeline(m.dtype, d.len() / elem)?
+                .decode_into(src, d)?;
             Ok(d.len())
         })
     }
@@ -110,7 +122,10 @@ impl Codec for Chunked {
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     Ok(Box::new(Chunked {
         block: c.int("block").unwrap_or(65536) as usize,
-        codec: c.graph("codec").cloned().unwrap_or_else(|| "bitshuffle|lz4".parse().expect("default parses")),
+        codec: c
+            .graph("codec")
+            .cloned()
+            .unwrap_or_else(|| "bitshuffle|lz4".parse().expect("default parses")),
         threads: c.int("threads").unwrap_or(0) as usize,
         path: c.path.clone(),
         cache: Mutex::new(vec![]),

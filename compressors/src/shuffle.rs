@@ -16,6 +16,7 @@ pub fn shuffle(data: &[u8], elem: usize, out: &mut [u8]) {
     let tail = n * elem;
     out.par_chunks_mut(n.max(1))
         .take(elem)
+        .with_min_len(threads::min_len(n))
         .enumerate()
         .for_each(|(b, plane)| {
             for (i, o) in plane.iter_mut().enumerate() {
@@ -32,6 +33,7 @@ pub fn unshuffle(data: &[u8], elem: usize, out: &mut [u8]) {
     // Parallel over runs of elements: each writes its own slice of the output.
     out[..tail]
         .par_chunks_mut(elem * 4096)
+        .with_min_len(threads::min_len(elem * 4096))
         .enumerate()
         .for_each(|(c, dst)| {
             let first = c * 4096;
@@ -45,8 +47,8 @@ pub fn unshuffle(data: &[u8], elem: usize, out: &mut [u8]) {
 }
 
 impl Codec for Shuffle {
-    fn output(&self, _input: &DataKind) -> Result<DataKind> {
-        Ok(DataKind::Bytes)
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        Ok(input.as_bytes_array())
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
@@ -66,7 +68,10 @@ impl Codec for Shuffle {
 
     fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
         if data.len() != dst.len() {
-            return Err(Error::corrupt("shuffle", format!("{} bytes for {input}", data.len())));
+            return Err(Error::corrupt(
+                "shuffle",
+                format!("{} bytes for {input}", data.len()),
+            ));
         }
         threads::install(self.threads, || unshuffle(data, input.elem_size(), dst));
         Ok(())

@@ -89,7 +89,10 @@ fn block_into(src: &[u8], dst: &mut [u8]) -> Result<usize> {
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new().map_err(io)?);
         }
-        d.as_mut().expect("just set").decompress_to_buffer(src, dst).map_err(io)
+        d.as_mut()
+            .expect("just set")
+            .decompress_to_buffer(src, dst)
+            .map_err(io)
     })
 }
 

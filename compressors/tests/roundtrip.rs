@@ -125,7 +125,10 @@ fn canonical_spec_is_stored_and_auto_is_resolved() {
     let meta = ArrayMeta::new(DType::F32, vec![10, 10]);
     let data = vec![0u8; meta.nbytes()];
     let enc = encode_chunk("auto", &meta, &data).unwrap();
-    assert!(container::read_header(&enc).unwrap().spec.starts_with("chunked(block=1048576,codec=bitshuffle(block=262144)|zstd"));
+    assert!(container::read_header(&enc)
+        .unwrap()
+        .spec
+        .starts_with("chunked(block=1048576,codec=bitshuffle(block=262144)|zstd"));
     let enc = encode_chunk("zstd( level = 3 , block=1048576)|none", &meta, &data).unwrap();
     assert_eq!(container::read_header(&enc).unwrap().spec, "zstd|none");
 }

@@ -203,9 +203,12 @@ unsafe extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
     })
 }
 
+/// cd_values, the pipeline built from them, and the chunk they describe.
+type Encoder = (Vec<u32>, Arc<Pipeline>, ArrayMeta);
+
 /// The last pipeline built for encoding, keyed by its cd_values (chunks of one dataset share it).
 fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
-    static CACHE: Mutex<Option<(Vec<u32>, Arc<Pipeline>, ArrayMeta)>> = Mutex::new(None);
+    static CACHE: Mutex<Option<Encoder>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((key, p, m)) = cache.as_ref() {
         if key == cd {
@@ -226,7 +229,10 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
 pub fn encode_chunk(cd: &[u32], input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let (pipeline, chunk) = encoder(cd)?;
     if input.len() != chunk.nbytes() {
-        return Err(Error::Other(format!("got {} bytes for a chunk of {chunk}", input.len())));
+        return Err(Error::Other(format!(
+            "got {} bytes for a chunk of {chunk}",
+            input.len()
+        )));
     }
     container::encode_into(&pipeline, &chunk, input, out)
 }
@@ -236,7 +242,10 @@ pub fn check_chunk<'a>(cd: &[u32], input: &'a [u8]) -> Result<container::Header<
     let h = container::read_header(input)?;
     if let Ok(CdValues::Resolved { chunk, .. }) = CdValues::from_words(cd) {
         if chunk.nbytes() != h.meta.nbytes() {
-            return Err(Error::Other(format!("chunk holds {} but the dataset's chunks are {chunk}", h.meta)));
+            return Err(Error::Other(format!(
+                "chunk holds {} but the dataset's chunks are {chunk}",
+                h.meta
+            )));
         }
     }
     Ok(h)
@@ -245,7 +254,12 @@ pub fn check_chunk<'a>(cd: &[u32], input: &'a [u8]) -> Result<container::Header<
 /// Hand `n` bytes written by `fill` to HDF5 in a malloc'd buffer, freeing the old one.
 ///
 /// HDF5 frees the buffer with free(): it must be malloc'd memory, never a Rust allocation.
-unsafe fn replace_buffer(n: usize, buf_size: *mut usize, buf: *mut *mut c_void, fill: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<usize> {
+unsafe fn replace_buffer(
+    n: usize,
+    buf_size: *mut usize,
+    buf: *mut *mut c_void,
+    fill: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<usize> {
     let p = libc::malloc(n.max(1)) as *mut u8;
     if p.is_null() {
         return Err(Error::Other(format!("out of memory allocating {n} bytes")));
@@ -284,7 +298,11 @@ unsafe extern "C" fn filter(
         if reverse {
             // Decode straight into the buffer HDF5 gets back: no intermediate copy.
             let h = check_chunk(cd, input)?;
-            unsafe { replace_buffer(h.meta.nbytes(), buf_size, buf, |dst| container::decode_header_into(&h, dst)) }
+            unsafe {
+                replace_buffer(h.meta.nbytes(), buf_size, buf, |dst| {
+                    container::decode_header_into(&h, dst)
+                })
+            }
         } else {
             // Encode into a buffer this thread keeps, then hand HDF5 a malloc'd copy.
             thread_local! {

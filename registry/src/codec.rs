@@ -21,7 +21,10 @@ pub trait Codec: Send + Sync {
         let mut v = Vec::with_capacity(dst.len());
         self.decode(data, input, &mut v)?;
         if v.len() != dst.len() {
-            return Err(crate::Error::corrupt("stage", format!("decoded {} bytes, expected {}", v.len(), dst.len())));
+            return Err(crate::Error::corrupt(
+                "stage",
+                format!("decoded {} bytes, expected {}", v.len(), dst.len()),
+            ));
         }
         dst.copy_from_slice(&v);
         Ok(())

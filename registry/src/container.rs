@@ -63,9 +63,18 @@ pub fn encode_with(pipeline: &Pipeline, meta: &ArrayMeta, data: &[u8]) -> Result
 
 /// Encode into `out` (cleared first): the pipeline writes its payload straight after the
 /// header, so a reused `out` makes a chunk loop allocation-free after warm-up.
-pub fn encode_into(pipeline: &Pipeline, meta: &ArrayMeta, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+pub fn encode_into(
+    pipeline: &Pipeline,
+    meta: &ArrayMeta,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if data.len() != meta.nbytes() {
-        return Err(Error::Other(format!("chunk of {meta} needs {} bytes, got {}", meta.nbytes(), data.len())));
+        return Err(Error::Other(format!(
+            "chunk of {meta} needs {} bytes, got {}",
+            meta.nbytes(),
+            data.len()
+        )));
     }
     let spec = pipeline.canonical().to_string();
     out.clear();
@@ -100,12 +109,21 @@ pub fn write(meta: &ArrayMeta, spec: &str, raw: bool, sections: &[&[u8]]) -> Res
 }
 
 /// Append everything up to the sections: magic, version, flags, dtype, shape, spec, lengths.
-fn write_header(meta: &ArrayMeta, spec: &str, raw: bool, lens: &[usize], out: &mut Vec<u8>) -> Result<()> {
+fn write_header(
+    meta: &ArrayMeta,
+    spec: &str,
+    raw: bool,
+    lens: &[usize],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if spec.len() > u16::MAX as usize {
         return Err(Error::Other("spec longer than 65535 bytes".into()));
     }
     if meta.rank() == 0 || meta.rank() > 8 || lens.is_empty() || lens.len() > 16 {
-        return Err(Error::Other(format!("cannot store {meta} with {} sections", lens.len())));
+        return Err(Error::Other(format!(
+            "cannot store {meta} with {} sections",
+            lens.len()
+        )));
     }
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
@@ -210,11 +228,18 @@ pub fn decode_header(h: &Header<'_>) -> Result<Vec<u8>> {
 /// Decode the payload of a parsed header into `dst` (exactly `h.meta.nbytes()` long).
 pub fn decode_header_into(h: &Header<'_>, dst: &mut [u8]) -> Result<()> {
     if dst.len() != h.meta.nbytes() {
-        return Err(Error::Other(format!("buffer of {} bytes for a chunk of {}", dst.len(), h.meta)));
+        return Err(Error::Other(format!(
+            "buffer of {} bytes for a chunk of {}",
+            dst.len(),
+            h.meta
+        )));
     }
     if h.raw {
         if h.sections.len() != 1 || h.sections[0].len() != h.meta.nbytes() {
-            return Err(Error::corrupt("container", "raw payload size does not match the shape"));
+            return Err(Error::corrupt(
+                "container",
+                "raw payload size does not match the shape",
+            ));
         }
         dst.copy_from_slice(h.sections[0]);
         return Ok(());

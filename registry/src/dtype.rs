@@ -174,6 +174,15 @@ impl DataKind {
         }
     }
 
+    /// The same bytes seen as a flat u8 array (what byte-level transforms such as shuffles
+    /// produce: the size stays known, so the next stage can decode in place).
+    pub fn as_bytes_array(&self) -> DataKind {
+        match self {
+            DataKind::Array(m) => DataKind::Array(ArrayMeta::new(DType::U8, vec![m.nbytes()])),
+            DataKind::Bytes => DataKind::Bytes,
+        }
+    }
+
     /// Element size in bytes (1 for opaque bytes).
     pub fn elem_size(&self) -> usize {
         match self {

@@ -133,11 +133,31 @@ impl Pipeline {
             let mut src: &[u8] = data;
             for (i, codec) in rest.iter().enumerate().rev() {
                 let kind = &self.kinds[i + 1];
-                a.clear();
-                codec.decode(src, kind, a)?;
+                match kind {
+                    // Known size: decode in place into the reused buffer (no zero-fill when the
+                    // size repeats, as it does chunk after chunk).
+                    DataKind::Array(m) => {
+                        if a.len() != m.nbytes() {
+                            a.clear();
+                            a.resize(m.nbytes(), 0);
+                        }
+                        codec.decode_into(src, kind, a)?;
+                    }
+                    DataKind::Bytes => {
+                        a.clear();
+                        codec.decode(src, kind, a)?;
+                    }
+                }
                 if let DataKind::Array(m) = kind {
                     if a.len() != m.nbytes() {
-                        return Err(Error::corrupt(&self.canonical.to_string(), format!("a stage decoded {} bytes where {m} needs {}", a.len(), m.nbytes())));
+                        return Err(Error::corrupt(
+                            &self.canonical.to_string(),
+                            format!(
+                                "a stage decoded {} bytes where {m} needs {}",
+                                a.len(),
+                                m.nbytes()
+                            ),
+                        ));
                     }
                 }
                 std::mem::swap(a, b);

@@ -270,19 +270,17 @@ impl Parser<'_> {
     fn stage(&mut self) -> Result<Stage> {
         let name = self.ident()?;
         let mut args = vec![];
-        if self.eat('(') {
-            if !self.eat(')') {
-                loop {
-                    args.push(self.arg()?);
-                    if self.eat(')') {
-                        break;
-                    }
-                    if !self.eat(',') {
-                        return Err(match self.peek() {
-                            Some(c) => self.error(format!("expected `,` or `)`, found `{c}`")),
-                            None => self.error(format!("missing `)` to close `{name}(`")),
-                        });
-                    }
+        if self.eat('(') && !self.eat(')') {
+            loop {
+                args.push(self.arg()?);
+                if self.eat(')') {
+                    break;
+                }
+                if !self.eat(',') {
+                    return Err(match self.peek() {
+                        Some(c) => self.error(format!("expected `,` or `)`, found `{c}`")),
+                        None => self.error(format!("missing `)` to close `{name}(`")),
+                    });
                 }
             }
         }

@@ -33,3 +33,12 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
         })
         .clone()
 }
+
+/// Smallest amount of work worth a parallel task: splitting finer costs more in scheduling
+/// than it gains (a 64 KiB block inside `chunked` should run on one thread).
+pub const MIN_TASK_BYTES: usize = 256 << 10;
+
+/// `with_min_len` for a parallel iterator whose items are `item_bytes` each.
+pub fn min_len(item_bytes: usize) -> usize {
+    (MIN_TASK_BYTES / item_bytes.max(1)).max(1)
+}

@@ -28,6 +28,11 @@ impl Grid {
         self.per_dim().iter().product()
     }
 
+    /// True for a dataset with a zero-length dimension.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Element offset of chunk `i` (C order over the grid).
     pub fn offset(&self, mut i: usize) -> Vec<usize> {
         let per = self.per_dim();

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what roibin needs on a Debian 12 machine (run as root): libhdf5 (1.10) and its
+# command-line tools for the plugin tests, and h5py (its wheel bundles HDF5 2.x), hdf5plugin
+# and numpy for the cross-client tests and the side-by-side benchmark.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust (https://rustup.rs) first" >&2
+    exit 1
+fi
+
+need_apt=()
+for pkg in libhdf5-dev hdf5-tools pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import h5py, hdf5plugin, numpy' 2>/dev/null; then
+    pip=(python3 -m pip install -q --disable-pip-version-check "h5py>=3.16" hdf5plugin numpy)
+    # Debian's own python3 refuses system-wide pip installs (PEP 668); say that we mean it.
+    "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+fi
+python3 -c 'import h5py, hdf5plugin; print("h5py", h5py.version.version, "HDF5", h5py.version.hdf5_version, "hdf5plugin", hdf5plugin.version)'
