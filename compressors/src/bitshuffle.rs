@@ -5,10 +5,11 @@
 //! bytes; row `8b + k` holds bit `k` of byte `b` of every element. A final run of fewer than 8
 //! elements is copied as is.
 
+use crate::permute::{Permutation, Permute};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{
-    threads, Accepts, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType, Result,
+    threads, Accepts, Codec, CodecInfo, Config, Error, OptionSpec, OptionType, Result,
 };
 
 /// Bitshuffle configuration.
@@ -444,33 +445,13 @@ impl Bitshuffle {
     }
 }
 
-impl Codec for Bitshuffle {
-    fn output(&self, input: &DataKind) -> Result<DataKind> {
-        Ok(input.as_bytes_array())
+impl Permutation for Bitshuffle {
+    const NAME: &'static str = "bitshuffle";
+    fn forward(&self, data: &[u8], elem: usize, dst: &mut [u8]) {
+        self.run(data, elem, dst, shuffle_block);
     }
-
-    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
-        out.resize(start + data.len(), 0);
-        self.run(data, input.elem_size(), &mut out[start..], shuffle_block);
-        Ok(())
-    }
-
-    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
-        out.resize(start + data.len(), 0);
-        self.decode_into(data, input, &mut out[start..])
-    }
-
-    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
-        if data.len() != dst.len() {
-            return Err(Error::corrupt(
-                "bitshuffle",
-                format!("{} bytes for {input}", data.len()),
-            ));
-        }
-        self.run(data, input.elem_size(), dst, unshuffle_block);
-        Ok(())
+    fn inverse(&self, data: &[u8], elem: usize, dst: &mut [u8]) {
+        self.run(data, elem, dst, unshuffle_block);
     }
 }
 
@@ -482,10 +463,10 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
             format!("{block} is not a multiple of 8"),
         ));
     }
-    Ok(Box::new(Bitshuffle {
+    Ok(Box::new(Permute(Bitshuffle {
         block,
         threads: c.int("threads").unwrap_or(0) as usize,
-    }))
+    })))
 }
 
 inventory::submit! {

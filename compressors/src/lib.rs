@@ -17,6 +17,7 @@ pub mod chunked;
 pub mod delta;
 pub mod lz4;
 pub mod none;
+pub mod permute;
 pub mod shuffle;
 pub mod zstd;
 

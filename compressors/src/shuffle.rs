@@ -1,8 +1,9 @@
 //! `shuffle(threads)`: byte shuffle, so byte k of every element sits next to byte k of the others.
 
+use crate::permute::{Permutation, Permute};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::{threads, Accepts, Codec, CodecInfo, DataKind, Error, Result};
+use roibin_registry::{threads, Accepts, CodecInfo};
 
 /// Byte-shuffle configuration.
 #[derive(Debug, Clone)]
@@ -46,35 +47,13 @@ pub fn unshuffle(data: &[u8], elem: usize, out: &mut [u8]) {
     out[tail..].copy_from_slice(&data[tail..]);
 }
 
-impl Codec for Shuffle {
-    fn output(&self, input: &DataKind) -> Result<DataKind> {
-        Ok(input.as_bytes_array())
+impl Permutation for Shuffle {
+    const NAME: &'static str = "shuffle";
+    fn forward(&self, data: &[u8], elem: usize, dst: &mut [u8]) {
+        threads::install(self.threads, || shuffle(data, elem, dst));
     }
-
-    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
-        out.resize(start + data.len(), 0);
-        threads::install(self.threads, || {
-            shuffle(data, input.elem_size(), &mut out[start..])
-        });
-        Ok(())
-    }
-
-    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let start = out.len();
-        out.resize(start + data.len(), 0);
-        self.decode_into(data, input, &mut out[start..])
-    }
-
-    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
-        if data.len() != dst.len() {
-            return Err(Error::corrupt(
-                "shuffle",
-                format!("{} bytes for {input}", data.len()),
-            ));
-        }
-        threads::install(self.threads, || unshuffle(data, input.elem_size(), dst));
-        Ok(())
+    fn inverse(&self, data: &[u8], elem: usize, dst: &mut [u8]) {
+        threads::install(self.threads, || unshuffle(data, elem, dst));
     }
 }
 
@@ -86,6 +65,6 @@ inventory::submit! {
         options: &[THREADS],
         accepts: Accepts::ANY,
         thread_safe: true,
-        build: |c| Ok(Box::new(Shuffle { threads: c.int("threads").unwrap_or(0) as usize })),
+        build: |c| Ok(Box::new(Permute(Shuffle { threads: c.int("threads").unwrap_or(0) as usize }))),
     }
 }

@@ -62,6 +62,13 @@ pub fn client(program: impl AsRef<std::ffi::OsStr>) -> Command {
     c
 }
 
+/// The `roibin` tool with `args`, plugin path set.
+pub fn roibin(args: &[&str]) -> Command {
+    let mut c = client(roibin_bin());
+    c.args(args);
+    c
+}
+
 /// A python3 process running `h5tests/py/<script>` with `args`.
 pub fn python(script: &str, args: &[&str]) -> Command {
     let mut c = client("python3");

@@ -3,6 +3,25 @@
 
 use roibin_h5tests::*;
 
+/// What the compared dataset's filters must be.
+enum Expect {
+    /// roibin's filter, stored smaller than raw.
+    Roibin,
+    /// No filter at all.
+    Plain,
+}
+
+/// h5py (its own process) reads `file:dset` and `reference:ref_dset` and finds them equal.
+fn same(file: &str, dset: &str, reference: &str, ref_dset: &str, expect: Expect) {
+    let flag: &[&str] = match expect {
+        Expect::Roibin => &["--expect-filter", "443"],
+        Expect::Plain => &["--expect-no-filter"],
+    };
+    let mut args = vec![file, dset, reference, ref_dset];
+    args.extend_from_slice(flag);
+    ok(python("compare.py", &args));
+}
+
 const SPECS: &[&str] = &[
     "", // empty cd_values: auto
     "bitshuffle|lz4",
@@ -15,11 +34,7 @@ const SPECS: &[&str] = &[
 ];
 
 fn ud(spec: &str) -> String {
-    let out = ok({
-        let mut c = client(roibin_bin());
-        c.args(["cdvalues", spec]);
-        c
-    });
+    let out = ok(roibin(&["cdvalues", spec]));
     let text = stdout(&out);
     text.lines()
         .find_map(|l| {
@@ -50,11 +65,7 @@ fn h5py_errors_are_clear_and_the_interpreter_lives() {
 
 #[test]
 fn cdvalues_match_what_h5py_scripts_pack() {
-    let out = ok({
-        let mut c = client(roibin_bin());
-        c.args(["cdvalues", "bitshuffle|zstd(5)"]);
-        c
-    });
+    let out = ok(roibin(&["cdvalues", "bitshuffle|zstd(5)"]));
     let text = stdout(&out);
     // 'bitshuffle|zstd(5)' is 18 bytes: magic, length, then 5 words.
     assert!(
@@ -62,11 +73,7 @@ fn cdvalues_match_what_h5py_scripts_pack() {
         "{text}"
     );
     assert!(text.contains("-f UD=443,0,7,1380078849,18,"), "{text}");
-    let (code, _, err) = run({
-        let mut c = client(roibin_bin());
-        c.args(["cdvalues", "bitshufle|zstd"]);
-        c
-    });
+    let (code, _, err) = run(roibin(&["cdvalues", "bitshufle|zstd"]));
     assert_eq!(code, Some(1));
     assert!(err.contains("unknown codec `bitshufle`"), "{err}");
 }
@@ -95,17 +102,7 @@ fn h5dump_and_h5repack_read_h5py_files_and_repack_in_and_out() {
             "chunked_f8",
             "frames_u4",
         ] {
-            ok(python(
-                "compare.py",
-                &[
-                    &d("ours.h5"),
-                    name,
-                    &d("plain.h5"),
-                    name,
-                    "--expect-filter",
-                    "443",
-                ],
-            ));
+            same(&d("ours.h5"), name, &d("plain.h5"), name, Expect::Roibin);
         }
         // h5dump (1.10) decodes every value: binary dump equals the original's.
         let mut c = client("h5dump");
@@ -139,16 +136,13 @@ fn h5dump_and_h5repack_read_h5py_files_and_repack_in_and_out() {
         let mut c = client("h5repack");
         c.args(["-f", "NONE", &d("ours.h5"), &d("back.h5")]);
         ok(c);
-        ok(python(
-            "compare.py",
-            &[
-                &d("back.h5"),
-                "frames_u4",
-                &d("plain.h5"),
-                "frames_u4",
-                "--expect-no-filter",
-            ],
-        ));
+        same(
+            &d("back.h5"),
+            "frames_u4",
+            &d("plain.h5"),
+            "frames_u4",
+            Expect::Plain,
+        );
     }
 
     // h5repack reads h5py-written roibin files (2.x → 1.10) and rewrites them with another spec.
@@ -165,17 +159,13 @@ fn h5dump_and_h5repack_read_h5py_files_and_repack_in_and_out() {
     ]);
     ok(c);
     for name in ["u2_r3", "f4_r4", "i4_r1", "f8_r2"] {
-        ok(python(
-            "compare.py",
-            &[
-                &d("w_0_repacked.h5"),
-                name,
-                &d("w_0.h5"),
-                name,
-                "--expect-filter",
-                "443",
-            ],
-        ));
+        same(
+            &d("w_0_repacked.h5"),
+            name,
+            &d("w_0.h5"),
+            name,
+            Expect::Roibin,
+        );
     }
 }
 
@@ -184,11 +174,7 @@ fn roibin_tools_read_and_write_the_same_files() {
     let dir = scratch("tools");
     let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
     ok(python("make_plain.py", &[&d("plain.h5")]));
-    let tool = |args: &[&str]| {
-        let mut c = client(roibin_bin());
-        c.args(args);
-        ok(c)
-    };
+    let tool = |args: &[&str]| ok(roibin(args));
     // roibin compress: plain → roibin (direct chunk writes); h5py reads it.
     tool(&[
         "compress",
@@ -217,39 +203,27 @@ fn roibin_tools_read_and_write_the_same_files() {
         "--set",
         "zstd:level=7",
     ]);
-    ok(python(
-        "compare.py",
-        &[
-            &d("c.h5"),
-            "/x/frames",
-            &d("plain.h5"),
-            "frames_u4",
-            "--expect-filter",
-            "443",
-        ],
-    ));
-    ok(python(
-        "compare.py",
-        &[
-            &d("c.h5"),
-            "/contig",
-            &d("plain.h5"),
-            "contig_u2",
-            "--expect-filter",
-            "443",
-        ],
-    ));
-    ok(python(
-        "compare.py",
-        &[
-            &d("c.h5"),
-            "/f4",
-            &d("plain.h5"),
-            "chunked_f4",
-            "--expect-filter",
-            "443",
-        ],
-    ));
+    same(
+        &d("c.h5"),
+        "/x/frames",
+        &d("plain.h5"),
+        "frames_u4",
+        Expect::Roibin,
+    );
+    same(
+        &d("c.h5"),
+        "/contig",
+        &d("plain.h5"),
+        "contig_u2",
+        Expect::Roibin,
+    );
+    same(
+        &d("c.h5"),
+        "/f4",
+        &d("plain.h5"),
+        "chunked_f4",
+        Expect::Roibin,
+    );
 
     // roibin info reports the spec (canonical, with the --set applied) and per-chunk ratios.
     let info = stdout(&tool(&["info", &d("c.h5")]));
@@ -274,16 +248,13 @@ fn roibin_tools_read_and_write_the_same_files() {
         &format!("{}:/u2_r3", d("w_0.h5")),
         &format!("{}:/u2", d("plain_again.h5")),
     ]);
-    ok(python(
-        "compare.py",
-        &[
-            &d("plain_again.h5"),
-            "/u2",
-            &d("w_0.h5"),
-            "u2_r3",
-            "--expect-no-filter",
-        ],
-    ));
+    same(
+        &d("plain_again.h5"),
+        "/u2",
+        &d("w_0.h5"),
+        "u2_r3",
+        Expect::Plain,
+    );
     // ...and re-compresses it with another graph.
     tool(&[
         "compress",
@@ -292,40 +263,22 @@ fn roibin_tools_read_and_write_the_same_files() {
         "--spec",
         "bzip2",
     ]);
-    ok(python(
-        "compare.py",
-        &[
-            &d("re.h5"),
-            "/i2",
-            &d("w_0.h5"),
-            "i2_r4",
-            "--expect-filter",
-            "443",
-        ],
-    ));
+    same(&d("re.h5"), "/i2", &d("w_0.h5"), "i2_r4", Expect::Roibin);
 
     // Errors: a bad spec names the problem; a missing dataset says how to list them.
-    let (code, _, err) = run({
-        let mut c = client(roibin_bin());
-        c.args([
-            "compress",
-            &format!("{}:/frames_u4", d("plain.h5")),
-            &format!("{}:/y", d("c2.h5")),
-            "--spec",
-            "zstd(level=fast)",
-        ]);
-        c
-    });
+    let (code, _, err) = run(roibin(&[
+        "compress",
+        &format!("{}:/frames_u4", d("plain.h5")),
+        &format!("{}:/y", d("c2.h5")),
+        "--spec",
+        "zstd(level=fast)",
+    ]));
     assert_eq!(code, Some(1));
     assert!(
         err.contains("zstd:level") && err.contains("expected an integer"),
         "{err}"
     );
-    let (code, _, err) = run({
-        let mut c = client(roibin_bin());
-        c.args(["info", &format!("{}:/nope", d("c.h5"))]);
-        c
-    });
+    let (code, _, err) = run(roibin(&["info", &format!("{}:/nope", d("c.h5"))]));
     assert_eq!(code, Some(1));
     assert!(
         err.contains("no dataset `/nope`") && err.contains("roibin info"),
@@ -335,11 +288,7 @@ fn roibin_tools_read_and_write_the_same_files() {
 
 #[test]
 fn roibin_list_comes_from_the_registry() {
-    let text = stdout(&ok({
-        let mut c = client(roibin_bin());
-        c.arg("list");
-        c
-    }));
+    let text = stdout(&ok(roibin(&["list"])));
     for name in [
         "auto",
         "bitshuffle",
