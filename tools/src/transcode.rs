@@ -27,17 +27,20 @@ impl Report {
     pub fn print(&self, verb: &str) {
         let mb = self.raw_bytes as f64 / 1e6;
         let secs = self.total.as_secs_f64().max(1e-9);
+        let work = if verb == "compressed" { "encode" } else { "decode" };
         eprintln!(
-            "{verb} {} chunks, {:.1} MB → {:.1} MB (ratio {:.2}) in {:.2} s: {:.0} MB/s\n  time per stage: read {:.2} s, {} {:.2} s, write {:.2} s",
+            "{verb} {} chunks, {:.1} MB → {:.1} MB (ratio {:.2}) in {:.2} s: {:.0} MB/s",
             self.chunks,
             mb,
             self.stored_bytes as f64 / 1e6,
             self.raw_bytes as f64 / self.stored_bytes.max(1) as f64,
             secs,
             mb / secs,
-            if verb == "compressed" { "encode" } else { "decode" },
-            self.transform.as_secs_f64(),
+        );
+        eprintln!(
+            "  time per stage: read {:.2} s, {work} {:.2} s (parallel), write {:.2} s",
             self.read.as_secs_f64(),
+            self.transform.as_secs_f64(),
             self.write.as_secs_f64(),
         );
     }
