@@ -64,6 +64,13 @@ fn h5py_errors_are_clear_and_the_interpreter_lives() {
 }
 
 #[test]
+fn forked_children_keep_compressing() {
+    let dir = scratch("fork");
+    let out = ok(python("fork.py", &[dir.to_str().unwrap()]));
+    assert!(stdout(&out).contains("forked children ok"));
+}
+
+#[test]
 fn cdvalues_match_what_h5py_scripts_pack() {
     let out = ok(roibin(&["cdvalues", "bitshuffle|zstd(5)"]));
     let text = stdout(&out);

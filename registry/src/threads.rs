@@ -6,22 +6,39 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Spec text of the `threads` option every multi-threaded codec declares.
 pub const THREADS_DOC: &str = "worker threads inside one chunk (0 = all cores, 1 = none)";
 
-/// Run `f` on a pool of `threads` workers (0 = rayon's global pool, sized to the machine).
+/// Run `f` on a pool of `threads` workers (0 = one per core).
 ///
-/// Pools are created lazily on first use, never at load time, and cached: a plugin loaded
-/// into a host process starts no thread until it compresses something.
+/// Inside a pool already (a nested stage, or `chunked`'s blocks) `threads = 0` stays in it.
+/// Pools are created lazily on first use, never at load time, and cached per process: a plugin
+/// loaded into a host starts no thread until it compresses something, and a child forked after
+/// that (Python's multiprocessing) gets pools of its own instead of the parent's dead threads.
 pub fn install<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    if threads == 0 {
+    if threads == 0 && rayon::current_thread_index().is_some() {
         return f();
     }
-    pool(threads).install(f)
+    let n = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    pool(n).install(f)
 }
 
 fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    type Pools = (u32, HashMap<usize, Arc<rayon::ThreadPool>>);
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
     let pools = POOLS.get_or_init(Default::default);
-    let mut map = pools.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(threads)
+    let mut guard = pools.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if guard.0 != pid {
+        // Forked: the parent's workers do not exist here. Leak their handles (dropping would
+        // wait for threads that will never answer) and start afresh.
+        std::mem::forget(std::mem::take(&mut guard.1));
+        guard.0 = pid;
+    }
+    guard
+        .1
+        .entry(threads)
         .or_insert_with(|| {
             Arc::new(
                 rayon::ThreadPoolBuilder::new()

@@ -27,7 +27,11 @@ impl Report {
     pub fn print(&self, verb: &str) {
         let mb = self.raw_bytes as f64 / 1e6;
         let secs = self.total.as_secs_f64().max(1e-9);
-        let work = if verb == "compressed" { "encode" } else { "decode" };
+        let work = if verb == "compressed" {
+            "encode"
+        } else {
+            "decode"
+        };
         eprintln!(
             "{verb} {} chunks, {:.1} MB → {:.1} MB (ratio {:.2}) in {:.2} s: {:.0} MB/s",
             self.chunks,
