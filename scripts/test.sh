@@ -7,4 +7,8 @@ bash scripts/setup.sh
 cargo fmt --all --check
 cargo build --release --workspace --exclude roibin-benches
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --release --workspace --exclude roibin-benches
+log=$(mktemp)
+cargo test --release --workspace --exclude roibin-benches 2>&1 | tee "$log"
+# One closing line for the whole run (cargo's last line is that of the last doc-test crate).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -61,6 +61,16 @@ fn h5py_errors_are_clear_and_the_interpreter_lives() {
     let text = stdout(&out);
     assert!(text.trim_end().ends_with("alive"), "{text}");
     assert!(text.contains("flipped byte -> OSError"), "{text}");
+    // HDF5 1.10's h5dump reports the same corrupted chunk with our message, and fails.
+    let mut c = client("h5dump");
+    c.args(["--enable-error-stack", "-d", "/good"])
+        .arg(dir.join("errors.h5"));
+    let (code, _, err) = run(c);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("roibin filter") && err.contains("checksum mismatch"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,11 +162,33 @@ fn h5dump_and_h5repack_read_h5py_files_and_repack_in_and_out() {
         );
     }
 
-    // h5repack reads h5py-written roibin files (2.x → 1.10) and rewrites them with another spec.
+    // h5dump (1.10) decodes h5py-written (2.x) roibin files: its binary dump equals that of the
+    // same dataset after h5repack took the filter off.
     ok(python(
         "write_read.py",
         &[dir.to_str().unwrap(), "bitshuffle|zstd(5)"],
     ));
+    let mut c = client("h5repack");
+    c.args(["-f", "NONE", &d("w_0.h5"), &d("w_0_plain.h5")]);
+    ok(c);
+    same(
+        &d("w_0_plain.h5"),
+        "u2_r3",
+        &d("w_0.h5"),
+        "u2_r3",
+        Expect::Plain,
+    );
+    for (file, bin) in [("w_0.h5", "a.bin"), ("w_0_plain.h5", "b.bin")] {
+        let mut c = client("h5dump");
+        c.args(["-d", "/i4_r4", "-b", "LE", "-o", &d(bin), &d(file)]);
+        ok(c);
+    }
+    assert_eq!(
+        std::fs::read(d("a.bin")).unwrap(),
+        std::fs::read(d("b.bin")).unwrap()
+    );
+
+    // h5repack reads h5py-written roibin files (2.x → 1.10) and rewrites them with another spec.
     let mut c = client("h5repack");
     c.args([
         "-f",
