@@ -10,15 +10,18 @@
 //! ```
 
 pub mod auto;
+mod bits;
 pub mod bitshuffle;
 mod blocked;
 pub mod bzip2;
 pub mod chunked;
 pub mod delta;
+mod huffman;
 pub mod lz4;
 pub mod none;
 pub mod permute;
 pub mod shuffle;
+pub mod sz;
 pub mod zstd;
 
 use roibin_registry::{container, ArrayMeta, DataKind, Graph, Pipeline, Result};

@@ -1,0 +1,126 @@
+//! MSB-first bit writer and reader for our entropy coders. The reader never reads past its
+//! input: running out is an error, not a panic.
+
+use roibin_registry::{Error, Result};
+
+/// Appends bits to a byte vector.
+#[derive(Default)]
+pub struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    /// Write the low `len` bits of `code` (len ≤ 32), most significant first.
+    #[inline]
+    pub fn put(&mut self, code: u32, len: u32) {
+        debug_assert!(len <= 32);
+        self.acc = (self.acc << len) | (code as u64 & ((1u64 << len) - 1));
+        self.n += len;
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
+    }
+
+    /// Number of bits written so far.
+    pub fn bits(&self) -> u64 {
+        self.out.len() as u64 * 8 + self.n as u64
+    }
+
+    /// Flush the last partial byte (zero padded) and return the bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push((self.acc << (8 - self.n)) as u8);
+        }
+        self.out
+    }
+}
+
+/// Reads bits written by [`BitWriter`].
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u64,
+    n: u32,
+    codec: &'static str,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(data: &'a [u8], codec: &'static str) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            acc: 0,
+            n: 0,
+            codec,
+        }
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        while self.n <= 56 && self.pos < self.data.len() {
+            self.acc |= (self.data[self.pos] as u64) << (56 - self.n);
+            self.pos += 1;
+            self.n += 8;
+        }
+    }
+
+    /// The next `len` bits (≤ 32) without consuming them, zero padded past the end.
+    #[inline]
+    pub fn peek(&mut self, len: u32) -> u32 {
+        if self.n < len {
+            self.refill();
+        }
+        (self.acc >> (64 - len)) as u32
+    }
+
+    /// Consume `len` bits; an error if fewer remain.
+    #[inline]
+    pub fn skip(&mut self, len: u32) -> Result<()> {
+        if self.n < len {
+            self.refill();
+            if self.n < len {
+                return Err(Error::corrupt(self.codec, "bit stream ends early"));
+            }
+        }
+        self.acc <<= len;
+        self.n -= len;
+        Ok(())
+    }
+
+    /// Read `len` bits (≤ 32).
+    #[inline]
+    pub fn get(&mut self, len: u32) -> Result<u32> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let v = self.peek(len);
+        self.skip(len)?;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_round_trip() {
+        let mut w = BitWriter::default();
+        let items: Vec<(u32, u32)> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2654435761), 1 + i % 32))
+            .collect();
+        for &(c, l) in &items {
+            w.put(c, l);
+        }
+        let bytes = w.finish();
+        let mut r = BitReader::new(&bytes, "test");
+        for &(c, l) in &items {
+            let mask = if l == 32 { u32::MAX } else { (1 << l) - 1 };
+            assert_eq!(r.get(l).unwrap(), c & mask);
+        }
+        assert!(r.get(32).is_err());
+    }
+}

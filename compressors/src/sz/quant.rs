@@ -1,0 +1,229 @@
+//! Linear quantisers with an escape for values that miss the bound. The encoder computes each
+//! reconstruction exactly as the decoder will, checks it against the bound, and escapes
+//! (stores the value bit-exactly) whenever it does not hold: the bound is checked, not trusted.
+
+use super::predict::Quant;
+
+/// Element types `sz` reads and writes (little-endian bytes).
+pub trait Sample: Copy {
+    const SIZE: usize;
+    fn read(b: &[u8]) -> Self;
+    fn write(self, b: &mut [u8]);
+}
+
+macro_rules! sample {
+    ($($t:ty),*) => {$(
+        impl Sample for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn read(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("element"))
+            }
+            #[inline]
+            fn write(self, b: &mut [u8]) {
+                b.copy_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+sample!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
+
+/// Floats: values and reconstructions in the element's own precision.
+pub trait Float: Sample {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+impl Float for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+impl Float for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// Integers: exact arithmetic in i128; the bound is in counts.
+pub trait Int: Sample {
+    fn to_i128(self) -> i128;
+    fn from_i128(v: i128) -> Option<Self>;
+}
+macro_rules! int {
+    ($($t:ty),*) => {$(
+        impl Int for $t {
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+            fn from_i128(v: i128) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+        }
+    )*};
+}
+int!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+/// What a quantiser produced for one piece.
+#[derive(Default)]
+pub struct Codes {
+    /// 0 = escaped, else `q + radius`.
+    pub codes: Vec<u32>,
+    /// Escaped values, raw little-endian elements in visiting order.
+    pub unpred: Vec<u8>,
+}
+
+/// Prediction-side value of a stored element: non-finite values would poison their neighbours.
+#[inline]
+fn finite_or_zero(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+pub struct FloatEncoder<'a, T: Float> {
+    pub data: &'a [u8],
+    pub eb: f64,
+    pub radius: u32,
+    pub out: &'a mut Codes,
+    pub _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Float> Quant for FloatEncoder<'_, T> {
+    #[inline]
+    fn next(&mut self, i: usize, pred: f64) -> f64 {
+        let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
+        let x = T::read(raw).to_f64();
+        let two_eb = 2.0 * self.eb;
+        let q = ((x - pred) / two_eb).round();
+        if q.abs() < self.radius as f64 {
+            let r = T::from_f64(pred + q * two_eb).to_f64();
+            // Checked in the element's precision, exactly as the decoder will rebuild it.
+            if (r - x).abs() <= self.eb {
+                self.out.codes.push((q as i64 + self.radius as i64) as u32);
+                return r;
+            }
+        }
+        self.out.codes.push(0);
+        self.out.unpred.extend_from_slice(raw);
+        finite_or_zero(x)
+    }
+}
+
+pub struct FloatDecoder<'a, T: Float> {
+    pub codes: &'a [u32],
+    pub unpred: &'a [u8],
+    pub eb: f64,
+    pub radius: u32,
+    pub out: &'a mut [u8],
+    pub k: usize,
+    pub u: usize,
+    pub bad: bool,
+    pub _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Float> Quant for FloatDecoder<'_, T> {
+    #[inline]
+    fn next(&mut self, i: usize, pred: f64) -> f64 {
+        let c = self.codes.get(self.k).copied().unwrap_or(0);
+        self.k += 1;
+        let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
+        if c == 0 {
+            let Some(raw) = self.unpred.get(self.u * T::SIZE..(self.u + 1) * T::SIZE) else {
+                self.bad = true;
+                return 0.0;
+            };
+            self.u += 1;
+            dst.copy_from_slice(raw);
+            return finite_or_zero(T::read(raw).to_f64());
+        }
+        let q = c as f64 - self.radius as f64;
+        let r = T::from_f64(pred + q * 2.0 * self.eb);
+        r.write(dst);
+        r.to_f64()
+    }
+}
+
+/// Nearest integer prediction (0 for non-finite predictions).
+#[inline]
+fn int_pred(pred: f64) -> i128 {
+    if pred.is_finite() {
+        pred.round().clamp(-1.7e38, 1.7e38) as i128
+    } else {
+        0
+    }
+}
+
+pub struct IntEncoder<'a, T: Int> {
+    pub data: &'a [u8],
+    /// Bound in counts.
+    pub eb: u64,
+    pub radius: u32,
+    pub out: &'a mut Codes,
+    pub _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Int> Quant for IntEncoder<'_, T> {
+    #[inline]
+    fn next(&mut self, i: usize, pred: f64) -> f64 {
+        let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
+        let x = T::read(raw).to_i128();
+        let p = int_pred(pred);
+        let step = 2 * self.eb as i128 + 1;
+        let q = (x - p + self.eb as i128).div_euclid(step);
+        if q.abs() < self.radius as i128 {
+            let r = p + q * step;
+            if (r - x).abs() <= self.eb as i128 && T::from_i128(r).is_some() {
+                self.out.codes.push((q + self.radius as i128) as u32);
+                return r as f64;
+            }
+        }
+        self.out.codes.push(0);
+        self.out.unpred.extend_from_slice(raw);
+        x as f64
+    }
+}
+
+pub struct IntDecoder<'a, T: Int> {
+    pub codes: &'a [u32],
+    pub unpred: &'a [u8],
+    pub eb: u64,
+    pub radius: u32,
+    pub out: &'a mut [u8],
+    pub k: usize,
+    pub u: usize,
+    pub bad: bool,
+    pub _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Int> Quant for IntDecoder<'_, T> {
+    #[inline]
+    fn next(&mut self, i: usize, pred: f64) -> f64 {
+        let c = self.codes.get(self.k).copied().unwrap_or(0);
+        self.k += 1;
+        let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
+        if c == 0 {
+            let Some(raw) = self.unpred.get(self.u * T::SIZE..(self.u + 1) * T::SIZE) else {
+                self.bad = true;
+                return 0.0;
+            };
+            self.u += 1;
+            dst.copy_from_slice(raw);
+            return T::read(raw).to_i128() as f64;
+        }
+        let q = c as i128 - self.radius as i128;
+        let r = int_pred(pred) + q * (2 * self.eb as i128 + 1);
+        match T::from_i128(r) {
+            Some(v) => v.write(dst),
+            None => self.bad = true,
+        }
+        r as f64
+    }
+}
