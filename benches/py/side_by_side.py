@@ -51,7 +51,7 @@ BLOSC = "hdf5plugin Blosc zstd-5 bitshuffle (32001)"
 
 def measure_once(data, kw):
     """Write and read `data` (frames × rows × cols) once in an in-memory file."""
-    with h5py.File("mem.h5", "w", driver="core", backing_store=False) as f:
+    with h5py.File("mem.h5", "w", driver="core", backing_store=False, rdcc_nbytes=0) as f:
         t = time.perf_counter()
         ds = f.create_dataset("d", data=data, chunks=(1,) + data.shape[1:], **kw)
         f.flush()

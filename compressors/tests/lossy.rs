@@ -99,7 +99,7 @@ proptest! {
         seed in any::<u64>(),
         mode in 0u8..3,
         bound in prop::sample::select(vec![0.0f64, 1e-6, 0.01, 0.5, 1.0, 10.0, 90.0, 1e25]),
-        predictor in prop::sample::select(vec!["auto", "lorenzo", "lorenzo2d", "interp_linear", "interp_cubic"]),
+        predictor in prop::sample::select(vec!["auto", "lorenzo", "lorenzo2d", "interp_linear", "interp_cubic", "block_mean"]),
     ) {
         let meta = ArrayMeta::new(dtype, shape);
         let orig = bytes_of(&values(style, meta.len(), seed), dtype);

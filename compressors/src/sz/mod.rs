@@ -3,7 +3,8 @@
 //!
 //! Per piece (a slab of the chunk along its slowest non-trivial axis, coded independently so
 //! threads can share the work): predict every element from already reconstructed neighbours
-//! (Lorenzo 1-3D, Lorenzo per 2-D slice, or SZ3-style multilevel linear/cubic interpolation,
+//! (Lorenzo 1-3D, Lorenzo per 2-D slice, SZ3-style multilevel linear/cubic interpolation, or
+//! 16×16 block means for sparse detector frames,
 //! chosen per piece by trying each on a sample), quantise the residual linearly in steps of 2e,
 //! escape values that would miss the bound (NaN and ±Inf always), Huffman-code the
 //! quantisation codes, and zstd the lot.
@@ -63,6 +64,7 @@ const OPTIONS: &[OptionSpec] = &[
             "lorenzo2d",
             "interp_linear",
             "interp_cubic",
+            "block_mean",
         ]),
         default: "auto",
         doc: "prediction: auto picks per piece by trying each on a sample",
@@ -167,19 +169,102 @@ impl Sz {
             Some(p) => p,
             None => choose(dtype, dims, data, eb, self.radius),
         };
-        let codes = quantise(dtype, pred, dims, data, eb, self.radius);
-        let mut body = Vec::with_capacity(codes.codes.len() / 2 + codes.unpred.len() + 64);
-        body.push(pred as u8);
-        body.extend_from_slice(&eb.to_le_bytes());
-        body.extend_from_slice(&self.radius.to_le_bytes());
-        body.extend_from_slice(&((codes.unpred.len() / dtype.size()) as u64).to_le_bytes());
-        huffman::encode(&codes.codes, 2 * self.radius as usize, &mut body);
-        body.extend_from_slice(&codes.unpred);
-        let z = zstd::bulk::compress(&body, self.level)
-            .map_err(|e| Error::Other(format!("sz: zstd: {e}")))?;
+        let means = means_for(pred, dtype, dims, data, eb);
+        let codes = quantise(
+            dtype,
+            pred,
+            dims,
+            data,
+            eb,
+            self.radius,
+            &mean_values(&means, eb),
+        );
+        let body = |coding: Coding| -> Result<Vec<u8>> {
+            let mut body = Vec::with_capacity(codes.codes.len() / 2 + codes.unpred.len() + 64);
+            body.push(pred as u8);
+            body.push(coding as u8);
+            body.extend_from_slice(&eb.to_le_bytes());
+            body.extend_from_slice(&self.radius.to_le_bytes());
+            body.extend_from_slice(&((codes.unpred.len() / dtype.size()) as u64).to_le_bytes());
+            body.extend(means.iter().flat_map(|m| m.to_le_bytes()));
+            match coding {
+                Coding::Huffman => {
+                    huffman::encode(&codes.codes, 2 * self.radius as usize, &mut body)
+                }
+                Coding::Raw => body.extend(codes.codes.iter().flat_map(|c| c.to_le_bytes())),
+            }
+            body.extend_from_slice(&codes.unpred);
+            zstd::bulk::compress(&body, self.level)
+                .map_err(|e| Error::Other(format!("sz: zstd: {e}")))
+        };
+        // Huffman cannot spend less than a bit per code; when one code dominates (flat
+        // backgrounds at a loose bound) zstd on the raw codes finds the runs instead.
+        let z = if dominant_share(&codes.codes) > 0.9 {
+            let (h, r) = (body(Coding::Huffman)?, body(Coding::Raw)?);
+            if r.len() < h.len() {
+                r
+            } else {
+                h
+            }
+        } else {
+            body(Coding::Huffman)?
+        };
         o.extend_from_slice(&z);
         Ok(())
     }
+}
+
+/// How a piece stores its quantisation codes (one byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Coding {
+    Huffman = 0,
+    /// u32 little-endian codes, left to zstd.
+    Raw = 1,
+}
+
+/// Share of the most frequent code (on a 1-in-7 sample).
+fn dominant_share(codes: &[u32]) -> f64 {
+    if codes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for &c in codes.iter().step_by(7) {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let max = counts.values().copied().max().unwrap_or(0);
+    max as f64 / codes.len().div_ceil(7) as f64
+}
+
+/// Block means for [`Predictor::BlockMean`] (empty for the others).
+///
+/// Means are stored in units of the bound (rounded), so flat backgrounds store runs of zeros;
+/// the prediction only has to be close, and both sides use the stored value.
+fn means_for(pred: Predictor, dtype: DType, dims: [usize; 3], data: &[u8], eb: f64) -> Vec<f32> {
+    if pred != Predictor::BlockMean {
+        return vec![];
+    }
+    let means = predict::block_means(
+        dims,
+        roibin_registry::metrics::to_f64(data, dtype).into_iter(),
+    );
+    let unit = if eb > 0.0 && eb.is_finite() { eb } else { 1.0 };
+    means
+        .iter()
+        .map(|m| {
+            if eb > 0.0 && eb.is_finite() {
+                (m / unit).round() as f32
+            } else {
+                *m as f32
+            }
+        })
+        .collect()
+}
+
+/// The predictions stored means stand for.
+fn mean_values(stored: &[f32], eb: f64) -> Vec<f64> {
+    let unit = if eb > 0.0 && eb.is_finite() { eb } else { 1.0 };
+    stored.iter().map(|&s| s as f64 * unit).collect()
 }
 
 /// Run the predictor and the encoding quantiser over one piece.
@@ -190,6 +275,7 @@ fn quantise(
     data: &[u8],
     eb: f64,
     radius: u32,
+    means: &[f64],
 ) -> Codes {
     let n = dims.iter().product();
     let mut out = Codes {
@@ -209,6 +295,7 @@ fn quantise(
                     out: &mut out,
                     _t: PhantomData,
                 },
+                means,
             )
         };
     }
@@ -224,6 +311,7 @@ fn quantise(
                     out: &mut out,
                     _t: PhantomData,
                 },
+                means,
             )
         };
     }
@@ -280,20 +368,17 @@ fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> 
             Predictor::Lorenzo,
             Predictor::InterpLinear,
             Predictor::InterpCubic,
+            Predictor::BlockMean,
         ]
     };
     candidates
         .iter()
         .copied()
         .map(|p| {
-            (
-                cost(
-                    &quantise(dtype, p, sd, &sample, eb, radius),
-                    radius,
-                    (es * 8) as f64,
-                ),
-                p,
-            )
+            let means = means_for(p, dtype, sd, &sample, eb);
+            let side = means.iter().filter(|&&m| m != 0.0).count() as f64 * 16.0;
+            let codes = quantise(dtype, p, sd, &sample, eb, radius, &mean_values(&means, eb));
+            (side + cost(&codes, radius, (es * 8) as f64), p)
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map_or(Predictor::Lorenzo, |(_, p)| p)
@@ -306,14 +391,39 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
         .map_err(|e| bad(&format!("zstd: {e}")))?;
     let mut r = Reader::new(&body, "sz");
     let pred = Predictor::from_u8(r.u8()?).ok_or_else(|| bad("unknown predictor"))?;
+    let coding = r.u8()?;
     let eb = f64::from_le_bytes(r.take(8)?.try_into().expect("8"));
     let radius = r.u32()?;
     if !(eb >= 0.0 && eb.is_finite() && (2..=1 << 20).contains(&radius)) {
         return Err(bad("bad bound or radius"));
     }
     let escapes = r.len_at_most(n)?;
+    let means: Vec<f64> = if pred == Predictor::BlockMean {
+        let stored: Vec<f32> = r
+            .take(predict::mean_blocks(dims) * 4)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4")))
+            .collect();
+        mean_values(&stored, eb)
+    } else {
+        vec![]
+    };
     let mut codes = Vec::with_capacity(n);
-    huffman::decode(&mut r, n, 2 * radius as usize, &mut codes)?;
+    match coding {
+        c if c == Coding::Huffman as u8 => {
+            huffman::decode(&mut r, n, 2 * radius as usize, &mut codes)?
+        }
+        c if c == Coding::Raw as u8 => {
+            for b in r.take(n * 4)?.chunks_exact(4) {
+                let c = u32::from_le_bytes(b.try_into().expect("4"));
+                if c >= 2 * radius {
+                    return Err(bad("code out of range"));
+                }
+                codes.push(c);
+            }
+        }
+        _ => return Err(bad("unknown code storage")),
+    }
     if codes.iter().filter(|&&c| c == 0).count() != escapes {
         return Err(bad("escape count does not match the codes"));
     }
@@ -335,7 +445,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 bad: false,
                 _t: PhantomData,
             };
-            pred.run(dims, &mut recon, &mut q);
+            pred.run(dims, &mut recon, &mut q, &means);
             q.bad
         }};
     }
@@ -352,7 +462,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 bad: false,
                 _t: PhantomData,
             };
-            pred.run(dims, &mut recon, &mut q);
+            pred.run(dims, &mut recon, &mut q, &means);
             q.bad
         }};
     }

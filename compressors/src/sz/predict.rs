@@ -20,14 +20,63 @@ pub enum Predictor {
     InterpLinear = 2,
     /// SZ3-style multilevel interpolation, cubic.
     InterpCubic = 3,
+    /// The mean of each 1×16×16 block, stored beside the codes. Sparse detector frames want
+    /// it: a lone photon costs one code, where Lorenzo smears it over four neighbours.
+    BlockMean = 4,
+}
+
+/// Edge of the square blocks [`Predictor::BlockMean`] averages over.
+pub const MEAN_BLOCK: usize = 16;
+
+/// Number of blocks [`Predictor::BlockMean`] uses for `dims`.
+pub fn mean_blocks(dims: [usize; 3]) -> usize {
+    dims[0] * dims[1].div_ceil(MEAN_BLOCK) * dims[2].div_ceil(MEAN_BLOCK)
+}
+
+/// Block of element (i0, i1, i2).
+#[inline]
+fn mean_block(dims: [usize; 3], i0: usize, i1: usize, i2: usize) -> usize {
+    (i0 * dims[1].div_ceil(MEAN_BLOCK) + i1 / MEAN_BLOCK) * dims[2].div_ceil(MEAN_BLOCK)
+        + i2 / MEAN_BLOCK
+}
+
+/// Block means of `vals` (non-finite values left out), for [`Predictor::BlockMean`].
+pub fn block_means(dims: [usize; 3], vals: impl Iterator<Item = f64>) -> Vec<f64> {
+    let n = mean_blocks(dims);
+    let (mut sum, mut cnt) = (vec![0f64; n], vec![0u32; n]);
+    let mut it = vals;
+    for i0 in 0..dims[0] {
+        for i1 in 0..dims[1] {
+            for i2 in 0..dims[2] {
+                let v = it.next().unwrap_or(0.0);
+                if v.is_finite() {
+                    let b = mean_block(dims, i0, i1, i2);
+                    sum[b] += v;
+                    cnt[b] += 1;
+                }
+            }
+        }
+    }
+    // Stored as f32: the prediction only has to be close, and both sides use the stored value.
+    sum.iter()
+        .zip(&cnt)
+        .map(|(s, &c)| {
+            if c > 0 {
+                (s / c as f64) as f32 as f64
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }
 
 impl Predictor {
-    pub const ALL: [Predictor; 4] = [
+    pub const ALL: [Predictor; 5] = [
         Predictor::Lorenzo,
         Predictor::Lorenzo2d,
         Predictor::InterpLinear,
         Predictor::InterpCubic,
+        Predictor::BlockMean,
     ];
 
     pub fn from_u8(b: u8) -> Option<Predictor> {
@@ -40,17 +89,30 @@ impl Predictor {
             "lorenzo2d" => Some(Predictor::Lorenzo2d),
             "interp_linear" => Some(Predictor::InterpLinear),
             "interp_cubic" => Some(Predictor::InterpCubic),
+            "block_mean" => Some(Predictor::BlockMean),
             _ => None,
         }
     }
 
-    /// Visit every element of `recon` (a C-order `dims` array) with this predictor.
-    pub fn run(self, dims: [usize; 3], recon: &mut [f64], q: &mut impl Quant) {
+    /// Visit every element of `recon` (a C-order `dims` array) with this predictor; `means`
+    /// are the block means [`Predictor::BlockMean`] needs (ignored by the others).
+    pub fn run(self, dims: [usize; 3], recon: &mut [f64], q: &mut impl Quant, means: &[f64]) {
         match self {
             Predictor::Lorenzo => lorenzo(dims, recon, q, true),
             Predictor::Lorenzo2d => lorenzo(dims, recon, q, false),
             Predictor::InterpLinear => interp(dims, recon, q, false),
             Predictor::InterpCubic => interp(dims, recon, q, true),
+            Predictor::BlockMean => {
+                let mut i = 0;
+                for i0 in 0..dims[0] {
+                    for i1 in 0..dims[1] {
+                        for i2 in 0..dims[2] {
+                            recon[i] = q.next(i, means[mean_block(dims, i0, i1, i2)]);
+                            i += 1;
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -173,7 +235,8 @@ mod tests {
                     worst: 0.0,
                 };
                 let mut recon = vec![0.0; n];
-                p.run(dims, &mut recon, &mut v);
+                let means = block_means(dims, data.iter().copied());
+                p.run(dims, &mut recon, &mut v, &means);
                 let mut seen = v.seen.clone();
                 seen.sort();
                 assert_eq!(seen, (0..n).collect::<Vec<_>>(), "{p:?} {dims:?}");
@@ -197,7 +260,7 @@ mod tests {
             worst: 0.0,
         };
         let mut recon = vec![0.0; n];
-        Predictor::InterpLinear.run(dims, &mut recon, &mut v);
+        Predictor::InterpLinear.run(dims, &mut recon, &mut v, &[]);
         // Only extrapolated edge points miss.
         assert!(v.worst <= 3.0 * 4.0 + 1e-9, "{}", v.worst);
     }
