@@ -107,7 +107,15 @@ pub struct Sz {
 }
 
 /// Pieces hold at least this many elements (prediction restarts at piece edges).
-const PIECE_ELEMS: usize = 1 << 21;
+/// Volumes keep long runs for the coarse interpolation levels; stacks of 2-D frames choose their
+/// predictor per region of a frame.
+fn piece_elems(dims: [usize; 3]) -> usize {
+    if dims[0] > 1 {
+        1 << 23
+    } else {
+        1 << 20
+    }
+}
 
 /// The 3-D view: rank 1 → (1, 1, n), 2 → (1, a, b), 3 as is, 4 → (a·b, c, d).
 fn view(shape: &[usize]) -> [usize; 3] {
@@ -291,6 +299,7 @@ fn quantise(
                 &mut FloatEncoder::<$t> {
                     data,
                     eb,
+                    base: eb,
                     radius,
                     out: &mut out,
                     _t: PhantomData,
@@ -307,6 +316,7 @@ fn quantise(
                 &mut IntEncoder::<$t> {
                     data,
                     eb: eb.floor() as u64,
+                    base: eb.floor() as u64,
                     radius,
                     out: &mut out,
                     _t: PhantomData,
@@ -438,6 +448,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 codes: &codes,
                 unpred,
                 eb,
+                base: eb,
                 radius,
                 out: dst,
                 k: 0,
@@ -455,6 +466,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 codes: &codes,
                 unpred,
                 eb: eb.floor() as u64,
+                base: eb.floor() as u64,
                 radius,
                 out: dst,
                 k: 0,
@@ -498,7 +510,7 @@ impl Codec for Sz {
         let dims = view(&m.shape);
         let eb = self.abs_bound(data, m.dtype);
         let (_, row) = split_axis(dims);
-        let rows = PIECE_ELEMS.div_ceil(row.max(1)).max(1);
+        let rows = piece_elems(dims).div_ceil(row.max(1)).max(1);
         let es = m.dtype.size();
         blocked::encode(data, rows * row * es, self.threads, out, |piece, o| {
             self.encode_piece(m.dtype, piece_dims(dims, piece.len() / es)?, piece, eb, o)

@@ -6,6 +6,9 @@
 /// original and record a code; decoder: read the next code).
 pub trait Quant {
     fn next(&mut self, i: usize, pred: f64) -> f64;
+    /// Tighten the bound to `bound / scale` from now on (coarse interpolation levels predict
+    /// everything finer, so they get tighter bounds, as SZ3 does).
+    fn set_scale(&mut self, _scale: f64) {}
 }
 
 /// Which predictor a piece was coded with (stored as one byte).
@@ -153,7 +156,10 @@ fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool) {
     if max <= 1 {
         return;
     }
+    let mut level = s.trailing_zeros() + 1;
     loop {
+        q.set_scale(1.5f64.powi(level as i32 - 1).min(2.0));
+        level -= 1;
         for d in 0..3 {
             if dims[d] <= s {
                 continue;

@@ -90,13 +90,18 @@ fn finite_or_zero(v: f64) -> f64 {
 
 pub struct FloatEncoder<'a, T: Float> {
     pub data: &'a [u8],
+    /// The bound in force (the piece's bound, tightened on coarse levels).
     pub eb: f64,
+    pub base: f64,
     pub radius: u32,
     pub out: &'a mut Codes,
     pub _t: std::marker::PhantomData<T>,
 }
 
 impl<T: Float> Quant for FloatEncoder<'_, T> {
+    fn set_scale(&mut self, scale: f64) {
+        self.eb = self.base / scale;
+    }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
@@ -121,6 +126,7 @@ pub struct FloatDecoder<'a, T: Float> {
     pub codes: &'a [u32],
     pub unpred: &'a [u8],
     pub eb: f64,
+    pub base: f64,
     pub radius: u32,
     pub out: &'a mut [u8],
     pub k: usize,
@@ -130,6 +136,9 @@ pub struct FloatDecoder<'a, T: Float> {
 }
 
 impl<T: Float> Quant for FloatDecoder<'_, T> {
+    fn set_scale(&mut self, scale: f64) {
+        self.eb = self.base / scale;
+    }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let c = self.codes.get(self.k).copied().unwrap_or(0);
@@ -163,14 +172,18 @@ fn int_pred(pred: f64) -> i128 {
 
 pub struct IntEncoder<'a, T: Int> {
     pub data: &'a [u8],
-    /// Bound in counts.
+    /// Bound in counts (in force; `base` tightened on coarse levels).
     pub eb: u64,
+    pub base: u64,
     pub radius: u32,
     pub out: &'a mut Codes,
     pub _t: std::marker::PhantomData<T>,
 }
 
 impl<T: Int> Quant for IntEncoder<'_, T> {
+    fn set_scale(&mut self, scale: f64) {
+        self.eb = (self.base as f64 / scale).floor() as u64;
+    }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
@@ -195,6 +208,7 @@ pub struct IntDecoder<'a, T: Int> {
     pub codes: &'a [u32],
     pub unpred: &'a [u8],
     pub eb: u64,
+    pub base: u64,
     pub radius: u32,
     pub out: &'a mut [u8],
     pub k: usize,
@@ -204,6 +218,9 @@ pub struct IntDecoder<'a, T: Int> {
 }
 
 impl<T: Int> Quant for IntDecoder<'_, T> {
+    fn set_scale(&mut self, scale: f64) {
+        self.eb = (self.base as f64 / scale).floor() as u64;
+    }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let c = self.codes.get(self.k).copied().unwrap_or(0);
