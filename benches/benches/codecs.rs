@@ -20,6 +20,8 @@ const GRAPHS: &[&str] = &[
     "bzip2(level=9)",
     "chunked(codec=bitshuffle|lz4)",
     "chunked(block=1048576,codec=bitshuffle(block=262144)|zstd(level=6))",
+    "sz(abs=1)",
+    "sz(abs=90)",
 ];
 
 fn bench(c: &mut Criterion) {

@@ -181,3 +181,46 @@ fn sz_options_are_validated() {
         assert!(e.contains(needle), "{spec}: {e}");
     }
 }
+
+/// Golden lossy chunks: files written by this format version keep decoding, within their bound.
+#[test]
+fn sz_golden_files_keep_decoding() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var_os("ROIBIN_BLESS").is_some();
+    for (name, dtype, spec, eb, style) in [
+        (
+            "v1_sz_lorenzo_f32",
+            DType::F32,
+            "sz(abs=0.5,predictor=lorenzo)",
+            0.5,
+            2u8,
+        ),
+        (
+            "v1_sz_interp_f64",
+            DType::F64,
+            "sz(abs=0.01,predictor=interp_cubic)",
+            0.01,
+            2,
+        ),
+        (
+            "v1_sz_blockmean_f32",
+            DType::F32,
+            "sz(abs=90,predictor=block_mean)",
+            90.0,
+            6,
+        ),
+        ("v1_sz_counts_u16", DType::U16, "sz(abs=1)", 1.0, 6),
+    ] {
+        let meta = ArrayMeta::new(dtype, vec![5, 37, 41]);
+        let orig = bytes_of(&values(style, meta.len(), 11), dtype);
+        let path = dir.join(format!("{name}.rbin"));
+        if bless {
+            std::fs::write(&path, encode_chunk(spec, &meta, &orig).unwrap()).unwrap();
+        }
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (ROIBIN_BLESS=1 writes it)", path.display()));
+        let (m, dec) = decode_chunk(&bytes).unwrap();
+        assert_eq!(m, meta, "{name}");
+        check_bound(&meta, &orig, &dec, eb, name);
+    }
+}

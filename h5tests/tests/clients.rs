@@ -74,6 +74,13 @@ fn h5py_errors_are_clear_and_the_interpreter_lives() {
 }
 
 #[test]
+fn h5py_lossy_sz_keeps_its_bound() {
+    let dir = scratch("lossy");
+    let out = ok(python("lossy.py", &[dir.to_str().unwrap()]));
+    assert!(stdout(&out).contains("lossy ok"), "{}", stdout(&out));
+}
+
+#[test]
 fn forked_children_keep_compressing() {
     let dir = scratch("fork");
     let out = ok(python("fork.py", &[dir.to_str().unwrap()]));
