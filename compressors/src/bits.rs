@@ -18,9 +18,10 @@ impl BitWriter {
         debug_assert!(len <= 32);
         self.acc = (self.acc << len) | (code as u64 & ((1u64 << len) - 1));
         self.n += len;
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
+        if self.n >= 32 {
+            self.n -= 32;
+            self.out
+                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
         }
     }
 
@@ -31,6 +32,10 @@ impl BitWriter {
 
     /// Flush the last partial byte (zero padded) and return the bytes.
     pub fn finish(mut self) -> Vec<u8> {
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
         if self.n > 0 {
             self.out.push((self.acc << (8 - self.n)) as u8);
         }

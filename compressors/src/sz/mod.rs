@@ -207,7 +207,7 @@ impl Sz {
         };
         // Huffman cannot spend less than a bit per code; when one code dominates (flat
         // backgrounds at a loose bound) zstd on the raw codes finds the runs instead.
-        let z = if dominant_share(&codes.codes) > 0.9 {
+        let z = if dominant_share(&codes.codes, self.radius) > 0.9 {
             let (h, r) = (body(Coding::Huffman)?, body(Coding::Raw)?);
             if r.len() < h.len() {
                 r
@@ -231,17 +231,11 @@ enum Coding {
     Raw = 1,
 }
 
-/// Share of the most frequent code (on a 1-in-7 sample).
-fn dominant_share(codes: &[u32]) -> f64 {
-    if codes.is_empty() {
-        return 0.0;
-    }
-    let mut counts = std::collections::HashMap::new();
-    for &c in codes.iter().step_by(7) {
-        *counts.entry(c).or_insert(0usize) += 1;
-    }
-    let max = counts.values().copied().max().unwrap_or(0);
-    max as f64 / codes.len().div_ceil(7) as f64
+/// Share of the zero-residual code.
+fn dominant_share(codes: &[u32], radius: u32) -> f64 {
+    // The dominant code is the zero residual (`radius`) whenever any code dominates.
+    let hits = codes.iter().filter(|&&c| c == radius).count();
+    hits as f64 / codes.len().max(1) as f64
 }
 
 /// Block means for [`Predictor::BlockMean`] (empty for the others).
@@ -252,10 +246,7 @@ fn means_for(pred: Predictor, dtype: DType, dims: [usize; 3], data: &[u8], eb: f
     if pred != Predictor::BlockMean {
         return vec![];
     }
-    let means = predict::block_means(
-        dims,
-        roibin_registry::metrics::to_f64(data, dtype).into_iter(),
-    );
+    let means = predict::block_means(dims, &roibin_registry::metrics::to_f64(data, dtype));
     let unit = if eb > 0.0 && eb.is_finite() { eb } else { 1.0 };
     means
         .iter()

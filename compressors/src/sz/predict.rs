@@ -44,32 +44,25 @@ fn mean_block(dims: [usize; 3], i0: usize, i1: usize, i2: usize) -> usize {
 }
 
 /// Block means of `vals` (non-finite values left out), for [`Predictor::BlockMean`].
-pub fn block_means(dims: [usize; 3], vals: impl Iterator<Item = f64>) -> Vec<f64> {
+pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
     let n = mean_blocks(dims);
     let (mut sum, mut cnt) = (vec![0f64; n], vec![0u32; n]);
-    let mut it = vals;
-    for i0 in 0..dims[0] {
-        for i1 in 0..dims[1] {
-            for i2 in 0..dims[2] {
-                let v = it.next().unwrap_or(0.0);
+    let per_row = dims[2].div_ceil(MEAN_BLOCK);
+    for (r, row) in vals.chunks(dims[2].max(1)).enumerate() {
+        let (i0, i1) = (r / dims[1].max(1), r % dims[1].max(1));
+        let base = (i0 * dims[1].div_ceil(MEAN_BLOCK) + i1 / MEAN_BLOCK) * per_row;
+        for (b, seg) in row.chunks(MEAN_BLOCK).enumerate() {
+            for &v in seg {
                 if v.is_finite() {
-                    let b = mean_block(dims, i0, i1, i2);
-                    sum[b] += v;
-                    cnt[b] += 1;
+                    sum[base + b] += v;
+                    cnt[base + b] += 1;
                 }
             }
         }
     }
-    // Stored as f32: the prediction only has to be close, and both sides use the stored value.
     sum.iter()
         .zip(&cnt)
-        .map(|(s, &c)| {
-            if c > 0 {
-                (s / c as f64) as f32 as f64
-            } else {
-                0.0
-            }
-        })
+        .map(|(s, &c)| if c > 0 { s / c as f64 } else { 0.0 })
         .collect()
 }
 
@@ -241,7 +234,7 @@ mod tests {
                     worst: 0.0,
                 };
                 let mut recon = vec![0.0; n];
-                let means = block_means(dims, data.iter().copied());
+                let means = block_means(dims, &data);
                 p.run(dims, &mut recon, &mut v, &means);
                 let mut seen = v.seen.clone();
                 seen.sort();

@@ -78,6 +78,18 @@ pub struct Codes {
     pub unpred: Vec<u8>,
 }
 
+/// Round to an integer without a libm call (ties to even, exact for |v| < 2^51; larger values
+/// come out as large and are escaped by the range check that follows).
+#[inline]
+pub fn round(v: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    if v.abs() < 2_251_799_813_685_248.0 {
+        (v + MAGIC) - MAGIC
+    } else {
+        v
+    }
+}
+
 /// Prediction-side value of a stored element: non-finite values would poison their neighbours.
 #[inline]
 fn finite_or_zero(v: f64) -> f64 {
@@ -107,7 +119,8 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
         let x = T::read(raw).to_f64();
         let two_eb = 2.0 * self.eb;
-        let q = ((x - pred) / two_eb).round();
+        // A multiply instead of a divide: the bound is checked below either way.
+        let q = round((x - pred) * (0.5 / self.eb));
         if q.abs() < self.radius as f64 {
             let r = T::from_f64(pred + q * two_eb).to_f64();
             // Checked in the element's precision, exactly as the decoder will rebuild it.
