@@ -36,6 +36,7 @@ def codecs(bound):
         ("hdf5plugin ZFP accuracy (32013)", dict(**hdf5plugin.Zfp(accuracy=bound))),
         ("roibin sz(abs)", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=%g)" % bound))),
         ("roibin sz(abs), 1 thread", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=%g,threads=1)" % bound))),
+        ("roibin zfp(accuracy)", dict(compression=ROIBIN_ID, compression_opts=opts("zfp(accuracy=%g)" % bound))),
     ]
 
 
@@ -99,6 +100,9 @@ def main():
             faster = max(sz3[5], sz2[5])
             print("- %s abs %g: sz ratio / %s ratio = %.2f (target ≥ 1); sz write / faster of SZ3,SZ2 = %.2f (target ≥ 2)"
                   % (name, bound, "SZ3" if ref is sz3 else "SZ2", sz[3] / ref[3], sz[5] / faster))
+            z, zr = by["roibin zfp(accuracy)"], by["hdf5plugin ZFP accuracy (32013)"]
+            print("- %s abs %g: zfp ratio / ZFP ratio = %.2f (target ≥ 0.95); zfp write / ZFP write = %.2f, read %.2f (target ≥ 1)"
+                  % (name, bound, z[3] / zr[3], z[5] / zr[5], z[6] / zr[6]))
     return 0
 
 

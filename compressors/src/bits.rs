@@ -25,6 +25,20 @@ impl BitWriter {
         }
     }
 
+    /// Write one bit.
+    #[inline]
+    pub fn bit(&mut self, b: bool) {
+        self.put(b as u32, 1);
+    }
+
+    /// Write the low `m` bits of `x`, least significant first (ZFP's order).
+    #[inline]
+    pub fn lsb_bits(&mut self, x: u64, m: u32) {
+        for i in 0..m {
+            self.bit((x >> i) & 1 != 0);
+        }
+    }
+
     /// Number of bits written so far.
     pub fn bits(&self) -> u64 {
         self.out.len() as u64 * 8 + self.n as u64
@@ -93,6 +107,22 @@ impl<'a> BitReader<'a> {
         self.acc <<= len;
         self.n -= len;
         Ok(())
+    }
+
+    /// Read one bit.
+    #[inline]
+    pub fn bit(&mut self) -> Result<bool> {
+        Ok(self.get(1)? != 0)
+    }
+
+    /// Read `m` bits written by [`BitWriter::lsb_bits`].
+    #[inline]
+    pub fn lsb_bits(&mut self, m: u32) -> Result<u64> {
+        let mut x = 0u64;
+        for i in 0..m {
+            x |= (self.bit()? as u64) << i;
+        }
+        Ok(x)
     }
 
     /// Read `len` bits (≤ 32).

@@ -22,6 +22,7 @@ pub mod none;
 pub mod permute;
 pub mod shuffle;
 pub mod sz;
+pub mod zfp;
 pub mod zstd;
 
 use roibin_registry::{container, ArrayMeta, DataKind, Graph, Pipeline, Result};

@@ -184,7 +184,7 @@ fn sz_options_are_validated() {
 
 /// Golden lossy chunks: files written by this format version keep decoding, within their bound.
 #[test]
-fn sz_golden_files_keep_decoding() {
+fn lossy_golden_files_keep_decoding() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let bless = std::env::var_os("ROIBIN_BLESS").is_some();
     for (name, dtype, spec, eb, style) in [
@@ -210,6 +210,27 @@ fn sz_golden_files_keep_decoding() {
             6,
         ),
         ("v1_sz_counts_u16", DType::U16, "sz(abs=1)", 1.0, 6),
+        (
+            "v1_zfp_accuracy_f32",
+            DType::F32,
+            "zfp(accuracy=0.5)",
+            0.5,
+            2,
+        ),
+        (
+            "v1_zfp_reversible_i32",
+            DType::I32,
+            "zfp(reversible=1)",
+            0.0,
+            6,
+        ),
+        (
+            "v1_zfp_rate_f64",
+            DType::F64,
+            "zfp(rate=16)",
+            f64::INFINITY,
+            2,
+        ),
     ] {
         let meta = ArrayMeta::new(dtype, vec![5, 37, 41]);
         let orig = bytes_of(&values(style, meta.len(), 11), dtype);
@@ -223,4 +244,63 @@ fn sz_golden_files_keep_decoding() {
         assert_eq!(m, meta, "{name}");
         check_bound(&meta, &orig, &dec, eb, name);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+    #[test]
+    fn zfp_accuracy_bound_holds_and_reversible_is_exact(
+        shape in shapes(),
+        dtype in prop::sample::select(vec![DType::F32, DType::F64, DType::I32, DType::I64]),
+        style in 0u8..8,
+        seed in any::<u64>(),
+        tol in prop::sample::select(vec![0.0f64, 1e-6, 0.01, 0.5, 1.0, 90.0, 1e20]),
+    ) {
+        let meta = ArrayMeta::new(dtype, shape);
+        let orig = bytes_of(&values(style, meta.len(), seed), dtype);
+        let spec = format!("zfp(accuracy={tol})");
+        let (_, dec) = decode_chunk(&encode_chunk(&spec, &meta, &orig).unwrap()).unwrap();
+        check_bound(&meta, &orig, &dec, if dtype.is_float() { tol } else { tol.floor() }, &spec);
+        let (_, exact) = decode_chunk(&encode_chunk("zfp(reversible=1)", &meta, &orig).unwrap()).unwrap();
+        prop_assert_eq!(&exact, &orig);
+    }
+
+    #[test]
+    fn zfp_rate_and_precision_decode_to_the_right_shape(
+        shape in shapes(),
+        dtype in prop::sample::select(vec![DType::F32, DType::F64]),
+        seed in any::<u64>(),
+        rate in 1u32..33,
+    ) {
+        let meta = ArrayMeta::new(dtype, shape);
+        let orig = bytes_of(&values(2, meta.len(), seed), dtype);
+        for spec in [format!("zfp(rate={rate})"), format!("zfp(precision={rate})")] {
+            let (m, dec) = decode_chunk(&encode_chunk(&spec, &meta, &orig).unwrap()).unwrap();
+            prop_assert_eq!(m, meta.clone());
+            prop_assert_eq!(dec.len(), orig.len());
+        }
+    }
+
+    #[test]
+    fn zfp_decoder_survives_garbage(bytes in prop::collection::vec(any::<u8>(), 0..400), mode in 0usize..4) {
+        let meta = ArrayMeta::new(DType::F32, vec![9, 13]);
+        let spec = ["zfp(accuracy=0.1)", "zfp(rate=8)", "zfp(precision=12)", "zfp(reversible=1)"][mode];
+        let p = roibin_compressors::pipeline(&spec.parse().unwrap(), &meta).unwrap();
+        let _ = p.decode(&bytes);
+    }
+}
+
+#[test]
+fn zfp_rate_mode_refuses_non_finite_values_and_rate_is_fixed() {
+    let meta = ArrayMeta::new(DType::F32, vec![16, 16]);
+    let mut vals = values(2, 256, 3);
+    let orig = bytes_of(&vals, DType::F32);
+    let enc = encode_chunk("zfp(rate=8)", &meta, &orig).unwrap();
+    // 16 blocks of 16 values at 8 bits each, plus headers of the stream and container.
+    assert!(enc.len() < 256 + 200, "{}", enc.len());
+    vals[17] = f64::NAN;
+    let e = encode_chunk("zfp(rate=8)", &meta, &bytes_of(&vals, DType::F32))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("non-finite") && e.contains("accuracy"), "{e}");
 }

@@ -204,7 +204,8 @@ fn golden_files_keep_decoding() {
     for (name, dtype, spec) in GOLDEN {
         let path = dir.join(format!("{name}.rbin"));
         let (meta, data) = golden_input(*dtype);
-        if bless {
+        // Blessing only adds missing files: existing ones are the format's history.
+        if bless && !path.exists() {
             std::fs::write(&path, encode_chunk(spec, &meta, &data).unwrap()).unwrap();
         }
         let bytes = std::fs::read(&path)

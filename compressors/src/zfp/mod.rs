@@ -1,0 +1,658 @@
+//! `zfp(accuracy|precision|rate|reversible, threads)`: ZFP-class transform coding, ours, in pure
+//! Rust: blocks of 4^d values (d = the array's rank, 1-3; rank 4 merges its two slowest axes),
+//! block floating point, ZFP's decorrelating lifting transform, coefficients in sequency order as
+//! negabinary, embedded bit-plane coding with group tests.
+//!
+//! Modes: `accuracy=tol` (|x − x'| ≤ tol for every element, checked per block: a block that
+//! misses gets more bit planes, and is stored raw if even all planes miss), `precision=p` (bit
+//! planes kept), `rate=r` (exactly r bits per value per block: random access by block),
+//! `reversible` (lossless). Integer data (i32, i64) go through the same path in counts.
+//!
+//! Non-finite values: preserved bit-exact in `accuracy`, `precision` and `reversible` modes (the
+//! block is stored raw); refused with an error in `rate` mode, whose fixed block size cannot hold
+//! a raw block.
+
+mod block;
+
+use crate::bits::{BitReader, BitWriter};
+use crate::blocked;
+use block::Planes;
+use roibin_registry::options::THREADS;
+use roibin_registry::stream::Reader;
+use roibin_registry::{
+    Accepts, Codec, CodecInfo, Config, DType, DataKind, Error, OptionSpec, OptionType, Result,
+};
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "accuracy",
+        ty: OptionType::Float {
+            min: 0.0,
+            max: 1e300,
+        },
+        default: "",
+        doc: "absolute error tolerance: |x - x'| <= accuracy for every element (checked per block)",
+    },
+    OptionSpec {
+        name: "precision",
+        ty: OptionType::Int { min: 1, max: 64 },
+        default: "",
+        doc: "bit planes kept per block (relative precision)",
+    },
+    OptionSpec {
+        name: "rate",
+        ty: OptionType::Float {
+            min: 1.0,
+            max: 64.0,
+        },
+        default: "",
+        doc: "bits per value, fixed per block (random access by block); finite data only",
+    },
+    OptionSpec {
+        name: "reversible",
+        ty: OptionType::Int { min: 0, max: 1 },
+        default: "0",
+        doc: "1 = lossless (reversible transform, every bit plane)",
+    },
+    THREADS,
+];
+
+/// The mode, as configured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Accuracy(f64),
+    Precision(u32),
+    Rate(f64),
+    Reversible,
+}
+
+impl Mode {
+    fn code(self) -> u8 {
+        match self {
+            Mode::Accuracy(_) => 0,
+            Mode::Precision(_) => 1,
+            Mode::Rate(_) => 2,
+            Mode::Reversible => 3,
+        }
+    }
+    fn param(self) -> f64 {
+        match self {
+            Mode::Accuracy(t) => t,
+            Mode::Precision(p) => p as f64,
+            Mode::Rate(r) => r,
+            Mode::Reversible => 0.0,
+        }
+    }
+}
+
+/// `zfp` configuration.
+#[derive(Debug, Clone)]
+pub struct Zfp {
+    pub mode: Mode,
+    pub threads: usize,
+}
+
+/// Element kinds zfp codes.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    F32,
+    F64,
+    I32,
+    I64,
+}
+
+impl Kind {
+    fn of(d: DType) -> Result<Kind> {
+        Ok(match d {
+            DType::F32 => Kind::F32,
+            DType::F64 => Kind::F64,
+            DType::I32 => Kind::I32,
+            DType::I64 => Kind::I64,
+            other => {
+                return Err(Error::unsupported(
+                    "zfp",
+                    format!("dtype {other}"),
+                    "it takes f32, f64, i32, i64",
+                ))
+            }
+        })
+    }
+    fn size(self) -> usize {
+        match self {
+            Kind::F32 | Kind::I32 => 4,
+            _ => 8,
+        }
+    }
+    /// Integer precision of the lossy path (f32 → 32, else 64).
+    fn intprec(self) -> u32 {
+        if self == Kind::F32 {
+            32
+        } else {
+            64
+        }
+    }
+    fn ebits(self) -> u32 {
+        if self == Kind::F32 {
+            9
+        } else {
+            12
+        }
+    }
+    fn read(self, b: &[u8]) -> f64 {
+        match self {
+            Kind::F32 => f32::from_le_bytes(b.try_into().expect("4")) as f64,
+            Kind::F64 => f64::from_le_bytes(b.try_into().expect("8")),
+            Kind::I32 => i32::from_le_bytes(b.try_into().expect("4")) as f64,
+            Kind::I64 => i64::from_le_bytes(b.try_into().expect("8")) as f64,
+        }
+    }
+    /// The stored element a decoded value becomes (rounded for integers), as f64.
+    fn settle(self, v: f64) -> f64 {
+        match self {
+            Kind::F32 => v as f32 as f64,
+            Kind::F64 => v,
+            Kind::I32 => v.round().clamp(i32::MIN as f64, i32::MAX as f64),
+            Kind::I64 => v.round().clamp(-9.2e18, 9.2e18),
+        }
+    }
+    fn write(self, v: f64, b: &mut [u8]) {
+        match self {
+            Kind::F32 => b.copy_from_slice(&(v as f32).to_le_bytes()),
+            Kind::F64 => b.copy_from_slice(&v.to_le_bytes()),
+            Kind::I32 => b.copy_from_slice(&(self.settle(v) as i32).to_le_bytes()),
+            Kind::I64 => b.copy_from_slice(&(self.settle(v) as i64).to_le_bytes()),
+        }
+    }
+    /// Order-preserving integer image of the raw element, for the reversible path.
+    fn ordered(self, b: &[u8]) -> i64 {
+        match self {
+            Kind::F32 => {
+                let i = i32::from_le_bytes(b.try_into().expect("4"));
+                (if i < 0 { i ^ 0x7fff_ffff } else { i }) as i64
+            }
+            Kind::F64 => {
+                let i = i64::from_le_bytes(b.try_into().expect("8"));
+                if i < 0 {
+                    i ^ 0x7fff_ffff_ffff_ffff
+                } else {
+                    i
+                }
+            }
+            Kind::I32 => i32::from_le_bytes(b.try_into().expect("4")) as i64,
+            Kind::I64 => i64::from_le_bytes(b.try_into().expect("8")),
+        }
+    }
+    fn unordered(self, i: i64, b: &mut [u8]) {
+        match self {
+            Kind::F32 => {
+                let i = i as i32;
+                b.copy_from_slice(&(if i < 0 { i ^ 0x7fff_ffff } else { i }).to_le_bytes())
+            }
+            Kind::F64 => b.copy_from_slice(
+                &(if i < 0 { i ^ 0x7fff_ffff_ffff_ffff } else { i }).to_le_bytes(),
+            ),
+            Kind::I32 => b.copy_from_slice(&(i as i32).to_le_bytes()),
+            Kind::I64 => b.copy_from_slice(&i.to_le_bytes()),
+        }
+    }
+}
+
+/// Block dimensionality and the 3-D view of a shape (axes of extent 1 dropped first, as ZFP's
+/// HDF5 filter does, so a (1, rows, cols) frame is coded in 2-D blocks).
+fn layout(shape: &[usize]) -> (usize, [usize; 3]) {
+    let squeezed: Vec<usize> = shape.iter().copied().filter(|&n| n > 1).collect();
+    match &squeezed[..] {
+        [] => (1, [1, 1, 1]),
+        [a] => (1, [1, 1, *a]),
+        [a, b] => (2, [1, *a, *b]),
+        [a, b, c] => (3, [*a, *b, *c]),
+        [a, b, c, e] => (3, [a * b, *c, *e]),
+        _ => (1, [1, 1, shape.iter().product()]),
+    }
+}
+
+/// Offsets (in elements) of a block's 4^d values, edges replicated, and which are inside.
+fn block_index(dims: [usize; 3], d: usize, origin: [usize; 3]) -> Vec<(usize, bool)> {
+    let n = 1 << (2 * d);
+    (0..n)
+        .map(|i| {
+            let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
+            let c = [origin[0] + z, origin[1] + y, origin[2] + x];
+            let inside = c.iter().zip(&dims).all(|(a, b)| a < b);
+            let cl = [
+                c[0].min(dims[0] - 1),
+                c[1].min(dims[1] - 1),
+                c[2].min(dims[2] - 1),
+            ];
+            ((cl[0] * dims[1] + cl[1]) * dims[2] + cl[2], inside)
+        })
+        .collect()
+}
+
+/// Block origins in C order.
+fn origins(dims: [usize; 3], d: usize) -> Vec<[usize; 3]> {
+    let step = |a: usize| if 3 - a <= d { 4 } else { 1 };
+    let mut v = vec![];
+    for z in (0..dims[0]).step_by(step(0)) {
+        for y in (0..dims[1]).step_by(step(1)) {
+            for x in (0..dims[2]).step_by(step(2)) {
+                v.push([z, y, x]);
+            }
+        }
+    }
+    v
+}
+
+/// frexp-style exponent: |v| < 2^e.
+fn exponent(v: f64) -> i32 {
+    if v == 0.0 {
+        return i32::MIN;
+    }
+    let e = ((v.to_bits() >> 52) & 0x7ff) as i32;
+    if e == 0 {
+        v.abs().log2().floor() as i32 + 1
+    } else {
+        e - 1022
+    }
+}
+
+/// Values a block decodes to from transformed integers kept down to plane `kmin`.
+fn reconstruct(ints: &[i64], kmin: u32, pl: Planes, d: usize, emax: i32, kind: Kind) -> Vec<f64> {
+    // Exactly what a decoder gets: negabinary digits below kmin dropped.
+    let mut t: Vec<i64> = ints.iter().map(|&i| pl.truncate(i, kmin)).collect();
+    block::inverse(&mut t, d);
+    let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
+    t.iter().map(|&i| kind.settle(i as f64 * scale)).collect()
+}
+
+struct Piece<'a> {
+    kind: Kind,
+    d: usize,
+    dims: [usize; 3],
+    perm: &'a [usize],
+}
+
+impl Piece<'_> {
+    fn encode(&self, mode: Mode, data: &[u8], w: &mut BitWriter) -> Result<()> {
+        let (kind, d, es) = (self.kind, self.d, self.kind.size());
+        let pl = Planes {
+            intprec: if mode == Mode::Reversible {
+                (es * 8) as u32
+            } else {
+                kind.intprec()
+            },
+        };
+        let nvals = 1usize << (2 * d);
+        for o in origins(self.dims, d) {
+            let idx = block_index(self.dims, d, o);
+            let raw = |w: &mut BitWriter| {
+                for &(j, _) in &idx {
+                    for &b in &data[j * es..(j + 1) * es] {
+                        w.put(b as u32, 8);
+                    }
+                }
+            };
+            if mode == Mode::Reversible {
+                let mut ints: Vec<i64> = idx
+                    .iter()
+                    .map(|&(j, _)| kind.ordered(&data[j * es..(j + 1) * es]))
+                    .collect();
+                rev_forward(&mut ints, d, pl.intprec);
+                block::encode_ints(w, &ints, self.perm, pl, pl.intprec, u64::MAX);
+                continue;
+            }
+            let vals: Vec<f64> = idx
+                .iter()
+                .map(|&(j, _)| kind.read(&data[j * es..(j + 1) * es]))
+                .collect();
+            if vals.iter().any(|v| !v.is_finite()) {
+                if let Mode::Rate(_) = mode {
+                    return Err(Error::unsupported(
+                        "zfp",
+                        "non-finite values in rate mode",
+                        "use accuracy or precision mode, which keep NaN/Inf",
+                    ));
+                }
+                w.put(0b10, 2);
+                raw(w);
+                continue;
+            }
+            let emax = vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN);
+            let maxbits = match mode {
+                Mode::Rate(r) => Some((r * nvals as f64).round() as u64),
+                _ => None,
+            };
+            if emax == i32::MIN {
+                w.put(0b00, 2);
+                if let Some(mb) = maxbits {
+                    pad(w, mb.saturating_sub(2));
+                }
+                continue;
+            }
+            let scale = 2f64.powi(pl.intprec as i32 - 2 - emax);
+            let mut ints: Vec<i64> = vals.iter().map(|&v| (v * scale) as i64).collect();
+            block::forward(&mut ints, d);
+            let prec = match mode {
+                Mode::Accuracy(tol) => {
+                    let minexp = if tol > 0.0 {
+                        exponent(tol) - 1
+                    } else {
+                        i32::MIN / 2
+                    };
+                    let formula =
+                        (emax - minexp + 2 * (d as i32 + 1)).clamp(0, pl.intprec as i32) as u32;
+                    // Checked, not trusted: add planes until every element is within tol.
+                    let ok = |p: u32| {
+                        let rec = reconstruct(&ints, pl.intprec - p, pl, d, emax, kind);
+                        idx.iter()
+                            .zip(&rec)
+                            .zip(&vals)
+                            .all(|((&(_, inside), r), x)| !inside || (r - x).abs() <= tol)
+                    };
+                    match (formula..=pl.intprec).find(|&p| ok(p)) {
+                        Some(p) if p == formula => (p, false),
+                        Some(p) => (p, true),
+                        None => {
+                            w.put(0b10, 2);
+                            raw(w);
+                            continue;
+                        }
+                    }
+                }
+                Mode::Precision(p) => (p.min(pl.intprec), false),
+                Mode::Rate(_) => (pl.intprec, false),
+                Mode::Reversible => unreachable!(),
+            };
+            w.put(0b01, 2);
+            w.put((emax + (1 << (kind.ebits() - 1))) as u32, kind.ebits());
+            let mut used = 2 + kind.ebits() as u64;
+            if let Mode::Accuracy(_) = mode {
+                w.bit(prec.1);
+                if prec.1 {
+                    w.put(prec.0, 7);
+                }
+            }
+            let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
+            used += block::encode_ints(w, &ints, self.perm, pl, prec.0, budget);
+            if let Some(mb) = maxbits {
+                pad(w, mb.saturating_sub(used));
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(&self, mode: Mode, r: &mut BitReader<'_>, dst: &mut [u8]) -> Result<()> {
+        let (kind, d, es) = (self.kind, self.d, self.kind.size());
+        let pl = Planes {
+            intprec: if mode == Mode::Reversible {
+                (es * 8) as u32
+            } else {
+                kind.intprec()
+            },
+        };
+        let nvals = 1usize << (2 * d);
+        let bad = |m: &str| Error::corrupt("zfp", m.to_string());
+        for o in origins(self.dims, d) {
+            let idx = block_index(self.dims, d, o);
+            if mode == Mode::Reversible {
+                let mut ints = vec![0i64; nvals];
+                block::decode_ints(r, &mut ints, self.perm, pl, pl.intprec, u64::MAX)?;
+                rev_inverse(&mut ints, d, pl.intprec);
+                for (&(j, inside), &i) in idx.iter().zip(&ints) {
+                    if inside {
+                        kind.unordered(i, &mut dst[j * es..(j + 1) * es]);
+                    }
+                }
+                continue;
+            }
+            let maxbits = match mode {
+                Mode::Rate(rt) => Some((rt * nvals as f64).round() as u64),
+                _ => None,
+            };
+            match r.get(2)? {
+                0b00 => {
+                    for &(j, inside) in &idx {
+                        if inside {
+                            kind.write(0.0, &mut dst[j * es..(j + 1) * es]);
+                        }
+                    }
+                    if let Some(mb) = maxbits {
+                        skip(r, mb.saturating_sub(2))?;
+                    }
+                }
+                0b10 => {
+                    for &(j, inside) in &idx {
+                        let mut b = vec![0u8; es];
+                        for v in b.iter_mut() {
+                            *v = r.get(8)? as u8;
+                        }
+                        if inside {
+                            dst[j * es..(j + 1) * es].copy_from_slice(&b);
+                        }
+                    }
+                }
+                0b01 => {
+                    let emax = r.get(kind.ebits())? as i32 - (1 << (kind.ebits() - 1));
+                    let mut used = 2 + kind.ebits() as u64;
+                    let prec = match mode {
+                        Mode::Accuracy(tol) => {
+                            if r.bit()? {
+                                r.get(7)?
+                            } else {
+                                let minexp = if tol > 0.0 {
+                                    exponent(tol) - 1
+                                } else {
+                                    i32::MIN / 2
+                                };
+                                (emax - minexp + 2 * (d as i32 + 1)).clamp(0, pl.intprec as i32)
+                                    as u32
+                            }
+                        }
+                        Mode::Precision(p) => p.min(pl.intprec),
+                        _ => pl.intprec,
+                    };
+                    if prec > pl.intprec {
+                        return Err(bad("precision beyond the integer width"));
+                    }
+                    let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
+                    let mut ints = vec![0i64; nvals];
+                    used += block::decode_ints(r, &mut ints, self.perm, pl, prec, budget)?;
+                    block::inverse(&mut ints, d);
+                    let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
+                    for (&(j, inside), &i) in idx.iter().zip(&ints) {
+                        if inside {
+                            kind.write(i as f64 * scale, &mut dst[j * es..(j + 1) * es]);
+                        }
+                    }
+                    if let Some(mb) = maxbits {
+                        skip(r, mb.saturating_sub(used))?;
+                    }
+                }
+                _ => return Err(bad("unknown block header")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pad(w: &mut BitWriter, mut n: u64) {
+    while n > 0 {
+        let k = n.min(32) as u32;
+        w.put(0, k);
+        n -= k as u64;
+    }
+}
+
+fn skip(r: &mut BitReader<'_>, mut n: u64) -> Result<()> {
+    while n > 0 {
+        let k = n.min(32) as u32;
+        r.skip(k)?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Wrap to the integer width of the reversible path.
+fn wrap(v: i64, intprec: u32) -> i64 {
+    if intprec == 32 {
+        v as i32 as i64
+    } else {
+        v
+    }
+}
+
+/// ZFP's reversible transform: a high-order Lorenzo (Pascal) step along each axis, exact in
+/// wrapping integer arithmetic.
+fn rev_forward(p: &mut [i64], d: usize, intprec: u32) {
+    for a in 0..d {
+        let s = 1usize << (2 * a);
+        for o in (0..p.len()).filter(|o| (o / s) % 4 == 0) {
+            let (x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
+            w = wrap(w.wrapping_sub(z), intprec);
+            z = wrap(z.wrapping_sub(y), intprec);
+            y = wrap(y.wrapping_sub(x), intprec);
+            w = wrap(w.wrapping_sub(z), intprec);
+            z = wrap(z.wrapping_sub(y), intprec);
+            w = wrap(w.wrapping_sub(z), intprec);
+            (p[o + s], p[o + 2 * s], p[o + 3 * s]) = (y, z, w);
+        }
+    }
+}
+
+fn rev_inverse(p: &mut [i64], d: usize, intprec: u32) {
+    for a in (0..d).rev() {
+        let s = 1usize << (2 * a);
+        for o in (0..p.len()).filter(|o| (o / s) % 4 == 0) {
+            let (x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
+            w = wrap(w.wrapping_add(z), intprec);
+            z = wrap(z.wrapping_add(y), intprec);
+            w = wrap(w.wrapping_add(z), intprec);
+            y = wrap(y.wrapping_add(x), intprec);
+            z = wrap(z.wrapping_add(y), intprec);
+            w = wrap(w.wrapping_add(z), intprec);
+            (p[o + s], p[o + 2 * s], p[o + 3 * s]) = (y, z, w);
+        }
+    }
+}
+
+/// Pieces: whole rows of blocks along the slowest blocked axis, about this many elements.
+const PIECE_ELEMS: usize = 1 << 20;
+
+/// The split axis (the slowest one blocks cover; every axis before it has extent 1 in the
+/// layouts above, so pieces are contiguous), the bytes of one step along it, and the steps per
+/// piece (a multiple of 4, so pieces hold whole blocks).
+fn pieces(d: usize, dims: [usize; 3], es: usize) -> (usize, usize, usize) {
+    let axis = 3 - d;
+    let row: usize = dims[axis + 1..].iter().product::<usize>() * es;
+    let rows = (PIECE_ELEMS * es / row.max(1)).max(4) / 4 * 4;
+    (axis, row, rows)
+}
+
+impl Codec for Zfp {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        Kind::of(input.array("zfp")?.dtype)?;
+        Ok(DataKind::Bytes)
+    }
+
+    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array("zfp")?;
+        let kind = Kind::of(m.dtype)?;
+        let (d, dims) = layout(&m.shape);
+        let perm = block::sequency(d);
+        out.push(self.mode.code());
+        out.extend_from_slice(&self.mode.param().to_le_bytes());
+        let (axis, row_bytes, rows) = pieces(d, dims, kind.size());
+        blocked::encode(data, rows * row_bytes, self.threads, out, |b, o| {
+            let mut pd = dims;
+            pd[axis] = b.len() / row_bytes;
+            let piece = Piece {
+                kind,
+                d,
+                dims: pd,
+                perm: &perm,
+            };
+            let mut w = BitWriter::default();
+            piece.encode(self.mode, b, &mut w)?;
+            o.extend_from_slice(&w.finish());
+            Ok(())
+        })
+    }
+
+    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array("zfp")?;
+        let start = out.len();
+        out.resize(start + m.nbytes(), 0);
+        self.decode_into(data, input, &mut out[start..])
+    }
+
+    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        let m = input.array("zfp")?;
+        let kind = Kind::of(m.dtype)?;
+        let (d, dims) = layout(&m.shape);
+        let perm = block::sequency(d);
+        let mut rd = Reader::new(data, "zfp");
+        let code = rd.u8()?;
+        let param = f64::from_le_bytes(rd.take(8)?.try_into().expect("8"));
+        let mode = match code {
+            0 if param >= 0.0 && param.is_finite() => Mode::Accuracy(param),
+            1 if (1.0..=64.0).contains(&param) => Mode::Precision(param as u32),
+            2 if (1.0..=64.0).contains(&param) => Mode::Rate(param),
+            3 => Mode::Reversible,
+            _ => return Err(Error::corrupt("zfp", "unknown mode")),
+        };
+        let body = rd.rest();
+        let (axis, row_bytes, _) = pieces(d, dims, kind.size());
+        blocked::decode_into("zfp", body, dst, self.threads, |src, out| {
+            if out.len() % row_bytes != 0 {
+                return Err(Error::corrupt("zfp", "piece is not whole rows"));
+            }
+            let mut pd = dims;
+            pd[axis] = out.len() / row_bytes;
+            let piece = Piece {
+                kind,
+                d,
+                dims: pd,
+                perm: &perm,
+            };
+            piece.decode(mode, &mut BitReader::new(src, "zfp"), out)?;
+            Ok(out.len())
+        })
+    }
+}
+
+fn build(c: &Config) -> Result<Box<dyn Codec>> {
+    let modes: Vec<Mode> = [
+        c.float("accuracy").map(Mode::Accuracy),
+        c.int("precision").map(|p| Mode::Precision(p as u32)),
+        c.float("rate").map(Mode::Rate),
+        (c.int("reversible") == Some(1)).then_some(Mode::Reversible),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mode = match modes[..] {
+        [m] => m,
+        _ => {
+            return Err(Error::option(
+                c.path.clone(),
+                "zfp needs exactly one of accuracy=, precision=, rate= or reversible=1 (e.g. zfp(accuracy=0.5))",
+            ))
+        }
+    };
+    Ok(Box::new(Zfp {
+        mode,
+        threads: c.int("threads").unwrap_or(0) as usize,
+    }))
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "zfp",
+        version: 1,
+        doc: "ZFP-class transform coding in 4^d blocks: accuracy (checked bound), precision, rate (random access) or reversible",
+        options: OPTIONS,
+        accepts: Accepts { dtypes: &[DType::F32, DType::F64, DType::I32, DType::I64], ranks: (1, 4), bytes: false },
+        thread_safe: true,
+        build,
+    }
+}
