@@ -304,3 +304,47 @@ fn zfp_rate_mode_refuses_non_finite_values_and_rate_is_fixed() {
         .to_string();
     assert!(e.contains("non-finite") && e.contains("accuracy"), "{e}");
 }
+
+/// `ROIBIN_FUZZ_SEEDS=1 cargo test --test lossy fuzz_seeds` writes seed corpora for the fuzz
+/// targets in `fuzz/` (valid streams for their layouts); otherwise it checks they decode.
+#[test]
+fn fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = std::env::var_os("ROIBIN_FUZZ_SEEDS").is_some();
+    let layouts = [
+        (DType::F32, vec![7usize, 9]),
+        (DType::F64, vec![3, 4, 5]),
+        (DType::U16, vec![33]),
+        (DType::I32, vec![2, 2, 3, 4]),
+    ];
+    let zfp_layouts = [
+        (DType::F32, vec![7usize, 9]),
+        (DType::F64, vec![3, 4, 5]),
+        (DType::I32, vec![33]),
+        (DType::I64, vec![2, 2, 3, 4]),
+    ];
+    for (target, spec, list) in [
+        ("sz", "sz(abs=1)", &layouts),
+        ("zfp", "zfp(accuracy=0.5)", &zfp_layouts),
+    ] {
+        for (sel, (dtype, shape)) in list.iter().enumerate() {
+            for style in [2u8, 5, 6] {
+                let meta = ArrayMeta::new(*dtype, shape.clone());
+                let orig = bytes_of(&values(style, meta.len(), 5), *dtype);
+                let p = roibin_compressors::pipeline(&spec.parse().unwrap(), &meta).unwrap();
+                let payload = p.encode(&orig).unwrap();
+                assert!(p.decode(&payload).is_ok());
+                let mut seed = vec![sel as u8];
+                seed.extend_from_slice(&payload);
+                let chunk = encode_chunk(spec, &meta, &orig).unwrap();
+                if write {
+                    for (t, bytes) in [(target, &seed), ("container", &chunk)] {
+                        let dir = root.join(t);
+                        std::fs::create_dir_all(&dir).unwrap();
+                        std::fs::write(dir.join(format!("{target}_{sel}_{style}")), bytes).unwrap();
+                    }
+                }
+            }
+        }
+    }
+}
