@@ -31,11 +31,19 @@ impl BitWriter {
         self.put(b as u32, 1);
     }
 
-    /// Write the low `m` bits of `x`, least significant first (ZFP's order).
+    /// Write the low `m` bits of `x` (m ≤ 64), least significant first (ZFP's order).
     #[inline]
     pub fn lsb_bits(&mut self, x: u64, m: u32) {
-        for i in 0..m {
-            self.bit((x >> i) & 1 != 0);
+        if m == 0 {
+            return;
+        }
+        // Reversed, the first bit to go out is the most significant: two MSB-first puts.
+        let rev = x.reverse_bits() >> (64 - m);
+        if m > 32 {
+            self.put((rev >> 32) as u32, m - 32);
+            self.put(rev as u32, 32);
+        } else {
+            self.put(rev as u32, m);
         }
     }
 
@@ -115,14 +123,19 @@ impl<'a> BitReader<'a> {
         Ok(self.get(1)? != 0)
     }
 
-    /// Read `m` bits written by [`BitWriter::lsb_bits`].
+    /// Read `m` bits (m ≤ 64) written by [`BitWriter::lsb_bits`].
     #[inline]
     pub fn lsb_bits(&mut self, m: u32) -> Result<u64> {
-        let mut x = 0u64;
-        for i in 0..m {
-            x |= (self.bit()? as u64) << i;
+        if m == 0 {
+            return Ok(0);
         }
-        Ok(x)
+        let rev = if m > 32 {
+            let hi = self.get(m - 32)? as u64;
+            (hi << 32) | self.get(32)? as u64
+        } else {
+            self.get(m)? as u64
+        };
+        Ok(rev.reverse_bits() >> (64 - m))
     }
 
     /// Read `len` bits (≤ 32).
@@ -140,6 +153,25 @@ impl<'a> BitReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lsb_first_runs_round_trip() {
+        let mut w = BitWriter::default();
+        let items: Vec<(u64, u32)> = (0..500u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15), (i % 65) as u32))
+            .collect();
+        for &(x, m) in &items {
+            w.lsb_bits(x, m);
+            w.bit(m % 2 == 0);
+        }
+        let bytes = w.finish();
+        let mut r = BitReader::new(&bytes, "test");
+        for &(x, m) in &items {
+            let mask = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+            assert_eq!(r.lsb_bits(m).unwrap(), x & mask, "m={m}");
+            assert_eq!(r.bit().unwrap(), m % 2 == 0);
+        }
+    }
 
     #[test]
     fn bits_round_trip() {

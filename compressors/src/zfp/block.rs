@@ -126,7 +126,11 @@ pub fn encode_ints(
     maxbits: u64,
 ) -> u64 {
     let size = ints.len();
-    let data: Vec<u64> = perm.iter().map(|&i| pl.int_to_nb(ints[i])).collect();
+    let mut data = [0u64; 64];
+    for (d, &i) in data.iter_mut().zip(perm) {
+        *d = pl.int_to_nb(ints[i]);
+    }
+    let data = &data[..size];
     let kmin = pl.intprec.saturating_sub(prec);
     let mut bits = maxbits;
     let mut n = 0usize;
@@ -175,7 +179,7 @@ pub fn decode_ints(
     maxbits: u64,
 ) -> Result<u64> {
     let size = ints.len();
-    let mut data = vec![0u64; size];
+    let mut data = [0u64; 64];
     let kmin = pl.intprec.saturating_sub(prec);
     let mut bits = maxbits;
     let mut n = 0usize;

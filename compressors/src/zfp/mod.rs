@@ -211,22 +211,23 @@ fn layout(shape: &[usize]) -> (usize, [usize; 3]) {
     }
 }
 
-/// Offsets (in elements) of a block's 4^d values, edges replicated, and which are inside.
-fn block_index(dims: [usize; 3], d: usize, origin: [usize; 3]) -> Vec<(usize, bool)> {
+/// Offsets (in elements) of a block's 4^d values, edges replicated, and which are inside; on
+/// the stack, so a block loop allocates nothing.
+fn block_index(dims: [usize; 3], d: usize, origin: [usize; 3]) -> ([(usize, bool); 64], usize) {
     let n = 1 << (2 * d);
-    (0..n)
-        .map(|i| {
-            let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
-            let c = [origin[0] + z, origin[1] + y, origin[2] + x];
-            let inside = c.iter().zip(&dims).all(|(a, b)| a < b);
-            let cl = [
-                c[0].min(dims[0] - 1),
-                c[1].min(dims[1] - 1),
-                c[2].min(dims[2] - 1),
-            ];
-            ((cl[0] * dims[1] + cl[1]) * dims[2] + cl[2], inside)
-        })
-        .collect()
+    let mut out = [(0usize, false); 64];
+    for (i, e) in out.iter_mut().enumerate().take(n) {
+        let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
+        let c = [origin[0] + z, origin[1] + y, origin[2] + x];
+        let inside = c.iter().zip(&dims).all(|(a, b)| a < b);
+        let cl = [
+            c[0].min(dims[0] - 1),
+            c[1].min(dims[1] - 1),
+            c[2].min(dims[2] - 1),
+        ];
+        *e = ((cl[0] * dims[1] + cl[1]) * dims[2] + cl[2], inside);
+    }
+    (out, n)
 }
 
 /// Block origins in C order.
@@ -257,12 +258,19 @@ fn exponent(v: f64) -> i32 {
 }
 
 /// Values a block decodes to from transformed integers kept down to plane `kmin`.
-fn reconstruct(ints: &[i64], kmin: u32, pl: Planes, d: usize, emax: i32, kind: Kind) -> Vec<f64> {
+fn reconstruct(ints: &[i64], kmin: u32, pl: Planes, d: usize, emax: i32, kind: Kind) -> [f64; 64] {
     // Exactly what a decoder gets: negabinary digits below kmin dropped.
-    let mut t: Vec<i64> = ints.iter().map(|&i| pl.truncate(i, kmin)).collect();
-    block::inverse(&mut t, d);
+    let mut t = [0i64; 64];
+    for (a, &i) in t.iter_mut().zip(ints) {
+        *a = pl.truncate(i, kmin);
+    }
+    block::inverse(&mut t[..ints.len()], d);
     let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
-    t.iter().map(|&i| kind.settle(i as f64 * scale)).collect()
+    let mut out = [0f64; 64];
+    for (o, &i) in out.iter_mut().zip(&t[..ints.len()]) {
+        *o = kind.settle(i as f64 * scale);
+    }
+    out
 }
 
 struct Piece<'a> {
@@ -273,38 +281,42 @@ struct Piece<'a> {
 }
 
 impl Piece<'_> {
+    fn planes(&self, mode: Mode) -> Planes {
+        let bits = if mode == Mode::Reversible {
+            (self.kind.size() * 8) as u32
+        } else {
+            self.kind.intprec()
+        };
+        Planes { intprec: bits }
+    }
+
     fn encode(&self, mode: Mode, data: &[u8], w: &mut BitWriter) -> Result<()> {
         let (kind, d, es) = (self.kind, self.d, self.kind.size());
-        let pl = Planes {
-            intprec: if mode == Mode::Reversible {
-                (es * 8) as u32
-            } else {
-                kind.intprec()
-            },
-        };
+        let pl = self.planes(mode);
         let nvals = 1usize << (2 * d);
+        let maxbits = match mode {
+            Mode::Rate(r) => Some((r * nvals as f64).round() as u64),
+            _ => None,
+        };
         for o in origins(self.dims, d) {
-            let idx = block_index(self.dims, d, o);
-            let raw = |w: &mut BitWriter| {
-                for &(j, _) in &idx {
-                    for &b in &data[j * es..(j + 1) * es] {
-                        w.put(b as u32, 8);
-                    }
-                }
-            };
+            let (idx, n) = block_index(self.dims, d, o);
+            let idx = &idx[..n];
+            let elem = |j: usize| &data[j * es..(j + 1) * es];
+            let mut ints = [0i64; 64];
+            let ints = &mut ints[..n];
             if mode == Mode::Reversible {
-                let mut ints: Vec<i64> = idx
-                    .iter()
-                    .map(|&(j, _)| kind.ordered(&data[j * es..(j + 1) * es]))
-                    .collect();
-                rev_forward(&mut ints, d, pl.intprec);
-                block::encode_ints(w, &ints, self.perm, pl, pl.intprec, u64::MAX);
+                for (i, &(j, _)) in ints.iter_mut().zip(idx) {
+                    *i = kind.ordered(elem(j));
+                }
+                rev_forward(ints, d, pl.intprec);
+                block::encode_ints(w, ints, self.perm, pl, pl.intprec, u64::MAX);
                 continue;
             }
-            let vals: Vec<f64> = idx
-                .iter()
-                .map(|&(j, _)| kind.read(&data[j * es..(j + 1) * es]))
-                .collect();
+            let mut vals = [0f64; 64];
+            let vals = &mut vals[..n];
+            for (v, &(j, _)) in vals.iter_mut().zip(idx) {
+                *v = kind.read(elem(j));
+            }
             if vals.iter().any(|v| !v.is_finite()) {
                 if let Mode::Rate(_) = mode {
                     return Err(Error::unsupported(
@@ -313,15 +325,10 @@ impl Piece<'_> {
                         "use accuracy or precision mode, which keep NaN/Inf",
                     ));
                 }
-                w.put(0b10, 2);
-                raw(w);
+                write_raw(w, idx, data, es);
                 continue;
             }
             let emax = vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN);
-            let maxbits = match mode {
-                Mode::Rate(r) => Some((r * nvals as f64).round() as u64),
-                _ => None,
-            };
             if emax == i32::MIN {
                 w.put(0b00, 2);
                 if let Some(mb) = maxbits {
@@ -330,50 +337,43 @@ impl Piece<'_> {
                 continue;
             }
             let scale = 2f64.powi(pl.intprec as i32 - 2 - emax);
-            let mut ints: Vec<i64> = vals.iter().map(|&v| (v * scale) as i64).collect();
-            block::forward(&mut ints, d);
-            let prec = match mode {
+            for (i, &v) in ints.iter_mut().zip(vals.iter()) {
+                *i = (v * scale) as i64;
+            }
+            block::forward(ints, d);
+            let (prec, explicit) = match mode {
                 Mode::Accuracy(tol) => {
-                    let minexp = if tol > 0.0 {
-                        exponent(tol) - 1
-                    } else {
-                        i32::MIN / 2
-                    };
-                    let formula =
-                        (emax - minexp + 2 * (d as i32 + 1)).clamp(0, pl.intprec as i32) as u32;
+                    let formula = accuracy_precision(tol, emax, d, pl.intprec);
                     // Checked, not trusted: add planes until every element is within tol.
                     let ok = |p: u32| {
-                        let rec = reconstruct(&ints, pl.intprec - p, pl, d, emax, kind);
+                        let rec = reconstruct(ints, pl.intprec - p, pl, d, emax, kind);
                         idx.iter()
                             .zip(&rec)
-                            .zip(&vals)
+                            .zip(vals.iter())
                             .all(|((&(_, inside), r), x)| !inside || (r - x).abs() <= tol)
                     };
                     match (formula..=pl.intprec).find(|&p| ok(p)) {
-                        Some(p) if p == formula => (p, false),
-                        Some(p) => (p, true),
+                        Some(p) => (p, p != formula),
                         None => {
-                            w.put(0b10, 2);
-                            raw(w);
+                            write_raw(w, idx, data, es);
                             continue;
                         }
                     }
                 }
                 Mode::Precision(p) => (p.min(pl.intprec), false),
-                Mode::Rate(_) => (pl.intprec, false),
-                Mode::Reversible => unreachable!(),
+                _ => (pl.intprec, false),
             };
             w.put(0b01, 2);
             w.put((emax + (1 << (kind.ebits() - 1))) as u32, kind.ebits());
             let mut used = 2 + kind.ebits() as u64;
             if let Mode::Accuracy(_) = mode {
-                w.bit(prec.1);
-                if prec.1 {
-                    w.put(prec.0, 7);
+                w.bit(explicit);
+                if explicit {
+                    w.put(prec, 7);
                 }
             }
             let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
-            used += block::encode_ints(w, &ints, self.perm, pl, prec.0, budget);
+            used += block::encode_ints(w, ints, self.perm, pl, prec, budget);
             if let Some(mb) = maxbits {
                 pad(w, mb.saturating_sub(used));
             }
@@ -383,35 +383,30 @@ impl Piece<'_> {
 
     fn decode(&self, mode: Mode, r: &mut BitReader<'_>, dst: &mut [u8]) -> Result<()> {
         let (kind, d, es) = (self.kind, self.d, self.kind.size());
-        let pl = Planes {
-            intprec: if mode == Mode::Reversible {
-                (es * 8) as u32
-            } else {
-                kind.intprec()
-            },
-        };
+        let pl = self.planes(mode);
         let nvals = 1usize << (2 * d);
-        let bad = |m: &str| Error::corrupt("zfp", m.to_string());
+        let maxbits = match mode {
+            Mode::Rate(rt) => Some((rt * nvals as f64).round() as u64),
+            _ => None,
+        };
         for o in origins(self.dims, d) {
-            let idx = block_index(self.dims, d, o);
+            let (idx, n) = block_index(self.dims, d, o);
+            let idx = &idx[..n];
+            let mut ints = [0i64; 64];
+            let ints = &mut ints[..n];
             if mode == Mode::Reversible {
-                let mut ints = vec![0i64; nvals];
-                block::decode_ints(r, &mut ints, self.perm, pl, pl.intprec, u64::MAX)?;
-                rev_inverse(&mut ints, d, pl.intprec);
-                for (&(j, inside), &i) in idx.iter().zip(&ints) {
+                block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX)?;
+                rev_inverse(ints, d, pl.intprec);
+                for (&(j, inside), &i) in idx.iter().zip(ints.iter()) {
                     if inside {
                         kind.unordered(i, &mut dst[j * es..(j + 1) * es]);
                     }
                 }
                 continue;
             }
-            let maxbits = match mode {
-                Mode::Rate(rt) => Some((rt * nvals as f64).round() as u64),
-                _ => None,
-            };
             match r.get(2)? {
                 0b00 => {
-                    for &(j, inside) in &idx {
+                    for &(j, inside) in idx {
                         if inside {
                             kind.write(0.0, &mut dst[j * es..(j + 1) * es]);
                         }
@@ -421,13 +416,13 @@ impl Piece<'_> {
                     }
                 }
                 0b10 => {
-                    for &(j, inside) in &idx {
-                        let mut b = vec![0u8; es];
-                        for v in b.iter_mut() {
+                    for &(j, inside) in idx {
+                        let mut b = [0u8; 8];
+                        for v in b.iter_mut().take(es) {
                             *v = r.get(8)? as u8;
                         }
                         if inside {
-                            dst[j * es..(j + 1) * es].copy_from_slice(&b);
+                            dst[j * es..(j + 1) * es].copy_from_slice(&b[..es]);
                         }
                     }
                 }
@@ -439,27 +434,20 @@ impl Piece<'_> {
                             if r.bit()? {
                                 r.get(7)?
                             } else {
-                                let minexp = if tol > 0.0 {
-                                    exponent(tol) - 1
-                                } else {
-                                    i32::MIN / 2
-                                };
-                                (emax - minexp + 2 * (d as i32 + 1)).clamp(0, pl.intprec as i32)
-                                    as u32
+                                accuracy_precision(tol, emax, d, pl.intprec)
                             }
                         }
                         Mode::Precision(p) => p.min(pl.intprec),
                         _ => pl.intprec,
                     };
                     if prec > pl.intprec {
-                        return Err(bad("precision beyond the integer width"));
+                        return Err(Error::corrupt("zfp", "precision beyond the integer width"));
                     }
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
-                    let mut ints = vec![0i64; nvals];
-                    used += block::decode_ints(r, &mut ints, self.perm, pl, prec, budget)?;
-                    block::inverse(&mut ints, d);
+                    used += block::decode_ints(r, ints, self.perm, pl, prec, budget)?;
+                    block::inverse(ints, d);
                     let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
-                    for (&(j, inside), &i) in idx.iter().zip(&ints) {
+                    for (&(j, inside), &i) in idx.iter().zip(ints.iter()) {
                         if inside {
                             kind.write(i as f64 * scale, &mut dst[j * es..(j + 1) * es]);
                         }
@@ -468,10 +456,31 @@ impl Piece<'_> {
                         skip(r, mb.saturating_sub(used))?;
                     }
                 }
-                _ => return Err(bad("unknown block header")),
+                _ => return Err(Error::corrupt("zfp", "unknown block header")),
             }
         }
         Ok(())
+    }
+}
+
+/// ZFP's fixed-accuracy precision for a block: planes down to the tolerance, plus the
+/// transform's guard bits.
+fn accuracy_precision(tol: f64, emax: i32, d: usize, intprec: u32) -> u32 {
+    let minexp = if tol > 0.0 {
+        exponent(tol) - 1
+    } else {
+        i32::MIN / 2
+    };
+    (emax as i64 - minexp as i64 + 2 * (d as i64 + 1)).clamp(0, intprec as i64) as u32
+}
+
+/// A block stored as its raw elements (header `10`).
+fn write_raw(w: &mut BitWriter, idx: &[(usize, bool)], data: &[u8], es: usize) {
+    w.put(0b10, 2);
+    for &(j, _) in idx {
+        for &b in &data[j * es..(j + 1) * es] {
+            w.put(b as u32, 8);
+        }
     }
 }
 
