@@ -31,7 +31,10 @@ fn filter_name(id: i32) -> &'static str {
 }
 
 fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
-    println!("{name}: {} {:?} chunks {:?}", d.dtype, d.shape, d.chunk);
+    match &d.chunk {
+        Some(c) => println!("{name}: {} {:?} chunks {c:?}", d.dtype, d.shape),
+        None => println!("{name}: {} {:?} not chunked", d.dtype, d.shape),
+    }
     for (id, cd) in &d.filters {
         if *id == FILTER_ID {
             match CdValues::from_words(cd) {
