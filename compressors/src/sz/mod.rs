@@ -222,6 +222,24 @@ impl Sz {
     }
 }
 
+/// Expand `$float!(T)` or `$int!(T)` for the element type of `$dtype`.
+macro_rules! for_dtype {
+    ($dtype:expr, $float:ident, $int:ident) => {
+        match $dtype {
+            DType::F32 => $float!(f32),
+            DType::F64 => $float!(f64),
+            DType::U8 => $int!(u8),
+            DType::U16 => $int!(u16),
+            DType::U32 => $int!(u32),
+            DType::U64 => $int!(u64),
+            DType::I8 => $int!(i8),
+            DType::I16 => $int!(i16),
+            DType::I32 => $int!(i32),
+            DType::I64 => $int!(i64),
+        }
+    };
+}
+
 /// How a piece stores its quantisation codes (one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -316,18 +334,7 @@ fn quantise(
             )
         };
     }
-    match dtype {
-        DType::F32 => float!(f32),
-        DType::F64 => float!(f64),
-        DType::U8 => int!(u8),
-        DType::U16 => int!(u16),
-        DType::U32 => int!(u32),
-        DType::U64 => int!(u64),
-        DType::I8 => int!(i8),
-        DType::I16 => int!(i16),
-        DType::I32 => int!(i32),
-        DType::I64 => int!(i64),
-    }
+    for_dtype!(dtype, float, int);
     out
 }
 
@@ -469,18 +476,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
             q.bad
         }};
     }
-    let bad_flag = match dtype {
-        DType::F32 => float!(f32),
-        DType::F64 => float!(f64),
-        DType::U8 => int!(u8),
-        DType::U16 => int!(u16),
-        DType::U32 => int!(u32),
-        DType::U64 => int!(u64),
-        DType::I8 => int!(i8),
-        DType::I16 => int!(i16),
-        DType::I32 => int!(i32),
-        DType::I64 => int!(i64),
-    };
+    let bad_flag = for_dtype!(dtype, float, int);
     if bad_flag {
         return Err(bad("codes and escaped values do not fit together"));
     }
