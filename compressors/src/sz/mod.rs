@@ -178,47 +178,49 @@ impl Sz {
             None => choose(dtype, dims, data, eb, self.radius),
         };
         let means = means_for(pred, dtype, dims, data, eb);
-        let codes = quantise(
-            dtype,
-            pred,
-            dims,
-            data,
-            eb,
-            self.radius,
-            &mean_values(&means, eb),
-        );
-        let body = |coding: Coding| -> Result<Vec<u8>> {
-            let mut body = Vec::with_capacity(codes.codes.len() / 2 + codes.unpred.len() + 64);
-            body.push(pred as u8);
-            body.push(coding as u8);
-            body.extend_from_slice(&eb.to_le_bytes());
-            body.extend_from_slice(&self.radius.to_le_bytes());
-            body.extend_from_slice(&((codes.unpred.len() / dtype.size()) as u64).to_le_bytes());
-            body.extend(means.iter().flat_map(|m| m.to_le_bytes()));
-            match coding {
-                Coding::Huffman => {
-                    huffman::encode(&codes.codes, 2 * self.radius as usize, &mut body)
+        with_scratch(|sc| {
+            quantise_into(
+                dtype,
+                pred,
+                dims,
+                data,
+                eb,
+                self.radius,
+                &mean_values(&means, eb),
+                &mut sc.codes,
+                &mut sc.recon,
+            );
+            let codes = &sc.codes;
+            let header = |body: &mut Vec<u8>, coding: Coding| {
+                body.clear();
+                body.push(pred as u8);
+                body.push(coding as u8);
+                body.extend_from_slice(&eb.to_le_bytes());
+                body.extend_from_slice(&self.radius.to_le_bytes());
+                body.extend_from_slice(&((codes.unpred.len() / dtype.size()) as u64).to_le_bytes());
+                body.extend(means.iter().flat_map(|m| m.to_le_bytes()));
+            };
+            header(&mut sc.body, Coding::Huffman);
+            huffman::encode(&codes.codes, 2 * self.radius as usize, &mut sc.body);
+            sc.body.extend_from_slice(&codes.unpred);
+            let start = o.len();
+            zstd_into(&sc.body, self.level, o)?;
+            // Huffman cannot spend less than a bit per code; when one code dominates (flat
+            // backgrounds at a loose bound) zstd on the raw codes finds the runs instead.
+            if dominant_share(&codes.codes, self.radius) > 0.9 {
+                header(&mut sc.body, Coding::Raw);
+                sc.body
+                    .extend(codes.codes.iter().flat_map(|c| c.to_le_bytes()));
+                sc.body.extend_from_slice(&codes.unpred);
+                sc.alt.clear();
+                zstd_into(&sc.body, self.level, &mut sc.alt)?;
+                if sc.alt.len() < o.len() - start {
+                    o.truncate(start);
+                    o.extend_from_slice(&sc.alt);
                 }
-                Coding::Raw => body.extend(codes.codes.iter().flat_map(|c| c.to_le_bytes())),
             }
-            body.extend_from_slice(&codes.unpred);
-            zstd::bulk::compress(&body, self.level)
-                .map_err(|e| Error::Other(format!("sz: zstd: {e}")))
-        };
-        // Huffman cannot spend less than a bit per code; when one code dominates (flat
-        // backgrounds at a loose bound) zstd on the raw codes finds the runs instead.
-        let z = if dominant_share(&codes.codes, self.radius) > 0.9 {
-            let (h, r) = (body(Coding::Huffman)?, body(Coding::Raw)?);
-            if r.len() < h.len() {
-                r
-            } else {
-                h
-            }
-        } else {
-            body(Coding::Huffman)?
-        };
-        o.extend_from_slice(&z);
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -284,7 +286,48 @@ fn mean_values(stored: &[f32], eb: f64) -> Vec<f64> {
     stored.iter().map(|&s| s as f64 * unit).collect()
 }
 
-/// Run the predictor and the encoding quantiser over one piece.
+/// Buffers one thread reuses from piece to piece, so a chunk loop stops allocating them.
+#[derive(Default)]
+struct Scratch {
+    codes: Codes,
+    recon: Vec<f64>,
+    body: Vec<u8>,
+    alt: Vec<u8>,
+}
+
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+    }
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// zstd-compress `src`, appending to `out`, with a compression context this thread keeps.
+fn zstd_into(src: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    }
+    let err = |e: std::io::Error| Error::Other(format!("sz: zstd: {e}"));
+    CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).map_err(err)?));
+        }
+        let (_, cctx) = c.as_mut().expect("just set");
+        let start = out.len();
+        out.resize(start + zstd::zstd_safe::compress_bound(src.len()), 0);
+        let n = cctx
+            .compress_to_buffer(src, &mut out[start..])
+            .map_err(err)?;
+        out.truncate(start + n);
+        Ok(())
+    })
+}
+
+/// Run the predictor and the encoding quantiser over one piece (fresh buffers: for samples).
 fn quantise(
     dtype: DType,
     pred: Predictor,
@@ -294,23 +337,51 @@ fn quantise(
     radius: u32,
     means: &[f64],
 ) -> Codes {
+    let mut out = Codes::default();
+    quantise_into(
+        dtype,
+        pred,
+        dims,
+        data,
+        eb,
+        radius,
+        means,
+        &mut out,
+        &mut vec![],
+    );
+    out
+}
+
+/// Run the predictor and the encoding quantiser over one piece into reused buffers.
+#[allow(clippy::too_many_arguments)]
+fn quantise_into(
+    dtype: DType,
+    pred: Predictor,
+    dims: [usize; 3],
+    data: &[u8],
+    eb: f64,
+    radius: u32,
+    means: &[f64],
+    out: &mut Codes,
+    recon: &mut Vec<f64>,
+) {
     let n = dims.iter().product();
-    let mut out = Codes {
-        codes: Vec::with_capacity(n),
-        unpred: vec![],
-    };
-    let mut recon = vec![0f64; n];
+    out.codes.clear();
+    out.codes.reserve(n);
+    out.unpred.clear();
+    recon.clear();
+    recon.resize(n, 0.0);
     macro_rules! float {
         ($t:ty) => {
             pred.run(
                 dims,
-                &mut recon,
+                recon,
                 &mut FloatEncoder::<$t> {
                     data,
                     eb,
                     base: eb,
                     radius,
-                    out: &mut out,
+                    out,
                     _t: PhantomData,
                 },
                 means,
@@ -321,21 +392,20 @@ fn quantise(
         ($t:ty) => {
             pred.run(
                 dims,
-                &mut recon,
+                recon,
                 &mut IntEncoder::<$t> {
                     data,
                     eb: eb.floor() as u64,
                     base: eb.floor() as u64,
                     radius,
-                    out: &mut out,
+                    out,
                     _t: PhantomData,
                 },
                 means,
             )
         };
     }
-    for_dtype!(dtype, float, int);
-    out
+    for_dtype!(dtype, float, int)
 }
 
 /// Estimated coded size of a set of codes (bits): log-magnitude for bins, a full value for escapes.
@@ -392,12 +462,53 @@ fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> 
         .map_or(Predictor::Lorenzo, |(_, p)| p)
 }
 
+/// Decode one piece, with a decompression context and buffers this thread keeps.
 fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> Result<usize> {
+    #[derive(Default)]
+    struct DecodeScratch {
+        body: Vec<u8>,
+        codes: Vec<u32>,
+        recon: Vec<f64>,
+        dctx: Option<zstd::bulk::Decompressor<'static>>,
+    }
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<DecodeScratch> = std::cell::RefCell::new(DecodeScratch::default());
+    }
     let bad = |m: &str| Error::corrupt("sz", m.to_string());
     let n: usize = dims.iter().product();
-    let body = zstd::bulk::decompress(src, 64 + n * (4 + dtype.size()) + (1 << 20))
-        .map_err(|e| bad(&format!("zstd: {e}")))?;
-    let mut r = Reader::new(&body, "sz");
+    SCRATCH.with(|sc| {
+        let mut fresh = DecodeScratch::default();
+        let mut guard = sc.try_borrow_mut();
+        let sc: &mut DecodeScratch = match guard.as_mut() {
+            Ok(g) => g,
+            Err(_) => &mut fresh,
+        };
+        if sc.dctx.is_none() {
+            sc.dctx =
+                Some(zstd::bulk::Decompressor::new().map_err(|e| bad(&format!("zstd: {e}")))?);
+        }
+        let cap = 64 + n * (4 + dtype.size()) + (1 << 20);
+        sc.body.clear();
+        sc.body.reserve(cap);
+        let dctx = sc.dctx.as_mut().expect("just set");
+        dctx.decompress_to_buffer(src, &mut sc.body)
+            .map_err(|e| bad(&format!("zstd: {e}")))?;
+        decode_body(dtype, dims, &sc.body, dst, &mut sc.codes, &mut sc.recon)
+    })
+}
+
+/// Decode a piece's decompressed body into `dst`.
+fn decode_body(
+    dtype: DType,
+    dims: [usize; 3],
+    body: &[u8],
+    dst: &mut [u8],
+    codes: &mut Vec<u32>,
+    recon: &mut Vec<f64>,
+) -> Result<usize> {
+    let bad = |m: &str| Error::corrupt("sz", m.to_string());
+    let n: usize = dims.iter().product();
+    let mut r = Reader::new(body, "sz");
     let pred = Predictor::from_u8(r.u8()?).ok_or_else(|| bad("unknown predictor"))?;
     let coding = r.u8()?;
     let eb = f64::from_le_bytes(r.take(8)?.try_into().expect("8"));
@@ -416,11 +527,10 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
     } else {
         vec![]
     };
-    let mut codes = Vec::with_capacity(n);
+    codes.clear();
+    codes.reserve(n);
     match coding {
-        c if c == Coding::Huffman as u8 => {
-            huffman::decode(&mut r, n, 2 * radius as usize, &mut codes)?
-        }
+        c if c == Coding::Huffman as u8 => huffman::decode(&mut r, n, 2 * radius as usize, codes)?,
         c if c == Coding::Raw as u8 => {
             for b in r.take(n * 4)?.chunks_exact(4) {
                 let c = u32::from_le_bytes(b.try_into().expect("4"));
@@ -439,11 +549,12 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
     if !r.is_empty() {
         return Err(bad("trailing bytes in a piece"));
     }
-    let mut recon = vec![0f64; n];
+    recon.clear();
+    recon.resize(n, 0.0);
     macro_rules! float {
         ($t:ty) => {{
             let mut q = FloatDecoder::<$t> {
-                codes: &codes,
+                codes,
                 unpred,
                 eb,
                 base: eb,
@@ -454,14 +565,14 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 bad: false,
                 _t: PhantomData,
             };
-            pred.run(dims, &mut recon, &mut q, &means);
+            pred.run(dims, recon, &mut q, &means);
             q.bad
         }};
     }
     macro_rules! int {
         ($t:ty) => {{
             let mut q = IntDecoder::<$t> {
-                codes: &codes,
+                codes,
                 unpred,
                 eb: eb.floor() as u64,
                 base: eb.floor() as u64,
@@ -472,7 +583,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
                 bad: false,
                 _t: PhantomData,
             };
-            pred.run(dims, &mut recon, &mut q, &means);
+            pred.run(dims, recon, &mut q, &means);
             q.bad
         }};
     }
