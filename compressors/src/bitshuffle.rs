@@ -36,7 +36,7 @@ const OPTIONS: &[OptionSpec] = &[
 
 /// Transpose the 8×8 bit matrix held in `x` (byte i = row i).
 #[inline]
-fn transpose8(mut x: u64) -> u64 {
+pub(crate) fn transpose8(mut x: u64) -> u64 {
     let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
     x = x ^ t ^ (t << 7);
     let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;

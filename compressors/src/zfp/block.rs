@@ -115,6 +115,63 @@ impl Planes {
     }
 }
 
+/// Bit planes of up to 64 values: `planes[k]` holds bit k of value i at bit i. Built with 8×8
+/// bit transposes, eight values and one byte at a time.
+fn to_planes(data: &[u64], intprec: u32) -> [u64; 64] {
+    let mut planes = [0u64; 64];
+    let size = data.len();
+    if size % 8 != 0 {
+        for (i, &v) in data.iter().enumerate() {
+            for (k, p) in planes.iter_mut().enumerate().take(intprec as usize) {
+                *p |= ((v >> k) & 1) << i;
+            }
+        }
+        return planes;
+    }
+    for g in 0..size / 8 {
+        for b in 0..(intprec / 8) as usize {
+            let mut x = 0u64;
+            for j in 0..8 {
+                x |= ((data[8 * g + j] >> (8 * b)) & 0xff) << (8 * j);
+            }
+            let t = crate::bitshuffle::transpose8(x);
+            for j in 0..8 {
+                planes[8 * b + j] |= ((t >> (8 * j)) & 0xff) << (8 * g);
+            }
+        }
+    }
+    planes
+}
+
+/// Inverse of [`to_planes`].
+fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, data: &mut [u64]) {
+    if size % 8 != 0 {
+        for (i, d) in data.iter_mut().enumerate().take(size) {
+            let mut v = 0u64;
+            for (k, p) in planes.iter().enumerate().take(intprec as usize) {
+                v |= ((p >> i) & 1) << k;
+            }
+            *d = v;
+        }
+        return;
+    }
+    for g in 0..size / 8 {
+        for b in 0..(intprec / 8) as usize {
+            let mut x = 0u64;
+            for j in 0..8 {
+                x |= ((planes[8 * b + j] >> (8 * g)) & 0xff) << (8 * j);
+            }
+            let t = crate::bitshuffle::transpose8(x);
+            for j in 0..8 {
+                if b == 0 {
+                    data[8 * g + j] = 0;
+                }
+                data[8 * g + j] |= ((t >> (8 * j)) & 0xff) << (8 * b);
+            }
+        }
+    }
+}
+
 /// Encode the integers of a block (already transformed, in natural order) with `prec` bit planes
 /// and at most `maxbits` bits; returns the bits used.
 pub fn encode_ints(
@@ -135,12 +192,10 @@ pub fn encode_ints(
     let mut bits = maxbits;
     let mut n = 0usize;
     let mut k = pl.intprec;
+    let planes = to_planes(data, pl.intprec);
     while bits > 0 && k > kmin {
         k -= 1;
-        let mut x = 0u64;
-        for (i, &v) in data.iter().enumerate() {
-            x |= ((v >> k) & 1) << i;
-        }
+        let mut x = planes[k as usize];
         let m = (n as u64).min(bits) as u32;
         bits -= m as u64;
         w.lsb_bits(x, m);
@@ -180,6 +235,7 @@ pub fn decode_ints(
 ) -> Result<u64> {
     let size = ints.len();
     let mut data = [0u64; 64];
+    let mut planes = [0u64; 64];
     let kmin = pl.intprec.saturating_sub(prec);
     let mut bits = maxbits;
     let mut n = 0usize;
@@ -204,13 +260,14 @@ pub fn decode_ints(
             x += 1u64 << n;
             n += 1;
         }
-        let mut i = 0;
-        while x != 0 && i < size {
-            data[i] += (x & 1) << k;
-            x >>= 1;
-            i += 1;
-        }
+        // Only the first `size` positions exist (a damaged stream may set more).
+        planes[k as usize] = if size == 64 {
+            x
+        } else {
+            x & ((1u64 << size) - 1)
+        };
     }
+    from_planes(&planes, size, pl.intprec, &mut data[..size]);
     for (j, &p) in perm.iter().enumerate() {
         ints[p] = pl.nb_to_int(data[j]);
     }
