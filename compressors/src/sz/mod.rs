@@ -22,7 +22,7 @@ mod quant;
 use crate::blocked;
 use crate::huffman;
 use predict::Predictor;
-use quant::{Codes, FloatDecoder, FloatEncoder, IntDecoder, IntEncoder};
+use quant::{Codes, Cursor, FloatDecoder, FloatEncoder, IntDecoder, IntEncoder};
 use roibin_registry::options::THREADS;
 use roibin_registry::stream::Reader;
 use roibin_registry::{
@@ -553,38 +553,17 @@ fn decode_body(
     recon.resize(n, 0.0);
     macro_rules! float {
         ($t:ty) => {{
-            let mut q = FloatDecoder::<$t> {
-                codes,
-                unpred,
-                eb,
-                base: eb,
-                radius,
-                out: dst,
-                k: 0,
-                u: 0,
-                bad: false,
-                _t: PhantomData,
-            };
+            let mut q = FloatDecoder::<$t>::new(Cursor::new(codes, unpred), eb, radius, dst);
             pred.run(dims, recon, &mut q, &means);
-            q.bad
+            q.cur.bad
         }};
     }
     macro_rules! int {
         ($t:ty) => {{
-            let mut q = IntDecoder::<$t> {
-                codes,
-                unpred,
-                eb: eb.floor() as u64,
-                base: eb.floor() as u64,
-                radius,
-                out: dst,
-                k: 0,
-                u: 0,
-                bad: false,
-                _t: PhantomData,
-            };
+            let mut q =
+                IntDecoder::<$t>::new(Cursor::new(codes, unpred), eb.floor() as u64, radius, dst);
             pred.run(dims, recon, &mut q, &means);
-            q.bad
+            q.cur.bad
         }};
     }
     let bad_flag = for_dtype!(dtype, float, int);

@@ -135,17 +135,67 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
     }
 }
 
-pub struct FloatDecoder<'a, T: Float> {
-    pub codes: &'a [u32],
-    pub unpred: &'a [u8],
-    pub eb: f64,
-    pub base: f64,
-    pub radius: u32,
-    pub out: &'a mut [u8],
-    pub k: usize,
-    pub u: usize,
+/// A piece's codes and escaped values, read in visiting order by either decoder.
+pub struct Cursor<'a> {
+    codes: &'a [u32],
+    unpred: &'a [u8],
+    k: usize,
+    u: usize,
+    /// Set when the codes ask for more escaped values than the piece holds.
     pub bad: bool,
-    pub _t: std::marker::PhantomData<T>,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(codes: &'a [u32], unpred: &'a [u8]) -> Self {
+        Cursor {
+            codes,
+            unpred,
+            k: 0,
+            u: 0,
+            bad: false,
+        }
+    }
+
+    /// The next code (0: an escaped value follows).
+    #[inline]
+    fn code(&mut self) -> u32 {
+        let c = self.codes.get(self.k).copied().unwrap_or(0);
+        self.k += 1;
+        c
+    }
+
+    /// The next escaped element of `size` bytes.
+    #[inline]
+    fn escaped(&mut self, size: usize) -> Option<&'a [u8]> {
+        let v = self.unpred.get(self.u * size..(self.u + 1) * size);
+        match v {
+            Some(_) => self.u += 1,
+            None => self.bad = true,
+        }
+        v
+    }
+}
+
+pub struct FloatDecoder<'a, T: Float> {
+    pub cur: Cursor<'a>,
+    eb: f64,
+    base: f64,
+    radius: u32,
+    out: &'a mut [u8],
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<'a, T: Float> FloatDecoder<'a, T> {
+    pub fn new(cur: Cursor<'a>, eb: f64, radius: u32, out: &'a mut [u8]) -> Self {
+        FloatDecoder {
+            cur,
+            eb,
+            base: eb,
+            radius,
+            out,
+            _t: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<T: Float> Quant for FloatDecoder<'_, T> {
@@ -154,15 +204,12 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
     }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
-        let c = self.codes.get(self.k).copied().unwrap_or(0);
-        self.k += 1;
+        let c = self.cur.code();
         let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
         if c == 0 {
-            let Some(raw) = self.unpred.get(self.u * T::SIZE..(self.u + 1) * T::SIZE) else {
-                self.bad = true;
+            let Some(raw) = self.cur.escaped(T::SIZE) else {
                 return 0.0;
             };
-            self.u += 1;
             dst.copy_from_slice(raw);
             return finite_or_zero(T::read(raw).to_f64());
         }
@@ -218,16 +265,25 @@ impl<T: Int> Quant for IntEncoder<'_, T> {
 }
 
 pub struct IntDecoder<'a, T: Int> {
-    pub codes: &'a [u32],
-    pub unpred: &'a [u8],
-    pub eb: u64,
-    pub base: u64,
-    pub radius: u32,
-    pub out: &'a mut [u8],
-    pub k: usize,
-    pub u: usize,
-    pub bad: bool,
-    pub _t: std::marker::PhantomData<T>,
+    pub cur: Cursor<'a>,
+    eb: u64,
+    base: u64,
+    radius: u32,
+    out: &'a mut [u8],
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<'a, T: Int> IntDecoder<'a, T> {
+    pub fn new(cur: Cursor<'a>, eb: u64, radius: u32, out: &'a mut [u8]) -> Self {
+        IntDecoder {
+            cur,
+            eb,
+            base: eb,
+            radius,
+            out,
+            _t: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<T: Int> Quant for IntDecoder<'_, T> {
@@ -236,15 +292,12 @@ impl<T: Int> Quant for IntDecoder<'_, T> {
     }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
-        let c = self.codes.get(self.k).copied().unwrap_or(0);
-        self.k += 1;
+        let c = self.cur.code();
         let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
         if c == 0 {
-            let Some(raw) = self.unpred.get(self.u * T::SIZE..(self.u + 1) * T::SIZE) else {
-                self.bad = true;
+            let Some(raw) = self.cur.escaped(T::SIZE) else {
                 return 0.0;
             };
-            self.u += 1;
             dst.copy_from_slice(raw);
             return T::read(raw).to_i128() as f64;
         }
@@ -252,7 +305,7 @@ impl<T: Int> Quant for IntDecoder<'_, T> {
         let r = int_pred(pred) + q * (2 * self.eb as i128 + 1);
         match T::from_i128(r) {
             Some(v) => v.write(dst),
-            None => self.bad = true,
+            None => self.cur.bad = true,
         }
         r as f64
     }
