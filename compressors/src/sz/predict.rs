@@ -23,8 +23,9 @@ pub enum Predictor {
     InterpLinear = 2,
     /// SZ3-style multilevel interpolation, cubic.
     InterpCubic = 3,
-    /// The mean of each 1×16×16 block, stored beside the codes. Sparse detector frames want
-    /// it: a lone photon costs one code, where Lorenzo smears it over four neighbours.
+    /// One value per 1×16×16 block (its median, a mean robust to Bragg peaks), stored beside
+    /// the codes. Sparse detector frames want it: a lone photon costs one code, where Lorenzo
+    /// smears it over four neighbours.
     BlockMean = 4,
 }
 
@@ -43,27 +44,36 @@ fn mean_block(dims: [usize; 3], i0: usize, i1: usize, i2: usize) -> usize {
         + i2 / MEAN_BLOCK
 }
 
-/// Block means of `vals` (non-finite values left out), for [`Predictor::BlockMean`].
+/// Block values (medians of the finite values) for [`Predictor::BlockMean`].
 pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
-    let n = mean_blocks(dims);
-    let (mut sum, mut cnt) = (vec![0f64; n], vec![0u32; n]);
-    let per_row = dims[2].div_ceil(MEAN_BLOCK);
-    for (r, row) in vals.chunks(dims[2].max(1)).enumerate() {
-        let (i0, i1) = (r / dims[1].max(1), r % dims[1].max(1));
-        let base = (i0 * dims[1].div_ceil(MEAN_BLOCK) + i1 / MEAN_BLOCK) * per_row;
-        for (b, seg) in row.chunks(MEAN_BLOCK).enumerate() {
-            for &v in seg {
-                if v.is_finite() {
-                    sum[base + b] += v;
-                    cnt[base + b] += 1;
+    // Medians, not means: a Bragg peak inside a block must not lift the prediction for the
+    // background pixels around it.
+    let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
+    let mut out = Vec::with_capacity(mean_blocks(dims));
+    let mut buf: Vec<f64> = Vec::with_capacity(MEAN_BLOCK * MEAN_BLOCK);
+    for i0 in 0..dims[0] {
+        for b1 in 0..nb1 {
+            for b2 in 0..nb2 {
+                buf.clear();
+                for i1 in b1 * MEAN_BLOCK..((b1 + 1) * MEAN_BLOCK).min(dims[1]) {
+                    let row = (i0 * dims[1] + i1) * dims[2];
+                    let (a, b) = (
+                        row + b2 * MEAN_BLOCK,
+                        row + ((b2 + 1) * MEAN_BLOCK).min(dims[2]),
+                    );
+                    buf.extend(vals[a..b].iter().copied().filter(|v| v.is_finite()));
                 }
+                if buf.is_empty() {
+                    out.push(0.0);
+                    continue;
+                }
+                let mid = buf.len() / 2;
+                let (_, m, _) = buf.select_nth_unstable_by(mid, f64::total_cmp);
+                out.push(*m);
             }
         }
     }
-    sum.iter()
-        .zip(&cnt)
-        .map(|(s, &c)| if c > 0 { s / c as f64 } else { 0.0 })
-        .collect()
+    out
 }
 
 impl Predictor {
