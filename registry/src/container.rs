@@ -95,19 +95,6 @@ pub fn encode_into(
     Ok(())
 }
 
-/// Serialise a container from its parts.
-pub fn write(meta: &ArrayMeta, spec: &str, raw: bool, sections: &[&[u8]]) -> Result<Vec<u8>> {
-    let lens: Vec<usize> = sections.iter().map(|s| s.len()).collect();
-    let mut out = Vec::with_capacity(64 + spec.len() + lens.iter().sum::<usize>());
-    write_header(meta, spec, raw, &lens, &mut out)?;
-    for s in sections {
-        out.extend_from_slice(s);
-    }
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
-}
-
 /// Append everything up to the sections: magic, version, flags, dtype, shape, spec, lengths.
 fn write_header(
     meta: &ArrayMeta,

@@ -327,31 +327,6 @@ fn zstd_into(src: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
     })
 }
 
-/// Run the predictor and the encoding quantiser over one piece (fresh buffers: for samples).
-fn quantise(
-    dtype: DType,
-    pred: Predictor,
-    dims: [usize; 3],
-    data: &[u8],
-    eb: f64,
-    radius: u32,
-    means: &[f64],
-) -> Codes {
-    let mut out = Codes::default();
-    quantise_into(
-        dtype,
-        pred,
-        dims,
-        data,
-        eb,
-        radius,
-        means,
-        &mut out,
-        &mut vec![],
-    );
-    out
-}
-
 /// Run the predictor and the encoding quantiser over one piece into reused buffers.
 #[allow(clippy::too_many_arguments)]
 fn quantise_into(
@@ -455,7 +430,19 @@ fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> 
         .map(|p| {
             let means = means_for(p, dtype, sd, &sample, eb);
             let side = means.iter().filter(|&&m| m != 0.0).count() as f64 * 16.0;
-            let codes = quantise(dtype, p, sd, &sample, eb, radius, &mean_values(&means, eb));
+            let mut codes = Codes::default();
+            let m = mean_values(&means, eb);
+            quantise_into(
+                dtype,
+                p,
+                sd,
+                &sample,
+                eb,
+                radius,
+                &m,
+                &mut codes,
+                &mut vec![],
+            );
             (side + cost(&codes, radius, (es * 8) as f64), p)
         })
         .min_by(|a, b| a.0.total_cmp(&b.0))
