@@ -16,6 +16,7 @@ mod blocked;
 pub mod bzip2;
 pub mod chunked;
 pub mod delta;
+pub mod detector;
 mod huffman;
 pub mod lz4;
 pub mod none;

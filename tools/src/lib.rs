@@ -2,6 +2,7 @@
 //! transcode loop and the synthetic detector data. The binary only parses arguments.
 
 pub mod cmd;
+pub mod cxi;
 pub mod grid;
 pub mod h5io;
 pub mod synth;

@@ -8,8 +8,15 @@ use roibin_registry::DType;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output FILE[:DATASET] (default dataset /entry/data/data)
+    /// Output FILE[:DATASET] (default dataset /entry/data/data; CXI layouts use /entry_1/data_1/data)
     output: String,
+    /// eiger (photon-counting Eiger 4M), or a CXI serial-crystallography layout: jungfrau
+    /// (8×512×1024) or cspad (32×185×388), calibrated float32 with peak lists and truth
+    #[arg(long, default_value = "eiger")]
+    layout: String,
+    /// Frames per chunk of the written dataset (CXI layouts)
+    #[arg(long, default_value_t = 1)]
+    chunk_frames: usize,
     /// u16 or u32 photon counts, or f32 calibrated ADU (45 per photon)
     #[arg(long, default_value = "u16")]
     dtype: String,
@@ -49,6 +56,20 @@ pub fn write(file: &str, dset: &str, dtype: DType, frames: usize, seed: u64) -> 
 
 pub fn run(a: Args) -> Result<()> {
     let (file, dset) = crate::h5io::split_target(&a.output);
+    if a.layout != "eiger" {
+        let det = crate::cxi::Detector::by_name(&a.layout).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown layout `{}`: use eiger, jungfrau or cspad",
+                a.layout
+            )
+        })?;
+        if a.dtype != "u16" && a.dtype != "f32" {
+            bail!("CXI layouts are calibrated float32 (--dtype f32)");
+        }
+        let s = write_cxi(file, &det, a.frames, a.chunk_frames, a.seed)?;
+        eprintln!("{s}");
+        return Ok(());
+    }
     let dtype = DType::parse(&a.dtype)?;
     write(
         file,
@@ -62,4 +83,160 @@ pub fn run(a: Args) -> Result<()> {
         a.frames, a.output
     );
     Ok(())
+}
+
+/// Write a CXI file of `frames` calibrated frames of `det`: data, mask, peak lists found by
+/// pf8 on the originals (`/entry_1/result_1`), the true peaks (`/entry_1/truth_1`), and the
+/// mask and radius map as .npy files next to it for finder specs. Returns a summary.
+pub fn write_cxi(
+    file: &str,
+    det: &crate::cxi::Detector,
+    frames: usize,
+    chunk_frames: usize,
+    seed: u64,
+) -> Result<String> {
+    use roibin_compressors::detector::peaks::{write_npy, NpyData, PeakList};
+    if frames == 0 || chunk_frames == 0 {
+        bail!("--frames and --chunk-frames must be at least 1");
+    }
+    let (h, w) = (det.frame_rows(), det.cols);
+    let mask = det.mask(seed);
+    let radius = det.radius_map();
+    let (mask_path, radius_path) = sidecars(file);
+    write_npy(
+        std::path::Path::new(&mask_path),
+        &[h, w],
+        NpyData::U8(&mask),
+    )?;
+    write_npy(
+        std::path::Path::new(&radius_path),
+        &[h, w],
+        NpyData::F32(&radius),
+    )?;
+    let finder_spec = finder_spec(file);
+    let finder = roibin_registry::Pipeline::from_spec(
+        &finder_spec,
+        &roibin_registry::DataKind::Array(roibin_registry::ArrayMeta::new(
+            DType::F32,
+            vec![det.panels, det.rows, w],
+        )),
+    )?;
+    if std::path::Path::new(file).exists() {
+        std::fs::remove_file(file)?;
+    }
+    let cf = chunk_frames.min(frames);
+    let shape = vec![frames, h, w];
+    let f = File::open_rw(file)?;
+    let d = f.create_dataset("/entry_1/data_1/data", DType::F32, &shape, &[cf, h, w], &[])?;
+    let pb = progress(frames, "synth");
+    let mut found: Vec<PeakList> = Vec::with_capacity(frames);
+    let mut truth = Vec::with_capacity(frames);
+    for first in (0..frames).step_by(cf) {
+        let idx: Vec<usize> = (first..(first + cf).min(frames)).collect();
+        let made: Vec<(Vec<f32>, Vec<crate::cxi::TruePeak>, Result<PeakList>)> = idx
+            .par_iter()
+            .map(|&i| {
+                let (v, t) = crate::cxi::frame(det, seed, i, &mask, &radius);
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let p = finder
+                    .encode(&bytes)
+                    .and_then(|b| PeakList::read(&b))
+                    .map_err(anyhow::Error::from);
+                (v, t, p)
+            })
+            .collect();
+        // A partial last chunk is padded with zeros (HDF5 ignores what lies past the extent).
+        let mut chunk: Vec<u8> = Vec::with_capacity(cf * h * w * 4);
+        for (v, t, p) in made {
+            chunk.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+            truth.push(t);
+            found.push(p?);
+            pb.inc(1);
+        }
+        chunk.resize(cf * h * w * 4, 0);
+        d.write_raw_chunk(&[first, 0, 0], &chunk)?;
+    }
+    drop(d);
+    drop(f);
+    pb.finish_and_clear();
+    let hf = hdf5::File::open_rw(file)?;
+    let data_1 = hf.group("/entry_1/data_1")?;
+    data_1
+        .new_dataset::<u8>()
+        .shape([h, w])
+        .create("mask")?
+        .write_raw(&mask)?;
+    let lists = |g: &str, rows: Vec<Vec<(f32, f32, f32)>>| -> Result<()> {
+        let grp = hf.create_group(g)?;
+        let width = 2048usize;
+        let n: Vec<i32> = rows.iter().map(|r| r.len().min(width) as i32).collect();
+        grp.new_dataset::<i32>()
+            .shape([frames])
+            .create("nPeaks")?
+            .write_raw(&n)?;
+        for (k, name) in ["peakYPosRaw", "peakXPosRaw", "peakTotalIntensity"]
+            .iter()
+            .enumerate()
+        {
+            let mut a = vec![0f32; frames * width];
+            for (i, r) in rows.iter().enumerate() {
+                for (j, p) in r.iter().take(width).enumerate() {
+                    a[i * width + j] = [p.0, p.1, p.2][k];
+                }
+            }
+            grp.new_dataset::<f32>()
+                .shape([frames, width])
+                .create(*name)?
+                .write_raw(&a)?;
+        }
+        Ok(())
+    };
+    lists(
+        "/entry_1/result_1",
+        found
+            .iter()
+            .map(|l| l.peaks.iter().map(|p| (p.y, p.x, p.total)).collect())
+            .collect(),
+    )?;
+    lists(
+        "/entry_1/truth_1",
+        truth
+            .iter()
+            .map(|t| t.iter().map(|p| (p.y, p.x, p.adu)).collect())
+            .collect(),
+    )?;
+    let nf: usize = found.iter().map(|l| l.found).sum();
+    let nt: usize = truth.iter().map(|t| t.len()).sum();
+    Ok(format!(
+        "wrote {frames} {} frames ({}×{}×{} f32, chunk {cf} frame(s)) to {file}:/entry_1/data_1/data\n  \
+         true peaks {nt} ({:.1}/frame), found by pf8 {nf} ({:.1}/frame) in /entry_1/result_1, truth in /entry_1/truth_1\n  \
+         mask {mask_path}, radius map {radius_path}\n  \
+         finder spec: {finder_spec}",
+        det.name,
+        det.panels,
+        det.rows,
+        det.cols,
+        nt as f64 / frames as f64,
+        nf as f64 / frames as f64,
+    ))
+}
+
+/// The mask and radius-map files `write_cxi` puts next to `file`.
+pub fn sidecars(file: &str) -> (String, String) {
+    let stem = file
+        .strip_suffix(".h5")
+        .or(file.strip_suffix(".cxi"))
+        .unwrap_or(file);
+    (format!("{stem}.mask.npy"), format!("{stem}.radius.npy"))
+}
+
+/// The pf8 spec that uses `file`'s sidecar mask and radius map.
+pub fn finder_spec(file: &str) -> String {
+    let (m, r) = sidecars(file);
+    let abs = |p: String| {
+        std::fs::canonicalize(&p)
+            .map(|p| p.display().to_string())
+            .unwrap_or(p)
+    };
+    format!("pf8(mask=\"{}\",radius=\"{}\")", abs(m), abs(r))
 }

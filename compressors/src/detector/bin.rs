@@ -1,0 +1,201 @@
+//! `bin(f1, f2, ...)`: mean binning of the trailing axes by per-axis factors; decode un-bins
+//! by nearest neighbour (every pixel gets its bin's mean).
+//!
+//! Partial edge bins average the pixels they have. Non-finite pixels are left out of a bin's
+//! mean (a bin of only non-finite pixels is NaN), so one hot or dead pixel does not blank its
+//! neighbours. Integer data get rounded means: the output keeps the input's dtype, so a
+//! following `sz(abs=...)` bounds in counts. Binning is lossy by design; its error is reported,
+//! not bounded.
+
+use super::elems;
+use rayon::prelude::*;
+use roibin_registry::options::THREADS;
+use roibin_registry::{
+    threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType,
+    Result,
+};
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "factors",
+        ty: OptionType::IntList { min: 1, max: 1024 },
+        default: "2,2",
+        doc: "bin factor per trailing axis: bin(2,2) halves rows and columns, bin(1,2,2) the same on a stack",
+    },
+    THREADS,
+];
+
+/// The `bin` stage.
+pub struct Bin {
+    factors: Vec<usize>,
+    threads: usize,
+}
+
+/// The array as (planes, rows, cols) with factors for each; leading axes merge into planes.
+fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [usize; 3])> {
+    if factors.len() > m.rank() {
+        return Err(Error::unsupported(
+            codec,
+            format!("rank {}", m.rank()),
+            format!("{} factors need at least that many axes", factors.len()),
+        ));
+    }
+    let mut f = vec![1usize; m.rank() - factors.len()];
+    f.extend_from_slice(factors);
+    if f.len() > 3 && f[..f.len() - 3].iter().any(|&x| x != 1) {
+        return Err(Error::unsupported(
+            codec,
+            format!("rank {}", m.rank()),
+            "only the last three axes can be binned",
+        ));
+    }
+    let s = &m.shape;
+    let k = s.len();
+    let dims = match k {
+        1 => [1, 1, s[0]],
+        2 => [1, s[0], s[1]],
+        _ => [s[..k - 2].iter().product(), s[k - 2], s[k - 1]],
+    };
+    let fk = f.len();
+    let fac = match fk {
+        1 => [1, 1, f[0]],
+        2 => [1, f[0], f[1]],
+        _ => [f[fk - 3], f[fk - 2], f[fk - 1]],
+    };
+    if k > 3 && fac[0] != 1 {
+        return Err(Error::unsupported(
+            codec,
+            format!("rank {k}"),
+            "on 4-D data only the last two axes can be binned",
+        ));
+    }
+    Ok((dims, fac))
+}
+
+/// Binned shape: every binned axis rounds up (partial edge bins).
+pub fn binned_shape(m: &ArrayMeta, factors: &[usize]) -> Vec<usize> {
+    let mut out = m.shape.clone();
+    let k = out.len();
+    for (j, &f) in factors.iter().rev().enumerate() {
+        if j < k {
+            out[k - 1 - j] = out[k - 1 - j].div_ceil(f.max(1));
+        }
+    }
+    out
+}
+
+impl Codec for Bin {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        let m = input.array("bin")?;
+        view("bin", m, &self.factors)?;
+        Ok(DataKind::Array(ArrayMeta::new(
+            m.dtype,
+            binned_shape(m, &self.factors),
+        )))
+    }
+
+    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array("bin")?;
+        let ([p, r, c], [fp, fr, fc]) = view("bin", m, &self.factors)?;
+        let (bp, br, bc) = (p.div_ceil(fp), r.div_ceil(fr), c.div_ceil(fc));
+        let es = m.dtype.size();
+        let start = out.len();
+        out.resize(start + bp * br * bc * es, 0);
+        let dst = &mut out[start..];
+        threads::install(self.threads, || {
+            dst.par_chunks_mut((bc * es).max(1))
+                .enumerate()
+                .for_each(|(row, o)| {
+                    let (pb, rb) = (row / br, row % br);
+                    let mut sum = vec![0f64; bc];
+                    let mut cnt = vec![0u32; bc];
+                    let mut vals = Vec::with_capacity(c);
+                    for pp in pb * fp..((pb + 1) * fp).min(p) {
+                        for rr in rb * fr..((rb + 1) * fr).min(r) {
+                            let base = (pp * r + rr) * c;
+                            elems::row_f64(&data[base * es..(base + c) * es], m.dtype, &mut vals);
+                            for (j, win) in vals.chunks(fc).enumerate() {
+                                for &v in win {
+                                    if v.is_finite() {
+                                        sum[j] += v;
+                                        cnt[j] += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for j in 0..bc {
+                        let mean = if cnt[j] > 0 {
+                            sum[j] / cnt[j] as f64
+                        } else {
+                            f64::NAN
+                        };
+                        elems::put(mean, m.dtype, &mut o[j * es..(j + 1) * es]);
+                    }
+                });
+        });
+        Ok(())
+    }
+
+    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array("bin")?;
+        let start = out.len();
+        out.resize(start + m.nbytes(), 0);
+        self.decode_into(data, input, &mut out[start..])
+    }
+
+    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        let m = input.array("bin")?;
+        let ([p, r, c], [fp, fr, fc]) = view("bin", m, &self.factors)?;
+        let (br, bc) = (r.div_ceil(fr), c.div_ceil(fc));
+        let es = m.dtype.size();
+        if data.len() != p.div_ceil(fp) * br * bc * es || dst.len() != m.nbytes() {
+            return Err(Error::corrupt(
+                "bin",
+                format!("{} binned bytes do not match {m}", data.len()),
+            ));
+        }
+        threads::install(self.threads, || {
+            dst.par_chunks_mut((c * es).max(1))
+                .enumerate()
+                .for_each(|(row, o)| {
+                    let (pp, rr) = (row / r, row % r);
+                    let src = ((pp / fp) * br + rr / fr) * bc;
+                    for cc in 0..c {
+                        let s = (src + cc / fc) * es;
+                        o[cc * es..(cc + 1) * es].copy_from_slice(&data[s..s + es]);
+                    }
+                });
+        });
+        Ok(())
+    }
+}
+
+fn build(c: &Config) -> Result<Box<dyn Codec>> {
+    let factors: Vec<usize> = c
+        .int_list("factors")
+        .map(|f| f.iter().map(|&x| x as usize).collect())
+        .unwrap_or_else(|| vec![2, 2]);
+    if factors.is_empty() || factors.len() > 3 {
+        return Err(Error::option(
+            format!("{}:factors", c.path),
+            "give one to three factors, e.g. bin(2,2)",
+        ));
+    }
+    Ok(Box::new(Bin {
+        factors,
+        threads: c.int("threads").unwrap_or(0) as usize,
+    }))
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "bin",
+        version: 1,
+        doc: "mean binning of the trailing axes (partial edge bins kept); decode repeats each bin's mean (lossy by design)",
+        options: OPTIONS,
+        accepts: Accepts::ARRAYS,
+        thread_safe: true,
+        build,
+    }
+}

@@ -1,0 +1,118 @@
+//! Element conversion between a chunk's dtype and the floats detector stages compute in.
+
+use roibin_registry::DType;
+
+/// Read element `i` of `bytes` (of `dtype`) as f64.
+#[inline]
+pub fn get(bytes: &[u8], dtype: DType, i: usize) -> f64 {
+    let n = dtype.size();
+    let c = &bytes[i * n..i * n + n];
+    match dtype {
+        DType::U8 => c[0] as f64,
+        DType::I8 => c[0] as i8 as f64,
+        DType::U16 => u16::from_le_bytes([c[0], c[1]]) as f64,
+        DType::I16 => i16::from_le_bytes([c[0], c[1]]) as f64,
+        DType::U32 => u32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::I32 => i32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::F32 => f32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::U64 => u64::from_le_bytes(c.try_into().expect("8")) as f64,
+        DType::I64 => i64::from_le_bytes(c.try_into().expect("8")) as f64,
+        DType::F64 => f64::from_le_bytes(c.try_into().expect("8")),
+    }
+}
+
+/// A run of elements as f64 into `out` (cleared first); the dtype is matched once per run.
+pub fn row_f64(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
+    out.clear();
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            out.extend(
+                bytes
+                    .chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
+            )
+        };
+    }
+    match dtype {
+        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
+        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
+        DType::U16 => conv!(u16, 2),
+        DType::I16 => conv!(i16, 2),
+        DType::U32 => conv!(u32, 4),
+        DType::I32 => conv!(i32, 4),
+        DType::F32 => conv!(f32, 4),
+        DType::U64 => conv!(u64, 8),
+        DType::I64 => conv!(i64, 8),
+        DType::F64 => conv!(f64, 8),
+    }
+}
+
+/// All elements as f32 (what the peak finders work on), into a reused buffer.
+pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
+    out.clear();
+    if dtype == DType::F32 {
+        out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4"))),
+        );
+    } else {
+        out.extend((0..bytes.len() / dtype.size()).map(|i| get(bytes, dtype, i) as f32));
+    }
+}
+
+/// Write `v` as one element of `dtype` into `dst` (integers rounded to nearest and clamped to
+/// the type's range, so a mean of counts stays a count).
+#[inline]
+pub fn put(v: f64, dtype: DType, dst: &mut [u8]) {
+    fn int(v: f64, lo: f64, hi: f64) -> f64 {
+        if v.is_nan() {
+            0.0
+        } else {
+            v.round().clamp(lo, hi)
+        }
+    }
+    match dtype {
+        DType::U8 => dst[0] = int(v, 0.0, u8::MAX as f64) as u8,
+        DType::I8 => dst[0] = int(v, i8::MIN as f64, i8::MAX as f64) as i8 as u8,
+        DType::U16 => dst.copy_from_slice(&(int(v, 0.0, u16::MAX as f64) as u16).to_le_bytes()),
+        DType::I16 => {
+            dst.copy_from_slice(&(int(v, i16::MIN as f64, i16::MAX as f64) as i16).to_le_bytes())
+        }
+        DType::U32 => dst.copy_from_slice(&(int(v, 0.0, u32::MAX as f64) as u32).to_le_bytes()),
+        DType::I32 => {
+            dst.copy_from_slice(&(int(v, i32::MIN as f64, i32::MAX as f64) as i32).to_le_bytes())
+        }
+        DType::U64 => dst.copy_from_slice(&(int(v, 0.0, u64::MAX as f64) as u64).to_le_bytes()),
+        DType::I64 => {
+            dst.copy_from_slice(&(int(v, i64::MIN as f64, i64::MAX as f64) as i64).to_le_bytes())
+        }
+        DType::F32 => dst.copy_from_slice(&(v as f32).to_le_bytes()),
+        DType::F64 => dst.copy_from_slice(&v.to_le_bytes()),
+    }
+}
+
+/// Indices of NaN and ±Inf elements (none for integer dtypes); tests exponent bits, so it
+/// runs at memory speed on frames that have none.
+pub fn non_finite(bytes: &[u8], dtype: DType) -> Vec<usize> {
+    match dtype {
+        DType::F32 => bytes
+            .chunks_exact(4)
+            .enumerate()
+            .filter(|(_, c)| {
+                u32::from_le_bytes((*c).try_into().expect("4")) & 0x7f80_0000 == 0x7f80_0000
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .enumerate()
+            .filter(|(_, c)| {
+                u64::from_le_bytes((*c).try_into().expect("8")) & 0x7ff0_0000_0000_0000
+                    == 0x7ff0_0000_0000_0000
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        _ => vec![],
+    }
+}

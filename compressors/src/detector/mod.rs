@@ -1,0 +1,9 @@
+//! Detector stages: peak finders (`pf8`, `pfv3`, `given`), `bin`, and the `roibin`/`roi`
+//! meta codecs that keep Bragg-peak windows exact and compress the background.
+
+pub mod bin;
+pub mod elems;
+pub mod peaks;
+pub mod pf8;
+pub mod pfv3;
+pub mod roibin;

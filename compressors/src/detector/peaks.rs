@@ -1,0 +1,347 @@
+//! What peak finders share: the peak record and its byte form, the panel view of a frame,
+//! and the per-pixel mask and radius maps they honour.
+//!
+//! A finder is a registered codec whose encoder turns one frame (`[panels, rows, cols]` or
+//! `[rows, cols]`, any numeric dtype) into a peak list. That keeps finders in the registry
+//! with typed, documented options, and lets `roibin(peaks=pf8(snr=6))` treat them as data.
+//! Peak lists are results, not encodings: a finder's decoder refuses with an explanation.
+
+use super::elems;
+use roibin_registry::stream::Reader;
+use roibin_registry::{ArrayMeta, DataKind, Error, OptionSpec, OptionType, Result};
+use std::sync::{Arc, Mutex};
+
+/// One peak, in the frame's raw (unassembled, panels stacked along rows) coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Peak {
+    /// Centroid row in the stacked frame (panel · rows + row).
+    pub y: f32,
+    /// Centroid column.
+    pub x: f32,
+    /// Integrated intensity above the local background.
+    pub total: f32,
+    /// Largest pixel above the local background.
+    pub max: f32,
+    /// Pixels in the peak.
+    pub npix: u32,
+    /// Chebyshev distance from the rounded centre to the farthest peak pixel.
+    pub extent: u32,
+}
+
+/// A finder's result for one frame.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeakList {
+    /// Peaks that passed every test, including those beyond the cap.
+    pub found: usize,
+    /// The first `max_peaks` of them, in scan order.
+    pub peaks: Vec<Peak>,
+}
+
+impl PeakList {
+    /// Byte form: `u32 found · u32 n · n × (f32 y, f32 x, f32 total, f32 max, u32 npix, u32 extent)`.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.found as u32).to_le_bytes());
+        out.extend_from_slice(&(self.peaks.len() as u32).to_le_bytes());
+        for p in &self.peaks {
+            for v in [p.y, p.x, p.total, p.max] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&p.npix.to_le_bytes());
+            out.extend_from_slice(&p.extent.to_le_bytes());
+        }
+    }
+
+    /// Parse [`PeakList::write`]'s output.
+    pub fn read(bytes: &[u8]) -> Result<PeakList> {
+        let mut r = Reader::new(bytes, "peaks");
+        let found = r.u32()? as usize;
+        let n = r.u32()? as usize;
+        if n > bytes.len() / 24 {
+            return Err(Error::corrupt("peaks", "peak count exceeds the data"));
+        }
+        let mut peaks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let f = |r: &mut Reader| r.u32().map(f32::from_bits);
+            peaks.push(Peak {
+                y: f(&mut r)?,
+                x: f(&mut r)?,
+                total: f(&mut r)?,
+                max: f(&mut r)?,
+                npix: r.u32()?,
+                extent: r.u32()?,
+            });
+        }
+        Ok(PeakList { found, peaks })
+    }
+}
+
+/// A frame seen as `panels` panels of `rows × cols`, stacked along rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Panels {
+    pub panels: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Panels {
+    /// The panel view of a finder's input: `[rows, cols]` is one panel, `[panels, rows, cols]` many.
+    pub fn of(codec: &str, m: &ArrayMeta) -> Result<Panels> {
+        let s = &m.shape;
+        let p = match s.len() {
+            2 => Panels {
+                panels: 1,
+                rows: s[0],
+                cols: s[1],
+            },
+            3 => Panels {
+                panels: s[0],
+                rows: s[1],
+                cols: s[2],
+            },
+            r => {
+                return Err(Error::unsupported(
+                    codec,
+                    format!("rank {r}"),
+                    "a finder takes one frame: [rows, cols] or [panels, rows, cols]",
+                ))
+            }
+        };
+        if m.dtype.size() > 8 || p.pixels() == 0 {
+            return Err(Error::unsupported(codec, format!("{m}"), "an empty frame"));
+        }
+        Ok(p)
+    }
+
+    pub fn pixels(&self) -> usize {
+        self.panels * self.rows * self.cols
+    }
+}
+
+/// The mask and radius options every finder has.
+pub const MASK: OptionSpec = OptionSpec {
+    name: "mask",
+    ty: OptionType::Text,
+    default: "",
+    doc: "path of a .npy mask of one frame in raw layout (nonzero = good pixel); non-finite pixels are always bad",
+};
+pub const RADIUS: OptionSpec = OptionSpec {
+    name: "radius",
+    ty: OptionType::Text,
+    default: "",
+    doc: "path of a .npy map of each pixel's distance from the beam in pixels (raw layout); default: distance from the frame's centre",
+};
+
+/// Per-pixel facts of one frame layout: good pixels and radius bins. Loaded once per finder.
+#[derive(Debug)]
+pub struct Geometry {
+    pub good: Vec<bool>,
+    pub radius: Vec<f32>,
+    /// `radius` rounded: the bin of each pixel for radial statistics.
+    pub bin: Vec<u32>,
+    pub nbins: usize,
+    /// `bin` for good pixels, `nbins` for masked ones: per-bin tables get one extra entry
+    /// that never passes a test, so the hot loops need no mask branch.
+    pub key: Vec<u32>,
+}
+
+/// Mask and radius files, resolved lazily against the first frame's layout and kept.
+#[derive(Debug, Default)]
+pub struct GeometrySource {
+    mask: String,
+    radius: String,
+    loaded: Mutex<Option<(Panels, Arc<Geometry>)>>,
+}
+
+impl GeometrySource {
+    pub fn new(mask: &str, radius: &str) -> Self {
+        GeometrySource {
+            mask: mask.to_string(),
+            radius: radius.to_string(),
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// The geometry for frames of `p`; errors name the file and the sizes that disagree.
+    pub fn get(&self, codec: &str, p: Panels) -> Result<Arc<Geometry>> {
+        let mut g = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((lp, geo)) = g.as_ref() {
+            if *lp == p {
+                return Ok(geo.clone());
+            }
+        }
+        let n = p.pixels();
+        let good = if self.mask.is_empty() {
+            vec![true; n]
+        } else {
+            let m = read_npy(codec, &self.mask, n)?;
+            m.iter().map(|&v| v != 0.0).collect()
+        };
+        let radius: Vec<f32> = if self.radius.is_empty() {
+            let (h, w) = ((p.panels * p.rows) as f32, p.cols as f32);
+            (0..n)
+                .map(|i| {
+                    let (y, x) = ((i / p.cols) as f32, (i % p.cols) as f32);
+                    ((y - (h - 1.0) / 2.0).powi(2) + (x - (w - 1.0) / 2.0).powi(2)).sqrt()
+                })
+                .collect()
+        } else {
+            read_npy(codec, &self.radius, n)?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        };
+        let bin: Vec<u32> = radius
+            .iter()
+            .map(|&r| {
+                if r.is_finite() && r >= 0.0 {
+                    r.round().min(1e6) as u32
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let nbins = bin.iter().copied().max().unwrap_or(0) as usize + 1;
+        let key = bin
+            .iter()
+            .zip(&good)
+            .map(|(&b, &ok)| if ok { b } else { nbins as u32 })
+            .collect();
+        let geo = Arc::new(Geometry {
+            key,
+            good,
+            radius,
+            bin,
+            nbins,
+        });
+        *g = Some((p, geo.clone()));
+        Ok(geo)
+    }
+}
+
+/// Read a little-endian, C-order .npy array of `expect` elements as f64.
+pub fn read_npy(codec: &str, path: &str, expect: usize) -> Result<Vec<f64>> {
+    let err = |m: String| Error::option(format!("{codec}:{path}"), m);
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read `{path}`: {e}")))?;
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        return Err(err(format!("`{path}` is not a .npy file")));
+    }
+    let (hlen, start) = if bytes[6] == 1 {
+        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
+    } else if bytes.len() >= 12 {
+        (
+            u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize,
+            12,
+        )
+    } else {
+        return Err(err(format!("`{path}`: truncated .npy header")));
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .map(String::from_utf8_lossy)
+        .ok_or_else(|| err(format!("`{path}`: truncated .npy header")))?;
+    let field = |key: &str| -> Option<String> {
+        let at = header.find(key)? + key.len();
+        let rest = header[at..].trim_start_matches([' ', ':', '\'', '"']);
+        Some(rest.to_string())
+    };
+    if field("'fortran_order'").is_some_and(|v| v.starts_with("True")) {
+        return Err(err(format!(
+            "`{path}`: Fortran-order arrays are not supported; save with np.ascontiguousarray"
+        )));
+    }
+    let descr = field("'descr'").unwrap_or_default();
+    let descr: String = descr
+        .chars()
+        .take_while(|&c| c != '\'' && c != '"')
+        .collect();
+    let data = &bytes[start + hlen..];
+    let (size, conv): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
+        "|u1" | "|b1" | "u1" => (1, |c| c[0] as f64),
+        "|i1" | "i1" => (1, |c| c[0] as i8 as f64),
+        "<u2" => (2, |c| u16::from_le_bytes([c[0], c[1]]) as f64),
+        "<i2" => (2, |c| i16::from_le_bytes([c[0], c[1]]) as f64),
+        "<u4" => (4, |c| u32::from_le_bytes(c.try_into().expect("4")) as f64),
+        "<i4" => (4, |c| i32::from_le_bytes(c.try_into().expect("4")) as f64),
+        "<f4" => (4, |c| f32::from_le_bytes(c.try_into().expect("4")) as f64),
+        "<i8" => (8, |c| i64::from_le_bytes(c.try_into().expect("8")) as f64),
+        "<f8" => (8, |c| f64::from_le_bytes(c.try_into().expect("8"))),
+        d => {
+            return Err(err(format!(
+                "`{path}`: dtype `{d}` not supported (use uint8, bool, int16/32, float32/64, little-endian)"
+            )))
+        }
+    };
+    if data.len() / size != expect {
+        return Err(err(format!(
+            "`{path}` holds {} pixels but a frame has {expect}: the mask or radius map must have the frame's raw shape",
+            data.len() / size
+        )));
+    }
+    Ok(data.chunks_exact(size).map(conv).collect())
+}
+
+/// Write a float32 or uint8 .npy file (for `roibin synth` and tests).
+pub fn write_npy(path: &std::path::Path, shape: &[usize], data: NpyData) -> std::io::Result<()> {
+    let (descr, body): (&str, Vec<u8>) = match data {
+        NpyData::U8(v) => ("|u1", v.to_vec()),
+        NpyData::F32(v) => ("<f4", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+    };
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&body);
+    std::fs::write(path, out)
+}
+
+/// Element data for [`write_npy`].
+pub enum NpyData<'a> {
+    U8(&'a [u8]),
+    F32(&'a [f32]),
+}
+
+/// A finder's shared front half: frame → f32 pixels, good-pixel map (mask and finite), geometry.
+pub fn prepare(
+    codec: &str,
+    data: &[u8],
+    input: &DataKind,
+    geo: &GeometrySource,
+    pixels: &mut Vec<f32>,
+) -> Result<(Panels, Arc<Geometry>)> {
+    let m = input.array(codec)?;
+    let p = Panels::of(codec, m)?;
+    let g = geo.get(codec, p)?;
+    elems::to_f32(data, m.dtype, pixels);
+    Ok((p, g))
+}
+
+/// Pixel `i` may take part in a peak or a background estimate.
+#[inline]
+pub fn usable(g: &Geometry, v: &[f32], i: usize) -> bool {
+    g.good[i] && v[i].is_finite()
+}
+
+/// The decoder of every finder: peak lists are results, not encodings.
+pub fn refuse_decode(codec: &str) -> Error {
+    Error::unsupported(
+        codec,
+        "decoding",
+        "a peak finder produces a peak list, not an encoding; use it inside roibin(peaks=...) or run `roibin peaks`",
+    )
+}
+
+/// Finder output kind check shared by every finder.
+pub fn check_input(codec: &str, input: &DataKind) -> Result<DataKind> {
+    Panels::of(codec, input.array(codec)?)?;
+    Ok(DataKind::Bytes)
+}

@@ -1,0 +1,411 @@
+//! `pf8`: peakfinder8 (Cheetah, CrystFEL, OnDA/OM), per panel, mask and radius map honoured.
+//!
+//! 1. Radial statistics with 5 rounds of sigma clipping per rounded-radius bin give each pixel
+//!    an upper threshold `mean + snr·sd`, at least `adc`.
+//! 2. Per panel, pixels above threshold seed regions grown with 8-connectivity.
+//! 3. Regions are re-integrated against a local background disc and kept when
+//!    `total/sd ≥ snr`, their maximum beats the brightest background pixel and their size fits.
+
+use super::peaks::{self, GeometrySource, Peak, PeakList, MASK, RADIUS};
+use rayon::prelude::*;
+use roibin_registry::options::THREADS;
+use roibin_registry::{
+    threads, Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
+};
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "adc",
+        ty: OptionType::Float { min: -1e30, max: 1e30 },
+        default: "300",
+        doc: "adc_threshold: no pixel below this seeds or grows a peak (ADU)",
+    },
+    OptionSpec {
+        name: "snr",
+        ty: OptionType::Float { min: 0.0, max: 1e6 },
+        default: "6",
+        doc: "min_snr: thresholds at mean + snr·sd of the radial background; peaks need total/sd >= snr",
+    },
+    OptionSpec {
+        name: "min_pix",
+        ty: OptionType::Int { min: 1, max: 1 << 20 },
+        default: "2",
+        doc: "min_pix_count: smallest peak in pixels",
+    },
+    OptionSpec {
+        name: "max_pix",
+        ty: OptionType::Int { min: 1, max: 1 << 20 },
+        default: "200",
+        doc: "max_pix_count: largest peak in pixels",
+    },
+    OptionSpec {
+        name: "bg_radius",
+        ty: OptionType::Int { min: 1, max: 64 },
+        default: "3",
+        doc: "local_bg_radius: the local background is a disc of twice this radius",
+    },
+    OptionSpec {
+        name: "max_peaks",
+        ty: OptionType::Int { min: 1, max: 1 << 20 },
+        default: "2048",
+        doc: "max_num_peaks: keep the first this many (all are counted)",
+    },
+    OptionSpec {
+        name: "min_res",
+        ty: OptionType::Float { min: 0.0, max: 1e9 },
+        default: "0",
+        doc: "ignore pixels closer to the beam than this radius (pixels)",
+    },
+    OptionSpec {
+        name: "max_res",
+        ty: OptionType::Float { min: 0.0, max: 1e9 },
+        default: "1e9",
+        doc: "ignore pixels farther from the beam than this radius (pixels)",
+    },
+    MASK,
+    RADIUS,
+    THREADS,
+];
+
+/// peakfinder8 settings.
+#[derive(Debug, Clone)]
+pub struct Pf8Params {
+    pub adc: f32,
+    pub snr: f32,
+    pub min_pix: usize,
+    pub max_pix: usize,
+    pub bg_radius: usize,
+    pub max_peaks: usize,
+    pub min_res: f32,
+    pub max_res: f32,
+}
+
+/// The `pf8` finder.
+pub struct Pf8 {
+    params: Pf8Params,
+    geo: GeometrySource,
+    threads: usize,
+}
+
+/// Per-bin upper thresholds and background offsets.
+struct Radial {
+    /// Per bin (plus the masked bin): background pixels stay below this.
+    upper: Vec<f32>,
+    /// `upper` where the bin is inside the radius limits, else +∞: peak pixels exceed this.
+    seed: Vec<f32>,
+    offset: Vec<f32>,
+}
+
+fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
+    // One extra bin collects masked pixels; its bounds never admit anything.
+    let nb = g.nbins + 1;
+    // (lower, upper) per bin: one cache line holds both for the hot compare.
+    let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
+    let mut offset = vec![0f32; nb];
+    let chunk = 1 << 16;
+    type Acc = Vec<(u32, f64, f64)>;
+    for _round in 0..5 {
+        let sums = v
+            .par_chunks(chunk)
+            .enumerate()
+            .fold(
+                // Two accumulator sets, alternating by pixel, so neighbouring pixels of the same
+                // bin do not wait on each other's store.
+                || (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]),
+                |(mut a0, mut a1): (Acc, Acc), (ci, c)| {
+                    let keys = &g.key[ci * chunk..ci * chunk + c.len()];
+                    for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
+                        let (lo, hi) = bounds[b as usize];
+                        if x > lo && x < hi {
+                            let a = if k & 1 == 0 {
+                                &mut a0[b as usize]
+                            } else {
+                                &mut a1[b as usize]
+                            };
+                            a.0 += 1;
+                            a.1 += x as f64;
+                            a.2 += (x as f64) * (x as f64);
+                        }
+                    }
+                    (a0, a1)
+                },
+            )
+            .map(|(mut a0, a1)| {
+                merge(&mut a0, &a1);
+                a0
+            })
+            .reduce(
+                || vec![(0u32, 0f64, 0f64); nb],
+                |mut a, b| {
+                    merge(&mut a, &b);
+                    a
+                },
+            );
+        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.nbins) {
+            if n == 0 {
+                offset[b] = 0.0;
+                bounds[b] = (f32::NEG_INFINITY, f32::INFINITY);
+                continue;
+            }
+            let mean = s / n as f64;
+            let sd = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
+            offset[b] = mean as f32;
+            bounds[b] = (
+                (mean - p.snr as f64 * sd) as f32,
+                (mean + p.snr as f64 * sd) as f32,
+            );
+        }
+    }
+    bounds[g.nbins] = (f32::INFINITY, f32::NEG_INFINITY);
+    let upper: Vec<f32> = bounds.iter().map(|b| b.1.max(p.adc)).collect();
+    // Seeds also respect the radius limits, per rounded-radius bin.
+    let seed = upper
+        .iter()
+        .enumerate()
+        .map(|(b, &u)| {
+            let r = b as f32;
+            if b < g.nbins && r >= p.min_res && r <= p.max_res {
+                u
+            } else {
+                f32::INFINITY
+            }
+        })
+        .collect();
+    Radial {
+        upper,
+        seed,
+        offset,
+    }
+}
+
+fn merge(a: &mut [(u32, f64, f64)], b: &[(u32, f64, f64)]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        x.0 += y.0;
+        x.1 += y.1;
+        x.2 += y.2;
+    }
+}
+
+/// Find peaks in one panel (`base` is the panel's first pixel in the frame).
+fn panel_peaks(
+    v: &[f32],
+    g: &peaks::Geometry,
+    rad: &Radial,
+    p: &Pf8Params,
+    panels: peaks::Panels,
+    k: usize,
+) -> Vec<Peak> {
+    let (rows, cols) = (panels.rows, panels.cols);
+    let (n, panel_row0) = (rows * cols, k * rows);
+    let base = k * n;
+    let idx = |r: usize, c: usize| base + r * cols + c;
+    let key = &g.key[base..base + n];
+    let vp = &v[base..base + n];
+    // NaN compares false, so non-finite pixels never join a peak.
+    let above = |i: usize| vp[i - base] > rad.seed[key[i - base] as usize];
+    // 0 untouched, 1 in some grown region.
+    let mut mark = vec![0u8; n];
+    let mut out = vec![];
+    let mut stack: Vec<(usize, usize)> = vec![];
+    let mut region: Vec<(usize, usize)> = vec![];
+    if rows < 3 || cols < 3 {
+        return out;
+    }
+    for r in 1..rows - 1 {
+        let (rv, rk) = (
+            &vp[r * cols..(r + 1) * cols],
+            &key[r * cols..(r + 1) * cols],
+        );
+        for c in 1..cols - 1 {
+            // Most pixels fail the first, cheap test.
+            if rv[c] <= rad.seed[rk[c] as usize] || rv[c].is_nan() || mark[r * cols + c] != 0 {
+                continue;
+            }
+            region.clear();
+            stack.clear();
+            stack.push((r, c));
+            mark[r * cols + c] = 1;
+            while let Some((y, x)) = stack.pop() {
+                region.push((y, x));
+                for dy in -1i64..=1 {
+                    for dx in -1i64..=1 {
+                        let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                        if ny < 0 || nx < 0 || ny >= rows as i64 || nx >= cols as i64 {
+                            continue;
+                        }
+                        let (ny, nx) = (ny as usize, nx as usize);
+                        if mark[ny * cols + nx] == 0 && above(idx(ny, nx)) {
+                            mark[ny * cols + nx] = 1;
+                            stack.push((ny, nx));
+                        }
+                    }
+                }
+            }
+            let npix = region.len();
+            if npix < p.min_pix || npix > p.max_pix {
+                continue;
+            }
+            let raw_total: f64 = region
+                .iter()
+                .map(|&(y, x)| {
+                    let i = idx(y, x);
+                    (v[i] - rad.offset[g.bin[i] as usize]) as f64
+                })
+                .sum();
+            if raw_total <= 0.0 {
+                continue;
+            }
+            // Centroid weighted by value, for the background disc.
+            let (cy, cx) = centroid(v, &region, idx);
+            // Local background: disc of 2·bg_radius, good, below threshold, not in a region.
+            let rr = 2 * p.bg_radius as i64;
+            let (mut bn, mut bs, mut bs2, mut bmax) = (0usize, 0f64, 0f64, f32::NEG_INFINITY);
+            let (ry, rx) = (cy.round() as i64, cx.round() as i64);
+            for dy in -rr..=rr {
+                for dx in -rr..=rr {
+                    if dy * dy + dx * dx > rr * rr {
+                        continue;
+                    }
+                    let (y, x) = (ry + dy, rx + dx);
+                    if y < 0 || x < 0 || y >= rows as i64 || x >= cols as i64 {
+                        continue;
+                    }
+                    let (y, x) = (y as usize, x as usize);
+                    let i = idx(y, x);
+                    if mark[y * cols + x] != 0
+                        || !peaks::usable(g, v, i)
+                        || v[i] >= rad.upper[g.bin[i] as usize]
+                    {
+                        continue;
+                    }
+                    bn += 1;
+                    bs += v[i] as f64;
+                    bs2 += (v[i] as f64).powi(2);
+                    bmax = bmax.max(v[i]);
+                }
+            }
+            let (lm, lsd) = if bn > 0 {
+                let m = bs / bn as f64;
+                (m, (bs2 / bn as f64 - m * m).max(0.0).sqrt())
+            } else {
+                (rad.offset[g.bin[idx(r, c)] as usize] as f64, 0.01)
+            };
+            let lsd = if lsd > 0.0 { lsd } else { 0.01 };
+            let mut total = 0f64;
+            let mut vmax = f64::NEG_INFINITY;
+            for &(y, x) in &region {
+                let a = v[idx(y, x)] as f64 - lm;
+                total += a;
+                vmax = vmax.max(a);
+            }
+            let bg_peak = if bn > 0 { bmax as f64 - lm } else { 0.0 };
+            if total / lsd < p.snr as f64 || vmax < bg_peak {
+                continue;
+            }
+            if cy < 0.0 || cx < 0.0 || cy > (rows - 1) as f64 || cx > (cols - 1) as f64 {
+                continue;
+            }
+            let (ry, rx) = (cy.round() as i64, cx.round() as i64);
+            let extent = region
+                .iter()
+                .map(|&(y, x)| (y as i64 - ry).abs().max((x as i64 - rx).abs()))
+                .max()
+                .unwrap_or(0) as u32;
+            out.push(Peak {
+                y: (panel_row0 as f64 + cy) as f32,
+                x: cx as f32,
+                total: total as f32,
+                max: vmax as f32,
+                npix: npix as u32,
+                extent,
+            });
+        }
+    }
+    out
+}
+
+/// Value-weighted centroid of `region` (unweighted when the weights do not sum positive).
+pub(crate) fn centroid(
+    v: &[f32],
+    region: &[(usize, usize)],
+    idx: impl Fn(usize, usize) -> usize,
+) -> (f64, f64) {
+    let (mut w, mut sy, mut sx) = (0f64, 0f64, 0f64);
+    for &(y, x) in region {
+        let a = v[idx(y, x)].max(0.0) as f64;
+        w += a;
+        sy += a * y as f64;
+        sx += a * x as f64;
+    }
+    if w > 0.0 {
+        (sy / w, sx / w)
+    } else {
+        let n = region.len().max(1) as f64;
+        (
+            region.iter().map(|r| r.0 as f64).sum::<f64>() / n,
+            region.iter().map(|r| r.1 as f64).sum::<f64>() / n,
+        )
+    }
+}
+
+/// Run peakfinder8 on pixels `v` of a frame of `panels`.
+pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params) -> PeakList {
+    let rad = radial_stats(v, g, p);
+    let per_panel: Vec<Vec<Peak>> = (0..panels.panels)
+        .into_par_iter()
+        .map(|k| panel_peaks(v, g, &rad, p, panels, k))
+        .collect();
+    let all: Vec<Peak> = per_panel.into_iter().flatten().collect();
+    PeakList {
+        found: all.len(),
+        peaks: all.into_iter().take(p.max_peaks).collect(),
+    }
+}
+
+impl Codec for Pf8 {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        peaks::check_input("pf8", input)
+    }
+
+    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let mut v = vec![];
+        let (panels, g) = peaks::prepare("pf8", data, input, &self.geo, &mut v)?;
+        let list = threads::install(self.threads, || find(&v, panels, &g, &self.params));
+        list.write(out);
+        Ok(())
+    }
+
+    fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
+        Err(peaks::refuse_decode("pf8"))
+    }
+}
+
+fn build(c: &Config) -> Result<Box<dyn Codec>> {
+    let params = Pf8Params {
+        adc: c.float("adc").unwrap_or(300.0) as f32,
+        snr: c.float("snr").unwrap_or(6.0) as f32,
+        min_pix: c.int("min_pix").unwrap_or(2) as usize,
+        max_pix: c.int("max_pix").unwrap_or(200) as usize,
+        bg_radius: c.int("bg_radius").unwrap_or(3) as usize,
+        max_peaks: c.int("max_peaks").unwrap_or(2048) as usize,
+        min_res: c.float("min_res").unwrap_or(0.0) as f32,
+        max_res: c.float("max_res").unwrap_or(1e9) as f32,
+    };
+    Ok(Box::new(Pf8 {
+        params,
+        geo: GeometrySource::new(c.text("mask").unwrap_or(""), c.text("radius").unwrap_or("")),
+        threads: c.int("threads").unwrap_or(0) as usize,
+    }))
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "pf8",
+        version: 1,
+        doc: "peakfinder8 (Cheetah/CrystFEL/OM): radial sigma-clipped thresholds, 8-connected regions, local-background SNR test; a frame in, a peak list out",
+        options: OPTIONS,
+        accepts: Accepts { dtypes: &[], ranks: (2, 3), bytes: false },
+        thread_safe: true,
+        build,
+    }
+}

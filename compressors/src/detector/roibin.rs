@@ -1,0 +1,730 @@
+//! `roibin(peaks, roi, window, roi_codec, background, fill, panel_rows, min_peaks, threads)`:
+//! the ROIBIN meta codec, and `roi(...)`, its windows alone.
+//!
+//! Per frame, a finder (or the writer, `peaks=given`) locates Bragg peaks; a window of
+//! (2r+1)² pixels around each rounded centre is kept losslessly (pixels outside the panel read
+//! `fill`), the centres go into the chunk, and the rest of the frame (windows replaced by
+//! their rim's mean, so bins that straddle a window stay background-like) runs through the
+//! `background` graph, typically `bin(2,2)|sz(abs=90)`. Decoding runs the background graph
+//! back and pastes the windows: every pixel of every window is bit-exact. Non-finite pixels
+//! are stored verbatim. Frames with fewer than `min_peaks` peaks are flagged, never dropped.
+//!
+//! Layouts: `[rows, cols]` (one frame), `[frames, rows, cols]`, `[frames, panels, rows, cols]`.
+//! Panels are stacked along rows (the CXI raw layout); `panel_rows` splits a 2-D/3-D frame
+//! into panels, 4-D data carry them in their shape. The background graph sees the chunk as
+//! `[frames·panels, rows, cols]`, so binning never mixes two panels.
+//!
+//! Stream v1: `u8 version · u8 flags(1 = background) · u32 frames, panels, rows, cols ·
+//! per frame (u32 found, u32 windows, u8 flags(1 = non-hit)) · per window (u32 y, u32 x, u8 r) ·
+//! u64 n · n × (u64 index, raw element) non-finite pixels · u64 len · windows encoded by
+//! roi_codec · u64 len · background encoded`.
+
+use super::elems;
+use super::peaks::{Panels, Peak, PeakList};
+use rayon::prelude::*;
+use roibin_registry::options::THREADS;
+use roibin_registry::spec::Graph;
+use roibin_registry::stream::Reader;
+use roibin_registry::{
+    container, threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DType, DataKind, Error,
+    OptionSpec, OptionType, Pipeline, Result,
+};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+
+const PEAKS: OptionSpec = OptionSpec {
+    name: "peaks",
+    ty: OptionType::Graph,
+    default: "pf8",
+    doc: "peak finder run on every frame (pf8, pfv3 with their options), or `given` for centres supplied by the writer",
+};
+const ROI: OptionSpec = OptionSpec {
+    name: "roi",
+    ty: OptionType::Int { min: 0, max: 127 },
+    default: "8",
+    doc: "window half-size r: (2r+1)² pixels around each rounded centre (8 = the paper's 17×17)",
+};
+const WINDOW: OptionSpec = OptionSpec {
+    name: "window",
+    ty: OptionType::Choice(&["fixed", "extent"]),
+    default: "fixed",
+    doc: "fixed: every window has half-size roi; extent: each peak's own extent + 1, at most roi",
+};
+const ROI_CODEC: OptionSpec = OptionSpec {
+    name: "roi_codec",
+    ty: OptionType::Graph,
+    default: "shuffle|zstd(3)",
+    doc: "lossless graph for the window pixels (a 1-D array of the chunk's dtype)",
+};
+const FILL: OptionSpec = OptionSpec {
+    name: "fill",
+    ty: OptionType::Float {
+        min: -1e30,
+        max: 1e30,
+    },
+    default: "0",
+    doc: "value of window pixels outside the panel, and of the background in `roi`",
+};
+const PANEL_ROWS: OptionSpec = OptionSpec {
+    name: "panel_rows",
+    ty: OptionType::Int {
+        min: 0,
+        max: 1 << 30,
+    },
+    default: "0",
+    doc: "rows per panel in a frame of panels stacked along rows (0: the 4-D shape's panels, else one panel)",
+};
+const MIN_PEAKS: OptionSpec = OptionSpec {
+    name: "min_peaks",
+    ty: OptionType::Int {
+        min: 0,
+        max: 1 << 20,
+    },
+    default: "0",
+    doc: "frames with fewer peaks are flagged as non-hits in the chunk (never dropped)",
+};
+
+const ROIBIN_OPTIONS: &[OptionSpec] = &[
+    PEAKS,
+    ROI,
+    WINDOW,
+    ROI_CODEC,
+    OptionSpec {
+        name: "background",
+        ty: OptionType::Graph,
+        default: "bin(2,2)|sz(abs=90)",
+        doc: "graph for everything outside the windows, seen as [frames·panels, rows, cols]",
+    },
+    FILL,
+    PANEL_ROWS,
+    MIN_PEAKS,
+    THREADS,
+];
+
+const ROI_OPTIONS: &[OptionSpec] = &[
+    PEAKS, ROI, WINDOW, ROI_CODEC, FILL, PANEL_ROWS, MIN_PEAKS, THREADS,
+];
+
+/// A window: rounded centre in the stacked frame and half-size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub y: u32,
+    pub x: u32,
+    pub r: u8,
+}
+
+/// How the chunk splits into frames and panels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub frames: usize,
+    pub panels: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Layout {
+    fn frame_pixels(&self) -> usize {
+        self.panels * self.rows * self.cols
+    }
+}
+
+/// What the encoder learnt about one frame (also what `frames` reports from a stream).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameInfo {
+    /// Peaks the finder found (windows may be fewer when `max_peaks` capped them).
+    pub found: usize,
+    pub windows: Vec<Window>,
+    /// Fewer than `min_peaks` peaks.
+    pub non_hit: bool,
+}
+
+thread_local! {
+    static SUPPLIED: RefCell<Option<Vec<Vec<[f32; 2]>>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` (which encodes one chunk on this thread) with writer-supplied peak centres, one
+/// list of `[y, x]` (raw stacked-frame coordinates) per frame of the chunk; graphs with
+/// `peaks=given` take them. This is how `roibin compress --peaks` passes CXI peak lists.
+pub fn with_centres<R>(centres: Vec<Vec<[f32; 2]>>, f: impl FnOnce() -> R) -> R {
+    SUPPLIED.with(|s| *s.borrow_mut() = Some(centres));
+    let r = f();
+    SUPPLIED.with(|s| *s.borrow_mut() = None);
+    r
+}
+
+/// The `roibin` and `roi` codecs (`roi` has no background graph).
+pub struct Roibin {
+    name: &'static str,
+    peaks: Graph,
+    roi: usize,
+    extent: bool,
+    roi_codec: Graph,
+    background: Option<Graph>,
+    fill: f64,
+    panel_rows: usize,
+    min_peaks: usize,
+    threads: usize,
+    path: String,
+    finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+}
+
+fn cached(
+    cache: &Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    meta: ArrayMeta,
+    graph: &Graph,
+    path: String,
+) -> Result<Arc<Pipeline>> {
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = c.iter().find(|(m, _)| *m == meta) {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(Pipeline::build(
+        graph,
+        &DataKind::Array(meta.clone()),
+        &path,
+    )?);
+    c.push((meta, p.clone()));
+    Ok(p)
+}
+
+impl Roibin {
+    fn layout(&self, m: &ArrayMeta) -> Result<Layout> {
+        let s = &m.shape;
+        let (frames, h, w, shape_panels) =
+            match s.len() {
+                2 => (1, s[0], s[1], 1),
+                3 => (s[0], s[1], s[2], 1),
+                4 => (s[0], s[1] * s[2], s[3], s[1]),
+                r => return Err(Error::unsupported(
+                    self.name,
+                    format!("rank {r}"),
+                    "it takes [rows, cols], [frames, rows, cols] or [frames, panels, rows, cols]",
+                )),
+            };
+        let prow = match self.panel_rows {
+            0 => h / shape_panels.max(1),
+            p => p,
+        };
+        if prow == 0 || h % prow != 0 || w == 0 {
+            return Err(Error::option(
+                format!("{}:panel_rows", self.path),
+                format!("{prow} does not divide the frame's {h} rows (chunk {m})"),
+            ));
+        }
+        Ok(Layout {
+            frames,
+            panels: h / prow,
+            rows: prow,
+            cols: w,
+        })
+    }
+
+    fn given(&self) -> bool {
+        self.peaks.stages.first().is_some_and(|s| s.name == "given")
+    }
+
+    fn finder(&self, dtype: DType, l: Layout) -> Result<Arc<Pipeline>> {
+        let meta = ArrayMeta::new(dtype, vec![l.panels, l.rows, l.cols]);
+        cached(
+            &self.finders,
+            meta,
+            &self.peaks,
+            format!("{}/peaks", self.path),
+        )
+    }
+
+    fn background(&self, dtype: DType, l: Layout) -> Result<Option<Arc<Pipeline>>> {
+        let Some(g) = &self.background else {
+            return Ok(None);
+        };
+        let meta = ArrayMeta::new(dtype, vec![l.frames * l.panels, l.rows, l.cols]);
+        cached(
+            &self.backgrounds,
+            meta,
+            g,
+            format!("{}/background", self.path),
+        )
+        .map(Some)
+    }
+
+    fn windows_pipeline(&self, dtype: DType, n: usize) -> Result<Pipeline> {
+        Pipeline::build(
+            &self.roi_codec,
+            &DataKind::Array(ArrayMeta::new(dtype, vec![n.max(1)])),
+            &format!("{}/roi_codec", self.path),
+        )
+    }
+
+    fn window_for(&self, p: &Peak, l: Layout) -> Option<Window> {
+        let (y, x) = (p.y.round(), p.x.round());
+        if !(y >= 0.0 && x >= 0.0 && (y as usize) < l.panels * l.rows && (x as usize) < l.cols) {
+            return None;
+        }
+        let r = if self.extent {
+            (p.extent as usize + 1).min(self.roi)
+        } else {
+            self.roi
+        };
+        Some(Window {
+            y: y as u32,
+            x: x as u32,
+            r: r as u8,
+        })
+    }
+
+    /// Find the windows of every frame.
+    fn frames(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<Vec<FrameInfo>> {
+        let fb = l.frame_pixels() * m.dtype.size();
+        let lists: Vec<PeakList> = if self.given() {
+            let supplied = SUPPLIED.with(|s| s.borrow_mut().take()).ok_or_else(|| {
+                Error::unsupported(
+                    self.name,
+                    "peaks=given without centres",
+                    "the writer must supply peak centres (roibin compress --peaks GROUP); inside HDF5 use a finder such as peaks=pf8",
+                )
+            })?;
+            if supplied.len() != l.frames {
+                return Err(Error::Other(format!(
+                    "{} peak lists supplied for a chunk of {} frames",
+                    supplied.len(),
+                    l.frames
+                )));
+            }
+            supplied
+                .into_iter()
+                .map(|c| PeakList {
+                    found: c.len(),
+                    peaks: c
+                        .into_iter()
+                        .map(|[y, x]| Peak {
+                            y,
+                            x,
+                            total: 0.0,
+                            max: 0.0,
+                            npix: 0,
+                            extent: self.roi as u32,
+                        })
+                        .collect(),
+                })
+                .collect()
+        } else {
+            let finder = self.finder(m.dtype, l)?;
+            data.par_chunks(fb)
+                .map(|frame| PeakList::read(&finder.encode(frame)?))
+                .collect::<Result<_>>()?
+        };
+        Ok(lists
+            .into_iter()
+            .map(|list| FrameInfo {
+                found: list.found,
+                non_hit: list.found < self.min_peaks,
+                windows: list
+                    .peaks
+                    .iter()
+                    .filter_map(|p| self.window_for(p, l))
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+/// Pixels of window `w` as (stacked-frame row, col) of in-panel pixels, or None for outside.
+fn window_pixels(w: Window, l: Layout) -> impl Iterator<Item = Option<(usize, usize)>> {
+    let r = w.r as i64;
+    let panel = w.y as usize / l.rows;
+    let (top, bottom) = ((panel * l.rows) as i64, ((panel + 1) * l.rows) as i64);
+    (-r..=r).flat_map(move |dy| {
+        (-r..=r).map(move |dx| {
+            let (y, x) = (w.y as i64 + dy, w.x as i64 + dx);
+            (y >= top && y < bottom && x >= 0 && x < l.cols as i64)
+                .then_some((y as usize, x as usize))
+        })
+    })
+}
+
+fn write_stream(
+    l: Layout,
+    infos: &[FrameInfo],
+    has_bg: bool,
+    nonfinite: &[(u64, &[u8])],
+    windows: &[u8],
+    background: &[u8],
+    out: &mut Vec<u8>,
+) {
+    out.push(1);
+    out.push(has_bg as u8);
+    for v in [l.frames, l.panels, l.rows, l.cols] {
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    }
+    for f in infos {
+        out.extend_from_slice(&(f.found as u32).to_le_bytes());
+        out.extend_from_slice(&(f.windows.len() as u32).to_le_bytes());
+        out.push(f.non_hit as u8);
+    }
+    for w in infos.iter().flat_map(|f| &f.windows) {
+        out.extend_from_slice(&w.y.to_le_bytes());
+        out.extend_from_slice(&w.x.to_le_bytes());
+        out.push(w.r);
+    }
+    out.extend_from_slice(&(nonfinite.len() as u64).to_le_bytes());
+    for (i, b) in nonfinite {
+        out.extend_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(b);
+    }
+    for s in [windows, background] {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s);
+    }
+}
+
+/// A parsed stream.
+struct Parsed<'a> {
+    layout: Layout,
+    has_bg: bool,
+    infos: Vec<FrameInfo>,
+    nonfinite: Vec<(usize, &'a [u8])>,
+    windows: &'a [u8],
+    background: &'a [u8],
+}
+
+fn parse<'a>(name: &'static str, data: &'a [u8], es: usize) -> Result<Parsed<'a>> {
+    let mut r = Reader::new(data, name);
+    let version = r.u8()?;
+    if version != 1 {
+        return Err(Error::corrupt(
+            name,
+            format!("stream version {version} is newer than this roibin (1)"),
+        ));
+    }
+    let has_bg = r.u8()? & 1 == 1;
+    let mut d = [0usize; 4];
+    for v in d.iter_mut() {
+        *v = r.u32()? as usize;
+    }
+    let layout = Layout {
+        frames: d[0],
+        panels: d[1],
+        rows: d[2],
+        cols: d[3],
+    };
+    if layout.frames > data.len() / 9 + 1 {
+        return Err(Error::corrupt(name, "frame count exceeds the stream"));
+    }
+    let mut counts = Vec::with_capacity(layout.frames);
+    for _ in 0..layout.frames {
+        let found = r.u32()? as usize;
+        let n = r.u32()? as usize;
+        let non_hit = r.u8()? & 1 == 1;
+        counts.push((found, n, non_hit));
+    }
+    let mut infos = Vec::with_capacity(layout.frames);
+    for (found, n, non_hit) in counts {
+        if n > data.len() / 9 {
+            return Err(Error::corrupt(name, "window count exceeds the stream"));
+        }
+        let mut windows = Vec::with_capacity(n);
+        for _ in 0..n {
+            windows.push(Window {
+                y: r.u32()?,
+                x: r.u32()?,
+                r: r.u8()?,
+            });
+        }
+        infos.push(FrameInfo {
+            found,
+            windows,
+            non_hit,
+        });
+    }
+    let nn = r.u64()? as usize;
+    if nn > data.len() / (8 + es) {
+        return Err(Error::corrupt(
+            name,
+            "non-finite pixel count exceeds the stream",
+        ));
+    }
+    let mut nonfinite = Vec::with_capacity(nn);
+    for _ in 0..nn {
+        nonfinite.push((r.u64()? as usize, r.take(es)?));
+    }
+    let wl = r.u64()? as usize;
+    let windows = r.take(wl)?;
+    let bl = r.u64()? as usize;
+    let background = r.take(bl)?;
+    if !r.is_empty() {
+        return Err(Error::corrupt(name, "trailing bytes after the background"));
+    }
+    Ok(Parsed {
+        layout,
+        has_bg,
+        infos,
+        nonfinite,
+        windows,
+        background,
+    })
+}
+
+/// Frame facts of a `roibin`/`roi` chunk container: peaks found, windows, non-hit flags.
+pub fn frames(chunk: &[u8]) -> Result<Vec<FrameInfo>> {
+    let h = container::read_header(chunk)?;
+    if h.raw {
+        return Err(Error::Other("chunk stored raw (no windows)".into()));
+    }
+    let spec = h.spec.to_string();
+    let section = h.sections.first().copied().unwrap_or(&[]);
+    if !(spec.starts_with("roibin(")
+        || spec.starts_with("roi(")
+        || spec == "roibin"
+        || spec == "roi")
+    {
+        return Err(Error::Other(format!(
+            "chunk graph `{spec}` is not roibin or roi"
+        )));
+    }
+    Ok(parse("roibin", section, h.meta.dtype.size())?.infos)
+}
+
+impl Codec for Roibin {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        let m = input.array(self.name)?;
+        let l = self.layout(m)?;
+        if !self.given() {
+            self.finder(m.dtype, l)?;
+        }
+        self.background(m.dtype, l)?;
+        self.windows_pipeline(m.dtype, (2 * self.roi + 1).pow(2))?;
+        Ok(DataKind::Bytes)
+    }
+
+    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array(self.name)?;
+        let l = self.layout(m)?;
+        let (dtype, es) = (m.dtype, m.dtype.size());
+        let fp = l.frame_pixels();
+        let infos = threads::install(self.threads, || self.frames(data, m, l))?;
+        // Window pixels, exact.
+        let mut fill = vec![0u8; es];
+        elems::put(self.fill, dtype, &mut fill);
+        let mut win = Vec::new();
+        for (f, info) in infos.iter().enumerate() {
+            let base = f * fp;
+            for &w in &info.windows {
+                for px in window_pixels(w, l) {
+                    match px {
+                        Some((y, x)) => {
+                            let i = (base + y * l.cols + x) * es;
+                            win.extend_from_slice(&data[i..i + es]);
+                        }
+                        None => win.extend_from_slice(&fill),
+                    }
+                }
+            }
+        }
+        let mut enc_win = Vec::new();
+        self.windows_pipeline(dtype, win.len() / es)?
+            .encode_into(&win, &mut enc_win)?;
+        // Background: non-finite pixels kept aside, window pixels replaced by their rim's mean.
+        let bg_pipe = self.background(dtype, l)?;
+        let mut nonfinite: Vec<(u64, &[u8])> = vec![];
+        let mut enc_bg = Vec::new();
+        if let Some(bg_pipe) = bg_pipe {
+            let mut bg = data.to_vec();
+            for i in elems::non_finite(data, dtype) {
+                nonfinite.push((i as u64, &data[i * es..(i + 1) * es]));
+                elems::put(self.fill, dtype, &mut bg[i * es..(i + 1) * es]);
+            }
+            for (f, info) in infos.iter().enumerate() {
+                let base = f * fp;
+                for &w in &info.windows {
+                    let (mut s, mut n) = (0f64, 0usize);
+                    let r = w.r as i64;
+                    for (k, px) in window_pixels(w, l).enumerate() {
+                        let (dy, dx) = ((k as i64) / (2 * r + 1) - r, (k as i64) % (2 * r + 1) - r);
+                        if let Some((y, x)) = px {
+                            if dy.abs() == r || dx.abs() == r {
+                                let v = elems::get(&bg, dtype, base + y * l.cols + x);
+                                if v.is_finite() {
+                                    s += v;
+                                    n += 1;
+                                }
+                            }
+                        }
+                    }
+                    let rim = if n > 0 { s / n as f64 } else { self.fill };
+                    for (y, x) in window_pixels(w, l).flatten() {
+                        let i = base + y * l.cols + x;
+                        elems::put(rim, dtype, &mut bg[i * es..(i + 1) * es]);
+                    }
+                }
+            }
+            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
+        }
+        write_stream(
+            l,
+            &infos,
+            self.background.is_some(),
+            &nonfinite,
+            &enc_win,
+            &enc_bg,
+            out,
+        );
+        Ok(())
+    }
+
+    fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array(self.name)?;
+        let start = out.len();
+        out.resize(start + m.nbytes(), 0);
+        self.decode_into(data, input, &mut out[start..])
+    }
+
+    fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
+        let m = input.array(self.name)?;
+        let l = self.layout(m)?;
+        let (dtype, es) = (m.dtype, m.dtype.size());
+        let p = parse(self.name, data, es)?;
+        if p.layout != l || p.has_bg != self.background.is_some() || dst.len() != m.nbytes() {
+            return Err(Error::corrupt(
+                self.name,
+                format!("stream is for {:?}, the chunk is {m}", p.layout),
+            ));
+        }
+        match self.background(dtype, l)? {
+            Some(bg) => threads::install(self.threads, || bg.decode_into(p.background, dst))?,
+            None => {
+                let mut fill = vec![0u8; es];
+                elems::put(self.fill, dtype, &mut fill);
+                dst.chunks_exact_mut(es)
+                    .for_each(|c| c.copy_from_slice(&fill));
+            }
+        }
+        for &(i, b) in &p.nonfinite {
+            let d = dst
+                .get_mut(i * es..(i + 1) * es)
+                .ok_or_else(|| Error::corrupt(self.name, "non-finite pixel index out of range"))?;
+            d.copy_from_slice(b);
+        }
+        let nwin: usize = p
+            .infos
+            .iter()
+            .flat_map(|f| &f.windows)
+            .map(|w| (2 * w.r as usize + 1).pow(2))
+            .sum();
+        let win = self.windows_pipeline(dtype, nwin)?.decode(p.windows)?;
+        if nwin == 0 {
+            return Ok(());
+        }
+        let fp = l.frame_pixels();
+        let mut k = 0;
+        for (f, info) in p.infos.iter().enumerate() {
+            for &w in &info.windows {
+                if w.y as usize >= l.panels * l.rows || w.x as usize >= l.cols {
+                    return Err(Error::corrupt(self.name, "window centre outside the frame"));
+                }
+                for px in window_pixels(w, l) {
+                    if let Some((y, x)) = px {
+                        let i = (f * fp + y * l.cols + x) * es;
+                        dst[i..i + es].copy_from_slice(&win[k * es..(k + 1) * es]);
+                    }
+                    k += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn canonical_children(&self) -> Vec<(&'static str, Graph)> {
+        let first = |c: &Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>, g: &Graph| {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .map(|(_, p)| p.canonical().clone())
+                .unwrap_or_else(|| g.clone())
+        };
+        let mut v = vec![("peaks", first(&self.finders, &self.peaks))];
+        if let Some(bg) = &self.background {
+            v.push(("background", first(&self.backgrounds, bg)));
+        }
+        v
+    }
+}
+
+fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dyn Codec>> {
+    let graph = |key: &str, default: &str| -> Graph {
+        c.graph(key)
+            .cloned()
+            .unwrap_or_else(|| default.parse().expect("default parses"))
+    };
+    Ok(Box::new(Roibin {
+        name,
+        peaks: graph("peaks", "pf8"),
+        roi: c.int("roi").unwrap_or(8) as usize,
+        extent: c.word("window") == Some("extent"),
+        roi_codec: graph("roi_codec", "shuffle|zstd(3)"),
+        background: background.then(|| graph("background", "bin(2,2)|sz(abs=90)")),
+        fill: c.float("fill").unwrap_or(0.0),
+        panel_rows: c.int("panel_rows").unwrap_or(0) as usize,
+        min_peaks: c.int("min_peaks").unwrap_or(0) as usize,
+        threads: c.int("threads").unwrap_or(0) as usize,
+        path: c.path.clone(),
+        finders: Mutex::new(vec![]),
+        backgrounds: Mutex::new(vec![]),
+    }))
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "roibin",
+        version: 1,
+        doc: "ROIBIN: peak windows kept losslessly (centres in the chunk), the background through its own graph (binning + error-bounded lossy); one spec fits 2-D, 3-D and 4-D frame layouts",
+        options: ROIBIN_OPTIONS,
+        accepts: Accepts { dtypes: &[], ranks: (2, 4), bytes: false },
+        thread_safe: true,
+        build: |c| build_with(c, "roibin", true),
+    }
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "roi",
+        version: 1,
+        doc: "peak windows only: keeps (2r+1)² pixels around each peak losslessly and drops the rest (decoded as `fill`)",
+        options: ROI_OPTIONS,
+        accepts: Accepts { dtypes: &[], ranks: (2, 4), bytes: false },
+        thread_safe: true,
+        build: |c| build_with(c, "roi", false),
+    }
+}
+
+/// `given`: stands for centres the writer supplies (see [`with_centres`]).
+struct Given;
+
+impl Codec for Given {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        Panels::of("given", input.array("given")?)?;
+        Ok(DataKind::Bytes)
+    }
+    fn encode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
+        Err(Error::unsupported(
+            "given",
+            "a frame",
+            "`given` has no finder: the writer supplies centres (roibin compress --peaks GROUP)",
+        ))
+    }
+    fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
+        Err(super::peaks::refuse_decode("given"))
+    }
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "given",
+        version: 1,
+        doc: "peak centres supplied by the writer (roibin compress --peaks GROUP reads CXI nPeaks/peakXPosRaw/peakYPosRaw)",
+        options: &[],
+        accepts: Accepts { dtypes: &[], ranks: (2, 3), bytes: false },
+        thread_safe: true,
+        build: |_| Ok(Box::new(Given)),
+    }
+}
