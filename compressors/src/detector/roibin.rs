@@ -274,10 +274,16 @@ impl Roibin {
     }
 
     /// Find the windows of every frame.
-    fn frames(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<Vec<FrameInfo>> {
+    fn frames(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        supplied: Option<Vec<Vec<[f32; 2]>>>,
+    ) -> Result<Vec<FrameInfo>> {
         let fb = l.frame_pixels() * m.dtype.size();
         let lists: Vec<PeakList> = if self.given() {
-            let supplied = SUPPLIED.with(|s| s.borrow_mut().take()).ok_or_else(|| {
+            let supplied = supplied.ok_or_else(|| {
                 Error::unsupported(
                     self.name,
                     "peaks=given without centres",
@@ -502,7 +508,9 @@ impl Codec for Roibin {
         let l = self.layout(m)?;
         let (dtype, es) = (m.dtype, m.dtype.size());
         let fp = l.frame_pixels();
-        let infos = threads::install(self.threads, || self.frames(data, m, l))?;
+        // Taken here, on the caller's thread: the frame loop runs on pool threads.
+        let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
+        let infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
         // Window pixels, exact.
         let mut fill = vec![0u8; es];
         elems::put(self.fill, dtype, &mut fill);
@@ -522,8 +530,10 @@ impl Codec for Roibin {
             }
         }
         let mut enc_win = Vec::new();
-        self.windows_pipeline(dtype, win.len() / es)?
-            .encode_into(&win, &mut enc_win)?;
+        if !win.is_empty() {
+            self.windows_pipeline(dtype, win.len() / es)?
+                .encode_into(&win, &mut enc_win)?;
+        }
         // Background: non-finite pixels kept aside, window pixels replaced by their rim's mean.
         let bg_pipe = self.background(dtype, l)?;
         let mut nonfinite: Vec<(u64, &[u8])> = vec![];
@@ -611,10 +621,10 @@ impl Codec for Roibin {
             .flat_map(|f| &f.windows)
             .map(|w| (2 * w.r as usize + 1).pow(2))
             .sum();
-        let win = self.windows_pipeline(dtype, nwin)?.decode(p.windows)?;
         if nwin == 0 {
             return Ok(());
         }
+        let win = self.windows_pipeline(dtype, nwin)?.decode(p.windows)?;
         let fp = l.frame_pixels();
         let mut k = 0;
         for (f, info) in p.infos.iter().enumerate() {

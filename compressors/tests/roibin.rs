@@ -1,0 +1,315 @@
+//! ROIBIN stages on planted peaks: windows bit-exact, layouts, dtypes, bad inputs.
+
+use roibin_compressors::detector::peaks::{write_npy, NpyData, PeakList};
+use roibin_compressors::detector::roibin::{frames, with_centres};
+use roibin_compressors::{decode_chunk, encode_chunk};
+use roibin_registry::{ArrayMeta, DType, DataKind, Pipeline};
+
+/// Small frames: `panels` panels of 64×96, Poisson-ish background, peaks planted at known
+/// places (returned as stacked-frame centres).
+fn frame(panels: usize, seed: u64) -> (Vec<f32>, Vec<(usize, usize)>) {
+    let (rows, cols) = (64, 96);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut rnd = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut v: Vec<f32> = (0..panels * rows * cols)
+        .map(|_| {
+            let photons = if rnd() < 0.1 { 45.0 } else { 0.0 };
+            (photons + 5.0 * (rnd() - 0.5)) as f32
+        })
+        .collect();
+    let mut centres = vec![];
+    for p in 0..panels {
+        // Away from the frame centre: pf8's radial bins near the beam hold too few pixels.
+        for (y, x) in [(10usize, 15usize), (20, 80), (54, 20)] {
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let w = if dy == 0 && dx == 0 { 4000.0 } else { 1500.0 };
+                    let i = (p * rows + (y as i64 + dy) as usize) * cols + (x as i64 + dx) as usize;
+                    v[i] += w;
+                }
+            }
+            centres.push((p * rows + y, x));
+        }
+    }
+    (v, centres)
+}
+
+fn bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn floats(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Every pixel within `r` of a centre (same panel) must come back bit-exact.
+fn assert_windows_exact(
+    orig: &[f32],
+    back: &[f32],
+    centres: &[(usize, usize)],
+    r: i64,
+    rows: usize,
+    cols: usize,
+) {
+    for &(y, x) in centres {
+        let panel = y / rows;
+        for dy in -r..=r {
+            for dx in -r..=r {
+                let (yy, xx) = (y as i64 + dy, x as i64 + dx);
+                if yy < (panel * rows) as i64
+                    || yy >= ((panel + 1) * rows) as i64
+                    || xx < 0
+                    || xx >= cols as i64
+                {
+                    continue;
+                }
+                let i = yy as usize * cols + xx as usize;
+                assert_eq!(
+                    orig[i].to_bits(),
+                    back[i].to_bits(),
+                    "window pixel ({yy},{xx}) changed"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pf8_and_pfv3_find_planted_peaks_per_panel() {
+    let (v, centres) = frame(2, 1);
+    for spec in ["pf8", "pfv3"] {
+        let p = Pipeline::from_spec(
+            spec,
+            &DataKind::Array(ArrayMeta::new(DType::F32, vec![2, 64, 96])),
+        )
+        .unwrap();
+        let list = PeakList::read(&p.encode(&bytes(&v)).unwrap()).unwrap();
+        assert_eq!(list.found, centres.len(), "{spec}: {list:?}");
+        for &(y, x) in &centres {
+            assert!(
+                list.peaks
+                    .iter()
+                    .any(|p| (p.y - y as f32).abs() < 0.5 && (p.x - x as f32).abs() < 0.5),
+                "{spec} missed ({y},{x})"
+            );
+        }
+        let err = p.decode(&[0; 8]).unwrap_err().to_string();
+        assert!(err.contains("peak list"), "{err}");
+    }
+}
+
+#[test]
+fn roibin_keeps_windows_exact_on_every_layout() {
+    let (v, centres) = frame(2, 2);
+    let (v2, c2) = frame(2, 3);
+    let one = bytes(&v);
+    let two: Vec<u8> = [bytes(&v), bytes(&v2)].concat();
+    let c_two: Vec<(usize, usize)> = centres
+        .iter()
+        .copied()
+        .chain(c2.iter().map(|&(y, x)| (y + 128, x)))
+        .collect();
+    let cases: Vec<(Vec<usize>, &[u8], &str)> = vec![
+        (vec![128, 96], &one, "roibin(panel_rows=64)"),
+        (
+            vec![2, 128, 96],
+            &two,
+            "roibin(panel_rows=64,background=bin(2,2)|sz(abs=90))",
+        ),
+        (
+            vec![2, 2, 64, 96],
+            &two,
+            "roibin(background=bin(2,2)|zfp(accuracy=20))",
+        ),
+        (
+            vec![2, 2, 64, 96],
+            &two,
+            "roibin(peaks=pfv3,window=extent,background=bin(1,2,2)|sz(abs=45))",
+        ),
+    ];
+    for (shape, data, spec) in cases {
+        let meta = ArrayMeta::new(DType::F32, shape.clone());
+        let enc = encode_chunk(spec, &meta, data).unwrap();
+        assert!(
+            enc.len() * 5 < data.len(),
+            "{spec}: {} of {}",
+            enc.len(),
+            data.len()
+        );
+        let (m, back) = decode_chunk(&enc).unwrap();
+        assert_eq!(m, meta);
+        let (o, b) = (floats(data), floats(&back));
+        let all = if data.len() == one.len() {
+            &centres
+        } else {
+            &c_two
+        };
+        let r = if spec.contains("extent") { 1 } else { 8 };
+        // Frames stack along rows here: frame f's centres sit 128 rows further down.
+        assert_windows_exact(&o, &b, all, r, 64, 96);
+        let info = frames(&enc).unwrap();
+        assert_eq!(
+            info.iter().map(|f| f.found).sum::<usize>(),
+            all.len(),
+            "{spec}"
+        );
+        // Background: within bound + binning of a Poisson background, far below a photon of 45 ADU... plus the bound.
+        let worst = o
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 4000.0, "{spec}: {worst}");
+    }
+}
+
+#[test]
+fn nan_pixels_zero_frames_and_crowded_frames_survive() {
+    let meta = ArrayMeta::new(DType::F32, vec![64, 96]);
+    // NaN and Inf pixels come back bit-exact.
+    let (mut v, _) = frame(1, 4);
+    v[100] = f32::NAN;
+    v[200] = f32::INFINITY;
+    v[300] = f32::from_bits(0x7fc0_1234);
+    let enc = encode_chunk("roibin", &meta, &bytes(&v)).unwrap();
+    let back = floats(&decode_chunk(&enc).unwrap().1);
+    for i in [100, 200, 300] {
+        assert_eq!(v[i].to_bits(), back[i].to_bits());
+    }
+    // A frame of zeros: no peaks, exact zeros back.
+    let zeros = vec![0u8; meta.nbytes()];
+    let enc = encode_chunk("roibin(min_peaks=1)", &meta, &zeros).unwrap();
+    assert_eq!(decode_chunk(&enc).unwrap().1, zeros);
+    let info = frames(&enc).unwrap();
+    assert_eq!((info[0].found, info[0].non_hit), (0, true));
+    // Every pixel a peak: a checkerboard of bright pixels; peaks are capped, the data survive.
+    let checker: Vec<f32> = (0..64 * 96)
+        .map(|i| {
+            if (i / 96 + i % 96) % 2 == 0 {
+                5000.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    for spec in [
+        "roibin(peaks=pf8(min_pix=1,max_peaks=100))",
+        "roibin(peaks=pfv3(npix_min=1,rank=1,son_min=0))",
+    ] {
+        let enc = encode_chunk(spec, &meta, &bytes(&checker)).unwrap();
+        let (_, back) = decode_chunk(&enc).unwrap();
+        assert_eq!(back.len(), meta.nbytes(), "{spec}");
+    }
+}
+
+#[test]
+fn integer_frames_bin_in_counts() {
+    let (v, centres) = frame(1, 5);
+    for dtype in [DType::U16, DType::I32] {
+        let data: Vec<u8> = v
+            .iter()
+            .flat_map(|&x| {
+                let c = x.max(0.0).round() as u32;
+                match dtype {
+                    DType::U16 => (c as u16).to_le_bytes().to_vec(),
+                    _ => (c as i32).to_le_bytes().to_vec(),
+                }
+            })
+            .collect();
+        let meta = ArrayMeta::new(dtype, vec![64, 96]);
+        let enc = encode_chunk("roibin(background=bin(2,2)|sz(abs=2))", &meta, &data).unwrap();
+        let (_, back) = decode_chunk(&enc).unwrap();
+        let es = dtype.size();
+        for &(y, x) in &centres {
+            for dy in 0..3 {
+                let i = ((y + dy - 1) * 96 + x) * es;
+                assert_eq!(data[i..i + es], back[i..i + es], "{dtype}");
+            }
+        }
+    }
+}
+
+#[test]
+fn writer_supplied_centres_and_bad_inputs() {
+    let (v, centres) = frame(1, 6);
+    let meta = ArrayMeta::new(DType::F32, vec![64, 96]);
+    let data = bytes(&v);
+    // peaks=given takes the writer's centres; without them it says what to do.
+    let err = encode_chunk("roibin(peaks=given)", &meta, &data)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--peaks"), "{err}");
+    let list: Vec<[f32; 2]> = centres.iter().map(|&(y, x)| [y as f32, x as f32]).collect();
+    let enc = with_centres(vec![list], || {
+        encode_chunk("roibin(peaks=given,roi=3)", &meta, &data)
+    })
+    .unwrap();
+    let back = floats(&decode_chunk(&enc).unwrap().1);
+    assert_windows_exact(&v, &back, &centres, 3, 64, 96);
+    // A mask of the wrong shape names the file and both sizes.
+    let dir = std::env::temp_dir().join(format!("roibin-mask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mask = dir.join("mask.npy");
+    write_npy(&mask, &[10, 10], NpyData::U8(&[1; 100])).unwrap();
+    let spec = format!("roibin(peaks=pf8(mask=\"{}\"))", mask.display());
+    let err = encode_chunk(&spec, &meta, &data).unwrap_err().to_string();
+    assert!(
+        err.contains("mask.npy") && err.contains("100") && err.contains("6144"),
+        "{err}"
+    );
+    let err = encode_chunk(
+        "roibin(peaks=pf8(mask=\"/nonexistent/m.npy\"))",
+        &meta,
+        &data,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot read"), "{err}");
+    // A good mask that hides a peak: the finder skips it, the window is not kept.
+    let mut m = vec![1u8; 64 * 96];
+    let (y, x) = centres[0];
+    for dy in 0..3 {
+        for dx in 0..3 {
+            m[(y + dy - 1) * 96 + x + dx - 1] = 0;
+        }
+    }
+    write_npy(&mask, &[64, 96], NpyData::U8(&m)).unwrap();
+    let spec = format!("roibin(peaks=pf8(mask=\"{}\"))", mask.display());
+    let enc = encode_chunk(&spec, &meta, &data).unwrap();
+    assert_eq!(frames(&enc).unwrap()[0].found, centres.len() - 1);
+    // Panel rows that do not divide the frame, ranks a frame cannot have.
+    let err = encode_chunk("roibin(panel_rows=50)", &meta, &data)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("panel_rows"), "{err}");
+    let err = encode_chunk("roibin", &ArrayMeta::new(DType::F32, vec![6144]), &data)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rank 1"), "{err}");
+    // Corrupted streams are errors, never panics.
+    let enc = encode_chunk("roibin", &meta, &data).unwrap();
+    for cut in [20, enc.len() / 2, enc.len() - 5] {
+        assert!(decode_chunk(&enc[..cut]).is_err());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bin_averages_partial_edges_and_skips_non_finite() {
+    let meta = ArrayMeta::new(DType::F32, vec![3, 3]);
+    let v = [1.0f32, 3.0, 10.0, 5.0, f32::NAN, 20.0, 7.0, 9.0, 30.0];
+    let p = Pipeline::from_spec("bin(2,2)", &DataKind::Array(meta.clone())).unwrap();
+    let enc = p.encode(&bytes(&v)).unwrap();
+    assert_eq!(floats(&enc), vec![3.0, 15.0, 8.0, 30.0]);
+    let back = floats(&p.decode(&enc).unwrap());
+    assert_eq!(back, vec![3.0, 3.0, 15.0, 3.0, 3.0, 15.0, 8.0, 8.0, 30.0]);
+}
