@@ -118,7 +118,7 @@ impl CdValues {
 
 /// Fit `spec` to a dataset's dtype and chunk shape: validate it and return the resolved cd_values.
 pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
-    let graph = spec.parse()?;
+    let graph = roibin_registry::spec::spec_text(spec)?.parse()?;
     let pipeline = roibin_compressors::pipeline(&graph, chunk)?;
     Ok(CdValues::Resolved {
         spec: pipeline.canonical().to_string(),
@@ -133,7 +133,7 @@ pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
 /// assert!(tuple.starts_with('(') && ud.starts_with("UD=443,0,"));
 /// ```
 pub fn client_strings(spec: &str) -> Result<(String, String)> {
-    let _: roibin_registry::Graph = spec.parse()?;
+    let _: roibin_registry::Graph = roibin_registry::spec::spec_text(spec)?.parse()?;
     let words = CdValues::User(spec.to_string()).to_words()?;
     let list: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     let tuple = format!("({},)", list.join(", "));

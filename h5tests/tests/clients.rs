@@ -349,3 +349,38 @@ fn roibin_list_comes_from_the_registry() {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
 }
+
+#[test]
+fn roibin_graphs_through_h5py_and_h5repack_on_cxi_layouts() {
+    let dir = scratch("roibin_cxi");
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    for (layout, stem, frames) in [("jungfrau", "jf", "2"), ("cspad", "cs", "3")] {
+        let _ = std::fs::remove_file(d(&format!("{stem}.h5")));
+        ok(roibin(&[
+            "synth",
+            "--layout",
+            layout,
+            "--frames",
+            frames,
+            &d(&format!("{stem}.h5")),
+        ]));
+    }
+    let spec = |stem: &str, rows: u32| {
+        format!(
+            "roibin(peaks=pf8(mask=\"{}\",radius=\"{}\"),panel_rows={rows},background=bin(2,2)|sz(abs=90))",
+            d(&format!("{stem}.mask.npy")),
+            d(&format!("{stem}.radius.npy"))
+        )
+    };
+    // h5repack 1.10 takes at most 20 cd_values: long specs go through a spec file (@FILE).
+    let at = |stem: &str, rows: u32| {
+        let path = d(&format!("{stem}.spec"));
+        std::fs::write(&path, spec(stem, rows)).unwrap();
+        ud(&format!("@{path}"))
+    };
+    let out = ok(python(
+        "roibin_h5.py",
+        &[dir.to_str().unwrap(), &at("jf", 512), &at("cs", 185)],
+    ));
+    assert!(stdout(&out).contains("roibin h5 ok"), "{}", stdout(&out));
+}

@@ -377,6 +377,29 @@ impl Parser<'_> {
     }
 }
 
+/// A spec as users may give it: the text itself, or `@FILE` for a file that holds it.
+///
+/// `@FILE` keeps cd_values short where clients cap them (h5repack 1.10 takes at most 20
+/// values in `UD=`): the plugin reads the file when the dataset is created and stores the
+/// resolved spec in the file, so readers never need it.
+///
+/// ```
+/// assert_eq!(roibin_registry::spec::spec_text("zstd(3)").unwrap(), "zstd(3)");
+/// assert!(roibin_registry::spec::spec_text("@/no/such/file").unwrap_err().to_string().contains("/no/such/file"));
+/// ```
+pub fn spec_text(s: &str) -> Result<String> {
+    match s.trim().strip_prefix('@') {
+        None => Ok(s.to_string()),
+        Some(path) => std::fs::read_to_string(path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| {
+                Error::Other(format!(
+                    "spec file `{path}`: {e} (write the spec in it, or give the spec itself)"
+                ))
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,8 +340,11 @@ pub fn refuse_decode(codec: &str) -> Error {
     )
 }
 
-/// Finder output kind check shared by every finder.
-pub fn check_input(codec: &str, input: &DataKind) -> Result<DataKind> {
-    Panels::of(codec, input.array(codec)?)?;
+/// Finder output kind check shared by every finder. Loads the mask and radius map now, so a
+/// missing or wrong-shaped file fails when the dataset is created (HDF5 filters are optional
+/// in h5py: an error while writing would store the chunk uncompressed instead).
+pub fn check_input(codec: &str, input: &DataKind, geo: &GeometrySource) -> Result<DataKind> {
+    let p = Panels::of(codec, input.array(codec)?)?;
+    geo.get(codec, p)?;
     Ok(DataKind::Bytes)
 }

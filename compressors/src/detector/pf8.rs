@@ -364,7 +364,7 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
 
 impl Codec for Pf8 {
     fn output(&self, input: &DataKind) -> Result<DataKind> {
-        peaks::check_input("pf8", input)
+        peaks::check_input("pf8", input, &self.geo)
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {

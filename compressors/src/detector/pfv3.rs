@@ -282,7 +282,7 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pfv3Param
 
 impl Codec for Pfv3 {
     fn output(&self, input: &DataKind) -> Result<DataKind> {
-        peaks::check_input("pfv3", input)
+        peaks::check_input("pfv3", input, &self.geo)
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {

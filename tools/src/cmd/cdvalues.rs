@@ -2,14 +2,15 @@ use anyhow::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Graph spec, e.g. 'bitshuffle|zstd(5)'
+    /// Graph spec, e.g. 'bitshuffle|zstd(5)', or @FILE holding one (short cd_values for
+    /// h5repack, which takes at most 20 values; the plugin reads FILE at dataset creation)
     spec: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let _ = roibin_compressors::codec_names();
     // Check the codecs and options exist before printing values a client would store.
-    let g: roibin_registry::Graph = a.spec.parse()?;
+    let g: roibin_registry::Graph = roibin_registry::spec::spec_text(&a.spec)?.parse()?;
     for s in &g.stages {
         roibin_registry::lookup(&s.name)?;
     }
@@ -20,5 +21,10 @@ pub fn run(a: Args) -> Result<()> {
         h5roibin::FILTER_ID
     );
     println!("h5repack:   -f {ud}");
+    if ud.split(',').count() > 23 {
+        eprintln!(
+            "note: h5repack 1.10 takes at most 20 cd_values; put the spec in a file and pass @FILE"
+        );
+    }
     Ok(())
 }

@@ -56,7 +56,7 @@ pub fn default_chunk(shape: &[usize], input_chunk: Option<&[usize]>) -> Vec<usiz
 
 /// Apply `--set path=value` overrides to a spec.
 pub fn apply_sets(spec: &str, sets: &[String]) -> Result<Graph> {
-    let mut g: Graph = spec.parse()?;
+    let mut g: Graph = roibin_registry::spec::spec_text(spec)?.parse()?;
     for s in sets {
         let (path, value) = s
             .split_once('=')
