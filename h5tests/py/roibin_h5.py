@@ -124,6 +124,14 @@ for (stem, prows, _), ud in zip(layouts, sys.argv[2:4]):
             check(data[i], got[i], *peaks_of(f, i), prows, 90.0, stem + " h5repack")
     print("%s: h5repack wrote roibin, h5py read it: windows exact" % stem)
 
+# `roibin compress --peaks /entry_1/result_1` (the writer's centres): h5py reads it, windows exact.
+with h5py.File(os.path.join(d, "jf_given.h5"), "r") as g, h5py.File(os.path.join(d, "jf.h5"), "r") as f:
+    data = f["/entry_1/data_1/data"][()]
+    got = g["/entry_1/data_1/data"][()]
+    for i in range(data.shape[0]):
+        check(data[i], got[i], *peaks_of(f, i), 512, 90.0, "--peaks")
+print("--peaks: windows around the CXI centres exact")
+
 # Bad inputs: a mask of the wrong shape, no peaks, every pixel a peak, NaN pixels, zeros.
 bad = os.path.join(d, "bad.h5")
 with h5py.File(bad, "w") as f:
@@ -136,6 +144,12 @@ with h5py.File(bad, "w") as f:
     except (OSError, ValueError) as e:
         assert "cs.mask.npy" in str(e) and "frame has 1048576" in str(e), str(e)
         print("wrong mask: %s" % str(e).splitlines()[0][:160])
+    try:
+        f.create_dataset("given", data=np.zeros((1, 64, 64), "f4"), chunks=(1, 64, 64),
+                         compression=FILTER_ID, compression_opts=opts("roibin(peaks=given)"))
+        raise SystemExit("peaks=given was accepted without centres")
+    except (OSError, ValueError) as e:
+        assert "--peaks" in str(e), str(e)
     frames = np.zeros((4, 256, 256), "f4")
     rng = np.random.default_rng(3)
     frames[1] = rng.normal(0, 5, (256, 256))  # background only: no peaks

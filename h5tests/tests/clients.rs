@@ -372,6 +372,16 @@ fn roibin_graphs_through_h5py_and_h5repack_on_cxi_layouts() {
             d(&format!("{stem}.radius.npy"))
         )
     };
+    let _ = std::fs::remove_file(d("jf_given.h5"));
+    ok(roibin(&[
+        "compress",
+        &format!("{}:/entry_1/data_1/data", d("jf.h5")),
+        &d("jf_given.h5"),
+        "--spec",
+        "roibin(panel_rows=512)",
+        "--peaks",
+        "/entry_1/result_1",
+    ]));
     // h5repack 1.10 takes at most 20 cd_values: long specs go through a spec file (@FILE).
     let at = |stem: &str, rows: u32| {
         let path = d(&format!("{stem}.spec"));

@@ -81,6 +81,7 @@ pub fn run(
     grid: &Grid,
     how: Transform<'_>,
     tasks: usize,
+    peaks: Option<&[Vec<[f32; 2]>]>,
 ) -> Result<Report> {
     let start = Instant::now();
     let elem = src.dtype.size();
@@ -133,7 +134,24 @@ pub fn run(
                         }
                     };
                     Ok(match &how {
-                        Transform::Encode(p) => container::encode_with(p, &chunk_meta, &data)?,
+                        Transform::Encode(p) => match peaks {
+                            // Writer-supplied centres for the chunk's frames (`peaks=given`).
+                            Some(all) => {
+                                let off = grid.offset(i);
+                                let (f0, nf) = if grid.chunk.len() >= 3 {
+                                    (off[0], grid.chunk[0])
+                                } else {
+                                    (0, 1)
+                                };
+                                let lists: Vec<Vec<[f32; 2]>> = (f0..f0 + nf)
+                                    .map(|f| all.get(f).cloned().unwrap_or_default())
+                                    .collect();
+                                roibin_compressors::detector::roibin::with_centres(lists, || {
+                                    container::encode_with(p, &chunk_meta, &data)
+                                })?
+                            }
+                            None => container::encode_with(p, &chunk_meta, &data)?,
+                        },
                         Transform::Plain => data,
                     })
                 })

@@ -138,6 +138,21 @@ pub struct FrameInfo {
     pub non_hit: bool,
 }
 
+/// Set by writers that supply centres (`roibin compress --peaks`); see [`given_allowed`].
+static GIVEN_ALLOWED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Declare that this process supplies peak centres to `peaks=given` graphs.
+pub fn allow_given_centres() {
+    GIVEN_ALLOWED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether a dataset may be created with `peaks=given`: only a writer that supplies centres
+/// can encode such chunks. The HDF5 plugin refuses it at dataset creation otherwise, because a
+/// failure at write time would make h5py store chunks uncompressed.
+pub fn given_allowed() -> bool {
+    GIVEN_ALLOWED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 thread_local! {
     static SUPPLIED: RefCell<Option<Vec<Vec<[f32; 2]>>>> = const { RefCell::new(None) };
 }

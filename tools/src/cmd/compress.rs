@@ -22,6 +22,10 @@ pub struct CompressArgs {
     /// Chunks encoded at once (0 = one per core)
     #[arg(long, default_value_t = 0)]
     tasks: usize,
+    /// CXI peak-list group in the input file (nPeaks, peakXPosRaw, peakYPosRaw), e.g.
+    /// /entry_1/result_1: roibin keeps windows around these centres instead of running a finder
+    #[arg(long, value_name = "GROUP")]
+    peaks: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -73,8 +77,33 @@ pub fn apply_sets(spec: &str, sets: &[String]) -> Result<Graph> {
 pub fn compress(a: CompressArgs) -> Result<()> {
     h5io::register_filter()?;
     let (fi, di, fo, dout) = targets(&a.input, &a.output)?;
-    let graph = apply_sets(&a.spec, &a.set)?;
-    let (report, canonical) = compress_dataset(&fi, &di, &fo, &dout, &graph, a.chunk, a.tasks)?;
+    let mut graph = apply_sets(&a.spec, &a.set)?;
+    let peaks = match &a.peaks {
+        Some(group) => {
+            let top = graph
+                .stages
+                .first()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            if graph.stages.len() != 1 || (top != "roibin" && top != "roi") {
+                bail!("--peaks needs a roibin(...) or roi(...) spec, not `{graph}`");
+            }
+            graph.set_option(&format!("{top}:peaks"), Value::Graph(Graph::word("given")))?;
+            roibin_compressors::detector::roibin::allow_given_centres();
+            Some(read_cxi_peaks(&fi, group)?)
+        }
+        None => None,
+    };
+    let (report, canonical) = compress_dataset(
+        &fi,
+        &di,
+        &fo,
+        &dout,
+        &graph,
+        a.chunk,
+        a.tasks,
+        peaks.as_deref(),
+    )?;
     eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
     report.print("compressed");
     Ok(())
@@ -89,6 +118,7 @@ pub fn compress_dataset(
     graph: &Graph,
     chunk: Option<Vec<usize>>,
     tasks: usize,
+    peaks: Option<&[Vec<[f32; 2]>]>,
 ) -> Result<(transcode::Report, String)> {
     if fo == fi {
         bail!("write the output to another file than the input");
@@ -119,6 +149,7 @@ pub fn compress_dataset(
         &Grid::new(&src.shape, &chunk),
         Transform::Encode(&pipeline),
         tasks,
+        peaks,
     )?;
     Ok((report, pipeline.canonical().to_string()))
 }
@@ -140,7 +171,39 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
         &Grid::new(&src.shape, &chunk),
         Transform::Plain,
         a.tasks,
+        None,
     )?;
     report.print("decompressed");
     Ok(())
+}
+
+/// Peak centres `[y, x]` per frame from a CXI peak-list group.
+pub fn read_cxi_peaks(file: &str, group: &str) -> Result<Vec<Vec<[f32; 2]>>> {
+    let f = hdf5::File::open(file).with_context(|| format!("open {file}"))?;
+    let g = f
+        .group(group)
+        .with_context(|| format!("`{file}` has no peak-list group `{group}`"))?;
+    let need = |name: &str| {
+        g.dataset(name).with_context(|| {
+            format!(
+                "`{group}` has no `{name}` (CXI peak lists need nPeaks, peakXPosRaw, peakYPosRaw)"
+            )
+        })
+    };
+    let n: Vec<i64> = need("nPeaks")?.read_raw::<i64>()?;
+    let ys = need("peakYPosRaw")?;
+    let xs = need("peakXPosRaw")?;
+    let width = ys.shape().get(1).copied().unwrap_or(0);
+    let (y, x): (Vec<f32>, Vec<f32>) = (ys.read_raw()?, xs.read_raw()?);
+    if y.len() != n.len() * width || x.len() != y.len() {
+        bail!("`{group}`: peakYPosRaw/peakXPosRaw do not have one row per frame of nPeaks");
+    }
+    Ok(n.iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            (0..(k.max(0) as usize).min(width))
+                .map(|j| [y[i * width + j], x[i * width + j]])
+                .collect()
+        })
+        .collect())
 }

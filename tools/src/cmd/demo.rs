@@ -51,6 +51,7 @@ pub fn run(a: Args) -> Result<()> {
                 &graph,
                 None,
                 0,
+                None,
             )?;
             // Read back through libhdf5's own pipeline (our filter), frame by frame, and compare.
             let dst = File::open(&output)?.dataset("/entry/data/data")?;
