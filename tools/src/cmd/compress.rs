@@ -100,13 +100,26 @@ pub fn compress(a: CompressArgs) -> Result<()> {
         &fo,
         &dout,
         &graph,
-        a.chunk,
-        a.tasks,
-        peaks.as_deref(),
+        Layout {
+            chunk: a.chunk,
+            tasks: a.tasks,
+            peaks: peaks.as_deref(),
+        },
     )?;
     eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
     report.print("compressed");
     Ok(())
+}
+
+/// How `compress_dataset` lays chunks out and encodes them.
+#[derive(Default)]
+pub struct Layout<'a> {
+    /// Chunk shape (default: the input's, or one frame).
+    pub chunk: Option<Vec<usize>>,
+    /// Chunks encoded at once (0 = one per core).
+    pub tasks: usize,
+    /// Writer-supplied peak centres per frame, for `peaks=given`.
+    pub peaks: Option<&'a [Vec<[f32; 2]>]>,
 }
 
 /// Compress `fi:di` into a new dataset `fo:dout` with `graph`; returns the report and the canonical spec.
@@ -116,10 +129,13 @@ pub fn compress_dataset(
     fo: &str,
     dout: &str,
     graph: &Graph,
-    chunk: Option<Vec<usize>>,
-    tasks: usize,
-    peaks: Option<&[Vec<[f32; 2]>]>,
+    how: Layout<'_>,
 ) -> Result<(transcode::Report, String)> {
+    let Layout {
+        chunk,
+        tasks,
+        peaks,
+    } = how;
     if fo == fi {
         bail!("write the output to another file than the input");
     }

@@ -49,9 +49,7 @@ pub fn run(a: Args) -> Result<()> {
                 &output,
                 "/entry/data/data",
                 &graph,
-                None,
-                0,
-                None,
+                compress::Layout::default(),
             )?;
             // Read back through libhdf5's own pipeline (our filter), frame by frame, and compare.
             let dst = File::open(&output)?.dataset("/entry/data/data")?;
