@@ -28,6 +28,8 @@ enum Cmd {
     Info(cmd::info::Args),
     /// Write synthetic detector frames (Eiger-4M-like counts or calibrated float32)
     Synth(cmd::synth::Args),
+    /// Science check of a lossy graph on detector frames: peaks, intensities, background, speed
+    Bench(cmd::bench::Args),
     /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
     Demo(cmd::demo::Args),
 }
@@ -42,6 +44,7 @@ fn main() {
         Cmd::Info(a) => cmd::info::run(a),
         Cmd::Synth(a) => cmd::synth::run(a),
         Cmd::Demo(a) => cmd::demo::run(a),
+        Cmd::Bench(a) => cmd::bench::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

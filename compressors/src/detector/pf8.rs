@@ -104,7 +104,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
     let mut offset = vec![0f32; nb];
     let chunk = 1 << 16;
     type Acc = Vec<(u32, f64, f64)>;
-    for _round in 0..5 {
+    for round in 0..5 {
         let sums = v
             .par_chunks(chunk)
             .enumerate()
@@ -142,6 +142,12 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
                 },
             );
         for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.nbins) {
+            // A bin whose values are all equal (sd 0, as in a quantised or binned background)
+            // clips itself empty in the next round: keep what the last round found instead
+            // of declaring it empty, which would blind the finder in that bin.
+            if n == 0 && round > 0 {
+                continue;
+            }
             if n == 0 {
                 offset[b] = 0.0;
                 bounds[b] = (f32::NEG_INFINITY, f32::INFINITY);

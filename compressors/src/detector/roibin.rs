@@ -23,7 +23,7 @@ use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::spec::Graph;
+use roibin_registry::spec::{Graph, Value};
 use roibin_registry::stream::Reader;
 use roibin_registry::{
     container, threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DType, DataKind, Error,
@@ -84,6 +84,23 @@ const MIN_PEAKS: OptionSpec = OptionSpec {
     doc: "frames with fewer peaks are flagged as non-hits in the chunk (never dropped)",
 };
 
+const MASKED: OptionSpec = OptionSpec {
+    name: "masked",
+    ty: OptionType::Choice(&["fill", "keep"]),
+    default: "fill",
+    doc: "pixels the finder's mask marks bad: fill (coded as the mean of their good neighbours) or keep (also stored exactly)",
+};
+
+const EXACT_ABOVE: OptionSpec = OptionSpec {
+    name: "exact_above",
+    ty: OptionType::Float {
+        min: -1e30,
+        max: 1e30,
+    },
+    default: "",
+    doc: "background pixels above this value are stored exactly and left out of their bins (weak peaks the finder missed stay intact, and binning cannot lift a bin over the finder's threshold)",
+};
+
 const ROIBIN_OPTIONS: &[OptionSpec] = &[
     PEAKS,
     ROI,
@@ -98,6 +115,8 @@ const ROIBIN_OPTIONS: &[OptionSpec] = &[
     FILL,
     PANEL_ROWS,
     MIN_PEAKS,
+    MASKED,
+    EXACT_ABOVE,
     THREADS,
 ];
 
@@ -182,6 +201,10 @@ pub struct Roibin {
     path: String,
     finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    keep_masked: bool,
+    exact_above: Option<f64>,
+    /// Masked pixels of a frame (from the finder's `mask`), by frame size.
+    masked: Mutex<Option<(usize, Arc<Vec<usize>>)>>,
 }
 
 fn cached(
@@ -233,6 +256,34 @@ impl Roibin {
             rows: prow,
             cols: w,
         })
+    }
+
+    /// Indices (within a frame) of the pixels the finder's mask marks bad; empty without a mask.
+    fn masked_pixels(&self, frame_pixels: usize) -> Result<Arc<Vec<usize>>> {
+        let mut m = self.masked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((n, v)) = m.as_ref() {
+            if *n == frame_pixels {
+                return Ok(v.clone());
+            }
+        }
+        let path = self.peaks.stages.first().and_then(|s| {
+            s.args.iter().find_map(|a| match (&a.name, &a.value) {
+                (Some(n), Value::Text(t)) if n == "mask" => Some(t.clone()),
+                _ => None,
+            })
+        });
+        let v = match path {
+            Some(p) => super::peaks::read_npy(self.name, &p, frame_pixels)?
+                .iter()
+                .enumerate()
+                .filter(|(_, &g)| g == 0.0)
+                .map(|(i, _)| i)
+                .collect(),
+            None => vec![],
+        };
+        let v = Arc::new(v);
+        *m = Some((frame_pixels, v.clone()));
+        Ok(v)
     }
 
     fn given(&self) -> bool {
@@ -559,6 +610,65 @@ impl Codec for Roibin {
                 nonfinite.push((i as u64, &data[i * es..(i + 1) * es]));
                 elems::put(self.fill, dtype, &mut bg[i * es..(i + 1) * es]);
             }
+            // Masked (bad) pixels: hot ones would smear into their bins' good pixels and
+            // look like peaks after decoding. They take the mean of their good 3×3
+            // neighbours in the background; `masked=keep` also stores them exactly.
+            let masked = self.masked_pixels(fp)?;
+            let (fh, fw) = (l.panels * l.rows, l.cols);
+            for f in 0..l.frames {
+                // Bright background pixels (outside windows) kept exactly, when asked.
+                let mut bright = vec![];
+                if let Some(t) = self.exact_above {
+                    let mut in_win = vec![false; fp];
+                    for &w in &infos[f].windows {
+                        for (y, x) in window_pixels(w, l).flatten() {
+                            in_win[y * fw + x] = true;
+                        }
+                    }
+                    let mut row = Vec::new();
+                    for y in 0..fh {
+                        let start = f * fp + y * fw;
+                        elems::row_f64(&data[start * es..(start + fw) * es], dtype, &mut row);
+                        for (x, &v) in row.iter().enumerate() {
+                            let k = y * fw + x;
+                            if v > t && !in_win[k] && masked.binary_search(&k).is_err() {
+                                bright.push(k);
+                            }
+                        }
+                    }
+                }
+                let replace: Vec<usize> = {
+                    let mut r: Vec<usize> = masked
+                        .iter()
+                        .copied()
+                        .chain(bright.iter().copied())
+                        .collect();
+                    r.sort_unstable();
+                    r
+                };
+                let good = |k: usize| replace.binary_search(&k).is_err();
+                for &k in replace.iter() {
+                    let i = f * fp + k;
+                    let is_bright = bright.binary_search(&k).is_ok();
+                    if (self.keep_masked || is_bright) && !elems::get(data, dtype, i).is_nan() {
+                        nonfinite.push((i as u64, &data[i * es..(i + 1) * es]));
+                    }
+                    let (y, x) = (k / fw, k % fw);
+                    let (mut s, mut n) = (0f64, 0usize);
+                    for yy in y.saturating_sub(1)..(y + 2).min(fh) {
+                        for xx in x.saturating_sub(1)..(x + 2).min(fw) {
+                            let j = yy * fw + xx;
+                            let v = elems::get(data, dtype, f * fp + j);
+                            if good(j) && v.is_finite() {
+                                s += v;
+                                n += 1;
+                            }
+                        }
+                    }
+                    let v = if n > 0 { s / n as f64 } else { self.fill };
+                    elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
+                }
+            }
             for (f, info) in infos.iter().enumerate() {
                 let base = f * fp;
                 for &w in &info.windows {
@@ -691,6 +801,9 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
         fill: c.float("fill").unwrap_or(0.0),
         panel_rows: c.int("panel_rows").unwrap_or(0) as usize,
         min_peaks: c.int("min_peaks").unwrap_or(0) as usize,
+        keep_masked: c.word("masked") == Some("keep"),
+        exact_above: c.float("exact_above"),
+        masked: Mutex::new(None),
         threads: c.int("threads").unwrap_or(0) as usize,
         path: c.path.clone(),
         finders: Mutex::new(vec![]),
