@@ -615,12 +615,12 @@ impl Codec for Roibin {
             // neighbours in the background; `masked=keep` also stores them exactly.
             let masked = self.masked_pixels(fp)?;
             let (fh, fw) = (l.panels * l.rows, l.cols);
-            for f in 0..l.frames {
+            for (f, info) in infos.iter().enumerate() {
                 // Bright background pixels (outside windows) kept exactly, when asked.
                 let mut bright = vec![];
                 if let Some(t) = self.exact_above {
                     let mut in_win = vec![false; fp];
-                    for &w in &infos[f].windows {
+                    for &w in &info.windows {
                         for (y, x) in window_pixels(w, l).flatten() {
                             in_win[y * fw + x] = true;
                         }
