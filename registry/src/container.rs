@@ -231,7 +231,24 @@ pub fn decode_header_into(h: &Header<'_>, dst: &mut [u8]) -> Result<()> {
         dst.copy_from_slice(h.sections[0]);
         return Ok(());
     }
-    let graph: Graph = h.spec.parse()?;
-    let pipeline = Pipeline::build(&graph, &DataKind::Array(h.meta.clone()), "")?;
-    pipeline.decode_into(h.sections[0], dst)
+    decoder(h.spec, &h.meta)?.decode_into(h.sections[0], dst)
+}
+
+/// Pipelines for decoding, by (spec, chunk meta): chunks of a dataset share one, so building
+/// it (parsing, option checks, a finder's mask files) happens once, not per chunk.
+fn decoder(spec: &str, meta: &ArrayMeta) -> Result<std::sync::Arc<Pipeline>> {
+    type Cache = Vec<(String, ArrayMeta, std::sync::Arc<Pipeline>)>;
+    static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(Vec::new());
+    let mut c = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(k) = c.iter().position(|(s, m, _)| s == spec && m == meta) {
+        let hit = c.remove(k);
+        let p = hit.2.clone();
+        c.insert(0, hit);
+        return Ok(p);
+    }
+    let graph: Graph = spec.parse()?;
+    let p = std::sync::Arc::new(Pipeline::build(&graph, &DataKind::Array(meta.clone()), "")?);
+    c.insert(0, (spec.to_string(), meta.clone(), p.clone()));
+    c.truncate(8);
+    Ok(p)
 }

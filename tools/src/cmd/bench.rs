@@ -38,6 +38,10 @@ pub struct Args {
     /// Folder for the default sample data
     #[arg(long, default_value = "bench-out")]
     out: String,
+    /// Compare with frames another codec decoded (FILE:DATASET, same shape) instead of
+    /// encoding with --spec: the same science check for any compressor's output
+    #[arg(long)]
+    decoded: Option<String>,
     /// Print every lost and invented peak
     #[arg(long)]
     verbose: bool,
@@ -175,6 +179,22 @@ pub fn run(a: Args) -> Result<()> {
     )
     .context("building the finder")?;
     let truth = truth(&input);
+    let other = match &a.decoded {
+        Some(t) => {
+            let (f, d) = crate::h5io::split_target(t);
+            let ds = File::open(f)?.dataset(d.unwrap_or(&a.dataset))?;
+            if ds.dtype != DType::F32 || ds.shape[..] != src.shape[..] {
+                bail!(
+                    "{t} is {} {:?}, the input {:?} f32",
+                    ds.dtype,
+                    ds.shape,
+                    src.shape
+                );
+            }
+            Some(ds)
+        }
+        None => None,
+    };
     let pb = crate::transcode::progress(n, "science");
     let (mut enc_s, mut dec_s, mut stored) = (0f64, 0f64, 0usize);
     let (mut n_orig, mut n_dec, mut n_match) = (0usize, 0usize, 0usize);
@@ -187,14 +207,19 @@ pub fn run(a: Args) -> Result<()> {
     let mut back = vec![0u8; frame_meta.nbytes()];
     for i in 0..n {
         let data = src.read_box(&[i, 0, 0], &[1, h, w])?;
-        let t = Instant::now();
-        container::encode_into(&pipe, &frame_meta, &data, &mut out)?;
-        enc_s += t.elapsed().as_secs_f64();
-        stored += out.len();
-        let t = Instant::now();
-        let hdr = container::read_header(&out)?;
-        container::decode_header_into(&hdr, &mut back)?;
-        dec_s += t.elapsed().as_secs_f64();
+        if let Some(ds) = &other {
+            back = ds.read_box(&[i, 0, 0], &[1, h, w])?;
+            out.clear();
+        } else {
+            let t = Instant::now();
+            container::encode_into(&pipe, &frame_meta, &data, &mut out)?;
+            enc_s += t.elapsed().as_secs_f64();
+            stored += out.len();
+            let t = Instant::now();
+            let hdr = container::read_header(&out)?;
+            container::decode_header_into(&hdr, &mut back)?;
+            dec_s += t.elapsed().as_secs_f64();
+        }
         let po = PeakList::read(&finder.encode(&data)?)?;
         let pd = PeakList::read(&finder.encode(&back)?)?;
         let m = matches(&po.peaks, &pd.peaks);
@@ -288,7 +313,10 @@ pub fn run(a: Args) -> Result<()> {
     let mb = (n * h * w * 4) as f64 / 1e6;
     let mse = bg_se / bg_n.max(1) as f64;
     let s = Science {
-        spec: pipe.canonical().to_string(),
+        spec: match &a.decoded {
+            Some(d) => format!("decoded frames {d}"),
+            None => pipe.canonical().to_string(),
+        },
         frames: n,
         peaks_original: n_orig,
         peaks_decoded: n_dec,
