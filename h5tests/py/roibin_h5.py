@@ -30,17 +30,21 @@ def windows_mask(shape2d, ys, xs, panel_rows):
     return w
 
 
+BAD = {}  # stacked-frame bad-pixel maps by frame shape (masked pixels are coded from neighbours)
+
+
 def check(orig, got, ys, xs, panel_rows, bound, what, exact=True):
     """Windows exact; 2×2 bins away from windows: mean of decoded within bound of original's."""
     assert got.shape == orig.shape and got.dtype == orig.dtype, what
     w = windows_mask(orig.shape, ys, xs, panel_rows)
+    bad = BAD.get(orig.shape, np.zeros(orig.shape, bool))
     if exact:
         assert np.array_equal(orig[w].view(np.uint8), got[w].view(np.uint8)), "%s: window pixels changed" % what
     if orig.dtype.kind in "ui":
         bound = bound + 0.5  # the binned mean is rounded to a count before sz
     worst = 0.0
     for p0 in range(0, orig.shape[0], panel_rows):  # roibin bins each panel on its own
-        po, pg, pw = (a[p0:p0 + panel_rows] for a in (orig, got, w))
+        po, pg, pw = (a[p0:p0 + panel_rows] for a in (orig, got, w | bad))
         h, c = po.shape[0] // 2 * 2, po.shape[1] // 2 * 2
         o = po[:h, :c].astype(np.float64).reshape(h // 2, 2, c // 2, 2).mean(axis=(1, 3))
         g = pg[:h, :c].astype(np.float64).reshape(h // 2, 2, c // 2, 2).mean(axis=(1, 3))
@@ -56,6 +60,9 @@ def peaks_of(f, i):
     return f["/entry_1/result_1/peakYPosRaw"][i, :n], f["/entry_1/result_1/peakXPosRaw"][i, :n]
 
 
+for stem in ("jf", "cs"):
+    m = np.load(os.path.join(d, stem + ".mask.npy"))
+    BAD[m.shape] = m == 0
 out = os.path.join(d, "roibin_h5py.h5")
 layouts = [("jf", 512, 8), ("cs", 185, 32)]
 with h5py.File(out, "w") as w:
