@@ -14,7 +14,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-ROIBIN_ID = 443
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from side_by_side import opts, ROIBIN_ID  # noqa: E402
 
 DIALS = r'''
 import json, sys
@@ -37,13 +38,6 @@ for name in sys.argv[2:]:
     out[name] = [list(map(float, c)) for c, k in zip(cms, sizes) if k >= 2]
 print(json.dumps(out))
 '''
-
-
-def opts(spec):
-    b = spec.encode()
-    n = len(b)
-    b += b"\0" * (-len(b) % 4)
-    return (0x52425501, n) + tuple(int.from_bytes(b[i:i + 4], "little") for i in range(0, len(b), 4))
 
 
 def roundtrip(img, kw):

@@ -120,8 +120,8 @@ impl CdValues {
 pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
     let graph = roibin_registry::spec::spec_text(spec)?.parse()?;
     let pipeline = roibin_compressors::pipeline(&graph, chunk)?;
-    let canonical = pipeline.canonical().to_string();
-    if canonical.contains("peaks=given") && !roibin_compressors::detector::roibin::given_allowed() {
+    if pipeline.canonical().uses("given") && !roibin_compressors::detector::roibin::given_allowed()
+    {
         return Err(roibin_registry::Error::Other(
             "peaks=given takes centres from the writer (roibin compress --peaks GROUP); in HDF5 clients use a finder, e.g. roibin(peaks=pf8)".into(),
         ));

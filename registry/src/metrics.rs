@@ -4,22 +4,54 @@ use crate::DType;
 
 /// Convert little-endian elements of `dtype` to f64 (for metrics, not for codecs).
 pub fn to_f64(bytes: &[u8], dtype: DType) -> Vec<f64> {
+    let mut out = Vec::with_capacity(bytes.len() / dtype.size());
+    to_f64_into(bytes, dtype, &mut out);
+    out
+}
+
+/// [`to_f64`] into a reused buffer (cleared first); the dtype is matched once per call.
+pub fn to_f64_into(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
+    out.clear();
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            out.extend(
+                bytes
+                    .chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
+            )
+        };
+    }
+    match dtype {
+        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
+        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
+        DType::U16 => conv!(u16, 2),
+        DType::I16 => conv!(i16, 2),
+        DType::U32 => conv!(u32, 4),
+        DType::I32 => conv!(i32, 4),
+        DType::F32 => conv!(f32, 4),
+        DType::U64 => conv!(u64, 8),
+        DType::I64 => conv!(i64, 8),
+        DType::F64 => conv!(f64, 8),
+    }
+}
+
+/// Element `i` of `bytes` (of `dtype`) as f64.
+#[inline]
+pub fn element_f64(bytes: &[u8], dtype: DType, i: usize) -> f64 {
     let n = dtype.size();
-    bytes
-        .chunks_exact(n)
-        .map(|c| match dtype {
-            DType::U8 => c[0] as f64,
-            DType::I8 => c[0] as i8 as f64,
-            DType::U16 => u16::from_le_bytes([c[0], c[1]]) as f64,
-            DType::I16 => i16::from_le_bytes([c[0], c[1]]) as f64,
-            DType::U32 => u32::from_le_bytes(c.try_into().expect("4")) as f64,
-            DType::I32 => i32::from_le_bytes(c.try_into().expect("4")) as f64,
-            DType::F32 => f32::from_le_bytes(c.try_into().expect("4")) as f64,
-            DType::U64 => u64::from_le_bytes(c.try_into().expect("8")) as f64,
-            DType::I64 => i64::from_le_bytes(c.try_into().expect("8")) as f64,
-            DType::F64 => f64::from_le_bytes(c.try_into().expect("8")),
-        })
-        .collect()
+    let c = &bytes[i * n..i * n + n];
+    match dtype {
+        DType::U8 => c[0] as f64,
+        DType::I8 => c[0] as i8 as f64,
+        DType::U16 => u16::from_le_bytes([c[0], c[1]]) as f64,
+        DType::I16 => i16::from_le_bytes([c[0], c[1]]) as f64,
+        DType::U32 => u32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::I32 => i32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::F32 => f32::from_le_bytes(c.try_into().expect("4")) as f64,
+        DType::U64 => u64::from_le_bytes(c.try_into().expect("8")) as f64,
+        DType::I64 => i64::from_le_bytes(c.try_into().expect("8")) as f64,
+        DType::F64 => f64::from_le_bytes(c.try_into().expect("8")),
+    }
 }
 
 /// Error statistics of a reconstruction against its original.

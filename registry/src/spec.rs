@@ -73,6 +73,21 @@ impl Graph {
         }
     }
 
+    /// Whether a stage called `name` appears anywhere, nested graphs included.
+    ///
+    /// ```
+    /// let g: roibin_registry::Graph = "roibin(peaks=given,background=bin(2,2)|sz(abs=90))".parse().unwrap();
+    /// assert!(g.uses("given") && g.uses("sz") && !g.uses("zfp"));
+    /// ```
+    pub fn uses(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| {
+            s.name == name
+                || s.args
+                    .iter()
+                    .any(|a| matches!(&a.value, Value::Graph(g) if g.uses(name)))
+        })
+    }
+
     /// Set an option by its hierarchical path, LibPressio style: `stage/arg/stage:option`.
     ///
     /// ```

@@ -2,50 +2,7 @@
 
 use roibin_registry::DType;
 
-/// Read element `i` of `bytes` (of `dtype`) as f64.
-#[inline]
-pub fn get(bytes: &[u8], dtype: DType, i: usize) -> f64 {
-    let n = dtype.size();
-    let c = &bytes[i * n..i * n + n];
-    match dtype {
-        DType::U8 => c[0] as f64,
-        DType::I8 => c[0] as i8 as f64,
-        DType::U16 => u16::from_le_bytes([c[0], c[1]]) as f64,
-        DType::I16 => i16::from_le_bytes([c[0], c[1]]) as f64,
-        DType::U32 => u32::from_le_bytes(c.try_into().expect("4")) as f64,
-        DType::I32 => i32::from_le_bytes(c.try_into().expect("4")) as f64,
-        DType::F32 => f32::from_le_bytes(c.try_into().expect("4")) as f64,
-        DType::U64 => u64::from_le_bytes(c.try_into().expect("8")) as f64,
-        DType::I64 => i64::from_le_bytes(c.try_into().expect("8")) as f64,
-        DType::F64 => f64::from_le_bytes(c.try_into().expect("8")),
-    }
-}
-
-/// A run of elements as f64 into `out` (cleared first); the dtype is matched once per run.
-pub fn row_f64(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
-    out.clear();
-    macro_rules! conv {
-        ($t:ty, $n:expr) => {
-            out.extend(
-                bytes
-                    .chunks_exact($n)
-                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
-            )
-        };
-    }
-    match dtype {
-        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
-        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
-        DType::U16 => conv!(u16, 2),
-        DType::I16 => conv!(i16, 2),
-        DType::U32 => conv!(u32, 4),
-        DType::I32 => conv!(i32, 4),
-        DType::F32 => conv!(f32, 4),
-        DType::U64 => conv!(u64, 8),
-        DType::I64 => conv!(i64, 8),
-        DType::F64 => conv!(f64, 8),
-    }
-}
+pub use roibin_registry::metrics::{element_f64 as get, to_f64_into as row_f64};
 
 /// All elements as f32 (what the peak finders work on), into a reused buffer.
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {

@@ -51,6 +51,15 @@ impl PeakList {
         }
     }
 
+    /// Peaks of every panel in scan order, the first `max` kept (all counted).
+    pub fn capped(per_panel: Vec<Vec<Peak>>, max: usize) -> PeakList {
+        let all: Vec<Peak> = per_panel.into_iter().flatten().collect();
+        PeakList {
+            found: all.len(),
+            peaks: all.into_iter().take(max).collect(),
+        }
+    }
+
     /// Parse [`PeakList::write`]'s output.
     pub fn read(bytes: &[u8]) -> Result<PeakList> {
         let mut r = Reader::new(bytes, "peaks");
@@ -186,8 +195,8 @@ impl GeometrySource {
                 .collect()
         } else {
             read_npy(codec, &self.radius, n)?
-                .into_iter()
-                .map(|v| v as f32)
+                .iter()
+                .map(|&v| v as f32)
                 .collect()
         };
         let bin: Vec<u32> = radius
@@ -219,7 +228,33 @@ impl GeometrySource {
 }
 
 /// Read a little-endian, C-order .npy array of `expect` elements as f64.
-pub fn read_npy(codec: &str, path: &str, expect: usize) -> Result<Vec<f64>> {
+///
+/// Parsed files are kept per (path, size, modification time): a finder and its `roibin`
+/// both read the same mask, and every dataset of a detector shares it.
+pub fn read_npy(codec: &str, path: &str, expect: usize) -> Result<Arc<Vec<f64>>> {
+    type Key = (String, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Vec<(Key, Arc<Vec<f64>>)>> = Mutex::new(Vec::new());
+    let key: Option<Key> = std::fs::metadata(path)
+        .ok()
+        .map(|m| (path.to_string(), m.len(), m.modified().ok()));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, v)) = cache.iter().find(|(k, _)| Some(k) == key.as_ref()) {
+        if v.len() == expect {
+            return Ok(v.clone());
+        }
+    }
+    let v = Arc::new(parse_npy(codec, path, expect)?);
+    if let Some(k) = key {
+        cache.retain(|(old, _)| old.0 != k.0);
+        cache.push((k, v.clone()));
+        if cache.len() > 8 {
+            cache.remove(0);
+        }
+    }
+    Ok(v)
+}
+
+fn parse_npy(codec: &str, path: &str, expect: usize) -> Result<Vec<f64>> {
     let err = |m: String| Error::option(format!("{codec}:{path}"), m);
     let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read `{path}`: {e}")))?;
     if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
@@ -310,19 +345,24 @@ pub enum NpyData<'a> {
     F32(&'a [f32]),
 }
 
-/// A finder's shared front half: frame → f32 pixels, good-pixel map (mask and finite), geometry.
-pub fn prepare(
+/// The encoder every finder shares: the frame as f32 pixels with its panels and geometry,
+/// `find` run on a pool of `threads`, the peak list appended to `out`.
+pub fn encode_frame(
     codec: &str,
     data: &[u8],
     input: &DataKind,
     geo: &GeometrySource,
-    pixels: &mut Vec<f32>,
-) -> Result<(Panels, Arc<Geometry>)> {
+    threads: usize,
+    out: &mut Vec<u8>,
+    find: impl FnOnce(&[f32], Panels, &Geometry) -> PeakList + Send,
+) -> Result<()> {
     let m = input.array(codec)?;
     let p = Panels::of(codec, m)?;
     let g = geo.get(codec, p)?;
-    elems::to_f32(data, m.dtype, pixels);
-    Ok((p, g))
+    let mut pixels = Vec::new();
+    elems::to_f32(data, m.dtype, &mut pixels);
+    roibin_registry::threads::install(threads, || find(&pixels, p, &g)).write(out);
+    Ok(())
 }
 
 /// Pixel `i` may take part in a peak or a background estimate.

@@ -10,7 +10,7 @@ use super::peaks::{self, GeometrySource, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{
-    threads, Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
+    Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
 };
 
 const OPTIONS: &[OptionSpec] = &[
@@ -357,15 +357,11 @@ pub(crate) fn centroid(
 /// Run peakfinder8 on pixels `v` of a frame of `panels`.
 pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params) -> PeakList {
     let rad = radial_stats(v, g, p);
-    let per_panel: Vec<Vec<Peak>> = (0..panels.panels)
+    let per_panel = (0..panels.panels)
         .into_par_iter()
         .map(|k| panel_peaks(v, g, &rad, p, panels, k))
         .collect();
-    let all: Vec<Peak> = per_panel.into_iter().flatten().collect();
-    PeakList {
-        found: all.len(),
-        peaks: all.into_iter().take(p.max_peaks).collect(),
-    }
+    PeakList::capped(per_panel, p.max_peaks)
 }
 
 impl Codec for Pf8 {
@@ -374,11 +370,15 @@ impl Codec for Pf8 {
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let mut v = vec![];
-        let (panels, g) = peaks::prepare("pf8", data, input, &self.geo, &mut v)?;
-        let list = threads::install(self.threads, || find(&v, panels, &g, &self.params));
-        list.write(out);
-        Ok(())
+        peaks::encode_frame(
+            "pf8",
+            data,
+            input,
+            &self.geo,
+            self.threads,
+            out,
+            |v, p, g| find(v, p, g, &self.params),
+        )
     }
 
     fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {

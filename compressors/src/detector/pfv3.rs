@@ -8,7 +8,7 @@ use super::peaks::{self, GeometrySource, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{
-    threads, Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
+    Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
 };
 
 const OPTIONS: &[OptionSpec] = &[
@@ -263,21 +263,15 @@ fn panel_peaks(
 /// Run peak_finder_v3r3 on pixels `v` of a frame of `panels`.
 pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pfv3Params) -> PeakList {
     let per = panels.rows * panels.cols;
-    let all: Vec<Peak> = (0..panels.panels)
+    let per_panel = (0..panels.panels)
         .into_par_iter()
         .map(|k| {
             let s = k * per..(k + 1) * per;
             let good: Vec<bool> = s.clone().map(|i| peaks::usable(g, v, i)).collect();
             panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows, p)
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .flatten()
         .collect();
-    PeakList {
-        found: all.len(),
-        peaks: all.into_iter().take(p.max_peaks).collect(),
-    }
+    PeakList::capped(per_panel, p.max_peaks)
 }
 
 impl Codec for Pfv3 {
@@ -286,11 +280,15 @@ impl Codec for Pfv3 {
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let mut v = vec![];
-        let (panels, g) = peaks::prepare("pfv3", data, input, &self.geo, &mut v)?;
-        let list = threads::install(self.threads, || find(&v, panels, &g, &self.params));
-        list.write(out);
-        Ok(())
+        peaks::encode_frame(
+            "pfv3",
+            data,
+            input,
+            &self.geo,
+            self.threads,
+            out,
+            |v, p, g| find(v, p, g, &self.params),
+        )
     }
 
     fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {

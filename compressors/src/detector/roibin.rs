@@ -543,17 +543,14 @@ pub fn frames(chunk: &[u8]) -> Result<Vec<FrameInfo>> {
     if h.raw {
         return Err(Error::Other("chunk stored raw (no windows)".into()));
     }
-    let spec = h.spec.to_string();
-    let section = h.sections.first().copied().unwrap_or(&[]);
-    if !(spec.starts_with("roibin(")
-        || spec.starts_with("roi(")
-        || spec == "roibin"
-        || spec == "roi")
-    {
+    let graph: Graph = h.spec.parse()?;
+    if !matches!(&graph.stages[..], [s] if s.name == "roibin" || s.name == "roi") {
         return Err(Error::Other(format!(
-            "chunk graph `{spec}` is not roibin or roi"
+            "chunk graph `{}` is not roibin or roi",
+            h.spec
         )));
     }
+    let section = h.sections.first().copied().unwrap_or(&[]);
     Ok(parse("roibin", section, h.meta.dtype.size())?.infos)
 }
 
