@@ -220,9 +220,61 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
             "cd_values were not resolved by set_local; create the dataset through HDF5".into(),
         ));
     };
-    let p = Arc::new(roibin_compressors::pipeline(&spec.parse()?, &chunk)?);
+    let p = tuned(roibin_compressors::pipeline(&spec.parse()?, &chunk)?, &chunk);
+    let p = Arc::new(p);
     *cache = Some((cd.to_vec(), p.clone(), chunk.clone()));
     Ok((p, chunk))
+}
+
+/// `pipeline` with the thread allocation `ROIBIN_TUNING` holds for it on this host, if any.
+///
+/// A tuning file is advice (it never changes the bytes), so a bad one costs a warning on
+/// stderr, once per file, never a failed write. `ROIBIN_VERBOSE=1` reports what was applied.
+fn tuned(pipeline: Pipeline, chunk: &ArrayMeta) -> Pipeline {
+    use roibin_registry::tuning;
+    static WARNED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let verbose = std::env::var_os("ROIBIN_VERBOSE").is_some_and(|v| v != "0");
+    let warn = |msg: String| {
+        let mut w = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.contains(&msg) {
+            eprintln!("roibin plugin: {msg}");
+            w.push(msg);
+        }
+    };
+    let file = match tuning::from_env() {
+        None => return pipeline,
+        Some(Err(e)) => {
+            warn(format!("ignoring {}: {e}", tuning::ENV));
+            return pipeline;
+        }
+        Some(Ok(f)) => f,
+    };
+    let host = tuning::host();
+    let Some(entry) = file.find(pipeline.stored_spec(), chunk.dtype, &chunk.shape, &host) else {
+        if verbose {
+            warn(format!(
+                "no tuning for `{}` {chunk} on {host}",
+                pipeline.stored_spec()
+            ));
+        }
+        return pipeline;
+    };
+    let mut graph = pipeline.canonical().clone();
+    let rebuilt = entry
+        .apply(&mut graph)
+        .and_then(|_| roibin_compressors::pipeline(&graph, chunk));
+    match rebuilt {
+        Ok(p) => {
+            if verbose {
+                warn(format!("tuned `{}` for {chunk}: {}", p.stored_spec(), p.canonical()));
+            }
+            p
+        }
+        Err(e) => {
+            warn(format!("ignoring tuning for `{}`: {e}", pipeline.stored_spec()));
+            pipeline
+        }
+    }
 }
 
 /// Encode one chunk with the resolved cd_values into `out` (the container bytes).

@@ -76,15 +76,15 @@ pub fn encode_into(
             data.len()
         )));
     }
-    let spec = pipeline.canonical().to_string();
+    let spec = pipeline.stored_spec();
     out.clear();
-    write_header(meta, &spec, false, &[0], out)?;
+    write_header(meta, spec, false, &[0], out)?;
     let body = out.len();
     pipeline.encode_into(data, out)?;
     let payload = out.len() - body;
     if payload >= data.len() {
         out.clear();
-        write_header(meta, &spec, true, &[data.len()], out)?;
+        write_header(meta, spec, true, &[data.len()], out)?;
         out.extend_from_slice(data);
     } else {
         // Patch the one section length, written as a placeholder.

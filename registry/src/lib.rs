@@ -10,9 +10,11 @@ pub mod error;
 pub mod metrics;
 pub mod options;
 pub mod pipeline;
+pub mod profile;
 pub mod spec;
 pub mod stream;
 pub mod threads;
+pub mod tuning;
 
 pub use codec::{codecs, lookup, Accepts, Codec, CodecInfo};
 pub use dtype::{ArrayMeta, DType, DataKind};

@@ -9,9 +9,13 @@ use std::cell::RefCell;
 /// A ready-to-run chain of codecs for one input kind.
 pub struct Pipeline {
     stages: Vec<Box<dyn Codec>>,
+    /// Each stage's registered name (for [`crate::profile`]).
+    names: Vec<&'static str>,
     /// The kind entering each stage (`kinds[i]` is stage `i`'s input); one more for the output.
     kinds: Vec<DataKind>,
     canonical: Graph,
+    /// The canonical spec without run-time options: what chunks store.
+    stored: String,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -26,6 +30,7 @@ impl Pipeline {
     /// `path` prefixes option errors (empty at the top level).
     pub fn build(graph: &Graph, input: &DataKind, path: &str) -> Result<Pipeline> {
         let mut stages = vec![];
+        let mut names = vec![];
         let mut kinds = vec![input.clone()];
         let mut canonical = Graph { stages: vec![] };
         let mut todo: Vec<Stage> = graph.stages.iter().rev().cloned().collect();
@@ -63,12 +68,16 @@ impl Pipeline {
             }
             canonical.stages.push(canon);
             stages.push(codec);
+            names.push(info.name);
             kinds.push(out);
         }
+        let stored = canonical.without_option("threads").to_string();
         Ok(Pipeline {
             stages,
+            names,
             kinds,
             canonical,
+            stored,
         })
     }
 
@@ -80,6 +89,12 @@ impl Pipeline {
     /// The canonical spec: meta codecs expanded, options in declared order, defaults omitted.
     pub fn canonical(&self) -> &Graph {
         &self.canonical
+    }
+
+    /// The canonical spec without run-time options (`threads`): what a chunk stores, so the
+    /// bytes do not depend on the thread allocation.
+    pub fn stored_spec(&self) -> &str {
+        &self.stored
     }
 
     /// The kind this pipeline was built for.
@@ -109,13 +124,15 @@ impl Pipeline {
         };
         with_scratch(|a, b| {
             let mut src: &[u8] = data;
-            for (codec, kind) in rest.iter().zip(&self.kinds) {
+            for ((codec, kind), name) in rest.iter().zip(&self.kinds).zip(&self.names) {
                 a.clear();
-                codec.encode(src, kind, a)?;
+                crate::profile::timed(name, || codec.encode(src, kind, a))?;
                 std::mem::swap(a, b);
                 src = b;
             }
-            last.encode(src, &self.kinds[rest.len()], out)
+            crate::profile::timed(self.names[rest.len()], || {
+                last.encode(src, &self.kinds[rest.len()], out)
+            })
         })
     }
 

@@ -88,6 +88,63 @@ impl Graph {
         })
     }
 
+    /// The same graph with every argument called `option` removed, nested graphs included.
+    ///
+    /// Run-time options (`threads`) change how a chunk is computed, never its bytes: chunks
+    /// store the spec without them so the same data encode identically under any allocation.
+    ///
+    /// ```
+    /// let g: roibin_registry::Graph = "roibin(threads=2,background=bin(2,2,threads=1)|sz(abs=9))".parse().unwrap();
+    /// assert_eq!(g.without_option("threads").to_string(), "roibin(background=bin(2,2)|sz(abs=9))");
+    /// ```
+    pub fn without_option(&self, option: &str) -> Graph {
+        Graph {
+            stages: self
+                .stages
+                .iter()
+                .map(|s| Stage {
+                    name: s.name.clone(),
+                    args: s
+                        .args
+                        .iter()
+                        .filter(|a| a.name.as_deref() != Some(option))
+                        .map(|a| Arg {
+                            name: a.name.clone(),
+                            value: match &a.value {
+                                Value::Graph(g) => Value::Graph(g.without_option(option)),
+                                v => v.clone(),
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The path of every stage, nested graphs included, in the form [`Graph::set_option`] takes
+    /// (`stage/arg/stage`).
+    ///
+    /// ```
+    /// let g: roibin_registry::Graph = "roibin(peaks=pf8,background=bin(2,2)|sz(abs=9))".parse().unwrap();
+    /// assert_eq!(g.stage_paths(), ["roibin", "roibin/peaks/pf8", "roibin/background/bin", "roibin/background/sz"]);
+    /// ```
+    pub fn stage_paths(&self) -> Vec<String> {
+        let mut out = vec![];
+        for s in &self.stages {
+            out.push(s.name.clone());
+            for a in &s.args {
+                if let (Some(arg), Value::Graph(g)) = (&a.name, &a.value) {
+                    out.extend(
+                        g.stage_paths()
+                            .into_iter()
+                            .map(|p| format!("{}/{arg}/{p}", s.name)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
     /// Set an option by its hierarchical path, LibPressio style: `stage/arg/stage:option`.
     ///
     /// ```
@@ -97,9 +154,54 @@ impl Graph {
     /// assert_eq!(g.to_string(), "roibin(background=bin(2,2)|sz(abs=45))");
     /// ```
     pub fn set_option(&mut self, path: &str, value: Value) -> Result<()> {
-        let (stages, option) = path
-            .rsplit_once(':')
-            .ok_or_else(|| Error::option(path, "expected a path like `stage/arg/stage:option`"))?;
+        let (stages, option) = split_option_path(path)?;
+        let stage = self.stage_mut(stages, path)?;
+        match stage
+            .args
+            .iter_mut()
+            .find(|a| a.name.as_deref() == Some(option))
+        {
+            Some(a) => a.value = value,
+            None => stage.args.push(Arg {
+                name: Some(option.to_string()),
+                value,
+            }),
+        }
+        Ok(())
+    }
+
+    /// The value an option has in this graph, by the same path [`Graph::set_option`] takes;
+    /// `None` where the graph leaves it at its default (or the path names no stage).
+    ///
+    /// ```
+    /// let g: roibin_registry::Graph = "roibin(background=bin(2,2)|sz(abs=90))".parse().unwrap();
+    /// assert_eq!(g.option("roibin/background/sz:abs").unwrap().to_string(), "90");
+    /// assert!(g.option("roibin/background/sz:threads").is_none());
+    /// ```
+    pub fn option(&self, path: &str) -> Option<&Value> {
+        let (stages, option) = split_option_path(path).ok()?;
+        let parts: Vec<&str> = stages.split('/').collect();
+        let mut graph = self;
+        let mut i = 0;
+        loop {
+            let stage = graph.stages.iter().find(|s| s.name == parts[i])?;
+            let arg = |name: &str| stage.args.iter().find(|a| a.name.as_deref() == Some(name));
+            if i + 1 == parts.len() {
+                return arg(option).map(|a| &a.value);
+            }
+            graph = match &arg(parts[i + 1])?.value {
+                Value::Graph(g) => g,
+                _ => return None,
+            };
+            i += 2;
+            if i >= parts.len() {
+                return None;
+            }
+        }
+    }
+
+    /// The stage at `stages` (`stage/arg/stage`); `path` is the full option path, for errors.
+    fn stage_mut(&mut self, stages: &str, path: &str) -> Result<&mut Stage> {
         let parts: Vec<&str> = stages.split('/').collect();
         let mut graph = self;
         let mut i = 0;
@@ -111,18 +213,7 @@ impl Graph {
                 .find(|s| s.name == name)
                 .ok_or_else(|| Error::option(path, format!("no stage `{name}` at this level")))?;
             if i + 1 == parts.len() {
-                match stage
-                    .args
-                    .iter_mut()
-                    .find(|a| a.name.as_deref() == Some(option))
-                {
-                    Some(a) => a.value = value,
-                    None => stage.args.push(Arg {
-                        name: Some(option.to_string()),
-                        value,
-                    }),
-                }
-                return Ok(());
+                return Ok(stage);
             }
             let arg_name = parts[i + 1];
             let arg = stage
@@ -148,6 +239,11 @@ impl Graph {
             }
         }
     }
+}
+
+fn split_option_path(path: &str) -> Result<(&str, &str)> {
+    path.rsplit_once(':')
+        .ok_or_else(|| Error::option(path, "expected a path like `stage/arg/stage:option`"))
 }
 
 impl fmt::Display for Graph {
