@@ -200,6 +200,9 @@ impl File {
                 h5p::H5Pclose,
                 || "H5Pcreate".into(),
             )?;
+            // No timestamps in object headers: the same data and spec give the same file
+            // (a check MPI and re-runs rely on).
+            h5p::H5Pset_obj_track_times(dcpl.0, 0);
             let cdims: Vec<u64> = chunk.iter().map(|&d| d as u64).collect();
             if h5p::H5Pset_chunk(dcpl.0, cdims.len() as i32, cdims.as_ptr()) < 0 {
                 bail!("invalid chunk shape {chunk:?} for {shape:?}");

@@ -5,5 +5,6 @@ pub mod cmd;
 pub mod cxi;
 pub mod grid;
 pub mod h5io;
+pub mod maxlipo;
 pub mod synth;
 pub mod transcode;

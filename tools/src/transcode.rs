@@ -20,6 +20,8 @@ pub struct Report {
     pub transform: Duration,
     pub write: Duration,
     pub total: Duration,
+    /// Time inside each codec stage, summed over chunks and threads, and its calls.
+    pub stages: Vec<(&'static str, Duration, u64)>,
 }
 
 impl Report {
@@ -47,6 +49,17 @@ impl Report {
             self.transform.as_secs_f64(),
             self.write.as_secs_f64(),
         );
+        if !self.stages.is_empty() {
+            let list: Vec<String> = self
+                .stages
+                .iter()
+                .map(|(name, t, _)| format!("{name} {:.2} s", t.as_secs_f64()))
+                .collect();
+            eprintln!(
+                "  inside {work} (summed over threads; a stage's nested stages count in it too): {}",
+                list.join(", ")
+            );
+        }
     }
 }
 
@@ -84,6 +97,7 @@ pub fn run(
     peaks: Option<&[Vec<[f32; 2]>]>,
 ) -> Result<Report> {
     let start = Instant::now();
+    roibin_registry::profile::enable();
     let elem = src.dtype.size();
     let chunk_meta = ArrayMeta::new(src.dtype, grid.chunk.clone());
     let direct = src.is_roibin_only() && src.chunk.as_deref() == Some(&grid.chunk[..]);
@@ -168,5 +182,6 @@ pub fn run(
     }
     pb.finish_and_clear();
     report.total = start.elapsed();
+    report.stages = roibin_registry::profile::take();
     Ok(report)
 }

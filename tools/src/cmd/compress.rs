@@ -2,6 +2,7 @@ use crate::grid::Grid;
 use crate::h5io::{self, File};
 use crate::transcode::{self, Transform};
 use anyhow::{bail, Context, Result};
+use roibin_registry::tuning::{self, TuningFile};
 use roibin_registry::{spec::Value, Graph};
 
 #[derive(clap::Args)]
@@ -26,6 +27,11 @@ pub struct CompressArgs {
     /// /entry_1/result_1: roibin keeps windows around these centres instead of running a finder
     #[arg(long, value_name = "GROUP")]
     peaks: Option<String>,
+    /// Tuning file from `roibin autotune` (default: $ROIBIN_TUNING): its frames per chunk, tasks
+    /// and stage threads for this spec, dtype and host, where --chunk, --tasks and the spec do
+    /// not say otherwise
+    #[arg(long, value_name = "FILE")]
+    tuning: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -94,6 +100,10 @@ pub fn compress(a: CompressArgs) -> Result<()> {
         }
         None => None,
     };
+    let tuning = match a.tuning.or_else(|| std::env::var_os(tuning::ENV).map(Into::into)) {
+        Some(path) => Some(TuningFile::load(&path)?),
+        None => None,
+    };
     let (report, canonical) = compress_dataset(
         &fi,
         &di,
@@ -104,6 +114,7 @@ pub fn compress(a: CompressArgs) -> Result<()> {
             chunk: a.chunk,
             tasks: a.tasks,
             peaks: peaks.as_deref(),
+            tuning: tuning.as_ref(),
         },
     )?;
     eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
@@ -120,6 +131,8 @@ pub struct Layout<'a> {
     pub tasks: usize,
     /// Writer-supplied peak centres per frame, for `peaks=given`.
     pub peaks: Option<&'a [Vec<[f32; 2]>]>,
+    /// Tuned allocations to pick from (frames per chunk, tasks, stage threads).
+    pub tuning: Option<&'a TuningFile>,
 }
 
 /// Compress `fi:di` into a new dataset `fo:dout` with `graph`; returns the report and the canonical spec.
@@ -133,24 +146,47 @@ pub fn compress_dataset(
 ) -> Result<(transcode::Report, String)> {
     let Layout {
         chunk,
-        tasks,
+        mut tasks,
         peaks,
+        tuning,
     } = how;
     if fo == fi {
         bail!("write the output to another file than the input");
     }
     let inf = File::open(fi)?;
     let src = inf.dataset(di)?;
-    let chunk = chunk.unwrap_or_else(|| default_chunk(&src.shape, src.chunk.as_deref()));
+    let given_chunk = chunk.is_some();
+    let mut chunk = chunk.unwrap_or_else(|| default_chunk(&src.shape, src.chunk.as_deref()));
     if chunk.len() != src.shape.len() || chunk.contains(&0) {
         bail!(
             "--chunk {chunk:?} does not fit a dataset of shape {:?}",
             src.shape
         );
     }
-    let chunk_meta = roibin_registry::ArrayMeta::new(src.dtype, chunk.clone());
-    let pipeline = roibin_compressors::pipeline(graph, &chunk_meta)?;
-    let cd = h5roibin::cdvalues::resolve(&graph.to_string(), &chunk_meta)?.to_words()?;
+    let mut chunk_meta = roibin_registry::ArrayMeta::new(src.dtype, chunk.clone());
+    let mut pipeline = roibin_compressors::pipeline(graph, &chunk_meta)?;
+    let host = tuning::host();
+    if let Some(entry) = tuning.and_then(|t| t.find(pipeline.stored_spec(), src.dtype, &chunk, &host)) {
+        if !given_chunk && entry.chunk != chunk {
+            chunk = entry.chunk.clone();
+            chunk[0] = chunk[0].min(src.shape[0]).max(1);
+            chunk_meta = roibin_registry::ArrayMeta::new(src.dtype, chunk.clone());
+        }
+        if tasks == 0 {
+            tasks = entry.tasks;
+        }
+        let mut tuned = pipeline.canonical().clone();
+        entry.apply(&mut tuned)?;
+        pipeline = roibin_compressors::pipeline(&tuned, &chunk_meta)?;
+        eprintln!(
+            "tuned for {host}: chunk {chunk:?}, {tasks} tasks, `{}`",
+            pipeline.canonical()
+        );
+    }
+    // The dataset keeps the spec without run-time options: the file is the same whatever
+    // allocation wrote it, and readers/appenders pick their own threads.
+    let cd = h5roibin::cdvalues::resolve(&graph.without_option("threads").to_string(), &chunk_meta)?
+        .to_words()?;
     let out = File::open_rw(fo)?;
     let dst = out.create_dataset(
         dout,
