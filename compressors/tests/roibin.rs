@@ -313,3 +313,32 @@ fn bin_averages_partial_edges_and_skips_non_finite() {
     let back = floats(&p.decode(&enc).unwrap());
     assert_eq!(back, vec![3.0, 3.0, 15.0, 3.0, 3.0, 15.0, 8.0, 8.0, 30.0]);
 }
+
+/// Canonicalising a canonical spec changes nothing (tuning files and the plugin key on it), and
+/// the spec a chunk stores leaves out run-time `threads`, so any allocation writes the same bytes.
+#[test]
+fn canonical_specs_are_fixed_points_and_chunks_ignore_threads() {
+    let meta = ArrayMeta::new(DType::F32, vec![2, 64, 48]);
+    let kind = DataKind::Array(meta.clone());
+    for spec in [
+        "roibin(exact_above=250,background=bin(2,2)|sz(abs=90))",
+        "roibin(roi=4,peaks=pfv3(rank=2),background=bin(2,2)|zfp(accuracy=1))",
+        "roibin(background=bin(2,2)|sz(abs=90),threads=2,peaks=pf8(threads=1))",
+        "sz(abs=1,threads=2)",
+        "chunked(block=1000,codec=shuffle|zstd(5,threads=1))",
+        "auto",
+    ] {
+        let once = Pipeline::from_spec(spec, &kind).unwrap();
+        let twice = Pipeline::build(once.canonical(), &kind, "").unwrap();
+        assert_eq!(once.canonical(), twice.canonical(), "{spec}");
+        assert!(!once.stored_spec().contains("threads"), "{spec}");
+    }
+    let data: Vec<u8> = (0..meta.len())
+        .flat_map(|i| ((i % 97) as f32 * 3.5).to_le_bytes())
+        .collect();
+    let enc = |spec: &str| encode_chunk(spec, &meta, &data).unwrap();
+    assert_eq!(
+        enc("roibin(background=bin(2,2)|sz(abs=9),threads=1,peaks=pf8(threads=1))"),
+        enc("roibin(background=bin(2,2)|sz(abs=9,threads=2),peaks=pf8(threads=2))")
+    );
+}

@@ -220,7 +220,10 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
             "cd_values were not resolved by set_local; create the dataset through HDF5".into(),
         ));
     };
-    let p = tuned(roibin_compressors::pipeline(&spec.parse()?, &chunk)?, &chunk);
+    let p = tuned(
+        roibin_compressors::pipeline(&spec.parse()?, &chunk)?,
+        &chunk,
+    );
     let p = Arc::new(p);
     *cache = Some((cd.to_vec(), p.clone(), chunk.clone()));
     Ok((p, chunk))
@@ -266,12 +269,19 @@ fn tuned(pipeline: Pipeline, chunk: &ArrayMeta) -> Pipeline {
     match rebuilt {
         Ok(p) => {
             if verbose {
-                warn(format!("tuned `{}` for {chunk}: {}", p.stored_spec(), p.canonical()));
+                warn(format!(
+                    "tuned `{}` for {chunk}: {}",
+                    p.stored_spec(),
+                    p.canonical()
+                ));
             }
             p
         }
         Err(e) => {
-            warn(format!("ignoring tuning for `{}`: {e}", pipeline.stored_spec()));
+            warn(format!(
+                "ignoring tuning for `{}`: {e}",
+                pipeline.stored_spec()
+            ));
             pipeline
         }
     }

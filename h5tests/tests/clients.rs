@@ -394,3 +394,160 @@ fn roibin_graphs_through_h5py_and_h5repack_on_cxi_layouts() {
     ));
     assert!(stdout(&out).contains("roibin h5 ok"), "{}", stdout(&out));
 }
+
+/// Tasks and stage threads change how fast a file is written, never its bytes; autotune
+/// writes a tuning file that `roibin compress` and the plugin (ROIBIN_TUNING) both read.
+#[test]
+fn allocations_give_identical_files_and_tuning_files_are_read() {
+    let dir = scratch("tuning");
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    ok(roibin(&[
+        "synth",
+        "--layout",
+        "jungfrau",
+        "--frames",
+        "4",
+        &d("jf.h5"),
+    ]));
+    let input = format!("{}:/entry_1/data_1/data", d("jf.h5"));
+    let spec = format!(
+        "roibin(peaks=pf8(mask=\"{}\",radius=\"{}\"),background=bin(2,2)|sz(abs=90))",
+        d("jf.mask.npy"),
+        d("jf.radius.npy")
+    );
+    let compress = |out: &str, extra: &[&str]| {
+        let mut args = vec!["compress", &input, out, "--spec", &spec];
+        args.extend_from_slice(extra);
+        let o = ok(roibin(&args));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let serial = d("serial.h5");
+    let log = compress(
+        &serial,
+        &[
+            "--tasks",
+            "1",
+            "--set",
+            "roibin:threads=1",
+            "--set",
+            "roibin/peaks/pf8:threads=1",
+            "--set",
+            "roibin/background/sz:threads=1",
+        ],
+    );
+    // The summary names the time inside each stage.
+    for stage in ["pf8 ", "bin ", "sz ", "roibin "] {
+        assert!(log.contains(stage), "no time for {stage} in:\n{log}");
+    }
+    for (name, extra) in [
+        ("default.h5", vec![]),
+        (
+            "wide.h5",
+            vec![
+                "--tasks",
+                "3",
+                "--set",
+                "roibin/peaks/pf8:threads=2",
+                "--set",
+                "roibin/background/bin:threads=2",
+            ],
+        ),
+    ] {
+        compress(&d(name), &extra);
+        let (a, b) = (
+            std::fs::read(&serial).unwrap(),
+            std::fs::read(d(name)).unwrap(),
+        );
+        assert!(a == b, "{name} differs from the serial file");
+    }
+
+    // A short search; the file it writes is what compress and the plugin read.
+    let tune = d("tune.json");
+    let out = ok(roibin(&[
+        "autotune",
+        &input,
+        "--spec",
+        &spec,
+        "--frames",
+        "4",
+        "--budget",
+        "20",
+        "--max-evals",
+        "5",
+        "--repeats",
+        "1",
+        "-o",
+        &tune,
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(report["evaluations"].as_u64().unwrap() >= 2, "{report}");
+    assert!(report["speedup"].as_f64().unwrap() >= 1.0, "{report}");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tune).unwrap()).unwrap();
+    let entry = &mut file["entries"][0];
+    assert_eq!(entry["dtype"], "f32");
+    assert_eq!(entry["chunk"][1], 4096);
+    // Pin an allocation that differs from every default, so reading it is visible.
+    entry["chunk"] = serde_json::json!([2, 4096, 1024]);
+    entry["tasks"] = 1.into();
+    entry["threads"] = serde_json::json!({"roibin/peaks/pf8": 1, "roibin/background/sz": 1});
+    std::fs::write(&tune, file.to_string()).unwrap();
+    let log = compress(&d("tuned.h5"), &["--tuning", &tune]);
+    assert!(
+        log.contains("tuned for") && log.contains("chunk [2, 4096, 1024], 1 tasks"),
+        "{log}"
+    );
+    let info = stdout(&ok(roibin(&["info", &d("tuned.h5")])));
+    assert!(info.contains("chunks [2, 4096, 1024]"), "{info}");
+
+    // The plugin: same tuning through ROIBIN_TUNING, one frame per chunk (the frame-shape
+    // entry applies its threads); chunks byte-identical to an untuned write.
+    let write = |out: &str, tuning: Option<&str>| {
+        let mut c = python(
+            "tuning.py",
+            &["write", &d("jf.h5"), "/entry_1/data_1/data", out, &spec],
+        );
+        c.env("ROIBIN_VERBOSE", "1");
+        match tuning {
+            Some(t) => c.env("ROIBIN_TUNING", t),
+            None => c.env_remove("ROIBIN_TUNING"),
+        };
+        let o = ok(c);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let log = write(&d("plain_py.h5"), None);
+    assert!(!log.contains("tuned"), "{log}");
+    let log = write(&d("tuned_py.h5"), Some(&tune));
+    assert!(
+        log.contains("tuned `") && log.contains("pf8(") && log.contains("threads=1"),
+        "the plugin did not apply the tuning file:\n{log}"
+    );
+    ok(python(
+        "tuning.py",
+        &["same-chunks", &d("plain_py.h5"), &d("tuned_py.h5"), "data"],
+    ));
+    // A broken tuning file costs a warning, never a failed write.
+    std::fs::write(d("broken.json"), "{ not json").unwrap();
+    let log = write(&d("broken_py.h5"), Some(&d("broken.json")));
+    assert!(
+        log.contains("ignoring ROIBIN_TUNING") && log.contains("broken.json"),
+        "{log}"
+    );
+    ok(python(
+        "tuning.py",
+        &["same-chunks", &d("plain_py.h5"), &d("broken_py.h5"), "data"],
+    ));
+    // compress refuses a broken file it was pointed at: the user asked for it explicitly.
+    let (code, _, err) = run(roibin(&[
+        "compress",
+        &input,
+        &d("x.h5"),
+        "--spec",
+        &spec,
+        "--tuning",
+        &d("broken.json"),
+    ]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a roibin tuning file"), "{err}");
+}

@@ -66,6 +66,19 @@ impl Pipeline {
                     });
                 }
             }
+            // Declared order, children included, so that canonicalising is idempotent (a child
+            // equal to its default is omitted by `to_stage` and appended here).
+            let rank = |a: &Arg| match &a.name {
+                None => 0,
+                Some(n) => {
+                    1 + info
+                        .options
+                        .iter()
+                        .position(|o| o.name == n)
+                        .unwrap_or(usize::MAX - 1)
+                }
+            };
+            canon.args.sort_by_key(rank);
             canonical.stages.push(canon);
             stages.push(codec);
             names.push(info.name);

@@ -30,6 +30,8 @@ enum Cmd {
     Synth(cmd::synth::Args),
     /// Science check of a lossy graph on detector frames: peaks, intensities, background, speed
     Bench(cmd::bench::Args),
+    /// Search tasks, stage threads and frames per chunk for a spec; write a tuning file
+    Autotune(cmd::autotune::Args),
     /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
     Demo(cmd::demo::Args),
 }
@@ -45,6 +47,7 @@ fn main() {
         Cmd::Synth(a) => cmd::synth::run(a),
         Cmd::Demo(a) => cmd::demo::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
+        Cmd::Autotune(a) => cmd::autotune::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

@@ -200,8 +200,7 @@ impl Search {
 
     /// Whether the region around the current best was searched without success often enough.
     fn local_done(&self) -> bool {
-        self.stalled.1 >= STALL
-            && self.best().is_some_and(|(b, _)| *b == self.stalled.0)
+        self.stalled.1 >= STALL && self.best().is_some_and(|(b, _)| *b == self.stalled.0)
     }
 
     fn max_extent(&self) -> usize {
@@ -243,20 +242,17 @@ impl Search {
     /// of `limit` (less those tried).
     fn candidates(&mut self, limit: usize) -> Vec<Point> {
         if self.size() <= limit {
+            let hi: Vec<usize> = self.dims.iter().map(|d| d.values.len() - 1).collect();
+            let lo = vec![0; hi.len()];
             let mut out = vec![];
-            let mut p = vec![0; self.dims.len()];
-            'all: loop {
+            let mut p = lo.clone();
+            loop {
                 if !self.seen.contains(&p) {
                     out.push(p.clone());
                 }
-                for d in 0..p.len() {
-                    p[d] += 1;
-                    if p[d] < self.dims[d].values.len() {
-                        continue 'all;
-                    }
-                    p[d] = 0;
+                if !advance(&mut p, &lo, &hi) {
+                    break;
                 }
-                break;
             }
             out
         } else {
@@ -270,11 +266,7 @@ impl Search {
 
     /// The untried point with the lowest Lipschitz lower bound.
     fn global(&mut self) -> Option<Point> {
-        let xs: Vec<(Vec<f64>, f64)> = self
-            .tried
-            .iter()
-            .map(|(p, y)| (self.unit(p), *y))
-            .collect();
+        let xs: Vec<(Vec<f64>, f64)> = self.tried.iter().map(|(p, y)| (self.unit(p), *y)).collect();
         // K: the steepest slope seen (over the unit cube).
         let mut slopes = vec![];
         for i in 0..xs.len() {
@@ -329,38 +321,30 @@ impl Search {
         near.sort_by(|a, b| a.0.total_cmp(&b.0));
         near.truncate(2 * Quadratic::params(n, true));
         let model = Quadratic::fit(&near, &centre, n);
-        let r = self.radius as isize;
+        let r = self.radius;
+        let lo: Vec<usize> = centre.iter().map(|&c| c.saturating_sub(r)).collect();
+        let hi: Vec<usize> = centre
+            .iter()
+            .zip(&self.dims)
+            .map(|(&c, d)| (c + r).min(d.values.len() - 1))
+            .collect();
         let mut best: Option<(f64, Point)> = None;
         // Every untried point of the box (small: radius ≤ a few steps per axis), scored by the
         // model; without a model, the untried point closest to the centre.
-        let mut offs = vec![-r; n];
-        'all: loop {
-            let p: Option<Point> = centre
-                .iter()
-                .zip(&offs)
-                .zip(&self.dims)
-                .map(|((&c, &o), d)| {
-                    let v = c as isize + o;
-                    (v >= 0 && (v as usize) < d.values.len()).then_some(v as usize)
-                })
-                .collect();
-            if let Some(p) = p.filter(|p| !self.seen.contains(p)) {
+        let mut p = lo.clone();
+        loop {
+            if !self.seen.contains(&p) {
                 let score = match &model {
                     Some(m) => m.predict(&p, &centre),
-                    None => offs.iter().map(|&o| (o * o) as f64).sum(),
+                    None => Quadratic::offset(&p, &centre).iter().map(|o| o * o).sum(),
                 };
                 if best.as_ref().is_none_or(|b| score < b.0) {
-                    best = Some((score, p));
+                    best = Some((score, p.clone()));
                 }
             }
-            for d in 0..n {
-                offs[d] += 1;
-                if offs[d] <= r {
-                    continue 'all;
-                }
-                offs[d] = -r;
+            if !advance(&mut p, &lo, &hi) {
+                break;
             }
-            break;
         }
         if best.is_none() {
             // The box is exhausted: widen it for next time.
@@ -368,6 +352,18 @@ impl Search {
         }
         best.map(|b| b.1)
     }
+}
+
+/// Step `p` to the next point of the box `lo..=hi` (odometer order); false after the last.
+fn advance(p: &mut [usize], lo: &[usize], hi: &[usize]) -> bool {
+    for ((x, &l), &h) in p.iter_mut().zip(lo).zip(hi) {
+        if *x < h {
+            *x += 1;
+            return true;
+        }
+        *x = l;
+    }
+    false
 }
 
 fn dist(a: &[f64], b: &[f64]) -> f64 {
@@ -441,7 +437,11 @@ impl Quadratic {
                 }
             }
         }
-        let scale = ata.iter().enumerate().map(|(i, r)| r[i]).fold(0.0, f64::max);
+        let scale = ata
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r[i])
+            .fold(0.0, f64::max);
         for (i, r) in ata.iter_mut().enumerate().skip(1) {
             r[i] += 1e-6 * scale.max(1.0);
         }
@@ -459,12 +459,14 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(col, piv);
         b.swap(col, piv);
-        for r in col + 1..n {
-            let f = a[r][col] / a[col][col];
-            for c in col..n {
-                a[r][c] -= f * a[col][c];
+        let (top, rest) = a.split_at_mut(col + 1);
+        let pivot = &top[col];
+        for (r, row) in rest.iter_mut().enumerate() {
+            let f = row[col] / pivot[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot[col..]) {
+                *x -= f * p;
             }
-            b[r] -= f * b[col];
+            b[col + 1 + r] -= f * b[col];
         }
     }
     let mut x = vec![0.0; n];
@@ -486,8 +488,10 @@ mod tests {
     fn allocation_cost(v: &[usize], noise: Option<&mut Rng>) -> f64 {
         let (tasks, t_find, t_codec, fpc) = (v[0] as f64, v[1] as f64, v[2] as f64, v[3] as f64);
         let cores = 16.0;
-        let find = 0.7 / (tasks * t_find).min(cores) * (1.0 + 0.15 * ((tasks * t_find) / cores - 1.0).max(0.0));
-        let codec = 0.3 / (tasks * t_codec).min(cores) * (1.0 + 0.3 * ((tasks * t_codec) / cores - 1.0).max(0.0));
+        let find = 0.7 / (tasks * t_find).min(cores)
+            * (1.0 + 0.15 * ((tasks * t_find) / cores - 1.0).max(0.0));
+        let codec = 0.3 / (tasks * t_codec).min(cores)
+            * (1.0 + 0.3 * ((tasks * t_codec) / cores - 1.0).max(0.0));
         let per_chunk = 0.004 / fpc + 0.0004 * (fpc / 16.0 - 1.0).max(0.0);
         let imbalance = 0.002 * ((tasks - 8.0) / 8.0).powi(2);
         let jitter = noise.map_or(0.0, |r| 0.03 * (2.0 * r.f64() - 1.0));
@@ -499,7 +503,10 @@ mod tests {
             Dim::of("tasks", ladder(32)),
             Dim::of("find threads", ladder(16)),
             Dim::of("codec threads", ladder(16)),
-            Dim::of("frames per chunk", vec![1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]),
+            Dim::of(
+                "frames per chunk",
+                vec![1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64],
+            ),
         ]
     }
 
@@ -593,6 +600,6 @@ mod tests {
         };
         let near: Vec<(f64, &Point, f64)> = pts.iter().map(|p| (0.0, p, f(p))).collect();
         let q = Quadratic::fit(&near, &centre, 2).unwrap();
-        assert!((q.predict(&vec![7, 3], &centre) - 1.0).abs() < 1e-3);
+        assert!((q.predict(&[7, 3], &centre) - 1.0).abs() < 1e-3);
     }
 }

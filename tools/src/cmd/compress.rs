@@ -100,7 +100,10 @@ pub fn compress(a: CompressArgs) -> Result<()> {
         }
         None => None,
     };
-    let tuning = match a.tuning.or_else(|| std::env::var_os(tuning::ENV).map(Into::into)) {
+    let tuning = match a
+        .tuning
+        .or_else(|| std::env::var_os(tuning::ENV).map(Into::into))
+    {
         Some(path) => Some(TuningFile::load(&path)?),
         None => None,
     };
@@ -166,7 +169,9 @@ pub fn compress_dataset(
     let mut chunk_meta = roibin_registry::ArrayMeta::new(src.dtype, chunk.clone());
     let mut pipeline = roibin_compressors::pipeline(graph, &chunk_meta)?;
     let host = tuning::host();
-    if let Some(entry) = tuning.and_then(|t| t.find(pipeline.stored_spec(), src.dtype, &chunk, &host)) {
+    if let Some(entry) =
+        tuning.and_then(|t| t.find(pipeline.stored_spec(), src.dtype, &chunk, &host))
+    {
         if !given_chunk && entry.chunk != chunk {
             chunk = entry.chunk.clone();
             chunk[0] = chunk[0].min(src.shape[0]).max(1);
@@ -185,8 +190,9 @@ pub fn compress_dataset(
     }
     // The dataset keeps the spec without run-time options: the file is the same whatever
     // allocation wrote it, and readers/appenders pick their own threads.
-    let cd = h5roibin::cdvalues::resolve(&graph.without_option("threads").to_string(), &chunk_meta)?
-        .to_words()?;
+    let cd =
+        h5roibin::cdvalues::resolve(&graph.without_option("threads").to_string(), &chunk_meta)?
+            .to_words()?;
     let out = File::open_rw(fo)?;
     let dst = out.create_dataset(
         dout,

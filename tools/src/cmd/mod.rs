@@ -1,3 +1,4 @@
+pub mod autotune;
 pub mod bench;
 pub mod cdvalues;
 pub mod compress;
