@@ -9,8 +9,14 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+# `--mpi`: also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates its bindings
+# with bindgen) and the multi-rank tests.
+pkgs=(libhdf5-dev hdf5-tools pkg-config)
+if [[ "${1:-}" == "--mpi" ]]; then
+    pkgs+=(openmpi-bin libopenmpi-dev libclang-dev)
+fi
 need_apt=()
-for pkg in libhdf5-dev hdf5-tools pkg-config; do
+for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

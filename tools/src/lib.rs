@@ -8,3 +8,4 @@ pub mod h5io;
 pub mod maxlipo;
 pub mod synth;
 pub mod transcode;
+pub mod world;

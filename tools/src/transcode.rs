@@ -4,6 +4,7 @@
 
 use crate::grid::{pad, Grid};
 use crate::h5io::Dataset;
+use crate::world::World;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -88,13 +89,18 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Copy every chunk of `src` into `dst` (same shape and chunking), transformed.
+///
+/// Over several ranks (`world`), each round gives every rank `2 × tasks` consecutive chunks;
+/// rank 0 (the only one with a `dst`) writes its own and then each rank's, in chunk order, so
+/// the file is the one a single process writes.
 pub fn run(
     src: &Dataset,
-    dst: &Dataset,
+    dst: Option<&Dataset>,
     grid: &Grid,
     how: Transform<'_>,
     tasks: usize,
     peaks: Option<&[Vec<[f32; 2]>]>,
+    world: &World,
 ) -> Result<Report> {
     let start = Instant::now();
     roibin_registry::profile::enable();
@@ -106,21 +112,26 @@ pub fn run(
         chunks: grid.len(),
         ..Default::default()
     };
-    let pb = progress(
-        grid.len(),
-        match how {
-            Transform::Encode(_) => "compress",
-            Transform::Plain => "decompress",
-        },
-    );
-    for first in (0..grid.len()).step_by(batch) {
+    let pb = if world.is_root() {
+        progress(
+            grid.len(),
+            match how {
+                Transform::Encode(_) => "compress",
+                Transform::Plain => "decompress",
+            },
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let raw = |i: usize| (grid.extent(&grid.offset(i)).iter().product::<usize>() * elem) as u64;
+    for round in (0..grid.len()).step_by(batch * world.size()) {
+        let first = round + world.rank() * batch;
         let idx: Vec<usize> = (first..(first + batch).min(grid.len())).collect();
         let t = Instant::now();
         let mut items = Vec::with_capacity(idx.len());
         for &i in &idx {
             let off = grid.offset(i);
             let ext = grid.extent(&off);
-            report.raw_bytes += (ext.iter().product::<usize>() * elem) as u64;
             items.push(if direct {
                 Source::Encoded(src.read_raw_chunk(&off)?.0)
             } else {
@@ -133,55 +144,81 @@ pub fn run(
             items
                 .into_par_iter()
                 .zip(idx.par_iter())
-                .map(|(item, &i)| -> Result<Vec<u8>> {
-                    let data = match item {
-                        Source::Decoded(d) => d,
-                        Source::Encoded(e) => {
-                            container::decode(&e)
-                                .with_context(|| {
-                                    format!(
-                                        "chunk {:?} of the input does not decode",
-                                        grid.offset(i)
-                                    )
-                                })?
-                                .1
-                        }
-                    };
-                    Ok(match &how {
-                        Transform::Encode(p) => match peaks {
-                            // Writer-supplied centres for the chunk's frames (`peaks=given`).
-                            Some(all) => {
-                                let off = grid.offset(i);
-                                let (f0, nf) = if grid.chunk.len() >= 3 {
-                                    (off[0], grid.chunk[0])
-                                } else {
-                                    (0, 1)
-                                };
-                                let lists: Vec<Vec<[f32; 2]>> = (f0..f0 + nf)
-                                    .map(|f| all.get(f).cloned().unwrap_or_default())
-                                    .collect();
-                                roibin_compressors::detector::roibin::with_centres(lists, || {
-                                    container::encode_with(p, &chunk_meta, &data)
-                                })?
-                            }
-                            None => container::encode_with(p, &chunk_meta, &data)?,
-                        },
-                        Transform::Plain => data,
-                    })
-                })
+                .map(|(item, &i)| transform(item, i, grid, &how, &chunk_meta, peaks))
                 .collect::<Result<Vec<_>>>()
         })?;
         report.transform += t.elapsed();
+        let Some(dst) = dst else {
+            if !outs.is_empty() {
+                world.send(0, &crate::world::pack(&outs));
+            }
+            continue;
+        };
         let t = Instant::now();
-        for (bytes, &i) in outs.iter().zip(&idx) {
-            report.stored_bytes += bytes.len() as u64;
-            dst.write_raw_chunk(&grid.offset(i), bytes)?;
+        let mut write = |first: usize, outs: &[Vec<u8>]| -> Result<()> {
+            for (k, bytes) in outs.iter().enumerate() {
+                report.raw_bytes += raw(first + k);
+                report.stored_bytes += bytes.len() as u64;
+                dst.write_raw_chunk(&grid.offset(first + k), bytes)?;
+            }
+            pb.inc(outs.len() as u64);
+            Ok(())
+        };
+        write(first, &outs)?;
+        for rank in 1..world.size() {
+            let theirs = round + rank * batch;
+            if theirs >= grid.len() {
+                break;
+            }
+            let outs = crate::world::unpack(&world.receive(rank))?;
+            write(theirs, &outs)?;
         }
         report.write += t.elapsed();
-        pb.inc(idx.len() as u64);
     }
     pb.finish_and_clear();
     report.total = start.elapsed();
     report.stages = roibin_registry::profile::take();
     Ok(report)
+}
+
+/// Decode (when the source is ours) and transform one chunk.
+fn transform(
+    item: Source,
+    i: usize,
+    grid: &Grid,
+    how: &Transform<'_>,
+    chunk_meta: &ArrayMeta,
+    peaks: Option<&[Vec<[f32; 2]>]>,
+) -> Result<Vec<u8>> {
+    let data = match item {
+        Source::Decoded(d) => d,
+        Source::Encoded(e) => {
+            container::decode(&e)
+                .with_context(|| {
+                    format!("chunk {:?} of the input does not decode", grid.offset(i))
+                })?
+                .1
+        }
+    };
+    Ok(match how {
+        Transform::Encode(p) => match peaks {
+            // Writer-supplied centres for the chunk's frames (`peaks=given`).
+            Some(all) => {
+                let off = grid.offset(i);
+                let (f0, nf) = if grid.chunk.len() >= 3 {
+                    (off[0], grid.chunk[0])
+                } else {
+                    (0, 1)
+                };
+                let lists: Vec<Vec<[f32; 2]>> = (f0..f0 + nf)
+                    .map(|f| all.get(f).cloned().unwrap_or_default())
+                    .collect();
+                roibin_compressors::detector::roibin::with_centres(lists, || {
+                    container::encode_with(p, chunk_meta, &data)
+                })?
+            }
+            None => container::encode_with(p, chunk_meta, &data)?,
+        },
+        Transform::Plain => data,
+    })
 }

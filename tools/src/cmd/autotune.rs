@@ -9,6 +9,7 @@
 use crate::cmd::compress::{apply_sets, default_chunk};
 use crate::h5io::{self, File};
 use crate::maxlipo::{ladder, Dim, Search};
+use crate::world::World;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -281,6 +282,20 @@ impl Space {
         }
     }
 
+    /// The allocation with these values, in [`Space::values`] order.
+    pub fn from_values(&self, v: &[usize]) -> Allocation {
+        Allocation {
+            tasks: v[0],
+            threads: self
+                .stages
+                .iter()
+                .zip(&v[1..])
+                .map(|(s, &n)| (s.clone(), n))
+                .collect(),
+            fpc: v[v.len() - 1],
+        }
+    }
+
     pub fn values(&self, a: &Allocation) -> Vec<usize> {
         std::iter::once(a.tasks)
             .chain(a.threads.iter().map(|t| t.1))
@@ -306,6 +321,14 @@ pub struct Outcome {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let world = World::init();
+    match run_on(a, &world) {
+        Err(e) if world.size() > 1 => world.fail(&e),
+        r => r,
+    }
+}
+
+fn run_on(a: Args, world: &World) -> Result<()> {
     let (file, dset) = h5io::split_target(&a.input);
     let dset = dset.with_context(|| format!("`{}`: name the dataset as FILE:DATASET", a.input))?;
     let graph = apply_sets(&a.spec, &a.set)?;
@@ -330,17 +353,23 @@ pub fn run(a: Args) -> Result<()> {
         fpc: sample.default_fpc,
     };
     let mut search = Search::new(space.dims.clone(), a.seed);
-    eprintln!(
-        "tuning `{canonical}` on {} frames of {:?} {} ({} MB) over {} allocations \
-         (tasks × {} stage threads × frames per chunk), budget {:.0} s",
-        sample.frames,
-        sample.frame,
-        sample.dtype,
-        sample.bytes.len() / 1_000_000,
-        search.size(),
-        stages.len(),
-        a.budget
-    );
+    if world.is_root() {
+        eprintln!(
+            "tuning `{canonical}` on {} frames of {:?} {} ({} MB) over {} allocations \
+             (tasks × {} stage threads × frames per chunk), budget {:.0} s{}",
+            sample.frames,
+            sample.frame,
+            sample.dtype,
+            sample.bytes.len() / 1_000_000,
+            search.size(),
+            stages.len(),
+            a.budget,
+            match world.size() {
+                1 => String::new(),
+                n => format!(", {n} candidates at a time over {n} ranks"),
+            }
+        );
+    }
 
     let with_decode = a.max_decode_ms.is_some();
     let feasible = |m: &Measured| {
@@ -356,65 +385,117 @@ pub fn run(a: Args) -> Result<()> {
     measure(&sample, &canonical, &default, 1, |_| false, false)?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.budget);
-    let pb = ProgressBar::new(a.max_evals as u64);
+    let pb = match world.is_root() {
+        true => ProgressBar::new(a.max_evals as u64),
+        false => ProgressBar::hidden(),
+    };
     pb.set_style(
         ProgressStyle::with_template("autotune [{bar:30}] {pos}/{len} {msg}")
             .expect("template")
             .progress_chars("=> "),
     );
     let mut best: Option<(Allocation, Measured)> = None;
-    let mut evaluate = |search: &mut Search, alloc: Allocation, point: Vec<usize>| -> Result<()> {
-        let bar = best.as_ref().map(|b| b.1.secs_per_frame);
-        let m = measure(
-            &sample,
-            &canonical,
-            &alloc,
-            a.repeats,
-            |t| bar.is_none_or(|b| t < b * 1.15),
-            with_decode,
-        )?;
-        search.tell(point, score(&m));
-        let better = best.as_ref().is_none_or(|(_, b)| score(&m) < score(b));
-        if better {
-            pb.set_message(format!(
-                "best {:.1} ms/frame: {alloc}",
-                m.secs_per_frame * 1e3
-            ));
-            best = Some((alloc, m));
-        }
-        pb.inc(1);
-        Ok(())
-    };
     let p0 = search
         .point_of(&space.values(&default))
         .context("default allocation outside the searched lattice")?;
-    evaluate(&mut search, default.clone(), p0)?;
-    while search.evaluated() < a.max_evals && Instant::now() < deadline {
-        let Some(p) = search.ask() else { break };
-        let alloc = space.allocation(&search, &p);
-        evaluate(&mut search, alloc, p)?;
+    // Rounds: rank 0 asks one candidate per rank (the default first), every rank measures its
+    // own, all results come back to rank 0's search. One process: one candidate a round.
+    let mut pending = Some(p0);
+    loop {
+        let mut points: Vec<Vec<usize>> = vec![];
+        let mut msg: Vec<f64> = vec![];
+        if world.is_root() {
+            let open = search.evaluated() < a.max_evals && Instant::now() < deadline;
+            while open && points.len() < world.size() {
+                match pending.take().or_else(|| search.ask()) {
+                    Some(p) => points.push(p),
+                    None => break,
+                }
+            }
+            let bar = best.as_ref().map_or(f64::INFINITY, |b| b.1.secs_per_frame);
+            msg = vec![points.len() as f64, bar];
+            for p in &points {
+                let alloc = space.allocation(&search, p);
+                msg.extend(space.values(&alloc).iter().map(|&v| v as f64));
+            }
+        }
+        world.broadcast(&mut msg);
+        let (n, bar) = (msg[0] as usize, msg[1]);
+        if n == 0 {
+            break;
+        }
+        let width = space.dims.len();
+        let mine = (world.rank() < n).then(|| {
+            let at = 2 + world.rank() * width;
+            let values: Vec<usize> = msg[at..at + width].iter().map(|&v| v as usize).collect();
+            space.from_values(&values)
+        });
+        let mut result = [f64::NAN; 4];
+        if let Some(alloc) = &mine {
+            let m = measure(
+                &sample,
+                &canonical,
+                alloc,
+                a.repeats,
+                |t| t < bar * 1.15,
+                with_decode,
+            )?;
+            result = [
+                m.secs_per_frame,
+                m.ratio,
+                m.decode_ms.unwrap_or(f64::NAN),
+                m.runs as f64,
+            ];
+        }
+        let all = world.all_gather(&result);
+        for (k, p) in points.into_iter().enumerate() {
+            let r = &all[4 * k..4 * k + 4];
+            let m = Measured {
+                secs_per_frame: r[0],
+                ratio: r[1],
+                decode_ms: (!r[2].is_nan()).then_some(r[2]),
+                runs: r[3] as usize,
+            };
+            let alloc = space.allocation(&search, &p);
+            search.tell(p, score(&m));
+            if best.as_ref().is_none_or(|(_, b)| score(&m) < score(b)) {
+                pb.set_message(format!(
+                    "best {:.1} ms/frame: {alloc}",
+                    m.secs_per_frame * 1e3
+                ));
+                best = Some((alloc, m));
+            }
+            pb.inc(1);
+        }
+    }
+    if !world.is_root() {
+        return Ok(());
     }
     pb.finish_and_clear();
     let search_seconds = start.elapsed().as_secs_f64();
     let evaluations = search.evaluated();
     let (best_alloc, _) = best.context("no allocation was measured")?;
 
-    // Tuned vs default, interleaved so drifts in machine load hit both alike.
+    // Tuned vs default, interleaved so drifts in machine load hit both alike. When the search
+    // found nothing better than the default, the default stands and the speed-up is 1.
     let confirm = a.repeats.max(3) + 2;
     let (mut d_runs, mut b_runs) = (vec![], vec![]);
-    let mut best_m = None;
+    let (mut d_m, mut b_m) = (None, None);
     for _ in 0..confirm {
-        d_runs.push(measure(&sample, &canonical, &default, 1, |_| false, false)?.secs_per_frame);
-        let m = measure(&sample, &canonical, &best_alloc, 1, |_| false, with_decode)?;
-        b_runs.push(m.secs_per_frame);
-        best_m = Some(m);
+        let m = measure(&sample, &canonical, &default, 1, |_| false, with_decode)?;
+        d_runs.push(m.secs_per_frame);
+        d_m = Some(m);
+        if best_alloc != default {
+            let m = measure(&sample, &canonical, &best_alloc, 1, |_| false, with_decode)?;
+            b_runs.push(m.secs_per_frame);
+            b_m = Some(m);
+        }
     }
-    let (d, b) = (median(&mut d_runs), median(&mut b_runs));
-    let best_m = best_m.expect("confirm runs at least once");
-    let (chosen, chosen_spf) = if b < d && feasible(&best_m) {
-        (best_alloc, b)
-    } else {
-        (default.clone(), d)
+    let d = median(&mut d_runs);
+    let d_m = d_m.expect("confirm runs at least once");
+    let (chosen, chosen_spf, best_m) = match b_m {
+        Some(m) if median(&mut b_runs) < d && feasible(&m) => (best_alloc, median(&mut b_runs), m),
+        _ => (default.clone(), d, d_m),
     };
 
     let path = a

@@ -1,6 +1,7 @@
 use crate::grid::Grid;
 use crate::h5io::{self, File};
 use crate::transcode::{self, Transform};
+use crate::world::World;
 use anyhow::{bail, Context, Result};
 use roibin_registry::tuning::{self, TuningFile};
 use roibin_registry::{spec::Value, Graph};
@@ -81,6 +82,14 @@ pub fn apply_sets(spec: &str, sets: &[String]) -> Result<Graph> {
 }
 
 pub fn compress(a: CompressArgs) -> Result<()> {
+    let world = World::init();
+    match compress_on(a, &world) {
+        Err(e) if world.size() > 1 => world.fail(&e),
+        r => r,
+    }
+}
+
+fn compress_on(a: CompressArgs, world: &World) -> Result<()> {
     h5io::register_filter()?;
     let (fi, di, fo, dout) = targets(&a.input, &a.output)?;
     let mut graph = apply_sets(&a.spec, &a.set)?;
@@ -118,10 +127,16 @@ pub fn compress(a: CompressArgs) -> Result<()> {
             tasks: a.tasks,
             peaks: peaks.as_deref(),
             tuning: tuning.as_ref(),
+            world: Some(world),
         },
     )?;
-    eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
-    report.print("compressed");
+    if world.is_root() {
+        eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
+        if world.size() > 1 {
+            eprintln!("  {} ranks; times are rank 0's", world.size());
+        }
+        report.print("compressed");
+    }
     Ok(())
 }
 
@@ -136,6 +151,8 @@ pub struct Layout<'a> {
     pub peaks: Option<&'a [Vec<[f32; 2]>]>,
     /// Tuned allocations to pick from (frames per chunk, tasks, stage threads).
     pub tuning: Option<&'a TuningFile>,
+    /// The ranks sharing the work (rank 0 writes); `None`: this process alone.
+    pub world: Option<&'a World>,
 }
 
 /// Compress `fi:di` into a new dataset `fo:dout` with `graph`; returns the report and the canonical spec.
@@ -152,7 +169,10 @@ pub fn compress_dataset(
         mut tasks,
         peaks,
         tuning,
+        world,
     } = how;
+    let single = World::init_single();
+    let world = world.unwrap_or(&single);
     if fo == fi {
         bail!("write the output to another file than the input");
     }
@@ -183,36 +203,54 @@ pub fn compress_dataset(
         let mut tuned = pipeline.canonical().clone();
         entry.apply(&mut tuned)?;
         pipeline = roibin_compressors::pipeline(&tuned, &chunk_meta)?;
-        eprintln!(
-            "tuned for {host}: chunk {chunk:?}, {tasks} tasks, `{}`",
-            pipeline.canonical()
-        );
+        if world.is_root() {
+            eprintln!(
+                "tuned for {host}: chunk {chunk:?}, {tasks} tasks, `{}`",
+                pipeline.canonical()
+            );
+        }
     }
     // The dataset keeps the spec without run-time options: the file is the same whatever
     // allocation wrote it, and readers/appenders pick their own threads.
     let cd =
         h5roibin::cdvalues::resolve(&graph.without_option("threads").to_string(), &chunk_meta)?
             .to_words()?;
-    let out = File::open_rw(fo)?;
-    let dst = out.create_dataset(
-        dout,
-        src.dtype,
-        &src.shape,
-        &chunk,
-        &[(h5roibin::FILTER_ID, cd)],
-    )?;
+    // Rank 0 alone creates and writes the output; the others only read and encode.
+    let out = match world.is_root() {
+        true => Some(File::open_rw(fo)?),
+        false => None,
+    };
+    let dst = match &out {
+        Some(out) => Some(out.create_dataset(
+            dout,
+            src.dtype,
+            &src.shape,
+            &chunk,
+            &[(h5roibin::FILTER_ID, cd)],
+        )?),
+        None => None,
+    };
     let report = transcode::run(
         &src,
-        &dst,
+        dst.as_ref(),
         &Grid::new(&src.shape, &chunk),
         Transform::Encode(&pipeline),
         tasks,
         peaks,
+        world,
     )?;
     Ok((report, pipeline.canonical().to_string()))
 }
 
 pub fn decompress(a: DecompressArgs) -> Result<()> {
+    let world = World::init();
+    match decompress_on(a, &world) {
+        Err(e) if world.size() > 1 => world.fail(&e),
+        r => r,
+    }
+}
+
+fn decompress_on(a: DecompressArgs, world: &World) -> Result<()> {
     h5io::register_filter()?;
     let (fi, di, fo, dout) = targets(&a.input, &a.output)?;
     if fo == fi {
@@ -221,17 +259,26 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
     let inf = File::open(&fi)?;
     let src = inf.dataset(&di)?;
     let chunk = default_chunk(&src.shape, src.chunk.as_deref());
-    let out = File::open_rw(&fo)?;
-    let dst = out.create_dataset(&dout, src.dtype, &src.shape, &chunk, &[])?;
+    let out = match world.is_root() {
+        true => Some(File::open_rw(&fo)?),
+        false => None,
+    };
+    let dst = match &out {
+        Some(out) => Some(out.create_dataset(&dout, src.dtype, &src.shape, &chunk, &[])?),
+        None => None,
+    };
     let report = transcode::run(
         &src,
-        &dst,
+        dst.as_ref(),
         &Grid::new(&src.shape, &chunk),
         Transform::Plain,
         a.tasks,
         None,
+        world,
     )?;
-    report.print("decompressed");
+    if world.is_root() {
+        report.print("decompressed");
+    }
     Ok(())
 }
 
