@@ -45,7 +45,7 @@ impl Report {
             mb / secs,
         );
         eprintln!(
-            "  time per stage: read {:.2} s, {work} {:.2} s (parallel), write {:.2} s",
+            "  time per stage: read {:.2} s, {work} {:.2} s (parallel, overlaps reading), write {:.2} s",
             self.read.as_secs_f64(),
             self.transform.as_secs_f64(),
             self.write.as_secs_f64(),
@@ -124,57 +124,85 @@ pub fn run(
         ProgressBar::hidden()
     };
     let raw = |i: usize| (grid.extent(&grid.offset(i)).iter().product::<usize>() * elem) as u64;
-    for round in (0..grid.len()).step_by(batch * world.size()) {
-        let first = round + world.rank() * batch;
-        let idx: Vec<usize> = (first..(first + batch).min(grid.len())).collect();
-        let t = Instant::now();
-        let mut items = Vec::with_capacity(idx.len());
-        for &i in &idx {
-            let off = grid.offset(i);
-            let ext = grid.extent(&off);
-            items.push(if direct {
-                Source::Encoded(src.read_raw_chunk(&off)?.0)
-            } else {
-                Source::Decoded(pad(&src.read_box(&off, &ext)?, &ext, &grid.chunk, elem))
-            });
+    // A round is read (HDF5, this thread) while the previous one encodes (the pool, in a
+    // scoped thread), then the previous one is written (HDF5, this thread): reading overlaps
+    // encoding, and HDF5 is only ever called from here.
+    let rounds: Vec<usize> = (0..grid.len()).step_by(batch * world.size()).collect();
+    std::thread::scope(|scope| -> Result<()> {
+        let mut in_flight = None;
+        for round in rounds.iter().map(Some).chain([None]) {
+            let next = match round {
+                Some(&round) => {
+                    let first = round + world.rank() * batch;
+                    let idx: Vec<usize> = (first..(first + batch).min(grid.len())).collect();
+                    let t = Instant::now();
+                    let mut items = Vec::with_capacity(idx.len());
+                    for &i in &idx {
+                        let off = grid.offset(i);
+                        let ext = grid.extent(&off);
+                        items.push(if direct {
+                            Source::Encoded(src.read_raw_chunk(&off)?.0)
+                        } else {
+                            Source::Decoded(pad(
+                                &src.read_box(&off, &ext)?,
+                                &ext,
+                                &grid.chunk,
+                                elem,
+                            ))
+                        });
+                    }
+                    report.read += t.elapsed();
+                    let (how, chunk_meta) = (&how, &chunk_meta);
+                    let encoding = scope.spawn(move || {
+                        let t = Instant::now();
+                        let outs = threads::install(tasks, || {
+                            items
+                                .into_par_iter()
+                                .zip(idx.par_iter())
+                                .map(|(item, &i)| transform(item, i, grid, how, chunk_meta, peaks))
+                                .collect::<Result<Vec<Vec<u8>>>>()
+                        });
+                        (first, outs, t.elapsed())
+                    });
+                    Some((round, encoding))
+                }
+                None => None,
+            };
+            let Some((round, encoding)) = std::mem::replace(&mut in_flight, next) else {
+                continue;
+            };
+            let (first, outs, dt) = encoding.join().expect("the encoding thread panicked");
+            report.transform += dt;
+            let outs = outs?;
+            let Some(dst) = dst else {
+                if !outs.is_empty() {
+                    world.send(0, &crate::world::pack(&outs));
+                }
+                continue;
+            };
+            let t = Instant::now();
+            let mut write = |first: usize, outs: &[Vec<u8>]| -> Result<()> {
+                for (k, bytes) in outs.iter().enumerate() {
+                    report.raw_bytes += raw(first + k);
+                    report.stored_bytes += bytes.len() as u64;
+                    dst.write_raw_chunk(&grid.offset(first + k), bytes)?;
+                }
+                pb.inc(outs.len() as u64);
+                Ok(())
+            };
+            write(first, &outs)?;
+            for rank in 1..world.size() {
+                let theirs = round + rank * batch;
+                if theirs >= grid.len() {
+                    break;
+                }
+                let outs = crate::world::unpack(&world.receive(rank))?;
+                write(theirs, &outs)?;
+            }
+            report.write += t.elapsed();
         }
-        report.read += t.elapsed();
-        let t = Instant::now();
-        let outs: Vec<Vec<u8>> = threads::install(tasks, || {
-            items
-                .into_par_iter()
-                .zip(idx.par_iter())
-                .map(|(item, &i)| transform(item, i, grid, &how, &chunk_meta, peaks))
-                .collect::<Result<Vec<_>>>()
-        })?;
-        report.transform += t.elapsed();
-        let Some(dst) = dst else {
-            if !outs.is_empty() {
-                world.send(0, &crate::world::pack(&outs));
-            }
-            continue;
-        };
-        let t = Instant::now();
-        let mut write = |first: usize, outs: &[Vec<u8>]| -> Result<()> {
-            for (k, bytes) in outs.iter().enumerate() {
-                report.raw_bytes += raw(first + k);
-                report.stored_bytes += bytes.len() as u64;
-                dst.write_raw_chunk(&grid.offset(first + k), bytes)?;
-            }
-            pb.inc(outs.len() as u64);
-            Ok(())
-        };
-        write(first, &outs)?;
-        for rank in 1..world.size() {
-            let theirs = round + rank * batch;
-            if theirs >= grid.len() {
-                break;
-            }
-            let outs = crate::world::unpack(&world.receive(rank))?;
-            write(theirs, &outs)?;
-        }
-        report.write += t.elapsed();
-    }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     report.total = start.elapsed();
     report.stages = roibin_registry::profile::take();
