@@ -79,10 +79,11 @@ fn rows(extent: &[usize], chunk: &[usize], elem: usize, mut f: impl FnMut(usize,
     }
 }
 
-/// Place a clipped box into a zero-filled full chunk.
-pub fn pad(data: &[u8], extent: &[usize], chunk: &[usize], elem: usize) -> Vec<u8> {
+/// Place a clipped box into a zero-filled full chunk (a full box is returned as it is: no copy
+/// of a 16 MB frame on the writer's one HDF5 thread).
+pub fn pad(data: Vec<u8>, extent: &[usize], chunk: &[usize], elem: usize) -> Vec<u8> {
     if extent == chunk {
-        return data.to_vec();
+        return data;
     }
     let mut out = vec![0u8; chunk.iter().product::<usize>() * elem];
     rows(extent, chunk, elem, |s, d, n| {
@@ -102,7 +103,7 @@ mod tests {
         assert_eq!(g.offset(8), vec![4, 6]);
         assert_eq!(g.extent(&[4, 6]), vec![1, 1]);
         let data: Vec<u8> = (1..=6).collect(); // extent 2×3
-        let p = pad(&data, &[2, 3], &[3, 4], 1);
+        let p = pad(data, &[2, 3], &[3, 4], 1);
         assert_eq!(p, vec![1, 2, 3, 0, 4, 5, 6, 0, 0, 0, 0, 0]);
     }
 }

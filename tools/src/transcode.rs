@@ -143,12 +143,7 @@ pub fn run(
                         items.push(if direct {
                             Source::Encoded(src.read_raw_chunk(&off)?.0)
                         } else {
-                            Source::Decoded(pad(
-                                &src.read_box(&off, &ext)?,
-                                &ext,
-                                &grid.chunk,
-                                elem,
-                            ))
+                            Source::Decoded(pad(src.read_box(&off, &ext)?, &ext, &grid.chunk, elem))
                         });
                     }
                     report.read += t.elapsed();
