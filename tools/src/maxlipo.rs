@@ -2,10 +2,12 @@
 //! after dlib's `find_min_global` (Malherbe & Vayatis 2017, "Global optimization of Lipschitz
 //! functions"; King 2017, "A global optimization algorithm worth using").
 //!
-//! Odd steps are global: among points not yet tried, take the one whose Lipschitz lower bound
-//! `max_i f_i − K·‖x − x_i‖` is lowest, with `K` the steepest slope seen so far. Even steps are
-//! local: fit a separable quadratic to the points nearest the best one and take its minimum
-//! inside a box around it; the box doubles when that improves on the best and halves when not.
+//! Odd steps are global: among points not yet tried (all, or a random sample on large
+//! lattices), take the one whose Lipschitz lower bound `max_i f_i − K·‖x − x_i‖` is lowest,
+//! with `K` the steepest slope seen so far. Even steps are local: fit a quadratic to the tried
+//! points near the best one and take its minimum inside a box around it; the box doubles when
+//! that improves on the best and halves when not. A region that fails several times in a row
+//! only gets its untried axis neighbours (so the search ends on a coordinate-wise minimum).
 //! The global step finds the right basin in few evaluations, the local step finishes it, and no
 //! point is evaluated twice (timings are noisy: the caller repeats inside one evaluation).
 //!
@@ -96,7 +98,8 @@ pub struct Search {
     /// Trust-region half width, in lattice steps.
     radius: usize,
     /// Best value when the pending local step was asked, to grow or shrink the region.
-    local_from: Option<(Point, f64)>,
+    /// (and whether it was an axis neighbour, whose failures do not count as stalls).
+    local_from: Option<(Point, f64, bool)>,
     /// Local steps in a row that did not improve on the same best point: past a few, the
     /// region around it is done and every step goes global until another point leads.
     stalled: (Point, usize),
@@ -163,10 +166,11 @@ impl Search {
         self.step += 1;
         let p = if self.tried.len() < 2 {
             self.random_new()
-        } else if self.step % 2 == 0 && !self.local_done() {
-            match self.local() {
-                Some(p) => {
-                    self.local_from = self.best().map(|(b, y)| (b.clone(), y));
+        } else if self.step % 2 == 0 {
+            // A stalled region still gets its untried axis neighbours, never the box again.
+            match self.local(!self.local_done()) {
+                Some((p, neighbour)) => {
+                    self.local_from = self.best().map(|(b, y)| (b.clone(), y, neighbour));
                     Some(p)
                 }
                 None => self.global(),
@@ -181,11 +185,11 @@ impl Search {
 
     /// Record the value at `p` (lower is better). Points not handed out by `ask` are fine.
     pub fn tell(&mut self, p: Point, y: f64) {
-        if let Some((from, best)) = self.local_from.take() {
+        if let Some((from, best, neighbour)) = self.local_from.take() {
             if y < best {
                 self.radius = (self.radius * 2).min(self.max_extent());
                 self.stalled = (vec![], 0);
-            } else {
+            } else if !neighbour {
                 self.radius = (self.radius / 2).max(MIN_RADIUS);
                 if self.stalled.0 == from {
                     self.stalled.1 += 1;
@@ -301,26 +305,59 @@ impl Search {
     }
 
     /// Minimum of a separable quadratic fitted around the best point, inside the trust region.
-    fn local(&mut self) -> Option<Point> {
+    /// The local step around the best point: its untried axis neighbours first (a pattern
+    /// search, which cannot stop short of a coordinate-wise minimum), then the box of the trust
+    /// region, both ranked by a quadratic fitted to the points near the centre. Returns the
+    /// point and whether it was a neighbour.
+    fn local(&mut self, boxed_too: bool) -> Option<(Point, bool)> {
         let (centre, _) = self.best()?;
         let centre = centre.clone();
         let n = self.dims.len();
-        // Nearest points (in lattice steps) to the centre, twice the full model's parameters.
-        let mut near: Vec<(f64, &Point, f64)> = self
+        // Only points near the centre: far ones of a function that is not quadratic across the
+        // whole lattice would spoil the fit where it matters.
+        let reach = 2 * self.radius + 1;
+        let near: Vec<(f64, &Point, f64)> = self
             .tried
             .iter()
-            .map(|(p, y)| {
-                let d: f64 = p
-                    .iter()
-                    .zip(&centre)
-                    .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-                    .sum();
-                (d, p, *y)
-            })
+            .filter(|(p, _)| p.iter().zip(&centre).all(|(&a, &b)| a.abs_diff(b) <= reach))
+            .map(|(p, y)| (0.0, p, *y))
             .collect();
-        near.sort_by(|a, b| a.0.total_cmp(&b.0));
-        near.truncate(2 * Quadratic::params(n, true));
         let model = Quadratic::fit(&near, &centre, n);
+        let score = |p: &[usize]| match &model {
+            Some(m) => m.predict(p, &centre),
+            None => Quadratic::offset(p, &centre).iter().map(|o| o * o).sum(),
+        };
+        let seen = &self.seen;
+        let pick = |cands: Vec<Point>| {
+            cands
+                .into_iter()
+                .filter(|p| !seen.contains(p))
+                .map(|p| (score(&p), p))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|b| b.1)
+        };
+        let mut neighbours = vec![];
+        for d in 0..n {
+            if centre[d] > 0 {
+                let mut p = centre.clone();
+                p[d] -= 1;
+                neighbours.push(p);
+            }
+            if centre[d] + 1 < self.dims[d].values.len() {
+                let mut p = centre.clone();
+                p[d] += 1;
+                neighbours.push(p);
+            }
+        }
+        // Without a model (or past the box's usefulness), walk: the untried axis neighbours.
+        if model.is_none() || !boxed_too {
+            if let Some(p) = pick(neighbours.clone()) {
+                return Some((p, true));
+            }
+            if !boxed_too {
+                return None;
+            }
+        }
         let r = self.radius;
         let lo: Vec<usize> = centre.iter().map(|&c| c.saturating_sub(r)).collect();
         let hi: Vec<usize> = centre
@@ -328,29 +365,24 @@ impl Search {
             .zip(&self.dims)
             .map(|(&c, d)| (c + r).min(d.values.len() - 1))
             .collect();
-        let mut best: Option<(f64, Point)> = None;
-        // Every untried point of the box (small: radius ≤ a few steps per axis), scored by the
-        // model; without a model, the untried point closest to the centre.
+        // Every point of the box (small: radius ≤ a few steps per axis).
+        let mut boxed = vec![];
         let mut p = lo.clone();
         loop {
-            if !self.seen.contains(&p) {
-                let score = match &model {
-                    Some(m) => m.predict(&p, &centre),
-                    None => Quadratic::offset(&p, &centre).iter().map(|o| o * o).sum(),
-                };
-                if best.as_ref().is_none_or(|b| score < b.0) {
-                    best = Some((score, p.clone()));
-                }
-            }
+            boxed.push(p.clone());
             if !advance(&mut p, &lo, &hi) {
                 break;
             }
         }
-        if best.is_none() {
+        // With one, its minimum over the box; once the box is exhausted, the neighbours.
+        let found = pick(boxed)
+            .map(|p| (p, false))
+            .or_else(|| pick(neighbours).map(|p| (p, true)));
+        if found.is_none() {
             // The box is exhausted: widen it for next time.
             self.radius = (self.radius * 2).min(self.max_extent());
         }
-        best.map(|b| b.1)
+        found
     }
 }
 
@@ -567,6 +599,36 @@ mod tests {
             random > ours + 0.03,
             "random search {random:.3} vs maxlipo {ours:.3}"
         );
+    }
+
+    /// A smooth objective with a unique minimum off the lattice's edges: the search must land
+    /// on exactly that point, with 60 of 9 720 evaluations, from every seed.
+    #[test]
+    fn lands_exactly_on_a_unique_optimum() {
+        let want = [6, 4, 3, 12];
+        for seed in 1..=6 {
+            let mut s = Search::new(space(), seed);
+            let values = |s: &Search, p: &[usize]| -> Vec<f64> {
+                (0..4).map(|d| (s.value(p, d) as f64).log2()).collect()
+            };
+            let target: Vec<f64> = want.iter().map(|&v| (v as f64).log2()).collect();
+            while s.evaluated() < 60 {
+                let p = s.ask().unwrap();
+                let x = values(&s, &p);
+                // A tilted bowl in log space: axes interact (x0 + x1 is what matters most).
+                let (a, b, c, d) = (
+                    x[0] - target[0],
+                    x[1] - target[1],
+                    x[2] - target[2],
+                    x[3] - target[3],
+                );
+                let y = (a + b).powi(2) * 4.0 + (a - b).powi(2) + c * c + 0.5 * d * d + 0.3 * a * c;
+                s.tell(p, y);
+            }
+            let (best, _) = s.best().unwrap();
+            let got: Vec<usize> = (0..4).map(|d| s.value(best, d)).collect();
+            assert_eq!(got, want, "seed {seed}");
+        }
     }
 
     #[test]
