@@ -798,8 +798,13 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
         fill: c.float("fill").unwrap_or(0.0),
         panel_rows: c.int("panel_rows").unwrap_or(0) as usize,
         min_peaks: c.int("min_peaks").unwrap_or(0) as usize,
-        keep_masked: c.word("masked") == Some("keep"),
-        exact_above: c.float("exact_above"),
+        // Only roibin declares these: they decide what its background keeps (roi has none).
+        keep_masked: background && c.word("masked") == Some("keep"),
+        exact_above: if background {
+            c.float("exact_above")
+        } else {
+            None
+        },
         masked: Mutex::new(None),
         threads: c.int("threads").unwrap_or(0) as usize,
         path: c.path.clone(),
