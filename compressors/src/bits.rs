@@ -47,6 +47,18 @@ impl BitWriter {
         }
     }
 
+    /// A writer appending to `buf` (cleared first): pass a buffer kept from the last use and
+    /// take it back from [`BitWriter::finish`], and writing allocates nothing once it is big
+    /// enough.
+    pub fn over(mut buf: Vec<u8>) -> BitWriter {
+        buf.clear();
+        BitWriter {
+            out: buf,
+            acc: 0,
+            n: 0,
+        }
+    }
+
     /// Number of bits written so far.
     pub fn bits(&self) -> u64 {
         self.out.len() as u64 * 8 + self.n as u64

@@ -20,25 +20,45 @@ pub fn encode(
     f: impl Fn(&[u8], &mut Vec<u8>) -> Result<()> + Sync,
 ) -> Result<()> {
     let block_len = if block == 0 { data.len().max(1) } else { block };
-    let parts: Vec<Vec<u8>> = threads::install(nthreads, || {
-        data.par_chunks(block_len)
-            .with_min_len(threads::min_len(block_len))
-            .map(|b| {
-                let mut o = Vec::with_capacity(b.len() / 2 + 64);
-                f(b, &mut o).map(|_| o)
-            })
-            .collect::<Result<_>>()
-    })?;
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(block as u32).to_le_bytes());
-    for p in &parts {
-        let len = u32::try_from(p.len()).map_err(|_| Error::Other("block too large".into()))?;
-        out.extend_from_slice(&len.to_le_bytes());
+    let nblocks = data.len().div_ceil(block_len);
+    // Each block's output goes to a buffer this thread keeps from chunk to chunk (their
+    // capacity survives), so after warm-up a chunk loop allocates none here.
+    with_parts(nblocks, |parts| {
+        threads::install(nthreads, || {
+            parts
+                .par_iter_mut()
+                .zip(data.par_chunks(block_len))
+                .with_min_len(threads::min_len(block_len))
+                .try_for_each(|(o, b)| {
+                    o.clear();
+                    f(b, o)
+                })
+        })?;
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(block as u32).to_le_bytes());
+        for p in parts.iter() {
+            let len = u32::try_from(p.len()).map_err(|_| Error::Other("block too large".into()))?;
+            out.extend_from_slice(&len.to_le_bytes());
+        }
+        for p in parts.iter() {
+            out.extend_from_slice(p);
+        }
+        Ok(())
+    })
+}
+
+/// `nblocks` output buffers kept per thread (a stack, for nested blocked codecs).
+fn with_parts<R>(nblocks: usize, f: impl FnOnce(&mut [Vec<u8>]) -> R) -> R {
+    thread_local! {
+        static PARTS: std::cell::RefCell<Vec<Vec<Vec<u8>>>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    for p in &parts {
-        out.extend_from_slice(p);
+    let mut parts = PARTS.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    if parts.len() < nblocks {
+        parts.resize_with(nblocks, Vec::new);
     }
-    Ok(())
+    let r = f(&mut parts[..nblocks]);
+    PARTS.with(|p| p.borrow_mut().push(parts));
+    r
 }
 
 /// Decode a stream written by [`encode`] into `dst`, which must be exactly the recorded size;

@@ -14,71 +14,120 @@ const MAX_LEN: u32 = 24;
 /// Bits resolved by the decoder's first-level table.
 const FAST: u32 = 11;
 
-/// Code lengths for `freq` (0 for unused symbols), each at most [`MAX_LEN`].
-fn code_lengths(freq: &[u64]) -> Vec<u8> {
-    let mut lens = vec![0u8; freq.len()];
-    let used: Vec<usize> = (0..freq.len()).filter(|&s| freq[s] > 0).collect();
-    if used.len() == 1 {
-        lens[used[0]] = 1;
-        return lens;
+/// Tables one thread reuses from piece to piece. `freq` and `lens` are kept all-zero between
+/// uses (only the used symbols are reset), so an alphabet of 2^16 costs nothing per piece.
+#[derive(Default)]
+struct Tables {
+    freq: Vec<u64>,
+    lens: Vec<u8>,
+    codes: Vec<(u32, u32)>,
+    /// Used symbols, ascending.
+    used: Vec<usize>,
+    /// Used symbols in canonical order (length, then symbol).
+    order: Vec<usize>,
+    weights: Vec<u64>,
+    parent: Vec<usize>,
+    depth: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    bits: Vec<u8>,
+    /// The decoder's first-level table.
+    fast: Vec<(u32, u8)>,
+}
+
+impl Tables {
+    /// Grow the per-symbol tables to `alphabet` (new entries zero).
+    fn fit(&mut self, alphabet: usize) {
+        if self.freq.len() < alphabet {
+            self.freq.resize(alphabet, 0);
+            self.lens.resize(alphabet, 0);
+            self.codes.resize(alphabet, (0, 0));
+        }
     }
-    let mut f: Vec<u64> = freq.to_vec();
-    loop {
-        // Classic Huffman on a heap of (weight, node); children recorded to read depths back.
-        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-        let mut parent: Vec<usize> = Vec::with_capacity(2 * used.len());
-        for (i, &s) in used.iter().enumerate() {
-            heap.push(Reverse((f[s], i)));
-            parent.push(usize::MAX);
+
+    /// Back to all-zero `freq` and `lens` for the next piece.
+    fn reset(&mut self) {
+        for &s in &self.used {
+            self.freq[s] = 0;
+            self.lens[s] = 0;
         }
-        while heap.len() > 1 {
-            let Reverse((wa, a)) = heap.pop().expect("two");
-            let Reverse((wb, b)) = heap.pop().expect("two");
-            let id = parent.len();
-            parent.push(usize::MAX);
-            parent[a] = id;
-            parent[b] = id;
-            heap.push(Reverse((wa + wb, id)));
+        self.used.clear();
+    }
+
+    /// Code lengths of the used symbols from `freq`, each at most [`MAX_LEN`].
+    fn code_lengths(&mut self) {
+        if self.used.len() == 1 {
+            self.lens[self.used[0]] = 1;
+            return;
         }
-        let mut depth = vec![0u32; parent.len()];
-        for n in (0..parent.len()).rev() {
-            if parent[n] != usize::MAX {
-                depth[n] = depth[parent[n]] + 1;
+        self.weights.clear();
+        self.weights.extend(self.used.iter().map(|&s| self.freq[s]));
+        loop {
+            // Classic Huffman on a heap of (weight, node); parents recorded to read depths back.
+            self.heap.clear();
+            self.parent.clear();
+            for (i, &w) in self.weights.iter().enumerate() {
+                self.heap.push(Reverse((w, i)));
+                self.parent.push(usize::MAX);
+            }
+            while self.heap.len() > 1 {
+                let Reverse((wa, a)) = self.heap.pop().expect("two");
+                let Reverse((wb, b)) = self.heap.pop().expect("two");
+                let id = self.parent.len();
+                self.parent.push(usize::MAX);
+                self.parent[a] = id;
+                self.parent[b] = id;
+                self.heap.push(Reverse((wa + wb, id)));
+            }
+            self.depth.clear();
+            self.depth.resize(self.parent.len(), 0);
+            for n in (0..self.parent.len()).rev() {
+                if self.parent[n] != usize::MAX {
+                    self.depth[n] = self.depth[self.parent[n]] + 1;
+                }
+            }
+            let max = self.depth[..self.used.len()]
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0);
+            if max <= MAX_LEN {
+                for (i, &s) in self.used.iter().enumerate() {
+                    self.lens[s] = self.depth[i] as u8;
+                }
+                return;
+            }
+            // Too deep: flatten the distribution and try again.
+            for w in &mut self.weights {
+                *w = (*w >> 1).max(1);
             }
         }
-        let max = used
-            .iter()
-            .enumerate()
-            .map(|(i, _)| depth[i])
-            .max()
-            .unwrap_or(0);
-        if max <= MAX_LEN {
-            for (i, &s) in used.iter().enumerate() {
-                lens[s] = depth[i] as u8;
-            }
-            return lens;
-        }
-        // Too deep: flatten the distribution and try again.
-        for &s in &used {
-            f[s] = (f[s] >> 1).max(1);
+    }
+
+    /// Canonical codes for the used symbols from their lengths (and `order`).
+    fn canonical(&mut self) {
+        self.order.clear();
+        self.order.extend_from_slice(&self.used);
+        let lens = &self.lens;
+        self.order.sort_unstable_by_key(|&s| (lens[s], s));
+        let (mut code, mut prev) = (0u32, 0u32);
+        for &s in &self.order {
+            let l = self.lens[s] as u32;
+            code <<= l - prev;
+            self.codes[s] = (code, l);
+            code += 1;
+            prev = l;
         }
     }
 }
 
-/// Canonical codes from lengths: (code, length) per symbol.
-fn canonical(lens: &[u8]) -> Vec<(u32, u32)> {
-    let mut order: Vec<usize> = (0..lens.len()).filter(|&s| lens[s] > 0).collect();
-    order.sort_by_key(|&s| (lens[s], s));
-    let mut codes = vec![(0u32, 0u32); lens.len()];
-    let (mut code, mut prev) = (0u32, 0u32);
-    for s in order {
-        let l = lens[s] as u32;
-        code <<= l - prev;
-        codes[s] = (code, l);
-        code += 1;
-        prev = l;
+fn with_tables<R>(f: impl FnOnce(&mut Tables) -> R) -> R {
+    thread_local! {
+        static TABLES: std::cell::RefCell<Tables> = std::cell::RefCell::new(Tables::default());
     }
-    codes
+    TABLES.with(|t| match t.try_borrow_mut() {
+        Ok(mut t) => f(&mut t),
+        Err(_) => f(&mut Tables::default()),
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -101,39 +150,59 @@ fn get_varint(r: &mut Reader<'_>) -> Result<u64> {
     Err(Error::corrupt("huffman", "varint too long"))
 }
 
-/// Encode `symbols` (each < `alphabet`) and append the stream to `out`.
+/// Encode `symbols` (each < `alphabet`) and append the stream to `out`. Tables and the bit
+/// buffer are reused per thread: nothing is allocated per call once they have grown.
 pub fn encode(symbols: &[u32], alphabet: usize, out: &mut Vec<u8>) {
-    let mut freq = vec![0u64; alphabet];
-    for &s in symbols {
-        freq[s as usize] += 1;
-    }
-    let lens = code_lengths(&freq);
-    let codes = canonical(&lens);
-    let used: Vec<usize> = (0..alphabet).filter(|&s| lens[s] > 0).collect();
-    out.extend_from_slice(&(used.len() as u32).to_le_bytes());
-    let mut prev = 0usize;
-    for &s in &used {
-        put_varint(out, (s - prev) as u64);
-        out.push(lens[s]);
-        prev = s;
-    }
-    let mut w = BitWriter::default();
-    for &s in symbols {
-        let (c, l) = codes[s as usize];
-        w.put(c, l);
-    }
-    out.extend_from_slice(&w.bits().to_le_bytes());
-    out.extend_from_slice(&w.finish());
+    with_tables(|t| {
+        t.fit(alphabet);
+        for &s in symbols {
+            t.freq[s as usize] += 1;
+        }
+        t.used.extend((0..alphabet).filter(|&s| t.freq[s] > 0));
+        t.code_lengths();
+        t.canonical();
+        out.extend_from_slice(&(t.used.len() as u32).to_le_bytes());
+        let mut prev = 0usize;
+        for &s in &t.used {
+            put_varint(out, (s - prev) as u64);
+            out.push(t.lens[s]);
+            prev = s;
+        }
+        let mut w = BitWriter::over(std::mem::take(&mut t.bits));
+        for &s in symbols {
+            let (c, l) = t.codes[s as usize];
+            w.put(c, l);
+        }
+        out.extend_from_slice(&w.bits().to_le_bytes());
+        t.bits = w.finish();
+        out.extend_from_slice(&t.bits);
+        t.reset();
+    })
 }
 
-/// Decode exactly `count` symbols (each checked `< alphabet`) from `r`.
+/// Decode exactly `count` symbols (each checked `< alphabet`) from `r`. Tables are reused per
+/// thread, as in [`encode`].
 pub fn decode(r: &mut Reader<'_>, count: usize, alphabet: usize, out: &mut Vec<u32>) -> Result<()> {
+    with_tables(|t| {
+        t.fit(alphabet);
+        let res = decode_with(t, r, count, alphabet, out);
+        t.reset();
+        res
+    })
+}
+
+fn decode_with(
+    t: &mut Tables,
+    r: &mut Reader<'_>,
+    count: usize,
+    alphabet: usize,
+    out: &mut Vec<u32>,
+) -> Result<()> {
     let bad = |m: &str| Error::corrupt("huffman", m.to_string());
     let n = r.u32()? as usize;
     if n > alphabet {
         return Err(bad("more symbols than the alphabet"));
     }
-    let mut lens = vec![0u8; alphabet];
     let mut prev = 0usize;
     for i in 0..n {
         let gap = get_varint(r)? as usize;
@@ -145,7 +214,8 @@ pub fn decode(r: &mut Reader<'_>, count: usize, alphabet: usize, out: &mut Vec<u
         if l == 0 || l as u32 > MAX_LEN {
             return Err(bad("bad code length"));
         }
-        lens[s] = l;
+        t.lens[s] = l;
+        t.used.push(s);
         prev = s;
     }
     let nbits = r.u64()?;
@@ -157,24 +227,30 @@ pub fn decode(r: &mut Reader<'_>, count: usize, alphabet: usize, out: &mut Vec<u
         return Err(bad("no symbols in the table"));
     }
     // Kraft check: a corrupted table must not build an ambiguous or incomplete decoder.
-    let kraft: u64 = lens
+    let kraft: u64 = t
+        .used
         .iter()
-        .filter(|&&l| l > 0)
-        .map(|&l| 1u64 << (MAX_LEN - l as u32))
+        .map(|&s| 1u64 << (MAX_LEN - t.lens[s] as u32))
         .sum();
     if kraft > 1u64 << MAX_LEN || (n > 1 && kraft != 1u64 << MAX_LEN) {
         return Err(bad("code lengths do not form a prefix code"));
     }
-    let codes = canonical(&lens);
+    t.canonical();
+    let Tables {
+        lens,
+        codes,
+        order: sorted,
+        fast: table,
+        ..
+    } = t;
     // First-level table: (symbol, length) for codes of at most FAST bits.
-    let mut table = vec![(u32::MAX, 0u8); 1 << FAST];
+    table.clear();
+    table.resize(1 << FAST, (u32::MAX, 0u8));
     // Slow path: per length, the first canonical code and the symbols in canonical order.
-    let mut sorted: Vec<usize> = (0..alphabet).filter(|&s| lens[s] > 0).collect();
-    sorted.sort_by_key(|&s| (lens[s], s));
     let mut first = [0u32; MAX_LEN as usize + 2];
     let mut start = [0usize; MAX_LEN as usize + 2];
     let mut count_len = [0usize; MAX_LEN as usize + 2];
-    for &s in &sorted {
+    for &s in sorted.iter() {
         count_len[lens[s] as usize] += 1;
     }
     let mut idx = 0;

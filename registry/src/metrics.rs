@@ -12,18 +12,30 @@ pub fn to_f64(bytes: &[u8], dtype: DType) -> Vec<f64> {
 /// [`to_f64`] into a reused buffer (cleared first); the dtype is matched once per call.
 pub fn to_f64_into(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
     out.clear();
+    out.reserve(bytes.len() / dtype.size());
+    for_each_f64(bytes, dtype, |v| out.push(v));
+}
+
+/// Call `f` with every element of `bytes` (of `dtype`) as f64, in order, without a copy; the
+/// dtype is matched once per call.
+///
+/// ```
+/// use roibin_registry::{metrics::for_each_f64, DType};
+/// let mut sum = 0.0;
+/// for_each_f64(&[1, 0, 2, 0], DType::U16, |v| sum += v);
+/// assert_eq!(sum, 3.0);
+/// ```
+pub fn for_each_f64(bytes: &[u8], dtype: DType, mut f: impl FnMut(f64)) {
     macro_rules! conv {
         ($t:ty, $n:expr) => {
-            out.extend(
-                bytes
-                    .chunks_exact($n)
-                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
-            )
+            bytes
+                .chunks_exact($n)
+                .for_each(|c| f(<$t>::from_le_bytes(c.try_into().expect("size")) as f64))
         };
     }
     match dtype {
-        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
-        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
+        DType::U8 => bytes.iter().for_each(|&b| f(b as f64)),
+        DType::I8 => bytes.iter().for_each(|&b| f(b as i8 as f64)),
         DType::U16 => conv!(u16, 2),
         DType::I16 => conv!(i16, 2),
         DType::U32 => conv!(u32, 4),

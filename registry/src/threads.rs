@@ -16,12 +16,15 @@ pub fn install<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads == 0 && rayon::current_thread_index().is_some() {
         return f();
     }
-    let n = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
+    let n = if threads == 0 { cores() } else { threads };
     pool(n).install(f)
+}
+
+/// Cores this process may use, asked once: `available_parallelism` reads cgroup files (and
+/// allocates) on every call, which a per-chunk, per-stage call must not.
+pub fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn pool(threads: usize) -> Arc<rayon::ThreadPool> {

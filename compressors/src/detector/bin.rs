@@ -40,9 +40,11 @@ fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [u
             format!("{} factors need at least that many axes", factors.len()),
         ));
     }
-    let mut f = vec![1usize; m.rank() - factors.len()];
-    f.extend_from_slice(factors);
-    if f.len() > 3 && f[..f.len() - 3].iter().any(|&x| x != 1) {
+    // Factors for every axis: 1 on the leading axes the list does not reach.
+    let k = m.rank();
+    let lead = k - factors.len();
+    let f = |i: usize| if i < lead { 1 } else { factors[i - lead] };
+    if k > 3 && (0..k - 3).any(|i| f(i) != 1) {
         return Err(Error::unsupported(
             codec,
             format!("rank {}", m.rank()),
@@ -50,17 +52,15 @@ fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [u
         ));
     }
     let s = &m.shape;
-    let k = s.len();
     let dims = match k {
         1 => [1, 1, s[0]],
         2 => [1, s[0], s[1]],
         _ => [s[..k - 2].iter().product(), s[k - 2], s[k - 1]],
     };
-    let fk = f.len();
-    let fac = match fk {
-        1 => [1, 1, f[0]],
-        2 => [1, f[0], f[1]],
-        _ => [f[fk - 3], f[fk - 2], f[fk - 1]],
+    let fac = match k {
+        1 => [1, 1, f(0)],
+        2 => [1, f(0), f(1)],
+        _ => [f(k - 3), f(k - 2), f(k - 1)],
     };
     if k > 3 && fac[0] != 1 {
         return Err(Error::unsupported(
@@ -70,6 +70,27 @@ fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [u
         ));
     }
     Ok((dims, fac))
+}
+
+/// Zeroed per-bin sums and counts for `bins` bins, and a row buffer, kept per thread: a
+/// chunk loop allocates none of them after warm-up.
+fn with_row_buffers<R>(
+    bins: usize,
+    f: impl FnOnce(&mut [f64], &mut [u32], &mut Vec<f64>) -> R,
+) -> R {
+    type Buffers = (Vec<f64>, Vec<u32>, Vec<f64>);
+    thread_local! {
+        static ROW: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    }
+    ROW.with(|b| {
+        let mut b = b.borrow_mut();
+        let (sum, cnt, vals) = &mut *b;
+        sum.clear();
+        sum.resize(bins, 0.0);
+        cnt.clear();
+        cnt.resize(bins, 0);
+        f(sum, cnt, vals)
+    })
 }
 
 /// Binned shape: every binned axis rounds up (partial edge bins).
@@ -106,32 +127,31 @@ impl Codec for Bin {
             dst.par_chunks_mut((bc * es).max(1))
                 .enumerate()
                 .for_each(|(row, o)| {
-                    let (pb, rb) = (row / br, row % br);
-                    let mut sum = vec![0f64; bc];
-                    let mut cnt = vec![0u32; bc];
-                    let mut vals = Vec::with_capacity(c);
-                    for pp in pb * fp..((pb + 1) * fp).min(p) {
-                        for rr in rb * fr..((rb + 1) * fr).min(r) {
-                            let base = (pp * r + rr) * c;
-                            elems::row_f64(&data[base * es..(base + c) * es], m.dtype, &mut vals);
-                            for (j, win) in vals.chunks(fc).enumerate() {
-                                for &v in win {
-                                    if v.is_finite() {
-                                        sum[j] += v;
-                                        cnt[j] += 1;
+                    with_row_buffers(bc, |sum, cnt, vals| {
+                        let (pb, rb) = (row / br, row % br);
+                        for pp in pb * fp..((pb + 1) * fp).min(p) {
+                            for rr in rb * fr..((rb + 1) * fr).min(r) {
+                                let base = (pp * r + rr) * c;
+                                elems::row_f64(&data[base * es..(base + c) * es], m.dtype, vals);
+                                for (j, win) in vals.chunks(fc).enumerate() {
+                                    for &v in win {
+                                        if v.is_finite() {
+                                            sum[j] += v;
+                                            cnt[j] += 1;
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    for j in 0..bc {
-                        let mean = if cnt[j] > 0 {
-                            sum[j] / cnt[j] as f64
-                        } else {
-                            f64::NAN
-                        };
-                        elems::put(mean, m.dtype, &mut o[j * es..(j + 1) * es]);
-                    }
+                        for j in 0..bc {
+                            let mean = if cnt[j] > 0 {
+                                sum[j] / cnt[j] as f64
+                            } else {
+                                f64::NAN
+                            };
+                            elems::put(mean, m.dtype, &mut o[j * es..(j + 1) * es]);
+                        }
+                    })
                 });
         });
         Ok(())

@@ -148,10 +148,13 @@ fn piece_dims(dims: [usize; 3], elems: usize) -> Result<[usize; 3]> {
 
 /// (min, max) of the finite values, as f64.
 fn finite_range(data: &[u8], dtype: DType) -> Option<(f64, f64)> {
-    let vals = roibin_registry::metrics::to_f64(data, dtype);
-    let mut it = vals.into_iter().filter(|v| v.is_finite());
-    let first = it.next()?;
-    Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
+    let mut range: Option<(f64, f64)> = None;
+    roibin_registry::metrics::for_each_f64(data, dtype, |v| {
+        if v.is_finite() {
+            range = Some(range.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))));
+        }
+    });
+    range
 }
 
 impl Sz {
@@ -173,12 +176,12 @@ impl Sz {
         eb: f64,
         o: &mut Vec<u8>,
     ) -> Result<()> {
-        let pred = match self.predictor {
-            Some(p) => p,
-            None => choose(dtype, dims, data, eb, self.radius),
-        };
-        let means = means_for(pred, dtype, dims, data, eb);
         with_scratch(|sc| {
+            let pred = match self.predictor {
+                Some(p) => p,
+                None => choose(dtype, dims, data, eb, self.radius, sc),
+            };
+            sc.means.compute(pred, dtype, dims, data, eb);
             quantise_into(
                 dtype,
                 pred,
@@ -186,10 +189,11 @@ impl Sz {
                 data,
                 eb,
                 self.radius,
-                &mean_values(&means, eb),
+                &sc.means.values,
                 &mut sc.codes,
                 &mut sc.recon,
             );
+            let means = &sc.means.stored;
             let codes = &sc.codes;
             let header = |body: &mut Vec<u8>, coding: Coding| {
                 body.clear();
@@ -258,32 +262,46 @@ fn dominant_share(codes: &[u32], radius: u32) -> f64 {
     hits as f64 / codes.len().max(1) as f64
 }
 
-/// Block means for [`Predictor::BlockMean`] (empty for the others).
+/// Block medians for [`Predictor::BlockMean`] (nothing for the others), with reused buffers.
 ///
 /// Means are stored in units of the bound (rounded), so flat backgrounds store runs of zeros;
 /// the prediction only has to be close, and both sides use the stored value.
-fn means_for(pred: Predictor, dtype: DType, dims: [usize; 3], data: &[u8], eb: f64) -> Vec<f32> {
-    if pred != Predictor::BlockMean {
-        return vec![];
-    }
-    let means = predict::block_means(dims, &roibin_registry::metrics::to_f64(data, dtype));
-    let unit = if eb > 0.0 && eb.is_finite() { eb } else { 1.0 };
-    means
-        .iter()
-        .map(|m| {
-            if eb > 0.0 && eb.is_finite() {
-                (m / unit).round() as f32
+#[derive(Default)]
+struct Means {
+    /// What the piece stores (units of the bound).
+    stored: Vec<f32>,
+    /// The predictions they stand for.
+    values: Vec<f64>,
+    as_f64: Vec<f64>,
+    medians: Vec<f64>,
+    buf: Vec<f64>,
+}
+
+impl Means {
+    fn compute(&mut self, pred: Predictor, dtype: DType, dims: [usize; 3], data: &[u8], eb: f64) {
+        self.stored.clear();
+        self.values.clear();
+        if pred != Predictor::BlockMean {
+            return;
+        }
+        roibin_registry::metrics::to_f64_into(data, dtype, &mut self.as_f64);
+        predict::block_means_into(dims, &self.as_f64, &mut self.buf, &mut self.medians);
+        let unit_ok = eb > 0.0 && eb.is_finite();
+        self.stored.extend(self.medians.iter().map(|&m| {
+            if unit_ok {
+                (m / eb).round() as f32
             } else {
-                *m as f32
+                m as f32
             }
-        })
-        .collect()
+        }));
+        self.values.extend(mean_values(&self.stored, eb));
+    }
 }
 
 /// The predictions stored means stand for.
-fn mean_values(stored: &[f32], eb: f64) -> Vec<f64> {
+fn mean_values(stored: &[f32], eb: f64) -> impl Iterator<Item = f64> + '_ {
     let unit = if eb > 0.0 && eb.is_finite() { eb } else { 1.0 };
-    stored.iter().map(|&s| s as f64 * unit).collect()
+    stored.iter().map(move |&s| s as f64 * unit)
 }
 
 /// Buffers one thread reuses from piece to piece, so a chunk loop stops allocating them.
@@ -293,6 +311,11 @@ struct Scratch {
     recon: Vec<f64>,
     body: Vec<u8>,
     alt: Vec<u8>,
+    means: Means,
+    /// The predictor trial's sample, codes and reconstruction.
+    sample: Vec<u8>,
+    trial: Codes,
+    trial_recon: Vec<f64>,
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
@@ -399,7 +422,14 @@ fn cost(codes: &Codes, radius: u32, elem_bits: f64) -> f64 {
 }
 
 /// Pick the predictor that codes a central sample of the piece smallest.
-fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> Predictor {
+fn choose(
+    dtype: DType,
+    dims: [usize; 3],
+    data: &[u8],
+    eb: f64,
+    radius: u32,
+    sc: &mut Scratch,
+) -> Predictor {
     let sd = [dims[0].min(8), dims[1].min(64), dims[2].min(256)];
     let off = [
         (dims[0] - sd[0]) / 2,
@@ -407,11 +437,12 @@ fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> 
         (dims[2] - sd[2]) / 2,
     ];
     let es = dtype.size();
-    let mut sample = Vec::with_capacity(sd.iter().product::<usize>() * es);
+    sc.sample.clear();
     for i0 in 0..sd[0] {
         for i1 in 0..sd[1] {
             let start = (((i0 + off[0]) * dims[1] + i1 + off[1]) * dims[2] + off[2]) * es;
-            sample.extend_from_slice(&data[start..start + sd[2] * es]);
+            sc.sample
+                .extend_from_slice(&data[start..start + sd[2] * es]);
         }
     }
     let candidates: &[Predictor] = if dims[0] > 1 {
@@ -424,29 +455,27 @@ fn choose(dtype: DType, dims: [usize; 3], data: &[u8], eb: f64, radius: u32) -> 
             Predictor::BlockMean,
         ]
     };
-    candidates
-        .iter()
-        .copied()
-        .map(|p| {
-            let means = means_for(p, dtype, sd, &sample, eb);
-            let side = means.iter().filter(|&&m| m != 0.0).count() as f64 * 16.0;
-            let mut codes = Codes::default();
-            let m = mean_values(&means, eb);
-            quantise_into(
-                dtype,
-                p,
-                sd,
-                &sample,
-                eb,
-                radius,
-                &m,
-                &mut codes,
-                &mut vec![],
-            );
-            (side + cost(&codes, radius, (es * 8) as f64), p)
-        })
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or(Predictor::Lorenzo, |(_, p)| p)
+    let mut best = (f64::INFINITY, Predictor::Lorenzo);
+    for &p in candidates {
+        sc.means.compute(p, dtype, sd, &sc.sample, eb);
+        let side = sc.means.stored.iter().filter(|&&m| m != 0.0).count() as f64 * 16.0;
+        quantise_into(
+            dtype,
+            p,
+            sd,
+            &sc.sample,
+            eb,
+            radius,
+            &sc.means.values,
+            &mut sc.trial,
+            &mut sc.trial_recon,
+        );
+        let c = side + cost(&sc.trial, radius, (es * 8) as f64);
+        if c < best.0 {
+            best = (c, p);
+        }
+    }
+    best.1
 }
 
 /// Decode one piece, with a decompression context and buffers this thread keeps.
@@ -510,7 +539,7 @@ fn decode_body(
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4")))
             .collect();
-        mean_values(&stored, eb)
+        mean_values(&stored, eb).collect()
     } else {
         vec![]
     };

@@ -45,12 +45,19 @@ fn mean_block(dims: [usize; 3], i0: usize, i1: usize, i2: usize) -> usize {
 }
 
 /// Block values (medians of the finite values) for [`Predictor::BlockMean`].
+#[cfg(test)]
 pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(mean_blocks(dims));
+    block_means_into(dims, vals, &mut Vec::new(), &mut out);
+    out
+}
+
+/// [`block_means`] into `out` (cleared), with `buf` as the reused median buffer.
+pub fn block_means_into(dims: [usize; 3], vals: &[f64], buf: &mut Vec<f64>, out: &mut Vec<f64>) {
     // Medians, not means: a Bragg peak inside a block must not lift the prediction for the
     // background pixels around it.
     let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
-    let mut out = Vec::with_capacity(mean_blocks(dims));
-    let mut buf: Vec<f64> = Vec::with_capacity(MEAN_BLOCK * MEAN_BLOCK);
+    out.clear();
     for i0 in 0..dims[0] {
         for b1 in 0..nb1 {
             for b2 in 0..nb2 {
@@ -73,7 +80,6 @@ pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
             }
         }
     }
-    out
 }
 
 impl Predictor {

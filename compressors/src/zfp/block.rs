@@ -48,12 +48,8 @@ fn inv_lift(p: &mut [i64], o: usize, s: usize) {
 
 /// Apply `lift` along every axis of a 4^d block.
 fn xform(p: &mut [i64], d: usize, lift: fn(&mut [i64], usize, usize), reverse: bool) {
-    let axes: Vec<usize> = if reverse {
-        (0..d).rev().collect()
-    } else {
-        (0..d).collect()
-    };
-    for a in axes {
+    for k in 0..d {
+        let a = if reverse { d - 1 - k } else { k };
         let s = 1usize << (2 * a);
         for base in 0..p.len() {
             // Lines along axis a start where that coordinate is 0.
@@ -64,13 +60,16 @@ fn xform(p: &mut [i64], d: usize, lift: fn(&mut [i64], usize, usize), reverse: b
     }
 }
 
-/// Coefficient order by sequency (sum of coordinates), for 4^d blocks.
-pub fn sequency(d: usize) -> Vec<usize> {
-    let n = 1usize << (2 * d);
-    let coords = |i: usize| (0..d).map(move |a| (i >> (2 * a)) & 3);
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by_key(|&i| (coords(i).sum::<usize>(), coords(i).max().unwrap_or(0), i));
-    idx
+/// Coefficient order by sequency (sum of coordinates), for 4^d blocks (d ≤ 3), computed once.
+pub fn sequency(d: usize) -> &'static [usize] {
+    static ORDERS: [std::sync::OnceLock<Vec<usize>>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    ORDERS[d].get_or_init(|| {
+        let n = 1usize << (2 * d);
+        let coords = |i: usize| (0..d).map(move |a| (i >> (2 * a)) & 3);
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_by_key(|&i| (coords(i).sum::<usize>(), coords(i).max().unwrap_or(0), i));
+        idx
+    })
 }
 
 /// Precision parameters of one block's integers.
@@ -300,12 +299,12 @@ mod tests {
             let perm = sequency(d);
             let pl = Planes { intprec: 32 };
             let mut w = BitWriter::default();
-            let used = encode_ints(&mut w, &t, &perm, pl, 32, u64::MAX);
+            let used = encode_ints(&mut w, &t, perm, pl, 32, u64::MAX);
             let bytes = w.finish();
             let mut r = BitReader::new(&bytes, "zfp");
             let mut back = vec![0i64; n];
             assert_eq!(
-                decode_ints(&mut r, &mut back, &perm, pl, 32, u64::MAX).unwrap(),
+                decode_ints(&mut r, &mut back, perm, pl, 32, u64::MAX).unwrap(),
                 used
             );
             assert_eq!(back, t, "d={d}: planes must round-trip exactly");

@@ -200,8 +200,14 @@ impl Kind {
 /// Block dimensionality and the 3-D view of a shape (axes of extent 1 dropped first, as ZFP's
 /// HDF5 filter does, so a (1, rows, cols) frame is coded in 2-D blocks).
 fn layout(shape: &[usize]) -> (usize, [usize; 3]) {
-    let squeezed: Vec<usize> = shape.iter().copied().filter(|&n| n > 1).collect();
-    match &squeezed[..] {
+    // Ranks above 4 take the last arm whatever lands here, so 5 slots suffice.
+    let mut kept = [0usize; 5];
+    let mut n = 0;
+    for &e in shape.iter().filter(|&&e| e > 1) {
+        kept[n.min(4)] = e;
+        n += 1;
+    }
+    match &kept[..n.min(5)] {
         [] => (1, [1, 1, 1]),
         [a] => (1, [1, 1, *a]),
         [a, b] => (2, [1, *a, *b]),
@@ -231,17 +237,14 @@ fn block_index(dims: [usize; 3], d: usize, origin: [usize; 3]) -> ([(usize, bool
 }
 
 /// Block origins in C order.
-fn origins(dims: [usize; 3], d: usize) -> Vec<[usize; 3]> {
+fn origins(dims: [usize; 3], d: usize) -> impl Iterator<Item = [usize; 3]> {
     let step = |a: usize| if 3 - a <= d { 4 } else { 1 };
-    let mut v = vec![];
-    for z in (0..dims[0]).step_by(step(0)) {
-        for y in (0..dims[1]).step_by(step(1)) {
-            for x in (0..dims[2]).step_by(step(2)) {
-                v.push([z, y, x]);
-            }
-        }
-    }
-    v
+    let (s0, s1, s2) = (step(0), step(1), step(2));
+    (0..dims[0]).step_by(s0).flat_map(move |z| {
+        (0..dims[1])
+            .step_by(s1)
+            .flat_map(move |y| (0..dims[2]).step_by(s2).map(move |x| [z, y, x]))
+    })
 }
 
 /// frexp-style exponent: |v| < 2^e.
@@ -578,12 +581,13 @@ impl Codec for Zfp {
                 kind,
                 d,
                 dims: pd,
-                perm: &perm,
+                perm,
             };
-            let mut w = BitWriter::default();
-            piece.encode(self.mode, b, &mut w)?;
-            o.extend_from_slice(&w.finish());
-            Ok(())
+            // The piece's bits go straight into its (reused) output buffer.
+            let mut w = BitWriter::over(std::mem::take(o));
+            let r = piece.encode(self.mode, b, &mut w);
+            *o = w.finish();
+            r
         })
     }
 
@@ -621,7 +625,7 @@ impl Codec for Zfp {
                 kind,
                 d,
                 dims: pd,
-                perm: &perm,
+                perm,
             };
             piece.decode(mode, &mut BitReader::new(src, "zfp"), out)?;
             Ok(out.len())

@@ -336,7 +336,7 @@ fn run_on(a: Args, world: &World) -> Result<()> {
         bail!("autotune runs the peak finder itself: tune with pf8 or pfv3, not peaks=given");
     }
     let sample = Sample::read(file, dset, a.frames)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = roibin_registry::threads::cores();
     let canonical = roibin_compressors::pipeline(&graph, &sample.chunk(sample.default_fpc))?
         .canonical()
         .clone();
