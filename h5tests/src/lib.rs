@@ -107,3 +107,23 @@ pub fn run(mut c: Command) -> (Option<i32>, String, String) {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// `roibin synth --layout jungfrau` frames in `dir`: returns the `FILE:DATASET` input and a
+/// ROIBIN spec with the finder's mask and radius sidecars.
+pub fn jungfrau(dir: &Path, frames: usize) -> (String, String) {
+    let d = |n: &str| dir.join(n).to_str().expect("utf-8 path").to_string();
+    ok(roibin(&[
+        "synth",
+        "--layout",
+        "jungfrau",
+        "--frames",
+        &frames.to_string(),
+        &d("jf.h5"),
+    ]));
+    let spec = format!(
+        "roibin(peaks=pf8(mask=\"{}\",radius=\"{}\"),background=bin(2,2)|sz(abs=90))",
+        d("jf.mask.npy"),
+        d("jf.radius.npy")
+    );
+    (format!("{}:/entry_1/data_1/data", d("jf.h5")), spec)
+}

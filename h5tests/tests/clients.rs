@@ -401,20 +401,7 @@ fn roibin_graphs_through_h5py_and_h5repack_on_cxi_layouts() {
 fn allocations_give_identical_files_and_tuning_files_are_read() {
     let dir = scratch("tuning");
     let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
-    ok(roibin(&[
-        "synth",
-        "--layout",
-        "jungfrau",
-        "--frames",
-        "4",
-        &d("jf.h5"),
-    ]));
-    let input = format!("{}:/entry_1/data_1/data", d("jf.h5"));
-    let spec = format!(
-        "roibin(peaks=pf8(mask=\"{}\",radius=\"{}\"),background=bin(2,2)|sz(abs=90))",
-        d("jf.mask.npy"),
-        d("jf.radius.npy")
-    );
+    let (input, spec) = jungfrau(&dir, 4);
     let compress = |out: &str, extra: &[&str]| {
         let mut args = vec!["compress", &input, out, "--spec", &spec];
         args.extend_from_slice(extra);

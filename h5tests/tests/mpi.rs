@@ -41,21 +41,8 @@ fn ranks_split_the_chunks_and_rank_zero_writes_the_single_process_file() {
     let dir = scratch("mpi");
     let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
     // 5 frames: 5 chunks over 2 or 3 ranks leave some ranks without work in the last round.
-    ok(roibin(&[
-        "synth",
-        "--layout",
-        "jungfrau",
-        "--frames",
-        "5",
-        &d("jf.h5"),
-    ]));
+    let (jf, spec) = jungfrau(&dir, 5);
     ok(roibin(&["synth", "--frames", "7", &d("eiger.h5")]));
-    let jf = format!("{}:/entry_1/data_1/data", d("jf.h5"));
-    let spec = format!(
-        "roibin(peaks=pf8(mask=\"{}\",radius=\"{}\"),background=bin(2,2)|sz(abs=90))",
-        d("jf.mask.npy"),
-        d("jf.radius.npy")
-    );
     let same = |a: &str, b: &str| {
         let (x, y) = (std::fs::read(d(a)).unwrap(), std::fs::read(d(b)).unwrap());
         assert!(x == y, "{a} and {b} differ");

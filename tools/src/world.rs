@@ -72,6 +72,16 @@ impl World {
         self.rank == 0
     }
 
+    /// Run a command on this process's world: an error on one rank of several ends the whole
+    /// job (the others may be waiting on it); alone, the error is returned as usual.
+    pub fn run<T>(f: impl FnOnce(&World) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let world = World::init();
+        match f(&world) {
+            Err(e) if world.size() > 1 => world.fail(&e),
+            r => r,
+        }
+    }
+
     /// End the whole job after an error on this rank (others may be waiting on it).
     pub fn fail(&self, e: &anyhow::Error) -> ! {
         eprintln!("error (rank {} of {}): {e:#}", self.rank, self.size);

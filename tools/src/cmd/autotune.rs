@@ -321,11 +321,7 @@ pub struct Outcome {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let world = World::init();
-    match run_on(a, &world) {
-        Err(e) if world.size() > 1 => world.fail(&e),
-        r => r,
-    }
+    World::run(|world| run_on(a, world))
 }
 
 fn run_on(a: Args, world: &World) -> Result<()> {

@@ -82,11 +82,7 @@ pub fn apply_sets(spec: &str, sets: &[String]) -> Result<Graph> {
 }
 
 pub fn compress(a: CompressArgs) -> Result<()> {
-    let world = World::init();
-    match compress_on(a, &world) {
-        Err(e) if world.size() > 1 => world.fail(&e),
-        r => r,
-    }
+    World::run(|world| compress_on(a, world))
 }
 
 fn compress_on(a: CompressArgs, world: &World) -> Result<()> {
@@ -243,11 +239,7 @@ pub fn compress_dataset(
 }
 
 pub fn decompress(a: DecompressArgs) -> Result<()> {
-    let world = World::init();
-    match decompress_on(a, &world) {
-        Err(e) if world.size() > 1 => world.fail(&e),
-        r => r,
-    }
+    World::run(|world| decompress_on(a, world))
 }
 
 fn decompress_on(a: DecompressArgs, world: &World) -> Result<()> {
