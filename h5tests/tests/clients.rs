@@ -448,6 +448,24 @@ fn allocations_give_identical_files_and_tuning_files_are_read() {
         assert!(a == b, "{name} differs from the serial file");
     }
 
+    // `info` reads the peaks per frame and the non-hit flags from the chunks themselves.
+    let info = stdout(&ok(roibin(&["info", &serial])));
+    assert!(
+        info.contains("ROIBIN: 4 frames,") && info.contains(" 0 non-hit frames"),
+        "{info}"
+    );
+    let all_misses = spec.replace("background=", "min_peaks=100000,background=");
+    let flagged = d("flagged.h5");
+    ok(roibin(&[
+        "compress",
+        &input,
+        &flagged,
+        "--spec",
+        &all_misses,
+    ]));
+    let info = stdout(&ok(roibin(&["info", &flagged])));
+    assert!(info.contains("4 non-hit frames: 0, 1, 2, 3"), "{info}");
+
     // A short search; the file it writes is what compress and the plugin read.
     let tune = d("tune.json");
     let out = ok(roibin(&[

@@ -81,6 +81,9 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
             );
         }
     }
+    if d.is_roibin_only() {
+        roibin_frames(d, &sizes)?;
+    }
     ratios.sort_by(f64::total_cmp);
     println!(
         "  {} chunks, {} bytes stored, ratio {:.2} (per chunk min {:.2}, median {:.2}, max {:.2})",
@@ -92,6 +95,59 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
         ratios[ratios.len() - 1]
     );
     Ok(())
+}
+
+/// For `roibin`/`roi` chunks: peaks per frame and the frames flagged as non-hits
+/// (`min_peaks`), read from the chunks' own sections without decoding pixels.
+fn roibin_frames(d: &Dataset, sizes: &[(Vec<usize>, u64)]) -> Result<()> {
+    let (mut frames, mut found, mut windows) = (0usize, 0usize, 0usize);
+    let (mut least, mut most) = (usize::MAX, 0usize);
+    let mut non_hits = vec![];
+    for (off, _) in sizes {
+        let (bytes, _) = d.read_raw_chunk(off)?;
+        let Ok(info) = frames_of(&bytes) else {
+            return Ok(()); // not a roibin/roi graph (or stored raw): nothing to add
+        };
+        let first = if d.shape.len() >= 3 { off[0] } else { 0 };
+        for (k, f) in info.iter().enumerate() {
+            if first + k >= d.shape[0] && d.shape.len() >= 3 {
+                break; // padding frames of a partial last chunk
+            }
+            frames += 1;
+            found += f.found;
+            windows += f.windows.len();
+            least = least.min(f.found);
+            most = most.max(f.found);
+            if f.non_hit {
+                non_hits.push(first + k);
+            }
+        }
+    }
+    if frames == 0 {
+        return Ok(());
+    }
+    println!(
+        "  ROIBIN: {frames} frames, {found} peaks ({:.1}/frame, min {least}, max {most}), {windows} windows, {} non-hit frames{}",
+        found as f64 / frames as f64,
+        non_hits.len(),
+        if non_hits.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<String> = non_hits.iter().take(20).map(|i| i.to_string()).collect();
+            format!(
+                ": {}{}",
+                shown.join(", "),
+                if non_hits.len() > 20 { ", …" } else { "" }
+            )
+        }
+    );
+    Ok(())
+}
+
+fn frames_of(
+    chunk: &[u8],
+) -> roibin_registry::Result<Vec<roibin_compressors::detector::roibin::FrameInfo>> {
+    roibin_compressors::detector::roibin::frames(chunk)
 }
 
 pub fn run(a: Args) -> Result<()> {
