@@ -96,7 +96,8 @@ impl Sample {
         let mut count = d.shape.clone();
         count[0] = frames;
         let bytes = d.read_box(&vec![0; count.len()], &count)?;
-        let default_fpc = default_chunk(&d.shape, d.chunk.as_deref())[0];
+        // A sample smaller than the input's chunks is tuned with chunks of the whole sample.
+        let default_fpc = default_chunk(&d.shape, d.chunk.as_deref())[0].min(frames);
         Ok(Sample {
             dtype: d.dtype,
             frame: d.shape[1..].to_vec(),
