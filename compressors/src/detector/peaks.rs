@@ -8,7 +8,7 @@
 
 use super::elems;
 use roibin_registry::stream::Reader;
-use roibin_registry::{ArrayMeta, DataKind, Error, OptionSpec, OptionType, Result};
+use roibin_registry::{ArrayMeta, Codec, Config, DataKind, Error, OptionSpec, OptionType, Result};
 use std::sync::{Arc, Mutex};
 
 /// One peak, in the frame's raw (unassembled, panels stacked along rows) coordinates.
@@ -345,24 +345,57 @@ pub enum NpyData<'a> {
     F32(&'a [f32]),
 }
 
-/// The encoder every finder shares: the frame as f32 pixels with its panels and geometry,
-/// `find` run on a pool of `threads`, the peak list appended to `out`.
-pub fn encode_frame(
-    codec: &str,
-    data: &[u8],
-    input: &DataKind,
-    geo: &GeometrySource,
+/// A peak finder as a codec: its parameters, the geometry it loads (mask, radius map), its
+/// threads, and the algorithm. `pf8` and `pfv3` are this with their own `find`; the output is a
+/// peak list, so decoding is refused.
+pub struct Finder<P> {
+    name: &'static str,
+    params: P,
+    geo: GeometrySource,
     threads: usize,
-    out: &mut Vec<u8>,
-    find: impl FnOnce(&[f32], Panels, &Geometry) -> PeakList + Send,
-) -> Result<()> {
-    let m = input.array(codec)?;
-    let p = Panels::of(codec, m)?;
-    let g = geo.get(codec, p)?;
-    let mut pixels = Vec::new();
-    elems::to_f32(data, m.dtype, &mut pixels);
-    roibin_registry::threads::install(threads, || find(&pixels, p, &g)).write(out);
-    Ok(())
+    find: fn(&[f32], Panels, &Geometry, &P) -> PeakList,
+}
+
+impl<P: Send + Sync + 'static> Finder<P> {
+    /// The codec for `params`, with the geometry and threads options every finder declares.
+    pub fn build(
+        name: &'static str,
+        c: &Config,
+        params: P,
+        find: fn(&[f32], Panels, &Geometry, &P) -> PeakList,
+    ) -> Result<Box<dyn Codec>> {
+        Ok(Box::new(Finder {
+            name,
+            params,
+            geo: GeometrySource::new(c.text("mask").unwrap_or(""), c.text("radius").unwrap_or("")),
+            threads: c.int("threads").unwrap_or(0) as usize,
+            find,
+        }))
+    }
+}
+
+impl<P: Send + Sync> Codec for Finder<P> {
+    fn output(&self, input: &DataKind) -> Result<DataKind> {
+        check_input(self.name, input, &self.geo)
+    }
+
+    /// Pixels as f32, the geometry for the frame's panels, then `find` on the finder's threads.
+    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
+        let m = input.array(self.name)?;
+        let p = Panels::of(self.name, m)?;
+        let g = self.geo.get(self.name, p)?;
+        let mut pixels = Vec::new();
+        elems::to_f32(data, m.dtype, &mut pixels);
+        roibin_registry::threads::install(self.threads, || {
+            (self.find)(&pixels, p, &g, &self.params)
+        })
+        .write(out);
+        Ok(())
+    }
+
+    fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
+        Err(refuse_decode(self.name))
+    }
 }
 
 /// Pixel `i` may take part in a peak or a background estimate.

@@ -6,12 +6,10 @@
 //! 3. Regions are re-integrated against a local background disc and kept when
 //!    `total/sd ≥ snr`, their maximum beats the brightest background pixel and their size fits.
 
-use super::peaks::{self, GeometrySource, Peak, PeakList, MASK, RADIUS};
+use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::{
-    Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
-};
+use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
@@ -78,13 +76,6 @@ pub struct Pf8Params {
     pub max_peaks: usize,
     pub min_res: f32,
     pub max_res: f32,
-}
-
-/// The `pf8` finder.
-pub struct Pf8 {
-    params: Pf8Params,
-    geo: GeometrySource,
-    threads: usize,
 }
 
 /// Per-bin upper thresholds and background offsets.
@@ -364,28 +355,6 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
     PeakList::capped(per_panel, p.max_peaks)
 }
 
-impl Codec for Pf8 {
-    fn output(&self, input: &DataKind) -> Result<DataKind> {
-        peaks::check_input("pf8", input, &self.geo)
-    }
-
-    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        peaks::encode_frame(
-            "pf8",
-            data,
-            input,
-            &self.geo,
-            self.threads,
-            out,
-            |v, p, g| find(v, p, g, &self.params),
-        )
-    }
-
-    fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
-        Err(peaks::refuse_decode("pf8"))
-    }
-}
-
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let params = Pf8Params {
         adc: c.float("adc").unwrap_or(300.0) as f32,
@@ -397,11 +366,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
         min_res: c.float("min_res").unwrap_or(0.0) as f32,
         max_res: c.float("max_res").unwrap_or(1e9) as f32,
     };
-    Ok(Box::new(Pf8 {
-        params,
-        geo: GeometrySource::new(c.text("mask").unwrap_or(""), c.text("radius").unwrap_or("")),
-        threads: c.int("threads").unwrap_or(0) as usize,
-    }))
+    peaks::Finder::build("pf8", c, params, find)
 }
 
 inventory::submit! {

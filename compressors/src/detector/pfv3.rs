@@ -4,12 +4,10 @@
 //! rms of a ring (r0..r0+dr) of good pixels that are neither local maxima nor minima; pixels at
 //! least `mean + nsigm·rms` and 4-connected to the seed inside its rank box form the peak.
 
-use super::peaks::{self, GeometrySource, Peak, PeakList, MASK, RADIUS};
+use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::{
-    Accepts, Codec, CodecInfo, Config, DataKind, OptionSpec, OptionType, Result,
-};
+use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
@@ -111,13 +109,6 @@ pub struct Pfv3Params {
     pub amax_thr: f64,
     pub atot_thr: f64,
     pub max_peaks: usize,
-}
-
-/// The `pfv3` finder.
-pub struct Pfv3 {
-    params: Pfv3Params,
-    geo: GeometrySource,
-    threads: usize,
 }
 
 /// Separable running max (or min, with `pick = f32::min`) over ±`rank` in rows, then columns.
@@ -274,28 +265,6 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pfv3Param
     PeakList::capped(per_panel, p.max_peaks)
 }
 
-impl Codec for Pfv3 {
-    fn output(&self, input: &DataKind) -> Result<DataKind> {
-        peaks::check_input("pfv3", input, &self.geo)
-    }
-
-    fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        peaks::encode_frame(
-            "pfv3",
-            data,
-            input,
-            &self.geo,
-            self.threads,
-            out,
-            |v, p, g| find(v, p, g, &self.params),
-        )
-    }
-
-    fn decode(&self, _: &[u8], _: &DataKind, _: &mut Vec<u8>) -> Result<()> {
-        Err(peaks::refuse_decode("pfv3"))
-    }
-}
-
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let params = Pfv3Params {
         rank: c.int("rank").unwrap_or(3) as usize,
@@ -309,11 +278,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
         atot_thr: c.float("atot_thr").unwrap_or(600.0),
         max_peaks: c.int("max_peaks").unwrap_or(2048) as usize,
     };
-    Ok(Box::new(Pfv3 {
-        params,
-        geo: GeometrySource::new(c.text("mask").unwrap_or(""), c.text("radius").unwrap_or("")),
-        threads: c.int("threads").unwrap_or(0) as usize,
-    }))
+    peaks::Finder::build("pfv3", c, params, find)
 }
 
 inventory::submit! {

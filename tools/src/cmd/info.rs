@@ -57,15 +57,24 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
         .map(|(_, s)| raw / (*s).max(1) as f64)
         .collect();
     let stored: u64 = sizes.iter().map(|(_, s)| s).sum();
+    // roibin chunks are read once (they are small): the table shows their specs, and roibin/roi
+    // chunks carry their peak counts.
+    let chunks: Vec<Vec<u8>> = if d.is_roibin_only() {
+        sizes
+            .iter()
+            .map(|(off, _)| d.read_raw_chunk(off).map(|c| c.0))
+            .collect::<Result<_>>()?
+    } else {
+        vec![]
+    };
     if per_chunk {
         println!(
             "  {:<24} {:>12} {:>9}  spec",
             "chunk offset", "bytes", "ratio"
         );
-        for ((off, size), r) in sizes.iter().zip(&ratios) {
-            let spec = if d.is_roibin_only() {
-                let (bytes, _) = d.read_raw_chunk(off)?;
-                match container::read_header(&bytes) {
+        for (k, ((off, size), r)) in sizes.iter().zip(&ratios).enumerate() {
+            let spec = if let Some(bytes) = chunks.get(k) {
+                match container::read_header(bytes) {
                     Ok(h) if h.raw => "(stored raw)".to_string(),
                     Ok(h) => h.spec.to_string(),
                     Err(e) => format!("CORRUPT: {e}"),
@@ -81,8 +90,8 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
             );
         }
     }
-    if d.is_roibin_only() {
-        roibin_frames(d, &sizes)?;
+    if !chunks.is_empty() {
+        roibin_frames(d, &sizes, &chunks);
     }
     ratios.sort_by(f64::total_cmp);
     println!(
@@ -99,14 +108,13 @@ fn describe(name: &str, d: &Dataset, per_chunk: bool) -> Result<()> {
 
 /// For `roibin`/`roi` chunks: peaks per frame and the frames flagged as non-hits
 /// (`min_peaks`), read from the chunks' own sections without decoding pixels.
-fn roibin_frames(d: &Dataset, sizes: &[(Vec<usize>, u64)]) -> Result<()> {
+fn roibin_frames(d: &Dataset, sizes: &[(Vec<usize>, u64)], chunks: &[Vec<u8>]) {
     let (mut frames, mut found, mut windows) = (0usize, 0usize, 0usize);
     let (mut least, mut most) = (usize::MAX, 0usize);
     let mut non_hits = vec![];
-    for (off, _) in sizes {
-        let (bytes, _) = d.read_raw_chunk(off)?;
-        let Ok(info) = frames_of(&bytes) else {
-            return Ok(()); // not a roibin/roi graph (or stored raw): nothing to add
+    for ((off, _), bytes) in sizes.iter().zip(chunks) {
+        let Ok(info) = roibin_compressors::detector::roibin::frames(bytes) else {
+            return; // not a roibin/roi graph (or stored raw): nothing to add
         };
         let first = if d.shape.len() >= 3 { off[0] } else { 0 };
         for (k, f) in info.iter().enumerate() {
@@ -124,7 +132,7 @@ fn roibin_frames(d: &Dataset, sizes: &[(Vec<usize>, u64)]) -> Result<()> {
         }
     }
     if frames == 0 {
-        return Ok(());
+        return;
     }
     println!(
         "  ROIBIN: {frames} frames, {found} peaks ({:.1}/frame, min {least}, max {most}), {windows} windows, {} non-hit frames{}",
@@ -141,13 +149,6 @@ fn roibin_frames(d: &Dataset, sizes: &[(Vec<usize>, u64)]) -> Result<()> {
             )
         }
     );
-    Ok(())
-}
-
-fn frames_of(
-    chunk: &[u8],
-) -> roibin_registry::Result<Vec<roibin_compressors::detector::roibin::FrameInfo>> {
-    roibin_compressors::detector::roibin::frames(chunk)
 }
 
 pub fn run(a: Args) -> Result<()> {
