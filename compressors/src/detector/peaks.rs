@@ -28,6 +28,33 @@ pub struct Peak {
     pub extent: u32,
 }
 
+impl Peak {
+    /// The peak of the panel pixels `region` (row, column) with centroid `(cy, cx)` in panel
+    /// coordinates; `row0` is the panel's first row in the stacked frame.
+    pub fn of_region(
+        region: &[(usize, usize)],
+        (cy, cx): (f64, f64),
+        row0: usize,
+        total: f64,
+        max: f64,
+    ) -> Peak {
+        let (ry, rx) = (cy.round() as i64, cx.round() as i64);
+        let extent = region
+            .iter()
+            .map(|&(y, x)| (y as i64 - ry).abs().max((x as i64 - rx).abs()))
+            .max()
+            .unwrap_or(0) as u32;
+        Peak {
+            y: (row0 as f64 + cy) as f32,
+            x: cx as f32,
+            total: total as f32,
+            max: max as f32,
+            npix: region.len() as u32,
+            extent,
+        }
+    }
+}
+
 /// A finder's result for one frame.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PeakList {

@@ -302,20 +302,7 @@ fn panel_peaks(
             if cy < 0.0 || cx < 0.0 || cy > (rows - 1) as f64 || cx > (cols - 1) as f64 {
                 continue;
             }
-            let (ry, rx) = (cy.round() as i64, cx.round() as i64);
-            let extent = region
-                .iter()
-                .map(|&(y, x)| (y as i64 - ry).abs().max((x as i64 - rx).abs()))
-                .max()
-                .unwrap_or(0) as u32;
-            out.push(Peak {
-                y: (panel_row0 as f64 + cy) as f32,
-                x: cx as f32,
-                total: total as f32,
-                max: vmax as f32,
-                npix: npix as u32,
-                extent,
-            });
+            out.push(Peak::of_region(&region, (cy, cx), panel_row0, total, vmax));
         }
     }
     out

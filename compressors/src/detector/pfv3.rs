@@ -232,20 +232,7 @@ fn panel_peaks(
                 continue;
             }
             let (cy, cx) = super::pf8::centroid(v, &region, |y, x| y * cols + x);
-            let (ry, rx) = (cy.round() as i64, cx.round() as i64);
-            let extent = region
-                .iter()
-                .map(|&(y, x)| (y as i64 - ry).abs().max((x as i64 - rx).abs()))
-                .max()
-                .unwrap_or(0) as u32;
-            out.push(Peak {
-                y: (row0 as f64 + cy) as f32,
-                x: cx as f32,
-                total: atot as f32,
-                max: amax as f32,
-                npix: npix as u32,
-                extent,
-            });
+            out.push(Peak::of_region(&region, (cy, cx), row0, atot, amax));
         }
     }
     out
