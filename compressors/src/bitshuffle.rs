@@ -456,7 +456,7 @@ impl Permutation for Bitshuffle {
 }
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
-    let block = c.int("block").unwrap_or(0) as usize;
+    let block = c.get::<i64>("block")? as usize;
     if block % 8 != 0 {
         return Err(Error::option(
             format!("{}:block", c.path),
@@ -465,7 +465,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
     }
     Ok(Box::new(Permute(Bitshuffle {
         block,
-        threads: c.int("threads").unwrap_or(0) as usize,
+        threads: c.threads()?,
     })))
 }
 

@@ -107,15 +107,17 @@ pub fn decode_into(
     })
 }
 
-/// Like [`decode_into`], appending to `out` (the size comes from the stream's header).
+/// Like [`decode_into`], appending to `out`; the size comes from the stream's header and is
+/// refused, before anything is allocated, when it exceeds `max`.
 pub fn decode(
     codec: &'static str,
     data: &[u8],
+    max: usize,
     nthreads: usize,
     out: &mut Vec<u8>,
     f: impl Fn(&[u8], &mut [u8]) -> Result<usize> + Sync,
 ) -> Result<()> {
-    let total = Reader::new(data, codec).len_at_most(MAX_CHUNK_BYTES)?;
+    let total = Reader::new(data, codec).len_at_most(max.min(MAX_CHUNK_BYTES))?;
     let start = out.len();
     out.resize(start + total, 0);
     decode_into(codec, data, &mut out[start..], nthreads, f)

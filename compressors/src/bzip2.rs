@@ -58,7 +58,11 @@ impl Codec for Bzip2 {
     }
 
     fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("bzip2", data, self.threads, out, block_into)
+        self.decode_bytes(data, roibin_registry::container::MAX_CHUNK_BYTES, out)
+    }
+
+    fn decode_bytes(&self, data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("bzip2", data, max, self.threads, out, block_into)
     }
 
     fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {
@@ -89,9 +93,9 @@ inventory::submit! {
         accepts: Accepts::ANY,
         thread_safe: true,
         build: |c| Ok(Box::new(Bzip2 {
-            level: c.int("level").unwrap_or(9) as u32,
-            block: c.int("block").unwrap_or(0) as usize,
-            threads: c.int("threads").unwrap_or(0) as usize,
+            level: c.get::<i64>("level")? as u32,
+            block: c.get::<i64>("block")? as usize,
+            threads: c.threads()?,
         })),
     }
 }

@@ -10,7 +10,7 @@ use roibin_registry::options::THREADS;
 use roibin_registry::spec::Graph;
 use roibin_registry::{
     Accepts, ArrayMeta, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType,
-    Pipeline, Result,
+    Pipeline, Purpose, Result,
 };
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +39,7 @@ pub struct Chunked {
     codec: Graph,
     threads: usize,
     path: String,
+    purpose: Purpose,
     /// Pipelines by (dtype, block length): built once, shared by every block of that length.
     cache: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
 }
@@ -50,7 +51,8 @@ impl Chunked {
         if let Some((_, p)) = cache.iter().find(|(m, _)| *m == meta) {
             return Ok(p.clone());
         }
-        let p = Arc::new(Pipeline::build(
+        let p = Arc::new(Pipeline::build_for(
+            self.purpose,
             &self.codec,
             &DataKind::Array(meta.clone()),
             &format!("{}/codec", self.path),
@@ -96,6 +98,20 @@ impl Codec for Chunked {
         if dst.len() % elem != 0 {
             return Err(Error::corrupt("chunked", "output is not whole elements"));
         }
+        // The block size is part of the spec: a stream that records another one is not ours
+        // (and would make a pipeline per forged length).
+        let block = data
+            .get(8..12)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4")));
+        if block != Some(self.block_bytes(elem) as u32) {
+            return Err(Error::corrupt(
+                "chunked",
+                format!(
+                    "blocks of {block:?} bytes recorded, the spec says {}",
+                    self.block_bytes(elem)
+                ),
+            ));
+        }
         blocked::decode_into("chunked", data, dst, self.threads, |src, d| {
             if d.len() % elem != 0 {
                 return Err(Error::corrupt("chunked", "block is not whole elements"));
@@ -121,13 +137,11 @@ impl Codec for Chunked {
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     Ok(Box::new(Chunked {
-        block: c.int("block").unwrap_or(65536) as usize,
-        codec: c
-            .graph("codec")
-            .cloned()
-            .unwrap_or_else(|| "bitshuffle|lz4".parse().expect("default parses")),
-        threads: c.int("threads").unwrap_or(0) as usize,
+        block: c.get::<i64>("block")? as usize,
+        codec: c.get("codec")?,
+        threads: c.threads()?,
         path: c.path.clone(),
+        purpose: c.purpose,
         cache: Mutex::new(vec![]),
     }))
 }

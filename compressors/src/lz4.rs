@@ -40,7 +40,11 @@ impl Codec for Lz4 {
     }
 
     fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("lz4", data, self.threads, out, block_into)
+        self.decode_bytes(data, roibin_registry::container::MAX_CHUNK_BYTES, out)
+    }
+
+    fn decode_bytes(&self, data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("lz4", data, max, self.threads, out, block_into)
     }
 
     fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {
@@ -61,8 +65,8 @@ inventory::submit! {
         accepts: Accepts::ANY,
         thread_safe: true,
         build: |c| Ok(Box::new(Lz4 {
-            block: c.int("block").unwrap_or(0) as usize,
-            threads: c.int("threads").unwrap_or(0) as usize,
+            block: c.get::<i64>("block")? as usize,
+            threads: c.threads()?,
         })),
     }
 }

@@ -65,6 +65,6 @@ inventory::submit! {
         options: &[THREADS],
         accepts: Accepts::ANY,
         thread_safe: true,
-        build: |c| Ok(Box::new(Permute(Shuffle { threads: c.int("threads").unwrap_or(0) as usize }))),
+        build: |c| Ok(Box::new(Permute(Shuffle { threads: c.threads()? }))),
     }
 }

@@ -34,9 +34,9 @@ const OPTIONS: &[OptionSpec] = &[
 impl Zstd {
     fn from_config(c: &Config) -> Result<Self> {
         Ok(Zstd {
-            level: c.int("level").unwrap_or(3) as i32,
-            block: c.int("block").unwrap_or(0) as usize,
-            threads: c.int("threads").unwrap_or(0) as usize,
+            level: c.get::<i64>("level")? as i32,
+            block: c.get::<i64>("block")? as usize,
+            threads: c.threads()?,
         })
     }
 }
@@ -75,7 +75,11 @@ impl Codec for Zstd {
     }
 
     fn decode(&self, data: &[u8], _input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        blocked::decode("zstd", data, self.threads, out, block_into)
+        self.decode_bytes(data, roibin_registry::container::MAX_CHUNK_BYTES, out)
+    }
+
+    fn decode_bytes(&self, data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
+        blocked::decode("zstd", data, max, self.threads, out, block_into)
     }
 
     fn decode_into(&self, data: &[u8], _input: &DataKind, dst: &mut [u8]) -> Result<()> {

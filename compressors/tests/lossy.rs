@@ -291,18 +291,21 @@ proptest! {
 }
 
 #[test]
-fn zfp_rate_mode_refuses_non_finite_values_and_rate_is_fixed() {
+fn zfp_rate_mode_keeps_non_finite_chunks_raw_and_rate_is_fixed() {
     let meta = ArrayMeta::new(DType::F32, vec![16, 16]);
     let mut vals = values(2, 256, 3);
     let orig = bytes_of(&vals, DType::F32);
     let enc = encode_chunk("zfp(rate=8)", &meta, &orig).unwrap();
     // 16 blocks of 16 values at 8 bits each, plus headers of the stream and container.
     assert!(enc.len() < 256 + 200, "{}", enc.len());
+    // A NaN cannot fit a fixed-rate block: the chunk is kept whole and exact, inside the
+    // container (flagged raw), never refused (which HDF5 would turn into an unfiltered chunk).
     vals[17] = f64::NAN;
-    let e = encode_chunk("zfp(rate=8)", &meta, &bytes_of(&vals, DType::F32))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("non-finite") && e.contains("accuracy"), "{e}");
+    vals[40] = f64::INFINITY;
+    let with_nan = bytes_of(&vals, DType::F32);
+    let enc = encode_chunk("zfp(rate=8)", &meta, &with_nan).unwrap();
+    assert!(roibin_registry::container::read_header(&enc).unwrap().raw);
+    assert_eq!(decode_chunk(&enc).unwrap(), (meta, with_nan));
 }
 
 /// `ROIBIN_FUZZ_SEEDS=1 cargo test --test lossy fuzz_seeds` writes seed corpora for the fuzz

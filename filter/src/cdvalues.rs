@@ -107,6 +107,18 @@ impl CdValues {
         }
     }
 
+    /// The graph text to fit to a dataset: a user's spec (`@FILE` read here, at dataset
+    /// creation, from the user's own cd_values) or an already resolved one, taken as graph
+    /// text only. A resolved spec is never read as a file name: a file someone hands you
+    /// cannot make `set_local` (run when a client reuses its filter settings, as `h5repack
+    /// -l` does) open a path.
+    pub fn spec_for_set_local(&self) -> Result<String> {
+        match self {
+            CdValues::User(_) => roibin_registry::spec::spec_text(self.spec()),
+            CdValues::Resolved { spec, .. } => Ok(spec.clone()),
+        }
+    }
+
     /// The spec text (`auto` for empty user values).
     pub fn spec(&self) -> &str {
         match self {
@@ -116,9 +128,12 @@ impl CdValues {
     }
 }
 
-/// Fit `spec` to a dataset's dtype and chunk shape: validate it and return the resolved cd_values.
+/// Fit `spec` (graph text, never `@FILE`: the caller resolves that for user input only) to a
+/// dataset's dtype and chunk shape: validate it and return the resolved cd_values. The
+/// stored spec leaves out run-time options (`threads`), so a file's bytes do not depend on
+/// the thread allocation it was written with.
 pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
-    let graph = roibin_registry::spec::spec_text(spec)?.parse()?;
+    let graph = spec.parse()?;
     let pipeline = roibin_compressors::pipeline(&graph, chunk)?;
     if pipeline.canonical().uses("given") && !roibin_compressors::detector::roibin::given_allowed()
     {
@@ -127,7 +142,7 @@ pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
         ));
     }
     Ok(CdValues::Resolved {
-        spec: pipeline.canonical().to_string(),
+        spec: pipeline.stored_spec().to_string(),
         chunk: chunk.clone(),
     })
 }

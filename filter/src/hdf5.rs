@@ -26,6 +26,17 @@ pub struct Api {
     ) -> Herr,
     pub modify_filter: unsafe extern "C" fn(Hid, c_int, c_uint, usize, *const c_uint) -> Herr,
     pub get_chunk: unsafe extern "C" fn(Hid, c_int, *mut u64) -> c_int,
+    pub get_nfilters: unsafe extern "C" fn(Hid) -> c_int,
+    pub get_filter2: unsafe extern "C" fn(
+        Hid,
+        c_uint,
+        *mut c_uint,
+        *mut usize,
+        *mut c_uint,
+        usize,
+        *mut c_char,
+        *mut c_uint,
+    ) -> c_int,
     pub tget_class: unsafe extern "C" fn(Hid) -> c_int,
     pub tget_size: unsafe extern "C" fn(Hid) -> usize,
     pub tget_sign: unsafe extern "C" fn(Hid) -> c_int,
@@ -56,14 +67,16 @@ pub struct Api {
     min_callback: *const Hid,
 }
 
-// The raw pointers point at libhdf5's global id variables, valid while the library is loaded.
+// SAFETY: the raw pointers point at libhdf5's global id variables, valid while the library is loaded (it is never unloaded: `_lib` keeps it, and the host loaded it first); the function pointers are thread-safe to call as HDF5 serialises its API.
 unsafe impl Send for Api {}
 unsafe impl Sync for Api {}
 
 impl Api {
     fn open(path: &str) -> Option<Api> {
         // RTLD_NOLOAD: take the copy already in the process, never load a new one.
+        // SAFETY: RTLD_NOLOAD only returns a library already mapped into the process; no initialiser runs.
         let lib = unsafe { Library::open(Some(path), RTLD_LAZY | libc::RTLD_NOLOAD) }.ok()?;
+        // SAFETY: each symbol is declared with the prototype of HDF5's public headers (1.10 and 2.x agree on all of them; the H5E_*_g variables are `hid_t`). `H5E_pause_stack`/`H5E_resume_stack` are private but exported in 2.x, take no arguments and return herr_t (see their definition in H5Eint.c); where absent (1.10) `paused` is None and nothing is paused.
         unsafe {
             macro_rules! sym {
                 ($name:literal) => {
@@ -82,6 +95,8 @@ impl Api {
                 get_filter_by_id2: sym!("H5Pget_filter_by_id2"),
                 modify_filter: sym!("H5Pmodify_filter"),
                 get_chunk: sym!("H5Pget_chunk"),
+                get_nfilters: sym!("H5Pget_nfilters"),
+                get_filter2: sym!("H5Pget_filter2"),
                 tget_class: sym!("H5Tget_class"),
                 tget_size: sym!("H5Tget_size"),
                 tget_sign: sym!("H5Tget_sign"),
@@ -107,6 +122,7 @@ impl Api {
     pub fn push_error(&self, func: &str, msg: &str) {
         let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
         let func = CString::new(func).unwrap_or_default();
+        // SAFETY: the function pointers come from `open`; the strings are NUL-terminated and outlive the calls; the format `%s` takes exactly the one string passed.
         unsafe {
             // Un-pause (counting), push, and pause again as many times: the stack ends as it was.
             let mut resumed = 0;
@@ -138,6 +154,7 @@ impl Api {
 
     /// Whether this library knows `id` (picks the right copy when several are loaded).
     pub fn knows(&self, id: Hid) -> bool {
+        // SAFETY: H5Iis_valid accepts any id value.
         unsafe { (self.is_valid)(id) > 0 }
     }
 }
@@ -175,6 +192,7 @@ fn loaded_libhdf5() -> Vec<String> {
         0
     }
     let mut out: Vec<String> = vec![];
+    // SAFETY: `each` casts `data` back to the `Vec<String>` passed here, which outlives the call; dl_iterate_phdr calls it synchronously.
     unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut Vec<String> as *mut c_void) };
     out
 }

@@ -42,7 +42,7 @@ pub struct H5ZClass2 {
     >,
 }
 
-// Immutable static data; the name pointer is to a static C string.
+// SAFETY: immutable static data; the name pointer is to a static C string.
 unsafe impl Sync for H5ZClass2 {}
 
 /// The class HDF5 registers; also usable with `H5Zregister` by programs that link libhdf5.
@@ -100,6 +100,7 @@ fn api(dcpl: Hid) -> Result<&'static hdf5::Api> {
 
 /// The dataset's element type as a roibin dtype, or a message saying why not.
 fn dtype_of(api: &hdf5::Api, type_id: Hid) -> Result<DType> {
+    // SAFETY: `type_id` is the datatype HDF5 passed to this callback; the queries only read it.
     let (class, size, sign, order) = unsafe {
         (
             (api.tget_class)(type_id),
@@ -138,6 +139,7 @@ fn read_cd(api: &hdf5::Api, dcpl: Hid) -> Result<(c_uint, Vec<u32>)> {
     let mut n: usize = MAX_CD;
     let mut cd = vec![0 as c_uint; MAX_CD];
     let mut config: c_uint = 0;
+    // SAFETY: `cd` has room for MAX_CD words and `n` says so; the other pointers are to locals.
     let r = unsafe {
         (api.get_filter_by_id2)(
             dcpl,
@@ -164,12 +166,56 @@ fn read_cd(api: &hdf5::Api, dcpl: Hid) -> Result<(c_uint, Vec<u32>)> {
     Ok((flags, cd))
 }
 
+/// roibin must be the dataset's first filter, and there only once: it reads typed elements
+/// (a filter before it hands it other bytes) and its chunks carry their own container (a
+/// second roibin would wrap one container in another). HDF5 treats filters as optional in
+/// h5py, so an error at write time would store chunks unfiltered: refuse at creation.
+fn check_position(api: &hdf5::Api, dcpl: Hid) -> Result<()> {
+    // SAFETY: `dcpl` is the property list HDF5 passed to this callback; the function pointers
+    // come from the libhdf5 that owns it (see `api_for`).
+    let n = unsafe { (api.get_nfilters)(dcpl) };
+    let mut ids = vec![];
+    for i in 0..n.max(0) as c_uint {
+        let (mut flags, mut nelmts, mut config) = (0 as c_uint, 0usize, 0 as c_uint);
+        // SAFETY: `nelmts` = 0 with a null cd_values pointer and a zero-length name buffer ask
+        // for the id only; HDF5 writes nothing through the null pointers.
+        let id = unsafe {
+            (api.get_filter2)(
+                dcpl,
+                i,
+                &mut flags,
+                &mut nelmts,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+                &mut config,
+            )
+        };
+        ids.push(id);
+    }
+    let ours = ids.iter().filter(|&&id| id == FILTER_ID).count();
+    if ours > 1 {
+        return Err(Error::Other(format!(
+            "the roibin filter ({FILTER_ID}) is listed {ours} times; give it once"
+        )));
+    }
+    if ids.first().is_some_and(|&id| id != FILTER_ID) {
+        return Err(Error::Other(format!(
+            "the roibin filter ({FILTER_ID}) must be the first filter: it compresses typed elements, and filter {} before it hands it other bytes (put shuffles and the like inside the spec: `shuffle|zstd`)",
+            ids[0]
+        )));
+    }
+    Ok(())
+}
+
 unsafe extern "C" fn can_apply(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
     if type_id < 0 {
         return 0; // group metadata: not for us
     }
     guarded(Some(dcpl), "can_apply", -1, || {
-        dtype_of(api(dcpl)?, type_id)?;
+        let api = api(dcpl)?;
+        dtype_of(api, type_id)?;
+        check_position(api, dcpl)?;
         Ok(1)
     })
 }
@@ -179,6 +225,7 @@ unsafe extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
         let api = api(dcpl)?;
         let dtype = dtype_of(api, type_id)?;
         let mut dims = [0u64; 32];
+        // SAFETY: `dims` has room for the 32 dimensions we ask for.
         let rank = unsafe { (api.get_chunk)(dcpl, 32, dims.as_mut_ptr()) };
         if rank <= 0 {
             return Err(Error::Other("the dataset is not chunked".into()));
@@ -190,9 +237,11 @@ unsafe extern "C" fn set_local(dcpl: Hid, type_id: Hid, _space: Hid) -> c_int {
                 .map(|&d| d as usize)
                 .collect::<Vec<_>>(),
         );
+        check_position(api, dcpl)?;
         let (flags, cd) = read_cd(api, dcpl)?;
-        let user = CdValues::from_words(&cd)?;
-        let resolved = cdvalues::resolve(user.spec(), &chunk)?.to_words()?;
+        let spec = CdValues::from_words(&cd)?.spec_for_set_local()?;
+        let resolved = cdvalues::resolve(&spec, &chunk)?.to_words()?;
+        // SAFETY: `resolved` outlives the call and its length is passed with it.
         let r = unsafe {
             (api.modify_filter)(dcpl, FILTER_ID, flags, resolved.len(), resolved.as_ptr())
         };
@@ -216,9 +265,14 @@ fn encoder(cd: &[u32]) -> Result<(Arc<Pipeline>, ArrayMeta)> {
         }
     }
     let CdValues::Resolved { spec, chunk } = CdValues::from_words(cd)? else {
-        return Err(Error::Other(
-            "cd_values were not resolved by set_local; create the dataset through HDF5".into(),
-        ));
+        // HDF5 calls no `can_apply`/`set_local` for variable-length types (vlen strings and
+        // arrays), so they arrive here unresolved. Refuse; HDF5 then stores such chunks
+        // unfiltered if the filter is optional (h5py's default), so say it on stderr too.
+        let msg = "the dataset's filter parameters were never fitted to it by set_local: HDF5 skips that for variable-length types (vlen strings, vlen arrays), which roibin does not compress; use a fixed-size dtype";
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED
+            .call_once(|| eprintln!("roibin plugin: {msg}; HDF5 may store such chunks unfiltered"));
+        return Err(Error::Other(msg.into()));
     };
     let p = tuned(
         roibin_compressors::pipeline(&spec.parse()?, &chunk)?,
@@ -299,15 +353,38 @@ pub fn encode_chunk(cd: &[u32], input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     container::encode_into(&pipeline, &chunk, input, out)
 }
 
-/// Parse a stored chunk and check it fits the dataset's chunks; returns the header.
+/// Largest chunk decoded for a dataset whose cd_values do not say its chunk shape (every
+/// dataset roibin's `set_local` saw does): a chunk may then decode to at most this many bytes,
+/// or [`UNRESOLVED_MAX_RATIO`] times its stored size if that is more.
+pub const UNRESOLVED_MAX_BYTES: usize = 64 << 20;
+/// See [`UNRESOLVED_MAX_BYTES`].
+pub const UNRESOLVED_MAX_RATIO: usize = 1024;
+
+/// Parse a stored chunk and check it against the dataset before anything is allocated: the
+/// chunk's dtype and shape must be the dataset's (from resolved cd_values); without them, its
+/// size must stay under [`UNRESOLVED_MAX_BYTES`] (or [`UNRESOLVED_MAX_RATIO`]× its stored
+/// size). Returns the header.
 pub fn check_chunk<'a>(cd: &[u32], input: &'a [u8]) -> Result<container::Header<'a>> {
     let h = container::read_header(input)?;
-    if let Ok(CdValues::Resolved { chunk, .. }) = CdValues::from_words(cd) {
-        if chunk.nbytes() != h.meta.nbytes() {
-            return Err(Error::Other(format!(
-                "chunk holds {} but the dataset's chunks are {chunk}",
-                h.meta
-            )));
+    match CdValues::from_words(cd)? {
+        CdValues::Resolved { chunk, .. } => {
+            if chunk != h.meta {
+                return Err(Error::Other(format!(
+                    "the chunk declares {} but the dataset's chunks are {chunk}: it was not written for this dataset",
+                    h.meta
+                )));
+            }
+        }
+        CdValues::User(_) => {
+            let cap = UNRESOLVED_MAX_BYTES.max(input.len().saturating_mul(UNRESOLVED_MAX_RATIO));
+            if h.meta.nbytes() > cap {
+                return Err(Error::Other(format!(
+                    "the chunk declares {} ({} bytes) from {} stored bytes, and the dataset's filter parameters do not say its chunk shape; refusing more than {cap} bytes",
+                    h.meta,
+                    h.meta.nbytes(),
+                    input.len()
+                )));
+            }
         }
     }
     Ok(h)
@@ -316,6 +393,11 @@ pub fn check_chunk<'a>(cd: &[u32], input: &'a [u8]) -> Result<container::Header<
 /// Hand `n` bytes written by `fill` to HDF5 in a malloc'd buffer, freeing the old one.
 ///
 /// HDF5 frees the buffer with free(): it must be malloc'd memory, never a Rust allocation.
+///
+/// # Safety
+/// `buf` must point at HDF5's malloc'd chunk buffer and `buf_size` at its size, as the filter
+/// callback receives them. The new buffer is `n` bytes from malloc, fully written by `fill`
+/// before the old one is freed; on error the new one is freed and HDF5's is left as it was.
 unsafe fn replace_buffer(
     n: usize,
     buf_size: *mut usize,
@@ -354,12 +436,15 @@ unsafe extern "C" fn filter(
         let cd: &[u32] = if cd_nelmts == 0 || cd_values.is_null() {
             &[]
         } else {
+            // SAFETY: HDF5 passes `cd_nelmts` valid words at `cd_values` (checked non-null above).
             unsafe { std::slice::from_raw_parts(cd_values, cd_nelmts) }
         };
+        // SAFETY: HDF5 hands the filter a buffer `*buf` holding `nbytes` valid bytes.
         let input = unsafe { std::slice::from_raw_parts(*buf as *const u8, nbytes) };
         if reverse {
             // Decode straight into the buffer HDF5 gets back: no intermediate copy.
             let h = check_chunk(cd, input)?;
+            // SAFETY: `buf_size`/`buf` are HDF5's in-out pointers; `replace_buffer` frees the old buffer only after the new one is filled.
             unsafe {
                 replace_buffer(h.meta.nbytes(), buf_size, buf, |dst| {
                     container::decode_header_into(&h, dst)
@@ -373,6 +458,7 @@ unsafe extern "C" fn filter(
             OUT.with(|o| {
                 let mut out = o.borrow_mut();
                 encode_chunk(cd, input, &mut out)?;
+                // SAFETY: as above.
                 unsafe {
                     replace_buffer(out.len(), buf_size, buf, |dst| {
                         dst.copy_from_slice(&out);

@@ -15,6 +15,19 @@ pub trait Codec: Send + Sync {
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()>;
     /// Append the decoding of `data` to `out`; `input` is the kind `encode` was given.
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()>;
+    /// Decode when this stage's input was opaque bytes, whose size only the stream records:
+    /// must refuse, before allocating, to produce more than `max` bytes. The default suits
+    /// codecs whose decoded size is at most their encoded size (shuffles, `none`); codecs
+    /// that expand (entropy coders) override it.
+    fn decode_bytes(&self, data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
+        if data.len() > max {
+            return Err(Error::corrupt(
+                "stage",
+                format!("{} bytes where at most {max} may decode", data.len()),
+            ));
+        }
+        self.decode(data, &DataKind::Bytes, out)
+    }
     /// Decode into `dst`, which has exactly the decoded size. Codecs that can write in place
     /// override this, so the last stage writes straight into the caller's buffer (HDF5's).
     fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
@@ -89,6 +102,20 @@ impl Accepts {
             }
         }
     }
+}
+
+/// What a pipeline is built for.
+///
+/// Decoding is pure: a decoder is built from the chunk's stored spec with every text option
+/// (file names such as a finder's `mask`) removed before any codec sees it, and meta codecs
+/// build no encode-only parts (peak finders, masks) for it. So decoding cannot open a file,
+/// by construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Encoding (and validating a spec for encoding): encode-time inputs may be read.
+    Encode,
+    /// Decoding stored chunks: nothing but the chunk's bytes.
+    Decode,
 }
 
 /// A registered codec: name, version, docs, options, and how to build it.

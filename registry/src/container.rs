@@ -27,8 +27,9 @@ pub const MAGIC: &[u8; 4] = b"RBIN";
 /// The container format version this build writes.
 pub const FORMAT_VERSION: u8 = 1;
 const FLAG_RAW: u8 = 1;
-/// Largest chunk we agree to decode (guards allocations against corrupted headers).
-pub const MAX_CHUNK_BYTES: usize = 1 << 36;
+/// Largest chunk we agree to decode: HDF5's own limit on a chunk (4 GiB); guards allocations
+/// against corrupted headers.
+pub const MAX_CHUNK_BYTES: usize = 1 << 32;
 
 /// A parsed container header plus borrowed sections.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,9 +81,15 @@ pub fn encode_into(
     out.clear();
     write_header(meta, spec, false, &[0], out)?;
     let body = out.len();
-    pipeline.encode_into(data, out)?;
+    let fits = match pipeline.encode_into(data, out) {
+        Ok(()) => true,
+        // The graph cannot hold this chunk (zfp's fixed rate and a NaN): keep it exactly, in
+        // our own format, rather than fail and let HDF5 store it unfiltered.
+        Err(Error::Unrepresentable { .. }) => false,
+        Err(e) => return Err(e),
+    };
     let payload = out.len() - body;
-    if payload >= data.len() {
+    if !fits || payload >= data.len() {
         out.clear();
         write_header(meta, spec, true, &[data.len()], out)?;
         out.extend_from_slice(data);
@@ -127,6 +134,20 @@ fn write_header(
         out.extend_from_slice(&(l as u64).to_le_bytes());
     }
     Ok(())
+}
+
+/// Write a container from its parts (`h.version` must be this build's): what tests and fuzz
+/// seeds use to build chunks with a chosen header, such as a forged spec or shape.
+pub fn assemble(h: &Header<'_>) -> Result<Vec<u8>> {
+    let lens: Vec<usize> = h.sections.iter().map(|s| s.len()).collect();
+    let mut out = vec![];
+    write_header(&h.meta, h.spec, h.raw, &lens, &mut out)?;
+    for s in &h.sections {
+        out.extend_from_slice(s);
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 /// True when `bytes` start with the container magic (format detection from the bytes themselves).
@@ -235,7 +256,8 @@ pub fn decode_header_into(h: &Header<'_>, dst: &mut [u8]) -> Result<()> {
 }
 
 /// Pipelines for decoding, by (spec, chunk meta): chunks of a dataset share one, so building
-/// it (parsing, option checks, a finder's mask files) happens once, not per chunk.
+/// it (parsing, option checks) happens once, not per chunk. Built with
+/// [`Pipeline::decoder`]: nothing but the chunk's bytes is read.
 fn decoder(spec: &str, meta: &ArrayMeta) -> Result<std::sync::Arc<Pipeline>> {
     type Cache = Vec<(String, ArrayMeta, std::sync::Arc<Pipeline>)>;
     static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(Vec::new());
@@ -247,7 +269,7 @@ fn decoder(spec: &str, meta: &ArrayMeta) -> Result<std::sync::Arc<Pipeline>> {
         return Ok(p);
     }
     let graph: Graph = spec.parse()?;
-    let p = std::sync::Arc::new(Pipeline::build(&graph, &DataKind::Array(meta.clone()), "")?);
+    let p = std::sync::Arc::new(Pipeline::decoder(&graph, &DataKind::Array(meta.clone()))?);
     c.insert(0, (spec.to_string(), meta.clone(), p.clone()));
     c.truncate(8);
     Ok(p)

@@ -31,6 +31,11 @@ pub enum Error {
     /// An error bound that was checked after encoding and did not hold.
     #[error("error bound violated by `{codec}`: {message}")]
     Bound { codec: String, message: String },
+    /// Input that this graph cannot hold (zfp's fixed rate and a NaN, an intermediate stage
+    /// that would grow past its cap). The container then stores the chunk raw, inside its
+    /// own format: never an error that would make HDF5 store the chunk unfiltered.
+    #[error("`{codec}` cannot encode this chunk: {message}")]
+    Unrepresentable { codec: String, message: String },
     /// Anything else, with its message.
     #[error("{0}")]
     Other(String),
@@ -40,6 +45,14 @@ impl Error {
     /// A corrupt-stream error for `codec`.
     pub fn corrupt(codec: &str, message: impl Into<String>) -> Self {
         Error::Corrupt {
+            codec: codec.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An input the codec cannot hold; the container falls back to raw storage.
+    pub fn unrepresentable(codec: &str, message: impl Into<String>) -> Self {
+        Error::Unrepresentable {
             codec: codec.to_string(),
             message: message.into(),
         }

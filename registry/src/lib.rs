@@ -11,12 +11,13 @@ pub mod metrics;
 pub mod options;
 pub mod pipeline;
 pub mod profile;
+pub mod purity;
 pub mod spec;
 pub mod stream;
 pub mod threads;
 pub mod tuning;
 
-pub use codec::{codecs, lookup, Accepts, Codec, CodecInfo};
+pub use codec::{codecs, lookup, Accepts, Codec, CodecInfo, Purpose};
 pub use dtype::{ArrayMeta, DType, DataKind};
 pub use error::{Error, Result};
 pub use options::{Config, OptionSpec, OptionType};

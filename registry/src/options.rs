@@ -25,7 +25,12 @@ impl fmt::Display for OptionType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OptionType::Int { min, max } => write!(f, "integer in {min}..={max}"),
-            OptionType::Float { min, max } => write!(f, "number in {min}..={max}"),
+            OptionType::Float { min, max } => write!(
+                f,
+                "number in {}..={}",
+                format_float(*min),
+                format_float(*max)
+            ),
             OptionType::Choice(c) => write!(f, "one of {}", c.join("|")),
             OptionType::Graph => f.write_str("graph spec"),
             OptionType::IntList { min, max } => {
@@ -71,6 +76,58 @@ impl OptValue {
     }
 }
 
+/// Option values as the Rust types codecs read them with [`Config::get`].
+pub trait FromOptValue: Sized {
+    fn from_opt(v: &OptValue) -> Option<Self>;
+}
+
+impl FromOptValue for i64 {
+    fn from_opt(v: &OptValue) -> Option<Self> {
+        match v {
+            OptValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+impl FromOptValue for f64 {
+    fn from_opt(v: &OptValue) -> Option<Self> {
+        match v {
+            OptValue::Float(x) => Some(*x),
+            OptValue::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Choice and text options.
+impl FromOptValue for String {
+    fn from_opt(v: &OptValue) -> Option<Self> {
+        match v {
+            OptValue::Word(w) | OptValue::Text(w) => Some(w.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromOptValue for Graph {
+    fn from_opt(v: &OptValue) -> Option<Self> {
+        match v {
+            OptValue::Graph(g) => Some(g.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromOptValue for Vec<i64> {
+    fn from_opt(v: &OptValue) -> Option<Self> {
+        match v {
+            OptValue::IntList(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// Shortest text that reads back as the same f64.
 pub fn format_float(x: f64) -> String {
     let s = format!("{x}");
@@ -86,6 +143,8 @@ pub fn format_float(x: f64) -> String {
 pub struct Config {
     /// Path of this stage for error messages (`roibin/background/sz`).
     pub path: String,
+    /// What the stage is built for; meta codecs build their nested graphs for the same.
+    pub purpose: crate::Purpose,
     values: Vec<(&'static OptionSpec, Option<OptValue>)>,
 }
 
@@ -152,65 +211,56 @@ impl Config {
         }
         Ok(Config {
             path: path.to_string(),
+            purpose: crate::Purpose::Encode,
             values,
         })
     }
 
-    fn get(&self, name: &str) -> Option<&OptValue> {
+    /// The value of a declared option (its default when not given; `None` when it has no
+    /// default and was not given). Asking for an option the codec did not declare is an
+    /// error that names it, never a panic: it can be reached from a file's stored spec.
+    fn lookup(&self, name: &str) -> Result<Option<&OptValue>> {
         self.values
             .iter()
             .find(|(s, _)| s.name == name)
-            .unwrap_or_else(|| panic!("codec asked for undeclared option `{name}`"))
-            .1
-            .as_ref()
+            .map(|(_, v)| v.as_ref())
+            .ok_or_else(|| {
+                Error::option(
+                    format!("{}:{name}", self.path),
+                    "the codec asked for an option it does not declare (a bug in the codec)",
+                )
+            })
     }
 
-    /// Integer option (panics if the codec did not declare it: a programming error).
-    pub fn int(&self, name: &str) -> Option<i64> {
-        match self.get(name) {
-            Some(OptValue::Int(i)) => Some(*i),
-            _ => None,
+    /// A declared option's value as `T`, or `None` when it has no default and was not given.
+    /// Defaults live in the option's declaration only ([`OptionSpec::default`]).
+    pub fn get_opt<T: FromOptValue>(&self, name: &str) -> Result<Option<T>> {
+        match self.lookup(name)? {
+            None => Ok(None),
+            Some(v) => T::from_opt(v).map(Some).ok_or_else(|| {
+                Error::option(
+                    format!("{}:{name}", self.path),
+                    format!("holds {v:?}, not the type the codec reads (a bug in the codec)"),
+                )
+            }),
         }
     }
 
-    /// Float option; integers written without a point are accepted.
-    pub fn float(&self, name: &str) -> Option<f64> {
-        match self.get(name) {
-            Some(OptValue::Float(x)) => Some(*x),
-            _ => None,
-        }
+    /// A declared option's value (given, or its declared default) as `T`.
+    pub fn get<T: FromOptValue>(&self, name: &str) -> Result<T> {
+        self.get_opt(name)?.ok_or_else(|| {
+            Error::option(
+                format!("{}:{name}", self.path),
+                "must be given (it has no default)",
+            )
+        })
     }
 
-    /// Choice option.
-    pub fn word(&self, name: &str) -> Option<&str> {
-        match self.get(name) {
-            Some(OptValue::Word(w)) => Some(w),
-            _ => None,
-        }
-    }
-
-    /// Nested graph option.
-    pub fn graph(&self, name: &str) -> Option<&Graph> {
-        match self.get(name) {
-            Some(OptValue::Graph(g)) => Some(g),
-            _ => None,
-        }
-    }
-
-    /// Integer list option.
-    pub fn int_list(&self, name: &str) -> Option<&[i64]> {
-        match self.get(name) {
-            Some(OptValue::IntList(l)) => Some(l),
-            _ => None,
-        }
-    }
-
-    /// Text option.
-    pub fn text(&self, name: &str) -> Option<&str> {
-        match self.get(name) {
-            Some(OptValue::Text(t)) => Some(t),
-            _ => None,
-        }
+    /// The `threads` option, capped at the cores this process may use: a stored or written
+    /// value can never create more threads than there are cores.
+    pub fn threads(&self) -> Result<usize> {
+        let t: i64 = self.get("threads")?;
+        Ok(crate::threads::capped(t as usize))
     }
 
     /// Replace a nested graph (used when canonicalising meta codecs' children).
@@ -285,9 +335,24 @@ fn int_in_range(v: &Value, spec: &OptionSpec, path: &str) -> Result<i64> {
         .parse()
         .map_err(|_| err(format!("expected an {}, found `{t}`", spec.ty)))?;
     if i < min || i > max {
-        return Err(err(format!("{i} is out of range: expected an {}", spec.ty)));
+        return Err(err(format!(
+            "{} is out of range: expected an {}",
+            shorten(t),
+            spec.ty
+        )));
     }
     Ok(i)
+}
+
+/// A number as the user wrote it, cut short for messages (a 300-digit literal stays readable).
+fn shorten(t: &str) -> String {
+    if t.len() <= 24 {
+        return t.to_string();
+    }
+    match t.parse::<f64>() {
+        Ok(x) if x.is_finite() => format!("{x:e}"),
+        _ => format!("{}… ({} characters)", &t[..16], t.len()),
+    }
 }
 
 fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
@@ -306,9 +371,13 @@ fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
             };
             let x: f64 = t
                 .parse()
-                .map_err(|_| err(format!("expected a {}, found `{t}`", spec.ty)))?;
+                .map_err(|_| err(format!("expected a {}, found `{}`", spec.ty, shorten(t))))?;
             if !x.is_finite() || x < min || x > max {
-                return Err(err(format!("{t} is out of range: expected a {}", spec.ty)));
+                return Err(err(format!(
+                    "{} is out of range: expected a {}",
+                    shorten(t),
+                    spec.ty
+                )));
             }
             Ok(OptValue::Float(x))
         }

@@ -1,6 +1,6 @@
 //! A graph built from a spec: stages resolved against the registry and an input kind.
 
-use crate::codec::{lookup, Codec};
+use crate::codec::{lookup, Codec, Purpose};
 use crate::options::Config;
 use crate::spec::{Arg, Graph, Stage, Value};
 use crate::{DataKind, Error, Result};
@@ -16,6 +16,15 @@ pub struct Pipeline {
     canonical: Graph,
     /// The canonical spec without run-time options: what chunks store.
     stored: String,
+    purpose: Purpose,
+}
+
+/// Most bytes an intermediate stage may produce for a chunk of `chunk_bytes`: encoding
+/// refuses more (the container then stores the chunk raw) and decoding refuses, before it
+/// allocates, a stream that records more. Real graphs stay far below (their intermediate
+/// streams are compressed forms of the chunk).
+pub fn max_intermediate(chunk_bytes: usize) -> usize {
+    chunk_bytes.saturating_mul(2).saturating_add(1 << 20)
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -25,10 +34,31 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// Validate `graph` against the registry for data of kind `input`, expanding meta codecs.
-    ///
-    /// `path` prefixes option errors (empty at the top level).
+    /// Validate `graph` against the registry for encoding data of kind `input`, expanding
+    /// meta codecs. `path` prefixes option errors (empty at the top level).
     pub fn build(graph: &Graph, input: &DataKind, path: &str) -> Result<Pipeline> {
+        Pipeline::build_for(Purpose::Encode, graph, input, path)
+    }
+
+    /// A pipeline that only decodes, from a chunk's stored spec: text options (file names)
+    /// are removed before any codec sees them, and every stage is built for decoding (see
+    /// [`Purpose`]). Nothing here reads a file or the environment.
+    pub fn decoder(graph: &Graph, input: &DataKind) -> Result<Pipeline> {
+        Pipeline::build_for(Purpose::Decode, &graph.without_text(), input, "")
+    }
+
+    /// [`Pipeline::build`] or [`Pipeline::decoder`], as `purpose` says; meta codecs build
+    /// their nested graphs with the purpose they were built for.
+    pub fn build_for(
+        purpose: Purpose,
+        graph: &Graph,
+        input: &DataKind,
+        path: &str,
+    ) -> Result<Pipeline> {
+        let graph = &match purpose {
+            Purpose::Encode => graph.clone(),
+            Purpose::Decode => graph.without_text(),
+        };
         let mut stages = vec![];
         let mut names = vec![];
         let mut kinds = vec![input.clone()];
@@ -41,7 +71,8 @@ impl Pipeline {
             } else {
                 format!("{path}/{}", stage.name)
             };
-            let config = Config::from_stage(&stage, info.options, &here)?;
+            let mut config = Config::from_stage(&stage, info.options, &here)?;
+            config.purpose = purpose;
             let kind = kinds.last().expect("starts non-empty").clone();
             info.accepts.check(info.name, &kind)?;
             let codec = (info.build)(&config)?;
@@ -91,6 +122,7 @@ impl Pipeline {
             kinds,
             canonical,
             stored,
+            purpose,
         })
     }
 
@@ -131,6 +163,13 @@ impl Pipeline {
     /// buffers are reused across calls on a thread, so with a reused `out` a chunk loop
     /// allocates nothing after warm-up.
     pub fn encode_into(&self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if self.purpose == Purpose::Decode {
+            return Err(Error::Other(format!(
+                "`{}` was built for decoding only",
+                self.canonical
+            )));
+        }
+        let limit = max_intermediate(data.len());
         let Some((last, rest)) = self.stages.split_last() else {
             out.extend_from_slice(data);
             return Ok(());
@@ -140,6 +179,15 @@ impl Pipeline {
             for ((codec, kind), name) in rest.iter().zip(&self.kinds).zip(&self.names) {
                 a.clear();
                 crate::profile::timed(name, || codec.encode(src, kind, a))?;
+                if a.len() > limit {
+                    return Err(Error::unrepresentable(
+                        name,
+                        format!(
+                            "its output of {} bytes exceeds the {limit} an intermediate stage may hold",
+                            a.len()
+                        ),
+                    ));
+                }
                 std::mem::swap(a, b);
                 src = b;
             }
@@ -159,6 +207,7 @@ impl Pipeline {
             dst.copy_from_slice(data);
             return Ok(());
         };
+        let limit = max_intermediate(dst.len());
         with_scratch(|a, b| {
             let mut src: &[u8] = data;
             for (i, codec) in rest.iter().enumerate().rev() {
@@ -175,7 +224,13 @@ impl Pipeline {
                     }
                     DataKind::Bytes => {
                         a.clear();
-                        codec.decode(src, kind, a)?;
+                        codec.decode_bytes(src, limit, a)?;
+                        if a.len() > limit {
+                            return Err(Error::corrupt(
+                                self.names[i + 1],
+                                format!("decoded {} bytes, more than the {limit} allowed", a.len()),
+                            ));
+                        }
                     }
                 }
                 if let DataKind::Array(m) = kind {

@@ -121,6 +121,39 @@ impl Graph {
         }
     }
 
+    /// The same graph with every quoted-text argument removed, nested graphs included.
+    ///
+    /// Text options name encode-time inputs (a finder's `mask` and `radius` files); a decoder
+    /// is built from its chunk's spec without them, so no file name ever reaches it.
+    ///
+    /// ```
+    /// let g: roibin_registry::Graph = r#"roibin(peaks=pf8(mask="/dev/zero"),roi=4)"#.parse().unwrap();
+    /// assert_eq!(g.without_text().to_string(), "roibin(peaks=pf8,roi=4)");
+    /// ```
+    pub fn without_text(&self) -> Graph {
+        Graph {
+            stages: self
+                .stages
+                .iter()
+                .map(|s| Stage {
+                    name: s.name.clone(),
+                    args: s
+                        .args
+                        .iter()
+                        .filter(|a| !matches!(a.value, Value::Text(_)))
+                        .map(|a| Arg {
+                            name: a.name.clone(),
+                            value: match &a.value {
+                                Value::Graph(g) => Value::Graph(g.without_text()),
+                                v => v.clone(),
+                            },
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
     /// The path of every stage, nested graphs included, in the form [`Graph::set_option`] takes
     /// (`stage/arg/stage`).
     ///
@@ -301,10 +334,18 @@ impl fmt::Display for Value {
 impl FromStr for Graph {
     type Err = Error;
     fn from_str(s: &str) -> Result<Graph> {
+        if s.len() > MAX_SPEC_BYTES {
+            return Err(Error::Other(format!(
+                "spec of {} bytes: longer than the {MAX_SPEC_BYTES} a spec may have",
+                s.len()
+            )));
+        }
         let mut p = Parser {
             src: s,
             chars: s.char_indices().collect(),
             pos: 0,
+            depth: 0,
+            stages: 0,
         };
         let g = p.graph()?;
         p.skip_ws();
@@ -318,10 +359,24 @@ impl FromStr for Graph {
     }
 }
 
+/// Deepest nesting of graphs inside arguments a spec may have. Parsing, building and
+/// printing recurse once per level; the cap keeps that far from any stack limit, and no real
+/// graph comes close (`roibin(background=chunked(codec=bin(2,2)|sz))` is 3 deep).
+pub const MAX_DEPTH: usize = 64;
+/// Most stages a spec may hold in all, nested ones included: building a pipeline is linear
+/// in this, and decoding runs each stage once.
+pub const MAX_STAGES: usize = 256;
+/// Longest spec text accepted (a chunk stores its spec with a u16 length).
+pub const MAX_SPEC_BYTES: usize = 16 << 10;
+
 struct Parser<'a> {
     src: &'a str,
     chars: Vec<(usize, char)>,
     pos: usize,
+    /// Graphs open around the current position.
+    depth: usize,
+    /// Stages parsed so far, nested ones included.
+    stages: usize,
 }
 
 impl Parser<'_> {
@@ -354,10 +409,17 @@ impl Parser<'_> {
     }
 
     fn graph(&mut self) -> Result<Graph> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(format!(
+                "graphs nested more than {MAX_DEPTH} deep; no codec needs that"
+            )));
+        }
+        self.depth += 1;
         let mut stages = vec![self.stage()?];
         while self.eat('|') {
             stages.push(self.stage()?);
         }
+        self.depth -= 1;
         Ok(Graph { stages })
     }
 
@@ -380,6 +442,10 @@ impl Parser<'_> {
 
     fn stage(&mut self) -> Result<Stage> {
         let name = self.ident()?;
+        self.stages += 1;
+        if self.stages > MAX_STAGES {
+            return Err(self.error(format!("more than {MAX_STAGES} stages in one spec")));
+        }
         let mut args = vec![];
         if self.eat('(') && !self.eat(')') {
             loop {
@@ -492,23 +558,65 @@ impl Parser<'_> {
 ///
 /// `@FILE` keeps cd_values short where clients cap them (h5repack 1.10 takes at most 20
 /// values in `UD=`): the plugin reads the file when the dataset is created and stores the
-/// resolved spec in the file, so readers never need it.
+/// resolved spec in the file, so readers never need it. It is an encode-time input only:
+/// nothing that decodes calls this. Only a regular file of at most [`MAX_SPEC_BYTES`] is
+/// read (never a FIFO or a device, which could hang or exhaust the writer), and an error never
+/// quotes what the file holds.
 ///
 /// ```
 /// assert_eq!(roibin_registry::spec::spec_text("zstd(3)").unwrap(), "zstd(3)");
 /// assert!(roibin_registry::spec::spec_text("@/no/such/file").unwrap_err().to_string().contains("/no/such/file"));
+/// assert!(roibin_registry::spec::spec_text("@/dev/zero").unwrap_err().to_string().contains("not a regular file"));
 /// ```
 pub fn spec_text(s: &str) -> Result<String> {
-    match s.trim().strip_prefix('@') {
-        None => Ok(s.to_string()),
-        Some(path) => std::fs::read_to_string(path)
-            .map(|t| t.trim().to_string())
-            .map_err(|e| {
-                Error::Other(format!(
-                    "spec file `{path}`: {e} (write the spec in it, or give the spec itself)"
-                ))
-            }),
+    let Some(path) = s.trim().strip_prefix('@') else {
+        return Ok(s.to_string());
+    };
+    let text = read_small_file(path, MAX_SPEC_BYTES).map_err(|e| {
+        Error::Other(format!(
+            "spec file `{path}`: {e} (write the spec in it, or give the spec itself)"
+        ))
+    })?;
+    let text = text.trim().to_string();
+    if let Err(e) = text.parse::<Graph>() {
+        // Say where, not what: the file may not be a spec at all (and may be private).
+        let at = match e {
+            Error::Syntax { column, .. } => format!(" (syntax error at column {column})"),
+            _ => String::new(),
+        };
+        return Err(Error::Other(format!(
+            "spec file `{path}` does not hold a roibin graph spec{at}"
+        )));
     }
+    Ok(text)
+}
+
+/// Read a regular file of at most `limit` bytes as UTF-8 text, without blocking on FIFOs or
+/// reading devices: the path is opened non-blocking and checked before anything is read.
+pub fn read_small_file(path: &str, limit: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if meta.len() > limit as u64 {
+        return Err(bad(format!(
+            "{} bytes, more than the {limit} allowed",
+            meta.len()
+        )));
+    }
+    let mut text = String::new();
+    file.take(limit as u64 + 1).read_to_string(&mut text)?;
+    if text.len() > limit {
+        return Err(bad(format!("more than the {limit} bytes allowed")));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

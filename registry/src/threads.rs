@@ -12,12 +12,29 @@ pub const THREADS_DOC: &str = "worker threads inside one chunk (0 = the caller's
 /// Pools are created lazily on first use, never at load time, and cached per process: a plugin
 /// loaded into a host starts no thread until it compresses something, and a child forked after
 /// that (Python's multiprocessing) gets pools of its own instead of the parent's dead threads.
+///
+/// Sizes are capped at the core count, so at most one pool per size `1..=cores` ever exists,
+/// whatever values files or tuning files hold. Thread counts never change the bytes, so when
+/// the system refuses a pool (thread or memory limits) `f` runs on the caller's thread instead
+/// of failing: a thread count is advice.
 pub fn install<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     if threads == 0 && rayon::current_thread_index().is_some() {
         return f();
     }
-    let n = if threads == 0 { cores() } else { threads };
-    pool(n).install(f)
+    let n = if threads == 0 {
+        cores()
+    } else {
+        capped(threads)
+    };
+    match pool(n) {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// `threads` capped at the cores this process may use (0, "the caller's pool", stays 0).
+pub fn capped(threads: usize) -> usize {
+    threads.min(cores())
 }
 
 /// Cores this process may use, asked once: `available_parallelism` reads cgroup files (and
@@ -27,7 +44,7 @@ pub fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
+fn pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
     type Pools = (u32, HashMap<usize, Arc<rayon::ThreadPool>>);
     static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
     let pools = POOLS.get_or_init(Default::default);
@@ -39,19 +56,17 @@ fn pool(threads: usize) -> Arc<rayon::ThreadPool> {
         std::mem::forget(std::mem::take(&mut guard.1));
         guard.0 = pid;
     }
-    guard
-        .1
-        .entry(threads)
-        .or_insert_with(|| {
-            Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("roibin-{i}"))
-                    .build()
-                    .expect("thread pool"),
-            )
-        })
-        .clone()
+    if let Some(p) = guard.1.get(&threads) {
+        return Some(p.clone());
+    }
+    let p = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("roibin-{i}"))
+        .build()
+        .ok()?;
+    let p = Arc::new(p);
+    guard.1.insert(threads, p.clone());
+    Some(p)
 }
 
 /// Smallest amount of work worth a parallel task: splitting finer costs more in scheduling

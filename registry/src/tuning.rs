@@ -85,9 +85,12 @@ pub struct TuningFile {
 impl TuningFile {
     /// Read a tuning file; a missing or malformed file is an error that names it.
     pub fn load(path: &Path) -> Result<TuningFile> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Other(format!("cannot read tuning file {}: {e}", path.display()))
-        })?;
+        // A regular file only, of bounded size: `ROIBIN_TUNING` pointing at a FIFO or a
+        // device must cost a warning, never a hung or exhausted writer.
+        let text =
+            crate::spec::read_small_file(&path.to_string_lossy(), 16 << 20).map_err(|e| {
+                Error::Other(format!("cannot read tuning file {}: {e}", path.display()))
+            })?;
         let file: TuningFile = serde_json::from_str(&text).map_err(|e| {
             Error::Other(format!(
                 "tuning file {} is not a roibin tuning file: {e}",

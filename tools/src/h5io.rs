@@ -9,6 +9,7 @@ use std::ffi::CString;
 
 /// Register the roibin filter class in this process's libhdf5 (no plugin path needed).
 pub fn register_filter() -> Result<()> {
+    // SAFETY: H5open has no preconditions; H5Zregister copies the class, and FILTER_CLASS is a static that lives as long as the process.
     unsafe {
         h5::H5open();
         let class =
@@ -26,6 +27,7 @@ pub struct Id(pub hid_t, unsafe extern "C" fn(hid_t) -> i32);
 impl Drop for Id {
     fn drop(&mut self) {
         if self.0 >= 0 {
+            // SAFETY: the id is valid (>= 0, owned by this guard) and `self.1` is the matching H5*close, called once.
             unsafe { (self.1)(self.0) };
         }
     }
@@ -48,6 +50,7 @@ fn cstr(s: &str) -> Result<CString> {
 
 /// The roibin dtype of an HDF5 datatype.
 pub fn dtype_of(type_id: hid_t) -> Result<DType> {
+    // SAFETY: `type_id` is a datatype id the caller holds open; these queries only read it.
     unsafe {
         let class = h5t::H5Tget_class(type_id);
         let size = h5t::H5Tget_size(type_id);
@@ -118,9 +121,74 @@ pub struct File {
     pub path: String,
 }
 
+/// An output file written under a temporary name beside it (`.NAME.roibin-partial`) and
+/// renamed onto its name only when everything succeeded: a failed or killed run never leaves
+/// a file that looks finished. An existing output is copied first, so its other datasets stay.
+/// Dropped without [`AtomicOutput::commit`], the temporary file is removed.
+pub struct AtomicOutput {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    done: bool,
+}
+
+impl AtomicOutput {
+    /// Start writing `path`; a leftover from an interrupted run is reported and removed.
+    pub fn begin(path: &str) -> Result<AtomicOutput> {
+        let p = std::path::Path::new(path);
+        let name = p
+            .file_name()
+            .with_context(|| format!("`{path}` does not name a file"))?;
+        let tmp = p.with_file_name(format!(".{}.roibin-partial", name.to_string_lossy()));
+        if tmp.exists() {
+            eprintln!(
+                "found {}: a partial output left by an interrupted run; removing it and starting again",
+                tmp.display()
+            );
+            std::fs::remove_file(&tmp)
+                .with_context(|| format!("cannot remove {}", tmp.display()))?;
+        }
+        if p.exists() {
+            std::fs::copy(p, &tmp)
+                .with_context(|| format!("cannot copy {path} to {} to add to it", tmp.display()))?;
+        }
+        Ok(AtomicOutput {
+            path: p.to_path_buf(),
+            tmp,
+            done: false,
+        })
+    }
+
+    /// Where to write meanwhile.
+    pub fn tmp_path(&self) -> String {
+        self.tmp.to_string_lossy().into_owned()
+    }
+
+    /// Rename the finished file onto its name (close every HDF5 object of it first).
+    pub fn commit(mut self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                self.tmp.display(),
+                self.path.display()
+            )
+        })?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 impl File {
     pub fn open(path: &str) -> Result<File> {
         let c = cstr(path)?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call; the returned id is checked below.
         let id = unsafe {
             h5::H5open();
             hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDONLY, h5p::H5P_DEFAULT)
@@ -134,14 +202,30 @@ impl File {
     }
 
     /// Open for writing, creating the file when it does not exist.
+    /// Close the file, flushing it: an error here (disk full) is the write's error.
+    pub fn close(mut self) -> Result<()> {
+        let id = std::mem::replace(&mut self.id.0, -1);
+        // SAFETY: `id` is this file's open id, taken out of its guard so it is closed once.
+        if unsafe { hdf5_sys::h5f::H5Fclose(id) } < 0 {
+            bail!(
+                "cannot close `{}`: the data may not all be on disk (is it full?)",
+                self.path
+            );
+        }
+        Ok(())
+    }
+
     pub fn open_rw(path: &str) -> Result<File> {
         let c = cstr(path)?;
+        // SAFETY: H5open has no preconditions.
         unsafe { h5::H5open() };
         let id = if std::path::Path::new(path).exists() {
+            // SAFETY: `c` is a NUL-terminated path that outlives the call; the returned id is checked below.
             unsafe {
                 hdf5_sys::h5f::H5Fopen(c.as_ptr(), hdf5_sys::h5f::H5F_ACC_RDWR, h5p::H5P_DEFAULT)
             }
         } else {
+            // SAFETY: as above; H5Fcreate's property lists are HDF5's defaults.
             unsafe {
                 hdf5_sys::h5f::H5Fcreate(
                     c.as_ptr(),
@@ -161,6 +245,7 @@ impl File {
 
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
         let c = cstr(name)?;
+        // SAFETY: `self.id` is an open file id and `c` a NUL-terminated name that outlives the call.
         let id = unsafe { h5d::H5Dopen2(self.id.0, c.as_ptr(), h5p::H5P_DEFAULT) };
         let id = check(id, h5d::H5Dclose, || {
             format!(
@@ -188,6 +273,7 @@ impl File {
         chunk: &[usize],
         filters: &[(i32, Vec<u32>)],
     ) -> Result<Dataset> {
+        // SAFETY: every id created here is checked and owned by an `Id` guard that closes it; the dims and cd_values slices outlive the calls that read them.
         unsafe {
             let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
             let space = check(
@@ -252,6 +338,7 @@ fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<String>) -> Result<()> {
 
 impl Dataset {
     fn from_id(id: Id) -> Result<Dataset> {
+        // SAFETY: `id` is an open dataset id owned by the caller's guard; every id derived from it is checked and guarded.
         unsafe {
             let type_id = check(h5d::H5Dget_type(id.0), h5t::H5Tclose, || {
                 "H5Dget_type".into()
@@ -306,6 +393,7 @@ impl Dataset {
     }
 
     fn select(&self, start: &[usize], count: &[usize]) -> Result<(Id, Id)> {
+        // SAFETY: `self.id` is an open dataset; start/count vectors have the dataset's rank and outlive the calls.
         unsafe {
             let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || {
                 "H5Dget_space".into()
@@ -337,6 +425,7 @@ impl Dataset {
         let (fs, ms) = self.select(start, count)?;
         let n: usize = count.iter().product::<usize>() * self.dtype.size();
         let mut buf = vec![0u8; n];
+        // SAFETY: `buf` holds exactly count·element-size bytes, the size of the memory space the selection describes.
         unsafe {
             let mt = check(
                 h5t::H5Tget_native_type(self.type_id.0, h5t::H5T_direction_t::H5T_DIR_ASCEND),
@@ -361,6 +450,7 @@ impl Dataset {
     /// The stored (filtered) bytes of the chunk at `offset`, and its filter mask.
     pub fn read_raw_chunk(&self, offset: &[usize]) -> Result<(Vec<u8>, u32)> {
         let off: Vec<u64> = offset.iter().map(|&d| d as u64).collect();
+        // SAFETY: `off` has the dataset's rank; the buffer is sized from H5Dget_chunk_storage_size before H5Dread_chunk writes into it.
         unsafe {
             let mut size = 0u64;
             if H5Dget_chunk_storage_size(self.id.0, off.as_ptr(), &mut size) < 0 {
@@ -386,6 +476,7 @@ impl Dataset {
     /// Store already-encoded bytes as the chunk at `offset` (HDF5's direct chunk write).
     pub fn write_raw_chunk(&self, offset: &[usize], bytes: &[u8]) -> Result<()> {
         let off: Vec<u64> = offset.iter().map(|&d| d as u64).collect();
+        // SAFETY: `off` has the dataset's rank and `bytes` outlives the call, which only reads `bytes.len()` bytes.
         unsafe {
             if h5d::H5Dwrite_chunk(
                 self.id.0,
@@ -405,6 +496,7 @@ impl Dataset {
     /// (offset, stored size) of every allocated chunk.
     pub fn chunk_sizes(&self) -> Result<Vec<(Vec<usize>, u64)>> {
         let rank = self.shape.len();
+        // SAFETY: `self.id` is an open dataset; every id derived from it is checked and guarded.
         unsafe {
             let fs = check(h5d::H5Dget_space(self.id.0), h5s::H5Sclose, || {
                 "H5Dget_space".into()

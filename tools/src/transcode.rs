@@ -88,6 +88,25 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
+/// Most chunks encoded at once, per core: more only holds more chunks in memory (the pool
+/// itself never has more threads than cores).
+pub const MAX_TASKS_PER_CORE: usize = 2;
+
+/// `--tasks` as run: 0 is one per core; larger values are capped at
+/// [`MAX_TASKS_PER_CORE`] × cores (each task holds two chunks in memory).
+pub fn tasks_for(tasks: usize) -> usize {
+    let cores = roibin_registry::threads::cores();
+    let max = MAX_TASKS_PER_CORE * cores;
+    match tasks {
+        0 => cores,
+        t if t > max => {
+            eprintln!("--tasks {t}: capped at {max} ({MAX_TASKS_PER_CORE} per core)");
+            max
+        }
+        t => t,
+    }
+}
+
 /// Copy every chunk of `src` into `dst` (same shape and chunking), transformed.
 ///
 /// Over several ranks (`world`), each round gives every rank `2 × tasks` consecutive chunks;
@@ -107,7 +126,8 @@ pub fn run(
     let elem = src.dtype.size();
     let chunk_meta = ArrayMeta::new(src.dtype, grid.chunk.clone());
     let direct = src.is_roibin_only() && src.chunk.as_deref() == Some(&grid.chunk[..]);
-    let batch = tasks.max(1) * 2;
+    let tasks = tasks_for(tasks);
+    let batch = tasks * 2;
     let mut report = Report {
         chunks: grid.len(),
         ..Default::default()

@@ -193,9 +193,10 @@ impl Codec for Bin {
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let factors: Vec<usize> = c
-        .int_list("factors")
-        .map(|f| f.iter().map(|&x| x as usize).collect())
-        .unwrap_or_else(|| vec![2, 2]);
+        .get::<Vec<i64>>("factors")?
+        .iter()
+        .map(|&x| x as usize)
+        .collect();
     if factors.is_empty() || factors.len() > 3 {
         return Err(Error::option(
             format!("{}:factors", c.path),
@@ -204,7 +205,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
     }
     Ok(Box::new(Bin {
         factors,
-        threads: c.int("threads").unwrap_or(0) as usize,
+        threads: c.threads()?,
     }))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bin;
 pub mod elems;
+pub mod npy;
 pub mod peaks;
 pub mod pf8;
 pub mod pfv3;

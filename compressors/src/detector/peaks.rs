@@ -8,7 +8,9 @@
 
 use super::elems;
 use roibin_registry::stream::Reader;
-use roibin_registry::{ArrayMeta, Codec, Config, DataKind, Error, OptionSpec, OptionType, Result};
+use roibin_registry::{
+    ArrayMeta, Codec, Config, DataKind, Error, OptionSpec, OptionType, Purpose, Result,
+};
 use std::sync::{Arc, Mutex};
 
 /// One peak, in the frame's raw (unassembled, panels stacked along rows) coordinates.
@@ -181,16 +183,19 @@ pub struct Geometry {
 }
 
 /// Mask and radius files, resolved lazily against the first frame's layout and kept.
-#[derive(Debug, Default)]
+/// Encode-time inputs: a source built for decoding never opens them.
+#[derive(Debug)]
 pub struct GeometrySource {
+    purpose: Purpose,
     mask: String,
     radius: String,
     loaded: Mutex<Option<(Panels, Arc<Geometry>)>>,
 }
 
 impl GeometrySource {
-    pub fn new(mask: &str, radius: &str) -> Self {
+    pub fn new(purpose: Purpose, mask: &str, radius: &str) -> Self {
         GeometrySource {
+            purpose,
             mask: mask.to_string(),
             radius: radius.to_string(),
             loaded: Mutex::new(None),
@@ -199,6 +204,9 @@ impl GeometrySource {
 
     /// The geometry for frames of `p`; errors name the file and the sizes that disagree.
     pub fn get(&self, codec: &str, p: Panels) -> Result<Arc<Geometry>> {
+        if self.purpose == Purpose::Decode {
+            return Err(refuse_decode(codec));
+        }
         let mut g = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((lp, geo)) = g.as_ref() {
             if *lp == p {
@@ -209,7 +217,7 @@ impl GeometrySource {
         let good = if self.mask.is_empty() {
             vec![true; n]
         } else {
-            let m = read_npy(codec, &self.mask, n)?;
+            let m = super::npy::read_map(codec, &self.mask, p)?;
             m.iter().map(|&v| v != 0.0).collect()
         };
         let radius: Vec<f32> = if self.radius.is_empty() {
@@ -221,7 +229,7 @@ impl GeometrySource {
                 })
                 .collect()
         } else {
-            read_npy(codec, &self.radius, n)?
+            super::npy::read_map(codec, &self.radius, p)?
                 .iter()
                 .map(|&v| v as f32)
                 .collect()
@@ -254,123 +262,7 @@ impl GeometrySource {
     }
 }
 
-/// Read a little-endian, C-order .npy array of `expect` elements as f64.
-///
-/// Parsed files are kept per (path, size, modification time): a finder and its `roibin`
-/// both read the same mask, and every dataset of a detector shares it.
-pub fn read_npy(codec: &str, path: &str, expect: usize) -> Result<Arc<Vec<f64>>> {
-    type Key = (String, u64, Option<std::time::SystemTime>);
-    static CACHE: Mutex<Vec<(Key, Arc<Vec<f64>>)>> = Mutex::new(Vec::new());
-    let key: Option<Key> = std::fs::metadata(path)
-        .ok()
-        .map(|m| (path.to_string(), m.len(), m.modified().ok()));
-    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, v)) = cache.iter().find(|(k, _)| Some(k) == key.as_ref()) {
-        if v.len() == expect {
-            return Ok(v.clone());
-        }
-    }
-    let v = Arc::new(parse_npy(codec, path, expect)?);
-    if let Some(k) = key {
-        cache.retain(|(old, _)| old.0 != k.0);
-        cache.push((k, v.clone()));
-        if cache.len() > 8 {
-            cache.remove(0);
-        }
-    }
-    Ok(v)
-}
-
-fn parse_npy(codec: &str, path: &str, expect: usize) -> Result<Vec<f64>> {
-    let err = |m: String| Error::option(format!("{codec}:{path}"), m);
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read `{path}`: {e}")))?;
-    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
-        return Err(err(format!("`{path}` is not a .npy file")));
-    }
-    let (hlen, start) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else if bytes.len() >= 12 {
-        (
-            u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize,
-            12,
-        )
-    } else {
-        return Err(err(format!("`{path}`: truncated .npy header")));
-    };
-    let header = bytes
-        .get(start..start + hlen)
-        .map(String::from_utf8_lossy)
-        .ok_or_else(|| err(format!("`{path}`: truncated .npy header")))?;
-    let field = |key: &str| -> Option<String> {
-        let at = header.find(key)? + key.len();
-        let rest = header[at..].trim_start_matches([' ', ':', '\'', '"']);
-        Some(rest.to_string())
-    };
-    if field("'fortran_order'").is_some_and(|v| v.starts_with("True")) {
-        return Err(err(format!(
-            "`{path}`: Fortran-order arrays are not supported; save with np.ascontiguousarray"
-        )));
-    }
-    let descr = field("'descr'").unwrap_or_default();
-    let descr: String = descr
-        .chars()
-        .take_while(|&c| c != '\'' && c != '"')
-        .collect();
-    let data = &bytes[start + hlen..];
-    let (size, conv): (usize, fn(&[u8]) -> f64) = match descr.as_str() {
-        "|u1" | "|b1" | "u1" => (1, |c| c[0] as f64),
-        "|i1" | "i1" => (1, |c| c[0] as i8 as f64),
-        "<u2" => (2, |c| u16::from_le_bytes([c[0], c[1]]) as f64),
-        "<i2" => (2, |c| i16::from_le_bytes([c[0], c[1]]) as f64),
-        "<u4" => (4, |c| u32::from_le_bytes(c.try_into().expect("4")) as f64),
-        "<i4" => (4, |c| i32::from_le_bytes(c.try_into().expect("4")) as f64),
-        "<f4" => (4, |c| f32::from_le_bytes(c.try_into().expect("4")) as f64),
-        "<i8" => (8, |c| i64::from_le_bytes(c.try_into().expect("8")) as f64),
-        "<f8" => (8, |c| f64::from_le_bytes(c.try_into().expect("8"))),
-        d => {
-            return Err(err(format!(
-                "`{path}`: dtype `{d}` not supported (use uint8, bool, int16/32, float32/64, little-endian)"
-            )))
-        }
-    };
-    if data.len() / size != expect {
-        return Err(err(format!(
-            "`{path}` holds {} pixels but a frame has {expect}: the mask or radius map must have the frame's raw shape",
-            data.len() / size
-        )));
-    }
-    Ok(data.chunks_exact(size).map(conv).collect())
-}
-
-/// Write a float32 or uint8 .npy file (for `roibin synth` and tests).
-pub fn write_npy(path: &std::path::Path, shape: &[usize], data: NpyData) -> std::io::Result<()> {
-    let (descr, body): (&str, Vec<u8>) = match data {
-        NpyData::U8(v) => ("|u1", v.to_vec()),
-        NpyData::F32(v) => ("<f4", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-    };
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&body);
-    std::fs::write(path, out)
-}
-
-/// Element data for [`write_npy`].
-pub enum NpyData<'a> {
-    U8(&'a [u8]),
-    F32(&'a [f32]),
-}
+pub use super::npy::{write_npy, NpyData};
 
 /// A peak finder as a codec: its parameters, the geometry it loads (mask, radius map), its
 /// threads, and the algorithm. `pf8` and `pfv3` are this with their own `find`; the output is a
@@ -394,8 +286,12 @@ impl<P: Send + Sync + 'static> Finder<P> {
         Ok(Box::new(Finder {
             name,
             params,
-            geo: GeometrySource::new(c.text("mask").unwrap_or(""), c.text("radius").unwrap_or("")),
-            threads: c.int("threads").unwrap_or(0) as usize,
+            geo: GeometrySource::new(
+                c.purpose,
+                &c.get_opt::<String>("mask")?.unwrap_or_default(),
+                &c.get_opt::<String>("radius")?.unwrap_or_default(),
+            ),
+            threads: c.threads()?,
             find,
         }))
     }
@@ -445,6 +341,8 @@ pub fn refuse_decode(codec: &str) -> Error {
 /// in h5py: an error while writing would store the chunk uncompressed instead).
 pub fn check_input(codec: &str, input: &DataKind, geo: &GeometrySource) -> Result<DataKind> {
     let p = Panels::of(codec, input.array(codec)?)?;
-    geo.get(codec, p)?;
+    if geo.purpose == Purpose::Encode {
+        geo.get(codec, p)?;
+    }
     Ok(DataKind::Bytes)
 }

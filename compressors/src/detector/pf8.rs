@@ -96,42 +96,38 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
     let chunk = 1 << 16;
     type Acc = Vec<(u32, f64, f64)>;
     for round in 0..5 {
-        let sums = v
+        // Sums per fixed block of pixels, in parallel, then merged in block order: float sums
+        // depend on their order, and this one depends on neither the thread count nor the
+        // scheduling, so the peaks (and the file) are the same under any allocation.
+        let blocks: Vec<Acc> = v
             .par_chunks(chunk)
             .enumerate()
-            .fold(
-                // Two accumulator sets, alternating by pixel, so neighbouring pixels of the same
-                // bin do not wait on each other's store.
-                || (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]),
-                |(mut a0, mut a1): (Acc, Acc), (ci, c)| {
-                    let keys = &g.key[ci * chunk..ci * chunk + c.len()];
-                    for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
-                        let (lo, hi) = bounds[b as usize];
-                        if x > lo && x < hi {
-                            let a = if k & 1 == 0 {
-                                &mut a0[b as usize]
-                            } else {
-                                &mut a1[b as usize]
-                            };
-                            a.0 += 1;
-                            a.1 += x as f64;
-                            a.2 += (x as f64) * (x as f64);
-                        }
+            .map(|(ci, c)| {
+                // Two accumulator sets, alternating by pixel, so neighbouring pixels of the
+                // same bin do not wait on each other's store.
+                let (mut a0, mut a1) = (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]);
+                let keys = &g.key[ci * chunk..ci * chunk + c.len()];
+                for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
+                    let (lo, hi) = bounds[b as usize];
+                    if x > lo && x < hi {
+                        let a = if k & 1 == 0 {
+                            &mut a0[b as usize]
+                        } else {
+                            &mut a1[b as usize]
+                        };
+                        a.0 += 1;
+                        a.1 += x as f64;
+                        a.2 += (x as f64) * (x as f64);
                     }
-                    (a0, a1)
-                },
-            )
-            .map(|(mut a0, a1)| {
+                }
                 merge(&mut a0, &a1);
                 a0
             })
-            .reduce(
-                || vec![(0u32, 0f64, 0f64); nb],
-                |mut a, b| {
-                    merge(&mut a, &b);
-                    a
-                },
-            );
+            .collect();
+        let mut sums = vec![(0u32, 0f64, 0f64); nb];
+        for b in &blocks {
+            merge(&mut sums, b);
+        }
         for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.nbins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
@@ -344,14 +340,14 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let params = Pf8Params {
-        adc: c.float("adc").unwrap_or(300.0) as f32,
-        snr: c.float("snr").unwrap_or(6.0) as f32,
-        min_pix: c.int("min_pix").unwrap_or(2) as usize,
-        max_pix: c.int("max_pix").unwrap_or(200) as usize,
-        bg_radius: c.int("bg_radius").unwrap_or(3) as usize,
-        max_peaks: c.int("max_peaks").unwrap_or(2048) as usize,
-        min_res: c.float("min_res").unwrap_or(0.0) as f32,
-        max_res: c.float("max_res").unwrap_or(1e9) as f32,
+        adc: c.get::<f64>("adc")? as f32,
+        snr: c.get::<f64>("snr")? as f32,
+        min_pix: c.get::<i64>("min_pix")? as usize,
+        max_pix: c.get::<i64>("max_pix")? as usize,
+        bg_radius: c.get::<i64>("bg_radius")? as usize,
+        max_peaks: c.get::<i64>("max_peaks")? as usize,
+        min_res: c.get::<f64>("min_res")? as f32,
+        max_res: c.get::<f64>("max_res")? as f32,
     };
     peaks::Finder::build("pf8", c, params, find)
 }

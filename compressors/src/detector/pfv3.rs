@@ -254,16 +254,16 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pfv3Param
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let params = Pfv3Params {
-        rank: c.int("rank").unwrap_or(3) as usize,
-        r0: c.float("r0").unwrap_or(3.0),
-        dr: c.float("dr").unwrap_or(2.0),
-        nsigm: c.float("nsigm").unwrap_or(3.0),
-        son_min: c.float("son_min").unwrap_or(10.0),
-        npix_min: c.int("npix_min").unwrap_or(2) as usize,
-        npix_max: c.int("npix_max").unwrap_or(30) as usize,
-        amax_thr: c.float("amax_thr").unwrap_or(300.0),
-        atot_thr: c.float("atot_thr").unwrap_or(600.0),
-        max_peaks: c.int("max_peaks").unwrap_or(2048) as usize,
+        rank: c.get::<i64>("rank")? as usize,
+        r0: c.get::<f64>("r0")?,
+        dr: c.get::<f64>("dr")?,
+        nsigm: c.get::<f64>("nsigm")?,
+        son_min: c.get::<f64>("son_min")?,
+        npix_min: c.get::<i64>("npix_min")? as usize,
+        npix_max: c.get::<i64>("npix_max")? as usize,
+        amax_thr: c.get::<f64>("amax_thr")?,
+        atot_thr: c.get::<f64>("atot_thr")?,
+        max_peaks: c.get::<i64>("max_peaks")? as usize,
     };
     peaks::Finder::build("pfv3", c, params, find)
 }

@@ -27,7 +27,7 @@ use roibin_registry::spec::{Graph, Value};
 use roibin_registry::stream::Reader;
 use roibin_registry::{
     container, threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DType, DataKind, Error,
-    OptionSpec, OptionType, Pipeline, Result,
+    OptionSpec, OptionType, Pipeline, Purpose, Result,
 };
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -199,6 +199,8 @@ pub struct Roibin {
     min_peaks: usize,
     threads: usize,
     path: String,
+    /// Built for decoding: no finder and no mask, only what the chunk holds.
+    purpose: Purpose,
     finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     keep_masked: bool,
@@ -209,6 +211,7 @@ pub struct Roibin {
 
 fn cached(
     cache: &Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    purpose: Purpose,
     meta: ArrayMeta,
     graph: &Graph,
     path: String,
@@ -217,7 +220,8 @@ fn cached(
     if let Some((_, p)) = c.iter().find(|(m, _)| *m == meta) {
         return Ok(p.clone());
     }
-    let p = Arc::new(Pipeline::build(
+    let p = Arc::new(Pipeline::build_for(
+        purpose,
         graph,
         &DataKind::Array(meta.clone()),
         &path,
@@ -259,7 +263,15 @@ impl Roibin {
     }
 
     /// Indices (within a frame) of the pixels the finder's mask marks bad; empty without a mask.
-    fn masked_pixels(&self, frame_pixels: usize) -> Result<Arc<Vec<usize>>> {
+    /// Encode-time only: the mask file is an input of the writer, never of a reader.
+    fn masked_pixels(&self, l: Layout) -> Result<Arc<Vec<usize>>> {
+        let frame_pixels = l.frame_pixels();
+        if self.purpose == Purpose::Decode {
+            return Err(Error::Other(format!(
+                "{}: built for decoding, it reads no mask",
+                self.name
+            )));
+        }
         let mut m = self.masked.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((n, v)) = m.as_ref() {
             if *n == frame_pixels {
@@ -273,12 +285,19 @@ impl Roibin {
             })
         });
         let v = match path {
-            Some(p) => super::peaks::read_npy(self.name, &p, frame_pixels)?
-                .iter()
-                .enumerate()
-                .filter(|(_, &g)| g == 0.0)
-                .map(|(i, _)| i)
-                .collect(),
+            Some(path) => {
+                let p = Panels {
+                    panels: l.panels,
+                    rows: l.rows,
+                    cols: l.cols,
+                };
+                super::npy::read_map(self.name, &path, p)?
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &g)| g == 0.0)
+                    .map(|(i, _)| i)
+                    .collect()
+            }
             None => vec![],
         };
         let v = Arc::new(v);
@@ -294,6 +313,7 @@ impl Roibin {
         let meta = ArrayMeta::new(dtype, vec![l.panels, l.rows, l.cols]);
         cached(
             &self.finders,
+            Purpose::Encode,
             meta,
             &self.peaks,
             format!("{}/peaks", self.path),
@@ -307,6 +327,7 @@ impl Roibin {
         let meta = ArrayMeta::new(dtype, vec![l.frames * l.panels, l.rows, l.cols]);
         cached(
             &self.backgrounds,
+            self.purpose,
             meta,
             g,
             format!("{}/background", self.path),
@@ -315,7 +336,8 @@ impl Roibin {
     }
 
     fn windows_pipeline(&self, dtype: DType, n: usize) -> Result<Pipeline> {
-        Pipeline::build(
+        Pipeline::build_for(
+            self.purpose,
             &self.roi_codec,
             &DataKind::Array(ArrayMeta::new(dtype, vec![n.max(1)])),
             &format!("{}/roi_codec", self.path),
@@ -399,6 +421,13 @@ impl Roibin {
             })
             .collect())
     }
+}
+
+/// Most window pixels a chunk of `pixels` may hold (windows overlap, so more than the chunk
+/// is possible, but not without bound): the encoder stores a chunk over it raw, the decoder
+/// refuses a stream over it before allocating.
+fn max_window_pixels(pixels: usize) -> usize {
+    pixels.saturating_mul(4).saturating_add(1 << 16)
 }
 
 /// Pixels of window `w` as (stacked-frame row, col) of in-panel pixels, or None for outside.
@@ -558,7 +587,8 @@ impl Codec for Roibin {
     fn output(&self, input: &DataKind) -> Result<DataKind> {
         let m = input.array(self.name)?;
         let l = self.layout(m)?;
-        if !self.given() {
+        // The finder (and its mask and radius files) is an encoder's part only.
+        if self.purpose == Purpose::Encode && !self.given() {
             self.finder(m.dtype, l)?;
         }
         self.background(m.dtype, l)?;
@@ -593,6 +623,15 @@ impl Codec for Roibin {
             }
         }
         let mut enc_win = Vec::new();
+        if win.len() / es > max_window_pixels(m.len()) {
+            return Err(Error::unrepresentable(
+                self.name,
+                format!(
+                    "{} window pixels for a chunk of {m}: more than a decoder accepts",
+                    win.len() / es
+                ),
+            ));
+        }
         if !win.is_empty() {
             self.windows_pipeline(dtype, win.len() / es)?
                 .encode_into(&win, &mut enc_win)?;
@@ -610,7 +649,7 @@ impl Codec for Roibin {
             // Masked (bad) pixels: hot ones would smear into their bins' good pixels and
             // look like peaks after decoding. They take the mean of their good 3×3
             // neighbours in the background; `masked=keep` also stores them exactly.
-            let masked = self.masked_pixels(fp)?;
+            let masked = self.masked_pixels(l)?;
             let (fh, fw) = (l.panels * l.rows, l.cols);
             for (f, info) in infos.iter().enumerate() {
                 // Bright background pixels (outside windows) kept exactly, when asked.
@@ -737,6 +776,18 @@ impl Codec for Roibin {
                 .ok_or_else(|| Error::corrupt(self.name, "non-finite pixel index out of range"))?;
             d.copy_from_slice(b);
         }
+        // Window sizes come from the stream: check them against the spec before allocating.
+        if let Some(w) = p
+            .infos
+            .iter()
+            .flat_map(|f| &f.windows)
+            .find(|w| w.r as usize > self.roi)
+        {
+            return Err(Error::corrupt(
+                self.name,
+                format!("a window of half-size {} where roi is {}", w.r, self.roi),
+            ));
+        }
         let nwin: usize = p
             .infos
             .iter()
@@ -745,6 +796,12 @@ impl Codec for Roibin {
             .sum();
         if nwin == 0 {
             return Ok(());
+        }
+        if nwin > max_window_pixels(m.len()) {
+            return Err(Error::corrupt(
+                self.name,
+                format!("{nwin} window pixels for a chunk of {m}"),
+            ));
         }
         let win = self.windows_pipeline(dtype, nwin)?.decode(p.windows)?;
         let fp = l.frame_pixels();
@@ -783,31 +840,31 @@ impl Codec for Roibin {
 }
 
 fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dyn Codec>> {
-    let graph = |key: &str, default: &str| -> Graph {
-        c.graph(key)
-            .cloned()
-            .unwrap_or_else(|| default.parse().expect("default parses"))
-    };
     Ok(Box::new(Roibin {
         name,
-        peaks: graph("peaks", "pf8"),
-        roi: c.int("roi").unwrap_or(8) as usize,
-        extent: c.word("window") == Some("extent"),
-        roi_codec: graph("roi_codec", "shuffle|zstd(3)"),
-        background: background.then(|| graph("background", "bin(2,2)|sz(abs=90)")),
-        fill: c.float("fill").unwrap_or(0.0),
-        panel_rows: c.int("panel_rows").unwrap_or(0) as usize,
-        min_peaks: c.int("min_peaks").unwrap_or(0) as usize,
+        peaks: c.get("peaks")?,
+        roi: c.get::<i64>("roi")? as usize,
+        extent: c.get::<String>("window")? == "extent",
+        roi_codec: c.get("roi_codec")?,
+        background: if background {
+            Some(c.get("background")?)
+        } else {
+            None
+        },
+        fill: c.get("fill")?,
+        panel_rows: c.get::<i64>("panel_rows")? as usize,
+        min_peaks: c.get::<i64>("min_peaks")? as usize,
         // Only roibin declares these: they decide what its background keeps (roi has none).
-        keep_masked: background && c.word("masked") == Some("keep"),
+        keep_masked: background && c.get::<String>("masked")? == "keep",
         exact_above: if background {
-            c.float("exact_above")
+            c.get_opt("exact_above")?
         } else {
             None
         },
         masked: Mutex::new(None),
-        threads: c.int("threads").unwrap_or(0) as usize,
+        threads: c.threads()?,
         path: c.path.clone(),
+        purpose: c.purpose,
         finders: Mutex::new(vec![]),
         backgrounds: Mutex::new(vec![]),
     }))

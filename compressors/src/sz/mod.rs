@@ -632,9 +632,9 @@ impl Codec for Sz {
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let bounds: Vec<Bound> = [
-        c.float("abs").map(Bound::Abs),
-        c.float("rel").map(Bound::Rel),
-        c.float("psnr").map(Bound::Psnr),
+        c.get_opt::<f64>("abs")?.map(Bound::Abs),
+        c.get_opt::<f64>("rel")?.map(Bound::Rel),
+        c.get_opt::<f64>("psnr")?.map(Bound::Psnr),
     ]
     .into_iter()
     .flatten()
@@ -650,10 +650,12 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
     };
     Ok(Box::new(Sz {
         bound,
-        predictor: c.word("predictor").and_then(Predictor::from_name),
-        radius: c.int("radius").unwrap_or(32768) as u32,
-        level: c.int("level").unwrap_or(3) as i32,
-        threads: c.int("threads").unwrap_or(0) as usize,
+        predictor: c
+            .get_opt::<String>("predictor")?
+            .and_then(|w| Predictor::from_name(&w)),
+        radius: c.get::<i64>("radius")? as u32,
+        level: c.get::<i64>("level")? as i32,
+        threads: c.threads()?,
     }))
 }
 

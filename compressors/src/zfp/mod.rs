@@ -9,8 +9,8 @@
 //! `reversible` (lossless). Integer data (i32, i64) go through the same path in counts.
 //!
 //! Non-finite values: preserved bit-exact in `accuracy`, `precision` and `reversible` modes (the
-//! block is stored raw); refused with an error in `rate` mode, whose fixed block size cannot hold
-//! a raw block.
+//! block is stored raw). In `rate` mode, whose fixed block size cannot hold a raw block, a chunk
+//! with a non-finite value is kept whole and exact by the container (stored raw in it).
 
 mod block;
 
@@ -322,10 +322,10 @@ impl Piece<'_> {
             }
             if vals.iter().any(|v| !v.is_finite()) {
                 if let Mode::Rate(_) = mode {
-                    return Err(Error::unsupported(
+                    // The container then keeps the chunk raw (exact), inside its own format.
+                    return Err(Error::unrepresentable(
                         "zfp",
-                        "non-finite values in rate mode",
-                        "use accuracy or precision mode, which keep NaN/Inf",
+                        "non-finite values in rate mode (a fixed-size block cannot hold them)",
                     ));
                 }
                 write_raw(w, idx, data, es);
@@ -635,10 +635,11 @@ impl Codec for Zfp {
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let modes: Vec<Mode> = [
-        c.float("accuracy").map(Mode::Accuracy),
-        c.int("precision").map(|p| Mode::Precision(p as u32)),
-        c.float("rate").map(Mode::Rate),
-        (c.int("reversible") == Some(1)).then_some(Mode::Reversible),
+        c.get_opt::<f64>("accuracy")?.map(Mode::Accuracy),
+        c.get_opt::<i64>("precision")?
+            .map(|p| Mode::Precision(p as u32)),
+        c.get_opt::<f64>("rate")?.map(Mode::Rate),
+        (c.get_opt::<i64>("reversible")? == Some(1)).then_some(Mode::Reversible),
     ]
     .into_iter()
     .flatten()
@@ -654,7 +655,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
     };
     Ok(Box::new(Zfp {
         mode,
-        threads: c.int("threads").unwrap_or(0) as usize,
+        threads: c.threads()?,
     }))
 }
 

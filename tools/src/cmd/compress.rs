@@ -1,5 +1,5 @@
 use crate::grid::Grid;
-use crate::h5io::{self, File};
+use crate::h5io::{self, AtomicOutput, Dataset, File};
 use crate::transcode::{self, Transform};
 use crate::world::World;
 use anyhow::{bail, Context, Result};
@@ -211,10 +211,15 @@ pub fn compress_dataset(
     let cd =
         h5roibin::cdvalues::resolve(&graph.without_option("threads").to_string(), &chunk_meta)?
             .to_words()?;
-    // Rank 0 alone creates and writes the output; the others only read and encode.
-    let out = match world.is_root() {
-        true => Some(File::open_rw(fo)?),
+    // Rank 0 alone creates and writes the output (under a temporary name, renamed when all
+    // went well); the others only read and encode.
+    let atomic = match world.is_root() {
+        true => Some(AtomicOutput::begin(fo)?),
         false => None,
+    };
+    let out = match &atomic {
+        Some(a) => Some(File::open_rw(&a.tmp_path())?),
+        None => None,
     };
     let dst = match &out {
         Some(out) => Some(out.create_dataset(
@@ -235,7 +240,21 @@ pub fn compress_dataset(
         peaks,
         world,
     )?;
+    finish(dst, out, atomic)?;
     Ok((report, pipeline.canonical().to_string()))
+}
+
+/// Close the written dataset and file (flushing: a full disk fails here, not at exit) and
+/// give the output its name.
+fn finish(dst: Option<Dataset>, out: Option<File>, atomic: Option<AtomicOutput>) -> Result<()> {
+    drop(dst);
+    if let Some(out) = out {
+        out.close()?;
+    }
+    if let Some(a) = atomic {
+        a.commit()?;
+    }
+    Ok(())
 }
 
 pub fn decompress(a: DecompressArgs) -> Result<()> {
@@ -251,9 +270,13 @@ fn decompress_on(a: DecompressArgs, world: &World) -> Result<()> {
     let inf = File::open(&fi)?;
     let src = inf.dataset(&di)?;
     let chunk = default_chunk(&src.shape, src.chunk.as_deref());
-    let out = match world.is_root() {
-        true => Some(File::open_rw(&fo)?),
+    let atomic = match world.is_root() {
+        true => Some(AtomicOutput::begin(&fo)?),
         false => None,
+    };
+    let out = match &atomic {
+        Some(a) => Some(File::open_rw(&a.tmp_path())?),
+        None => None,
     };
     let dst = match &out {
         Some(out) => Some(out.create_dataset(&dout, src.dtype, &src.shape, &chunk, &[])?),
@@ -268,6 +291,7 @@ fn decompress_on(a: DecompressArgs, world: &World) -> Result<()> {
         None,
         world,
     )?;
+    finish(dst, out, atomic)?;
     if world.is_root() {
         report.print("decompressed");
     }
