@@ -235,7 +235,8 @@ fn lossy_golden_files_keep_decoding() {
         let meta = ArrayMeta::new(dtype, vec![5, 37, 41]);
         let orig = bytes_of(&values(style, meta.len(), 11), dtype);
         let path = dir.join(format!("{name}.rbin"));
-        if bless {
+        // Blessing only adds missing files: existing ones are the format's history.
+        if bless && !path.exists() {
             std::fs::write(&path, encode_chunk(spec, &meta, &orig).unwrap()).unwrap();
         }
         let bytes = std::fs::read(&path)

@@ -306,3 +306,30 @@ fn canonical_specs_are_fixed_points_and_chunks_ignore_threads() {
         enc("roibin(background=bin(2,2)|sz(abs=9,threads=2),peaks=pf8(threads=2))")
     );
 }
+
+/// Golden ROIBIN chunks (the `roibin`/`roi` stream v1 inside container v1) keep decoding:
+/// windows bit-exact, shape as written. `ROIBIN_BLESS=1` adds missing files, never rewrites.
+#[test]
+fn roibin_golden_files_keep_decoding() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var_os("ROIBIN_BLESS").is_some();
+    let (v, centres) = frame(2, 5);
+    let meta = ArrayMeta::new(DType::F32, vec![1, 2, 64, 96]);
+    for (name, spec) in [
+        (
+            "v1_roibin_pf8_f32",
+            "roibin(peaks=pf8(adc=500,snr=5),roi=3,background=bin(2,2)|sz(abs=1))",
+        ),
+        ("v1_roi_pf8_f32", "roi(peaks=pf8(adc=500,snr=5),roi=3)"),
+    ] {
+        let path = dir.join(format!("{name}.rbin"));
+        if bless && !path.exists() {
+            std::fs::write(&path, encode_chunk(spec, &meta, &bytes(&v)).unwrap()).unwrap();
+        }
+        let chunk = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (ROIBIN_BLESS=1 writes it)", path.display()));
+        let (m, back) = decode_chunk(&chunk).unwrap();
+        assert_eq!(m, meta, "{name}");
+        assert_windows_exact(&v, &floats(&back), &centres, 3, 64, 96);
+    }
+}

@@ -214,24 +214,103 @@ fn golden_files_keep_decoding() {
     }
 }
 
-/// Every registered codec, with its defaults, on frame-like chunks of each dtype: it encodes
-/// and decodes or refuses with an error; it never panics (a codec reading an option it did not
-/// declare did, in `roi`).
+/// Every registered codec, with its defaults (or the one option it requires), on frame-like
+/// chunks of each dtype: lossless codecs give the bytes back, lossy ones hold their bound,
+/// detector stages keep their promise, finders refuse to decode; nothing panics. A codec
+/// registered without a line here fails the test, so each new one must say what it promises.
 #[test]
 fn every_codec_builds_encodes_and_decodes_with_its_defaults() {
+    enum Promise {
+        Lossless,
+        /// |x - x'| ≤ bound for every element.
+        Bound(&'static str, f64),
+        /// Values stay within the chunk's [min, max] (means of bins, windows and fill 0).
+        InRange(&'static str),
+        /// A peak list: encoding works or is refused, decoding is refused.
+        NoDecode,
+    }
+    use Promise::*;
+    let promises = [
+        ("auto", Lossless),
+        ("bitshuffle", Lossless),
+        ("bzip2", Lossless),
+        ("chunked", Lossless),
+        ("delta", Lossless),
+        ("fast", Lossless),
+        ("lz4", Lossless),
+        ("none", Lossless),
+        ("shuffle", Lossless),
+        ("strong", Lossless),
+        ("zstd", Lossless),
+        ("sz", Bound("sz(abs=2)", 2.0)),
+        ("zfp", Bound("zfp(accuracy=2)", 2.0)),
+        ("bin", InRange("bin")),
+        ("roi", InRange("roi")),
+        ("roibin", InRange("roibin")),
+        ("pf8", NoDecode),
+        ("pfv3", NoDecode),
+        ("given", NoDecode),
+    ];
     let names = roibin_compressors::codec_names();
-    assert!(names.len() >= 19, "{names:?}");
+    for name in &names {
+        assert!(
+            promises.iter().any(|(n, _)| n == name),
+            "codec `{name}` has no promise in this test"
+        );
+    }
     for dtype in [DType::U16, DType::I32, DType::F32, DType::F64] {
         let meta = ArrayMeta::new(dtype, vec![2, 40, 36]);
-        let data: Vec<u8> = (0..meta.nbytes())
-            .map(|i| (i * 7 % 251) as u8 & 0x3f)
+        let data: Vec<u8> = (0..meta.len())
+            .flat_map(|i| {
+                let v = (i * 7 % 251 & 0x3f) as f64;
+                let mut b = vec![0u8; dtype.size()];
+                roibin_compressors::detector::elems::put(v, dtype, &mut b);
+                b
+            })
             .collect();
-        for name in &names {
-            let run = std::panic::catch_unwind(|| match encode_chunk(name, &meta, &data) {
-                Ok(enc) => decode_chunk(&enc).map(|(m, _)| assert_eq!(m, meta)),
-                Err(e) => Err(e),
-            });
-            assert!(run.is_ok(), "`{name}` panicked on {meta}");
+        let orig = roibin_registry::metrics::to_f64(&data, dtype);
+        let (lo, hi) = (0.0, 63.0);
+        for (name, promise) in &promises {
+            let spec = match promise {
+                Bound(s, _) | InRange(s) => s,
+                _ => name,
+            };
+            let enc = encode_chunk(spec, &meta, &data);
+            match promise {
+                NoDecode => {
+                    let e = enc.and_then(|e| decode_chunk(&e)).unwrap_err().to_string();
+                    assert!(e.contains("peak") || e.contains("given"), "`{name}`: {e}");
+                    continue;
+                }
+                // zfp takes floats and 32/64-bit integers only.
+                Bound("zfp(accuracy=2)", _) if dtype == DType::U16 => {
+                    assert!(enc.is_err(), "zfp took u16");
+                    continue;
+                }
+                _ => {}
+            }
+            let enc = enc.unwrap_or_else(|e| panic!("`{spec}` on {meta}: {e}"));
+            let (m, back) =
+                decode_chunk(&enc).unwrap_or_else(|e| panic!("`{spec}` on {meta}: {e}"));
+            assert_eq!(m, meta, "`{spec}`");
+            let got = roibin_registry::metrics::to_f64(&back, dtype);
+            match promise {
+                Lossless => assert_eq!(back, data, "`{spec}` on {meta} is not lossless"),
+                Bound(_, b) => {
+                    for (x, y) in orig.iter().zip(&got) {
+                        assert!((x - y).abs() <= *b, "`{spec}` on {meta}: {x} -> {y}");
+                    }
+                }
+                InRange(_) => {
+                    for y in &got {
+                        assert!(
+                            *y >= lo - 1e-9 && *y <= hi + 1e-9,
+                            "`{spec}` on {meta}: {y}"
+                        );
+                    }
+                }
+                NoDecode => unreachable!(),
+            }
         }
     }
 }

@@ -133,7 +133,18 @@ impl CdValues {
 /// stored spec leaves out run-time options (`threads`), so a file's bytes do not depend on
 /// the thread allocation it was written with.
 pub fn resolve(spec: &str, chunk: &ArrayMeta) -> Result<CdValues> {
-    let graph = spec.parse()?;
+    let graph: roibin_registry::Graph = spec.parse()?;
+    // Peak finders produce peak lists, not encodings: a dataset of them could not be read.
+    if let Some(s) = graph
+        .stages
+        .iter()
+        .find(|s| roibin_compressors::detector::peaks::FINDERS.contains(&s.name.as_str()))
+    {
+        return Err(roibin_registry::Error::Other(format!(
+            "`{}` is a peak finder: its output is a peak list that cannot be decoded; use it inside roibin(peaks={}(...))",
+            s.name, s.name
+        )));
+    }
     let pipeline = roibin_compressors::pipeline(&graph, chunk)?;
     if pipeline.canonical().uses("given") && !roibin_compressors::detector::roibin::given_allowed()
     {

@@ -329,11 +329,20 @@ fn int_in_range(v: &Value, spec: &OptionSpec, path: &str) -> Result<i64> {
     };
     let err = |m: String| Error::option(format!("{path}:{}", spec.name), m);
     let Value::Number(t) = v else {
-        return Err(err(format!("expected an {}, found `{v}`", spec.ty)));
+        return Err(err(format!(
+            "expected an {}, found `{}`",
+            spec.ty,
+            shorten(&v.to_string())
+        )));
     };
-    let i: i64 = t
-        .parse()
-        .map_err(|_| err(format!("expected an {}, found `{t}`", spec.ty)))?;
+    let i: i64 = t.parse().map_err(|_| {
+        err(match t.parse::<f64>() {
+            Ok(x) if x.fract() == 0.0 => {
+                format!("{} is out of range: expected an {}", shorten(t), spec.ty)
+            }
+            _ => format!("expected an {}, found `{}`", spec.ty, shorten(t)),
+        })
+    })?;
     if i < min || i > max {
         return Err(err(format!(
             "{} is out of range: expected an {}",
@@ -351,7 +360,10 @@ fn shorten(t: &str) -> String {
     }
     match t.parse::<f64>() {
         Ok(x) if x.is_finite() => format!("{x:e}"),
-        _ => format!("{}… ({} characters)", &t[..16], t.len()),
+        _ => {
+            let head: String = t.chars().take(16).collect();
+            format!("{head}… ({} characters)", t.len())
+        }
     }
 }
 
@@ -367,7 +379,11 @@ fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
         }
         OptionType::Float { min, max } => {
             let Value::Number(t) = v else {
-                return Err(err(format!("expected a {}, found `{v}`", spec.ty)));
+                return Err(err(format!(
+                    "expected a {}, found `{}`",
+                    spec.ty,
+                    shorten(&v.to_string())
+                )));
             };
             let x: f64 = t
                 .parse()
@@ -383,15 +399,25 @@ fn typed(v: &Value, spec: &OptionSpec, path: &str) -> Result<OptValue> {
         }
         OptionType::Choice(choices) => match v.as_word() {
             Some(w) if choices.contains(&w) => Ok(OptValue::Word(w.to_string())),
-            _ => Err(err(format!("expected {}, found `{v}`", spec.ty))),
+            _ => Err(err(format!(
+                "expected {}, found `{}`",
+                spec.ty,
+                shorten(&v.to_string())
+            ))),
         },
         OptionType::Graph => match v {
             Value::Graph(g) => Ok(OptValue::Graph(g.clone())),
-            _ => Err(err(format!("expected a graph spec, found `{v}`"))),
+            _ => Err(err(format!(
+                "expected a graph spec, found `{}`",
+                shorten(&v.to_string())
+            ))),
         },
         OptionType::Text => match v {
             Value::Text(t) => Ok(OptValue::Text(t.clone())),
-            _ => Err(err(format!("expected \"quoted text\", found `{v}`"))),
+            _ => Err(err(format!(
+                "expected \"quoted text\", found `{}`",
+                shorten(&v.to_string())
+            ))),
         },
     }
 }

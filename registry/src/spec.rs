@@ -366,8 +366,8 @@ pub const MAX_DEPTH: usize = 64;
 /// Most stages a spec may hold in all, nested ones included: building a pipeline is linear
 /// in this, and decoding runs each stage once.
 pub const MAX_STAGES: usize = 256;
-/// Longest spec text accepted (a chunk stores its spec with a u16 length).
-pub const MAX_SPEC_BYTES: usize = 16 << 10;
+/// Longest spec text accepted: what a chunk can store (its spec has a u16 length).
+pub const MAX_SPEC_BYTES: usize = u16::MAX as usize;
 
 struct Parser<'a> {
     src: &'a str,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Spec text of the `threads` option every multi-threaded codec declares.
-pub const THREADS_DOC: &str = "worker threads inside one chunk (0 = the caller's pool: all cores, or the task's share under `roibin compress --tasks`; 1 = none); never changes the bytes";
+pub const THREADS_DOC: &str = "worker threads inside one chunk (0 = the caller's pool: all cores, or the task's share under `roibin compress --tasks`; 1 = none); never changes the bytes; capped at the core count";
 
 /// Run `f` on a pool of `threads` workers (0 = one per core).
 ///

@@ -155,6 +155,10 @@ impl Panels {
     }
 }
 
+/// Codecs whose output is a peak list (not decodable): `roibin(peaks=...)` takes them; a
+/// dataset's filter cannot be one.
+pub const FINDERS: &[&str] = &["pf8", "pfv3", "given"];
+
 /// The mask and radius options every finder has.
 pub const MASK: OptionSpec = OptionSpec {
     name: "mask",
