@@ -80,3 +80,15 @@ fn a_tuning_file_that_is_a_fifo_costs_a_warning_not_a_hung_write() {
         "{out}\n{err}"
     );
 }
+
+#[test]
+fn every_codec_filters_every_hard_chunk_through_h5py() {
+    let dir = scratch("every-codec");
+    let bin = roibin_h5tests::roibin_bin();
+    let out = ok(python(
+        "every_codec.py",
+        &[dir.to_str().unwrap(), bin.to_str().unwrap()],
+    ));
+    let text = stdout(&out);
+    assert!(text.contains("every chunk filtered"), "{text}");
+}

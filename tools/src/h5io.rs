@@ -121,6 +121,21 @@ pub struct File {
     pub path: String,
 }
 
+/// What the system said when an HDF5 write failed (HDF5 leaves the failing write's errno), as
+/// advice for the user; empty when it says nothing useful.
+pub fn io_hint(e: std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            format!(": {e}; free some space or write elsewhere")
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            format!(": {e}; write somewhere you may")
+        }
+        Some(libc::EIO) => format!(": {e}"),
+        _ => String::new(),
+    }
+}
+
 /// An output file written under a temporary name beside it (`.NAME.roibin-partial`) and
 /// renamed onto its name only when everything succeeded: a failed or killed run never leaves
 /// a file that looks finished. An existing output is copied first, so its other datasets stay.
@@ -487,7 +502,10 @@ impl Dataset {
                 bytes.as_ptr() as *const _,
             ) < 0
             {
-                bail!("cannot write the chunk at {offset:?}");
+                bail!(
+                    "cannot write the chunk at {offset:?}{}",
+                    io_hint(std::io::Error::last_os_error())
+                );
             }
         }
         Ok(())

@@ -1,0 +1,107 @@
+//! The CLI never leaves a file that looks finished but is not: outputs are written under a
+//! temporary name and renamed on success; a full disk ends with a message (no crash in
+//! libhdf5's shutdown); a killed run leaves only the temporary file, which a rerun reports.
+
+use roibin_h5tests::{ok, roibin, roibin_bin, run, scratch};
+use std::process::Command;
+
+fn eiger(dir: &std::path::Path) -> String {
+    let f = dir.join("e.h5");
+    ok(roibin(&["synth", "--frames", "8", f.to_str().unwrap()]));
+    format!("{}:/entry/data/data", f.display())
+}
+
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_ends_with_a_message_and_leaves_no_file() {
+    let dir = scratch("disk-full");
+    let input = eiger(&dir);
+    let full = dir.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&full)
+        .status()
+        .expect("mount");
+    assert!(
+        st.success(),
+        "mounting a 1 MiB tmpfs needs root (CI runs as root)"
+    );
+    let _m = Mount(full.clone());
+    let out = full.join("out.h5");
+    let (code, _, err) = run(roibin(&[
+        "compress",
+        &input,
+        out.to_str().unwrap(),
+        "--spec",
+        "none",
+    ]));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&full).unwrap().count(),
+        0,
+        "left a file behind"
+    );
+}
+
+#[test]
+fn a_killed_run_leaves_only_its_partial_file_and_a_rerun_says_so() {
+    let dir = scratch("killed");
+    let input = eiger(&dir);
+    let out = dir.join("k.h5");
+    let partial = dir.join(".k.h5.roibin-partial");
+    let mut child = Command::new(roibin_bin())
+        .args(["compress", &input, out.to_str().unwrap()])
+        .args(["--spec", "sz(abs=1)", "--tasks", "1"])
+        .env("HDF5_PLUGIN_PATH", roibin_h5tests::plugin_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !partial.exists() && t.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(partial.exists(), "no partial file while writing");
+    assert!(
+        !out.exists(),
+        "a killed run left a file under the output's name"
+    );
+    let o = ok(roibin(&[
+        "compress",
+        &input,
+        out.to_str().unwrap(),
+        "--spec",
+        "zstd",
+    ]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("partial output left by an interrupted run"),
+        "{err}"
+    );
+    assert!(out.exists() && !partial.exists());
+    // Adding a dataset to an existing file keeps what it held.
+    ok(roibin(&[
+        "compress",
+        &input,
+        &format!("{}:/copy", out.display()),
+        "--spec",
+        "lz4",
+    ]));
+    let o = ok(roibin(&["info", out.to_str().unwrap()]));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("/entry/data/data") && text.contains("/copy"),
+        "{text}"
+    );
+}
