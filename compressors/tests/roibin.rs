@@ -333,3 +333,24 @@ fn roibin_golden_files_keep_decoding() {
         assert_windows_exact(&v, &floats(&back), &centres, 3, 64, 96);
     }
 }
+
+/// pf8's radial statistics are float sums over many pixels: they are summed per fixed block
+/// in a fixed order, so f32 frames give the same peaks, and the same file, at 1 or 7 threads
+/// (capped at the cores there are; the split into rayon jobs differs either way).
+#[test]
+fn pf8_sums_do_not_depend_on_the_thread_count() {
+    let (v, _) = frame(12, 9); // 12 × 64 × 96 = 73 728 pixels: two 64 Ki-pixel blocks
+    let meta = ArrayMeta::new(DType::F32, vec![1, 12 * 64, 96]);
+    let data = bytes(&v);
+    let enc = |t: usize| {
+        let spec = format!(
+            "roibin(peaks=pf8(adc=500,snr=5,threads={t}),panel_rows=64,threads={t},background=bin(2,2,threads={t})|sz(abs=1,threads={t}))"
+        );
+        encode_chunk(&spec, &meta, &data).unwrap()
+    };
+    let one = enc(1);
+    for t in [2, 3, 7] {
+        assert_eq!(enc(t), one, "threads={t}");
+    }
+    assert!(frames(&one).unwrap()[0].found >= 36);
+}

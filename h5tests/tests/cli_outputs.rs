@@ -105,3 +105,35 @@ fn a_killed_run_leaves_only_its_partial_file_and_a_rerun_says_so() {
         "{text}"
     );
 }
+
+#[test]
+fn the_science_check_says_unknown_when_it_checked_no_window() {
+    let dir = scratch("science-windows");
+    let (input, spec) = roibin_h5tests::jungfrau(&dir, 1);
+    let file = input.split(':').next().unwrap();
+    let json = dir.join("s.json");
+    let science = |spec: &str| {
+        let o = ok(roibin(&[
+            "bench",
+            "--science",
+            file,
+            "--spec",
+            spec,
+            "--frames",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ]));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (String::from_utf8_lossy(&o.stdout).into_owned(), v)
+    };
+    // Plain sz keeps no windows: nothing was checked, so the answer is unknown, not true.
+    let (text, v) = science("sz(abs=90)");
+    assert!(text.contains("window pixels bit-exact: unknown"), "{text}");
+    assert!(v["window_pixels_exact"].is_null(), "{v}");
+    let (text, v) = science(&spec);
+    assert!(text.contains("window pixels bit-exact: true ("), "{text}");
+    assert_eq!(v["window_pixels_exact"], true);
+    assert!(v["window_pixels_checked"].as_u64().unwrap() > 0);
+}

@@ -87,47 +87,60 @@ struct Radial {
     offset: Vec<f32>,
 }
 
+/// Count, sum and sum of squares of the pixels inside `bounds`, per bin (`nb` bins, the last
+/// for masked pixels).
+///
+/// Sums per fixed block of pixels, in parallel, then merged in block order: float sums depend
+/// on their order, and this one depends on neither the thread count nor the scheduling, so
+/// the peaks (and the file) are the same under any allocation.
+fn bin_sums(
+    v: &[f32],
+    g: &peaks::Geometry,
+    bounds: &[(f32, f32)],
+    nb: usize,
+) -> Vec<(u32, f64, f64)> {
+    let chunk = 1 << 16;
+    type Acc = Vec<(u32, f64, f64)>;
+    let blocks: Vec<Acc> = v
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(ci, c)| {
+            // Two accumulator sets, alternating by pixel, so neighbouring pixels of the
+            // same bin do not wait on each other's store.
+            let (mut a0, mut a1) = (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]);
+            let keys = &g.key[ci * chunk..ci * chunk + c.len()];
+            for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
+                let (lo, hi) = bounds[b as usize];
+                if x > lo && x < hi {
+                    let a = if k & 1 == 0 {
+                        &mut a0[b as usize]
+                    } else {
+                        &mut a1[b as usize]
+                    };
+                    a.0 += 1;
+                    a.1 += x as f64;
+                    a.2 += (x as f64) * (x as f64);
+                }
+            }
+            merge(&mut a0, &a1);
+            a0
+        })
+        .collect();
+    let mut sums = vec![(0u32, 0f64, 0f64); nb];
+    for b in &blocks {
+        merge(&mut sums, b);
+    }
+    sums
+}
+
 fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
     // One extra bin collects masked pixels; its bounds never admit anything.
     let nb = g.nbins + 1;
     // (lower, upper) per bin: one cache line holds both for the hot compare.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
-    let chunk = 1 << 16;
-    type Acc = Vec<(u32, f64, f64)>;
     for round in 0..5 {
-        // Sums per fixed block of pixels, in parallel, then merged in block order: float sums
-        // depend on their order, and this one depends on neither the thread count nor the
-        // scheduling, so the peaks (and the file) are the same under any allocation.
-        let blocks: Vec<Acc> = v
-            .par_chunks(chunk)
-            .enumerate()
-            .map(|(ci, c)| {
-                // Two accumulator sets, alternating by pixel, so neighbouring pixels of the
-                // same bin do not wait on each other's store.
-                let (mut a0, mut a1) = (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]);
-                let keys = &g.key[ci * chunk..ci * chunk + c.len()];
-                for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
-                    let (lo, hi) = bounds[b as usize];
-                    if x > lo && x < hi {
-                        let a = if k & 1 == 0 {
-                            &mut a0[b as usize]
-                        } else {
-                            &mut a1[b as usize]
-                        };
-                        a.0 += 1;
-                        a.1 += x as f64;
-                        a.2 += (x as f64) * (x as f64);
-                    }
-                }
-                merge(&mut a0, &a1);
-                a0
-            })
-            .collect();
-        let mut sums = vec![(0u32, 0f64, 0f64); nb];
-        for b in &blocks {
-            merge(&mut sums, b);
-        }
+        let sums = bin_sums(v, g, &bounds, nb);
         for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.nbins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
@@ -361,5 +374,62 @@ inventory::submit! {
         accepts: Accepts { dtypes: &[], ranks: (2, 3), bytes: false },
         thread_safe: true,
         build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roibin_registry::{threads, Purpose};
+
+    /// The per-bin sums of an f32 frame are bit-identical at 1 and 7 threads (float sums
+    /// depend on their order; the blocks are merged in a fixed one), and so are the
+    /// statistics built on them.
+    #[test]
+    fn radial_sums_are_the_same_at_any_thread_count() {
+        let p = peaks::Panels {
+            panels: 1,
+            rows: 700,
+            cols: 300,
+        };
+        let mut s = 12345u64;
+        let v: Vec<f32> = (0..p.pixels())
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                1.0e6 + ((s >> 40) as f32 / (1u64 << 24) as f32) * 37.3
+            })
+            .collect();
+        let g = peaks::GeometrySource::new(Purpose::Encode, "", "")
+            .get("pf8", p)
+            .unwrap();
+        let nb = g.nbins + 1;
+        let open = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
+        let sums = |t: usize| {
+            threads::install(t, || bin_sums(&v, &g, &open, nb))
+                .iter()
+                .map(|&(n, a, b)| (n, a.to_bits(), b.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        let one = sums(1);
+        for t in [2, 7] {
+            assert!(sums(t) == one, "threads={t}");
+        }
+        let params = Pf8Params {
+            adc: 300.0,
+            snr: 6.0,
+            min_pix: 2,
+            max_pix: 200,
+            bg_radius: 3,
+            max_peaks: 2048,
+            min_res: 0.0,
+            max_res: 1e9,
+        };
+        let stats = |t: usize| {
+            let r = threads::install(t, || radial_stats(&v, &g, &params));
+            (r.upper, r.seed, r.offset)
+        };
+        assert!(stats(7) == stats(1));
     }
 }
