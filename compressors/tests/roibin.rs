@@ -354,3 +354,62 @@ fn pf8_sums_do_not_depend_on_the_thread_count() {
     }
     assert!(frames(&one).unwrap()[0].found >= 36);
 }
+
+/// Seeds of the `detector` fuzz target (`fuzz/fuzz_targets/detector.rs`): for each of its
+/// specs and layouts, a valid payload prefixed with the selector byte. `ROIBIN_FUZZ_SEEDS=1`
+/// writes them; otherwise the committed ones must still decode.
+#[test]
+fn detector_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/detector");
+    let write = std::env::var_os("ROIBIN_FUZZ_SEEDS").is_some();
+    // The target's specs, as a writer would store them (files named; a reader never opens them).
+    let specs = [
+        "roibin(peaks=pf8(adc=50,snr=3),roi=3,background=bin(2,2)|sz(abs=1))",
+        "roi(peaks=pfv3(amax_thr=50,atot_thr=60,son_min=3),roi=2)",
+        "roibin(peaks=pf8(adc=50,snr=3),roi=2,masked=keep,exact_above=100,background=bin(2,2)|zstd)",
+        "bin(2,3)",
+    ];
+    let layouts = [
+        ArrayMeta::new(DType::F32, vec![2, 16, 12]),
+        ArrayMeta::new(DType::U16, vec![1, 2, 8, 10]),
+        ArrayMeta::new(DType::I32, vec![9, 7]),
+    ];
+    if write {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    let mut checked = 0;
+    for (s, spec) in specs.iter().enumerate() {
+        for (l, meta) in layouts.iter().enumerate() {
+            let data: Vec<u8> = (0..meta.len())
+                .flat_map(|i| {
+                    let v = if i % 37 == 5 { 900.0 } else { (i % 5) as f64 };
+                    let mut b = vec![0u8; meta.dtype.size()];
+                    roibin_compressors::detector::elems::put(v, meta.dtype, &mut b);
+                    b
+                })
+                .collect();
+            let Ok(chunk) = encode_chunk(spec, meta, &data) else {
+                continue; // a layout this spec does not take
+            };
+            let h = roibin_registry::container::read_header(&chunk).unwrap();
+            if h.raw {
+                continue;
+            }
+            let sel = (s + 4 * l) as u8;
+            let path = dir.join(format!("seed_{sel:02}"));
+            if write {
+                let mut seed = vec![sel];
+                seed.extend_from_slice(h.sections[0]);
+                std::fs::write(&path, seed).unwrap();
+            }
+            let seed = std::fs::read(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (ROIBIN_FUZZ_SEEDS=1 writes it)", path.display())
+            });
+            let p =
+                Pipeline::decoder(&spec.parse().unwrap(), &DataKind::Array(meta.clone())).unwrap();
+            p.decode(&seed[1..]).unwrap();
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} seeds");
+}
