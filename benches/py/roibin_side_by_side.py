@@ -90,7 +90,8 @@ def main():
             rows.append(r)
             print("chunk %2d  %-44s ratio %7.1f  write %6.0f MB/s  read %6.0f MB/s  max err %8.1f (unmasked %6.1f)  PSNR %5.1f  recall %6.2f%%  precision %6.2f%%" % (
                 cf, label, r["ratio_u16"], r["write"], r["read"], r["max_err"], r["max_err_good"], r["psnr"], 100 * r["recall"], 100 * r["precision"]), flush=True)
-    table = ["| chunk | codec | ratio vs u16 | ratio vs f32 input | write MB/s | read MB/s | max abs err (unmasked pixels) | PSNR dB | peak recall | peak precision | max intensity err |",
+    table = ["| chunk | codec | ratio vs u16 | ratio vs f32 input | write MB/s | read MB/s | max abs err (unmasked pixels) | PSNR dB | peak recall (%d of %d frames) | peak precision (%d of %d frames) | max intensity err |" % (
+                 a.science_frames, a.frames, a.science_frames, a.frames),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append("| %d | %s | %.1f | %.1f | %.0f | %.0f | %.1f (%.1f) | %.1f | %.2f%% | %.2f%% | %.2f%% |" % (

@@ -429,3 +429,56 @@ pub const THREADS: OptionSpec = OptionSpec {
     default: "0",
     doc: crate::threads::THREADS_DOC,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTS: &[OptionSpec] = &[
+        OptionSpec {
+            name: "level",
+            ty: OptionType::Int { min: 1, max: 9 },
+            default: "3",
+            doc: "",
+        },
+        OptionSpec {
+            name: "abs",
+            ty: OptionType::Float {
+                min: 0.0,
+                max: 1e30,
+            },
+            default: "",
+            doc: "",
+        },
+    ];
+
+    #[test]
+    fn defaults_come_from_the_declaration_and_undeclared_options_are_errors() {
+        let g: Graph = "x(abs=2)".parse().unwrap();
+        let c = Config::from_stage(&g.stages[0], OPTS, "x").unwrap();
+        assert_eq!(c.get::<i64>("level").unwrap(), 3);
+        assert_eq!(c.get::<f64>("abs").unwrap(), 2.0);
+        let g: Graph = "x".parse().unwrap();
+        let c = Config::from_stage(&g.stages[0], OPTS, "x").unwrap();
+        assert_eq!(c.get_opt::<f64>("abs").unwrap(), None);
+        assert!(c
+            .get::<f64>("abs")
+            .unwrap_err()
+            .to_string()
+            .contains("must be given"));
+        // A codec asking for an option it never declared gets an error, not a panic.
+        let e = c.get::<i64>("block").unwrap_err().to_string();
+        assert!(
+            e.contains("x:block") && e.contains("does not declare"),
+            "{e}"
+        );
+        // The wrong type is an error too.
+        assert!(c.get::<String>("level").is_err());
+        // Range messages print bounds and long numbers short.
+        let g: Graph = format!("x(abs={})", "9".repeat(400)).parse().unwrap();
+        let e = Config::from_stage(&g.stages[0], OPTS, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("0..=1e30") && e.len() < 120, "{e}");
+    }
+}
