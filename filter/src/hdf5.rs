@@ -57,8 +57,14 @@ pub struct Api {
     /// message. `H5Eis_paused` tells; the library's own (exported, argument-less) pause and
     /// resume let one message through without the API entry that would clear the stack.
     /// All absent in 1.10, where nothing is paused.
+    ///
+    /// What this relies on: `H5Eis_paused(hid_t, hbool_t *)` is public in 2.x;
+    /// `H5E_resume_stack(void)` and `H5E_pause_stack(void)` are library-private but exported
+    /// (herr_t, no arguments, H5Eint.c), a counting pause. If a future release drops them while
+    /// still pausing, the message cannot reach the stack: it goes to stderr instead (see
+    /// `push_error`), never lost and never a crash.
+    is_paused: Option<unsafe extern "C" fn(Hid, *mut bool) -> Herr>,
     paused: Option<(
-        unsafe extern "C" fn(Hid, *mut bool) -> Herr,
         unsafe extern "C" fn() -> Herr,
         unsafe extern "C" fn() -> Herr,
     )>,
@@ -103,9 +109,9 @@ impl Api {
                 tget_order: sym!("H5Tget_order"),
                 is_valid: sym!("H5Iis_valid"),
                 epush2: sym!("H5Epush2"),
+                is_paused: lib.get(b"H5Eis_paused\0").ok().map(|s| *s),
                 paused: (|| {
                     Some((
-                        *lib.get(b"H5Eis_paused\0").ok()?,
                         *lib.get(b"H5E_resume_stack\0").ok()?,
                         *lib.get(b"H5E_pause_stack\0").ok()?,
                     ))
@@ -126,12 +132,23 @@ impl Api {
         unsafe {
             // Un-pause (counting), push, and pause again as many times: the stack ends as it was.
             let mut resumed = 0;
-            if let Some((is_paused, resume, _)) = self.paused {
+            let still_paused = |is_paused: unsafe extern "C" fn(Hid, *mut bool) -> Herr| {
                 let mut p = false;
-                while resumed < 64 && is_paused(0, &mut p) >= 0 && p {
+                is_paused(0, &mut p) >= 0 && p
+            };
+            if let (Some(is_paused), Some((resume, _))) = (self.is_paused, self.paused) {
+                while resumed < 64 && still_paused(is_paused) {
                     resume();
                     resumed += 1;
                 }
+            }
+            if self.is_paused.is_some_and(still_paused) {
+                // Paused and no way to resume: the stack would drop the message.
+                eprintln!(
+                    "roibin filter: {}: {}",
+                    func.to_string_lossy(),
+                    msg.to_string_lossy()
+                );
             }
             (self.epush2)(
                 0, // H5E_DEFAULT
@@ -144,7 +161,7 @@ impl Api {
                 c"%s".as_ptr(),
                 msg.as_ptr(),
             );
-            if let Some((_, _, pause)) = self.paused {
+            if let Some((_, pause)) = self.paused {
                 for _ in 0..resumed {
                     pause();
                 }

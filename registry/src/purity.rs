@@ -42,7 +42,7 @@ pub fn watch_file_opens_on_this_thread() -> std::io::Result<()> {
     // SAFETY: a zeroed sigaction with SA_SIGINFO and a handler of the matching signature.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigsys as usize;
+        sa.sa_sigaction = on_sigsys as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
         if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
