@@ -262,7 +262,7 @@ fn every_codec_builds_encodes_and_decodes_with_its_defaults() {
         let meta = ArrayMeta::new(dtype, vec![2, 40, 36]);
         let data: Vec<u8> = (0..meta.len())
             .flat_map(|i| {
-                let v = (i * 7 % 251 & 0x3f) as f64;
+                let v = ((i * 7 % 251) & 0x3f) as f64;
                 let mut b = vec![0u8; dtype.size()];
                 roibin_compressors::detector::elems::put(v, dtype, &mut b);
                 b
