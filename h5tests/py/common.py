@@ -33,3 +33,18 @@ def sample(dtype, shape, seed=0):
 def filter_mask_all_zero(ds):
     """True when every stored chunk went through every filter (h5py marks filters optional)."""
     return all(ds.id.get_chunk_info(i).filter_mask == 0 for i in range(ds.id.get_num_chunks()))
+
+
+def expect_error(what, fn, *needles, absent=()):
+    """Run fn; it must raise an error whose message holds every needle and none of `absent`."""
+    try:
+        fn()
+    except (ValueError, OSError, RuntimeError) as e:
+        msg = str(e)
+        for n in needles:
+            assert n in msg, "%s: %r not in %r" % (what, n, msg)
+        for n in absent:
+            assert n not in msg, "%s: %r leaked into %r" % (what, n, msg)
+        print("%s -> %s: %s" % (what, type(e).__name__, msg.splitlines()[0][:200] if msg else ""))
+        return e
+    raise AssertionError("%s: no error raised" % what)

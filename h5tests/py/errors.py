@@ -3,23 +3,13 @@ never store data silently uncompressed. Usage: errors.py OUT_DIR"""
 import sys, os
 import h5py
 import numpy as np
-from common import FILTER_ID, opts, sample
+from common import FILTER_ID, expect_error, opts, sample
 
 out_dir = sys.argv[1]
 path = os.path.join(out_dir, "errors.h5")
 data = sample("u2", (4, 60, 70))
 
 
-def expect_error(what, fn, *needles):
-    try:
-        fn()
-    except (ValueError, OSError, RuntimeError) as e:
-        msg = str(e)
-        for n in needles:
-            assert n in msg, "%s: %r not in %r" % (what, n, msg)
-        print("%s -> %s: %s" % (what, type(e).__name__, msg))
-        return e
-    raise AssertionError("%s: no error raised" % what)
 
 
 with h5py.File(path, "w") as f:

@@ -7,7 +7,7 @@ in a few hundred kB) and `u16_64x32.rbin` (u16 [1,64,32], the byte count of a u8
 import os, resource, subprocess, sys, time
 import h5py
 import numpy as np
-from common import FILTER_ID, opts, filter_mask_all_zero
+from common import FILTER_ID, expect_error, opts, filter_mask_all_zero
 
 out_dir, forged = sys.argv[1], sys.argv[2]
 path = os.path.join(out_dir, "hardening.h5")
@@ -23,18 +23,6 @@ def resolved_opts(spec, dtype_code, chunk):
     return (RESOLVED_MAGIC, dtype_code, len(chunk)) + tuple(chunk) + (n,) + words
 
 
-def expect_error(what, fn, *needles, absent=()):
-    try:
-        fn()
-    except (ValueError, OSError, RuntimeError) as e:
-        msg = str(e)
-        for n in needles:
-            assert n in msg, "%s: %r not in %r" % (what, n, msg)
-        for n in absent:
-            assert n not in msg, "%s: %r leaked into %r" % (what, n, msg)
-        print("%s -> %s" % (what, msg.splitlines()[0][:200]))
-        return
-    raise AssertionError("%s: no error raised" % what)
 
 
 def plain_env():

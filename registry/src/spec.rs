@@ -98,27 +98,7 @@ impl Graph {
     /// assert_eq!(g.without_option("threads").to_string(), "roibin(background=bin(2,2)|sz(abs=9))");
     /// ```
     pub fn without_option(&self, option: &str) -> Graph {
-        Graph {
-            stages: self
-                .stages
-                .iter()
-                .map(|s| Stage {
-                    name: s.name.clone(),
-                    args: s
-                        .args
-                        .iter()
-                        .filter(|a| a.name.as_deref() != Some(option))
-                        .map(|a| Arg {
-                            name: a.name.clone(),
-                            value: match &a.value {
-                                Value::Graph(g) => Value::Graph(g.without_option(option)),
-                                v => v.clone(),
-                            },
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
+        self.without_args(&|a| a.name.as_deref() == Some(option))
     }
 
     /// The same graph with every quoted-text argument removed, nested graphs included.
@@ -131,6 +111,11 @@ impl Graph {
     /// assert_eq!(g.without_text().to_string(), "roibin(peaks=pf8,roi=4)");
     /// ```
     pub fn without_text(&self) -> Graph {
+        self.without_args(&|a| matches!(a.value, Value::Text(_)))
+    }
+
+    /// The same graph without the arguments `drop` picks, nested graphs included.
+    fn without_args(&self, drop: &dyn Fn(&Arg) -> bool) -> Graph {
         Graph {
             stages: self
                 .stages
@@ -140,11 +125,11 @@ impl Graph {
                     args: s
                         .args
                         .iter()
-                        .filter(|a| !matches!(a.value, Value::Text(_)))
+                        .filter(|a| !drop(a))
                         .map(|a| Arg {
                             name: a.name.clone(),
                             value: match &a.value {
-                                Value::Graph(g) => Value::Graph(g.without_text()),
+                                Value::Graph(g) => Value::Graph(g.without_args(drop)),
                                 v => v.clone(),
                             },
                         })

@@ -126,28 +126,26 @@ pub enum NpyData<'a> {
 
 /// Write a uint8 or float32 .npy file (for `roibin synth` and tests).
 pub fn write_npy(path: &std::path::Path, shape: &[usize], data: NpyData) -> std::io::Result<()> {
+    match data {
+        NpyData::U8(v) => write_typed(path, shape, v),
+        NpyData::F32(v) => write_typed(path, shape, v),
+    }
+}
+
+fn write_typed<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
+    path: &std::path::Path,
+    shape: &[usize],
+    v: &[T],
+) -> std::io::Result<()> {
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-    match data {
-        NpyData::U8(v) => {
-            let mut w = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(&mut file)
-                .begin_nd()?;
-            w.extend(v.iter().copied())?;
-            w.finish()?;
-        }
-        NpyData::F32(v) => {
-            let mut w = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(&mut file)
-                .begin_nd()?;
-            w.extend(v.iter().copied())?;
-            w.finish()?;
-        }
-    }
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut file)
+        .begin_nd()?;
+    w.extend(v.iter().copied())?;
+    w.finish()?;
     std::io::Write::flush(&mut file)
 }
 
