@@ -137,3 +137,24 @@ fn the_science_check_says_unknown_when_it_checked_no_window() {
     assert_eq!(v["window_pixels_exact"], true);
     assert!(v["window_pixels_checked"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn tasks_are_capped() {
+    // `--tasks 100000` once read 200 000 chunks' worth of rounds before encoding any.
+    let dir = scratch("tasks-cap");
+    let input = eiger(&dir);
+    let out = dir.join("t.h5");
+    let t = std::time::Instant::now();
+    let o = ok(roibin(&[
+        "compress",
+        &input,
+        out.to_str().unwrap(),
+        "--spec",
+        "lz4",
+        "--tasks",
+        "100000",
+    ]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--tasks 100000: capped at"), "{err}");
+    assert!(t.elapsed().as_secs() < 60);
+}
