@@ -413,3 +413,57 @@ fn detector_fuzz_seeds() {
     }
     assert!(checked >= 8, "{checked} seeds");
 }
+
+/// `max_peaks` keeps the brightest peaks, not the first in raster order.
+#[test]
+fn max_peaks_keeps_the_brightest() {
+    let (mut v, centres) = frame(1, 4);
+    let (y, x) = centres[2]; // the last in raster order
+    v[y * 96 + x] += 20_000.0;
+    let meta = ArrayMeta::new(DType::F32, vec![64, 96]);
+    for finder in [
+        "pf8(adc=500,snr=5,max_peaks=1)",
+        "dispersion(gain=0,max_peaks=1)",
+    ] {
+        let spec = format!("roi(peaks={finder},roi=2)");
+        let enc = encode_chunk(&spec, &meta, &bytes(&v)).unwrap();
+        let f = &frames(&enc).unwrap()[0];
+        assert!(f.found >= 3, "{finder}: found {}", f.found);
+        assert_eq!(f.windows.len(), 1, "{finder}");
+        assert_eq!(
+            (f.windows[0].y as usize, f.windows[0].x as usize),
+            (y, x),
+            "{finder}"
+        );
+    }
+}
+
+/// DIALS's dispersion finders find the planted peaks on every panel, with the gain given or
+/// estimated from the frame, and keep the windows around them exact.
+#[test]
+fn dispersion_finders_find_planted_peaks() {
+    let (v, centres) = frame(2, 11);
+    let meta = ArrayMeta::new(DType::F32, vec![1, 128, 96]);
+    for finder in [
+        "dispersion(gain=0)",
+        "dispersion(gain=45)",
+        "dispersion_extended(gain=0)",
+    ] {
+        let spec =
+            format!("roibin(peaks={finder},panel_rows=64,roi=3,background=bin(2,2)|sz(abs=20))");
+        let enc = encode_chunk(&spec, &meta, &bytes(&v)).unwrap();
+        let f = &frames(&enc).unwrap()[0];
+        for &(y, x) in &centres {
+            assert!(
+                f.windows
+                    .iter()
+                    .any(|w| (w.y as i64 - y as i64).abs() <= 1
+                        && (w.x as i64 - x as i64).abs() <= 1),
+                "{finder}: no window at {y},{x}: {:?}",
+                f.windows
+            );
+        }
+        let back = floats(&decode_chunk(&enc).unwrap().1);
+        assert_windows_exact(&v, &back, &centres, 2, 64, 96);
+    }
+}

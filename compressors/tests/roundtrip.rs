@@ -249,6 +249,8 @@ fn every_codec_builds_encodes_and_decodes_with_its_defaults() {
         ("roibin", InRange("roibin")),
         ("pf8", NoDecode),
         ("pfv3", NoDecode),
+        ("dispersion", NoDecode),
+        ("dispersion_extended", NoDecode),
         ("given", NoDecode),
     ];
     let names = roibin_compressors::codec_names();

@@ -15,7 +15,7 @@ LOSSLESS = {"auto", "bitshuffle", "bzip2", "chunked", "delta", "fast", "lz4", "n
 BOUND = {"sz": ("sz(abs=0.5)", 0.5), "zfp": ("zfp(accuracy=0.5)", 0.5), "zfp_rate": ("zfp(rate=8)", None)}
 # Lossy by design (binned means, windows only): values stay inside the chunk's finite range.
 IN_RANGE = {"bin": "bin(2,2)", "roi": "roi(peaks=pf8,roi=2)", "roibin": "roibin(roi=2,background=bin(2,2)|sz(abs=0.5))"}
-FINDERS = {"pf8", "pfv3", "given"}  # refused as a dataset's filter (peak lists do not decode)
+FINDERS = {"pf8", "pfv3", "dispersion", "dispersion_extended", "given"}  # refused as a dataset's filter (peak lists do not decode)
 for n in names:
     assert n in LOSSLESS or n in BOUND or n in IN_RANGE or n in FINDERS, "codec %s has no promise here" % n
 

@@ -80,12 +80,20 @@ impl PeakList {
         }
     }
 
-    /// Peaks of every panel in scan order, the first `max` kept (all counted).
+    /// Peaks of every panel, the brightest `max` kept (by integrated intensity; all counted),
+    /// in scan order: a sensitive finder on a crowded frame must not lose the bright peaks at
+    /// the bottom of the frame to weak ones at the top.
     pub fn capped(per_panel: Vec<Vec<Peak>>, max: usize) -> PeakList {
-        let all: Vec<Peak> = per_panel.into_iter().flatten().collect();
+        let mut all: Vec<(usize, Peak)> = per_panel.into_iter().flatten().enumerate().collect();
+        let found = all.len();
+        if found > max {
+            all.sort_by(|a, b| b.1.total.total_cmp(&a.1.total).then(a.0.cmp(&b.0)));
+            all.truncate(max);
+            all.sort_by_key(|a| a.0);
+        }
         PeakList {
-            found: all.len(),
-            peaks: all.into_iter().take(max).collect(),
+            found,
+            peaks: all.into_iter().map(|(_, p)| p).collect(),
         }
     }
 
@@ -157,7 +165,7 @@ impl Panels {
 
 /// Codecs whose output is a peak list (not decodable): `roibin(peaks=...)` takes them; a
 /// dataset's filter cannot be one.
-pub const FINDERS: &[&str] = &["pf8", "pfv3", "given"];
+pub const FINDERS: &[&str] = &["pf8", "pfv3", "dispersion", "dispersion_extended", "given"];
 
 /// The mask and radius options every finder has.
 pub const MASK: OptionSpec = OptionSpec {

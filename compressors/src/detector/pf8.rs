@@ -46,7 +46,7 @@ const OPTIONS: &[OptionSpec] = &[
         name: "max_peaks",
         ty: OptionType::Int { min: 1, max: 1 << 20 },
         default: "2048",
-        doc: "max_num_peaks: keep the first this many (all are counted)",
+        doc: "max_num_peaks: keep the brightest this many, by integrated intensity (all are counted)",
     },
     OptionSpec {
         name: "min_res",

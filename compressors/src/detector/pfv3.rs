@@ -89,7 +89,7 @@ const OPTIONS: &[OptionSpec] = &[
             max: 1 << 20,
         },
         default: "2048",
-        doc: "keep the first this many (all are counted)",
+        doc: "keep the brightest this many, by integrated intensity (all are counted)",
     },
     MASK,
     RADIUS,

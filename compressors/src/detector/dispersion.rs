@@ -1,0 +1,492 @@
+//! `dispersion` and `dispersion_extended`: DIALS's spot finders (Parkhurst et al. 2016), per
+//! panel, mask honoured, so that ROIBIN windows around their spots keep what DIALS finds.
+//!
+//! For every good pixel, the count m, sum x and sum of squares y of the good pixels in a
+//! (2k+1)² box give the local index of dispersion. With gain g (the variance of one count
+//! relative to its mean: 1 for photon counting):
+//! - `dispersion`: strong when m·y − x² > g·x·(m − 1 + σ_b·√(2(m−1))) (the local variance is
+//!   significantly above Poisson's) and m·v − x > σ_s·√(g·x·m) (the pixel is significantly
+//!   above the local mean), with m ≥ `min_local`, x ≥ 0 and v above `threshold`;
+//! - `dispersion_extended`: the dispersion test alone marks a region; its core (Chebyshev
+//!   distance ≥ k from the region's border) is kept where v ≥ mean + σ_s·√(g·mean), the mean
+//!   taken over a box 2 pixels wider that leaves the strong pixels out.
+//!
+//! Strong pixels form spots by 8-connectivity; spots of `min_pix`..=`max_pix` pixels are kept,
+//! the brightest `max_peaks` of them. Sums run over pixels below 2^24, as DIALS's do.
+
+use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
+use rayon::prelude::*;
+use roibin_registry::options::THREADS;
+use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
+
+const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        name: "gain",
+        ty: OptionType::Float { min: 0.0, max: 1e6 },
+        default: "1",
+        doc: "variance of one count over its mean (1: photon counting; ADU per photon for calibrated data in ADU; 0: estimate per panel from the frame's background)",
+    },
+    OptionSpec {
+        name: "sigma_background",
+        ty: OptionType::Float { min: 0.0, max: 1e3 },
+        default: "6",
+        doc: "significance of the local index of dispersion above Poisson's",
+    },
+    OptionSpec {
+        name: "sigma_strong",
+        ty: OptionType::Float { min: 0.0, max: 1e3 },
+        default: "3",
+        doc: "significance of the pixel above the local mean",
+    },
+    OptionSpec {
+        name: "kernel",
+        ty: OptionType::Int { min: 1, max: 32 },
+        default: "3",
+        doc: "half-size k of the (2k+1)² local box",
+    },
+    OptionSpec {
+        name: "min_local",
+        ty: OptionType::Int { min: 2, max: 4225 },
+        default: "2",
+        doc: "fewest good pixels in the local box for a test",
+    },
+    OptionSpec {
+        name: "threshold",
+        ty: OptionType::Float {
+            min: -1e30,
+            max: 1e30,
+        },
+        default: "0",
+        doc: "global threshold: strong pixels are above it",
+    },
+    OptionSpec {
+        name: "min_pix",
+        ty: OptionType::Int {
+            min: 1,
+            max: 1 << 20,
+        },
+        default: "2",
+        doc: "smallest spot in pixels",
+    },
+    OptionSpec {
+        name: "max_pix",
+        ty: OptionType::Int {
+            min: 1,
+            max: 1 << 24,
+        },
+        default: "100000",
+        doc: "largest spot in pixels",
+    },
+    OptionSpec {
+        name: "max_peaks",
+        ty: OptionType::Int {
+            min: 1,
+            max: 1 << 20,
+        },
+        default: "2048",
+        doc: "keep the brightest this many (all are counted)",
+    },
+    MASK,
+    RADIUS,
+    THREADS,
+];
+
+/// Parameters of both variants.
+#[derive(Debug, Clone)]
+pub struct DispersionParams {
+    pub extended: bool,
+    pub gain: f64,
+    pub sigma_background: f64,
+    pub sigma_strong: f64,
+    pub kernel: usize,
+    pub min_local: usize,
+    pub threshold: f64,
+    pub min_pix: usize,
+    pub max_pix: usize,
+    pub max_peaks: usize,
+}
+
+/// Pixels at or above this are left out of the local sums (DIALS: "about 16m counts").
+const BIG: f32 = (1 << 24) as f32;
+
+/// Summed-area tables of count, sum and sum of squares over the pixels `use_px` allows.
+struct Sat {
+    cols: usize,
+    m: Vec<u32>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl Sat {
+    fn new(v: &[f32], rows: usize, cols: usize, use_px: impl Fn(usize) -> bool) -> Sat {
+        // One extra row and column of zeros: box sums need no edge cases.
+        let w = cols + 1;
+        let mut s = Sat {
+            cols: w,
+            m: vec![0; (rows + 1) * w],
+            x: vec![0.0; (rows + 1) * w],
+            y: vec![0.0; (rows + 1) * w],
+        };
+        for r in 0..rows {
+            let (mut m, mut x, mut y) = (0u32, 0f64, 0f64);
+            for c in 0..cols {
+                let k = r * cols + c;
+                if use_px(k) && v[k] < BIG {
+                    let a = v[k] as f64;
+                    m += 1;
+                    x += a;
+                    y += a * a;
+                }
+                let t = (r + 1) * w + c + 1;
+                s.m[t] = s.m[t - w] + m;
+                s.x[t] = s.x[t - w] + x;
+                s.y[t] = s.y[t - w] + y;
+            }
+        }
+        s
+    }
+
+    /// (count, sum, sum of squares) over rows r0..r1 and columns c0..c1 (exclusive ends).
+    fn window(&self, r0: usize, r1: usize, c0: usize, c1: usize) -> (f64, f64, f64) {
+        let w = self.cols;
+        let (a, b, c, d) = (r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1);
+        (
+            (self.m[d] + self.m[a]) as f64 - (self.m[b] + self.m[c]) as f64,
+            self.x[d] - self.x[b] - self.x[c] + self.x[a],
+            self.y[d] - self.y[b] - self.y[c] + self.y[a],
+        )
+    }
+
+    /// The box of half-size `k` around (r, c), clipped to the panel.
+    fn around(&self, r: usize, c: usize, k: usize, rows: usize, cols: usize) -> (f64, f64, f64) {
+        self.window(
+            r.saturating_sub(k),
+            (r + k + 1).min(rows),
+            c.saturating_sub(k),
+            (c + k + 1).min(cols),
+        )
+    }
+}
+
+/// Strong pixels of one panel.
+fn strong_pixels(
+    v: &[f32],
+    good: &[bool],
+    rows: usize,
+    cols: usize,
+    p: &DispersionParams,
+    gain: f64,
+) -> Vec<bool> {
+    let sat = Sat::new(v, rows, cols, |k| good[k]);
+    let k = p.kernel;
+    let mut strong = vec![false; rows * cols];
+    let nb = p.sigma_background;
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = r * cols + c;
+            if !good[i] {
+                continue;
+            }
+            let (m, x, y) = sat.around(r, c, k, rows, cols);
+            if m < p.min_local as f64 || x < 0.0 {
+                continue;
+            }
+            let a = m * y - x * x;
+            let dispersed = a > gain * x * (m - 1.0 + nb * (2.0 * (m - 1.0)).sqrt());
+            strong[i] = if p.extended {
+                dispersed
+            } else {
+                let val = v[i] as f64;
+                let above = m * val - x > p.sigma_strong * (gain * x * m).sqrt();
+                dispersed && above && val > p.threshold
+            };
+        }
+    }
+    if p.extended {
+        extend(v, good, rows, cols, p, gain, &mut strong);
+    }
+    strong
+}
+
+/// `dispersion_extended`'s second pass over the dispersion mask `strong` (in place).
+fn extend(
+    v: &[f32],
+    good: &[bool],
+    rows: usize,
+    cols: usize,
+    p: &DispersionParams,
+    gain: f64,
+    strong: &mut [bool],
+) {
+    let dist = chebyshev_to_background(strong, rows, cols);
+    let k = p.kernel;
+    let core: Vec<bool> = (0..rows * cols)
+        .map(|i| strong[i] && dist[i] >= k)
+        .collect();
+    // Background for the final mean: good pixels outside the cores.
+    let sat = Sat::new(v, rows, cols, |i| good[i] && !core[i]);
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = r * cols + c;
+            strong[i] = false;
+            if !good[i] || !core[i] {
+                continue;
+            }
+            let (m, x, _) = sat.around(r, c, k + 2, rows, cols);
+            let mean = if m >= 2.0 { x / m } else { 0.0 };
+            let val = v[i] as f64;
+            strong[i] =
+                val > p.threshold && val >= mean + p.sigma_strong * (gain * mean.max(0.0)).sqrt();
+        }
+    }
+}
+
+/// Chebyshev distance of every pixel to the nearest `false` pixel (0 on them): two chamfer
+/// passes with the 8-neighbourhood, exact for this metric.
+fn chebyshev_to_background(mask: &[bool], rows: usize, cols: usize) -> Vec<usize> {
+    let far = rows + cols;
+    let mut d: Vec<usize> = mask.iter().map(|&m| if m { far } else { 0 }).collect();
+    for r in 0..rows {
+        for c in 0..cols {
+            let i = r * cols + c;
+            if d[i] == 0 {
+                continue;
+            }
+            let mut best = d[i];
+            for (dr, dc) in [(-1i64, -1i64), (-1, 0), (-1, 1), (0, -1)] {
+                let (rr, cc) = (r as i64 + dr, c as i64 + dc);
+                if rr >= 0 && cc >= 0 && (cc as usize) < cols {
+                    best = best.min(d[rr as usize * cols + cc as usize] + 1);
+                }
+            }
+            d[i] = best;
+        }
+    }
+    for r in (0..rows).rev() {
+        for c in (0..cols).rev() {
+            let i = r * cols + c;
+            if d[i] == 0 {
+                continue;
+            }
+            let mut best = d[i];
+            for (dr, dc) in [(1i64, 1i64), (1, 0), (1, -1), (0, 1)] {
+                let (rr, cc) = (r as i64 + dr, c as i64 + dc);
+                if (rr as usize) < rows && cc >= 0 && (cc as usize) < cols {
+                    best = best.min(d[rr as usize * cols + cc as usize] + 1);
+                }
+            }
+            d[i] = best;
+        }
+    }
+    d
+}
+
+/// The panel's gain from its own background when `gain=0`: the median over boxes of the
+/// local index of dispersion (variance over mean), robust to the spots a few boxes hold.
+pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
+    let b = 16;
+    let mut ratios = vec![];
+    for r0 in (0..rows).step_by(b) {
+        for c0 in (0..cols).step_by(b) {
+            let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+            for r in r0..(r0 + b).min(rows) {
+                for c in c0..(c0 + b).min(cols) {
+                    let i = r * cols + c;
+                    if good[i] && v[i] < BIG {
+                        let a = v[i] as f64;
+                        n += 1.0;
+                        s += a;
+                        s2 += a * a;
+                    }
+                }
+            }
+            if n >= 16.0 && s > 0.0 {
+                let mean = s / n;
+                let var = (s2 - s * s / n) / (n - 1.0);
+                ratios.push(var / mean);
+            }
+        }
+    }
+    if ratios.is_empty() {
+        return 1.0;
+    }
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2].max(1e-6)
+}
+
+/// Spots of one panel: 8-connected strong pixels, sized within limits.
+fn panel_peaks(
+    v: &[f32],
+    good: &[bool],
+    rows: usize,
+    cols: usize,
+    row0: usize,
+    p: &DispersionParams,
+) -> Vec<Peak> {
+    let gain = if p.gain > 0.0 {
+        p.gain
+    } else {
+        estimate_gain(v, good, rows, cols)
+    };
+    let mut strong = strong_pixels(v, good, rows, cols, p, gain);
+    let mut out = vec![];
+    let mut stack = vec![];
+    for start in 0..rows * cols {
+        if !strong[start] {
+            continue;
+        }
+        strong[start] = false;
+        stack.push(start);
+        let mut region = vec![];
+        while let Some(i) = stack.pop() {
+            let (r, c) = (i / cols, i % cols);
+            region.push((r, c));
+            for rr in r.saturating_sub(1)..(r + 2).min(rows) {
+                for cc in c.saturating_sub(1)..(c + 2).min(cols) {
+                    let j = rr * cols + cc;
+                    if strong[j] {
+                        strong[j] = false;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        if region.len() < p.min_pix || region.len() > p.max_pix {
+            continue;
+        }
+        region.sort_unstable();
+        let total: f64 = region.iter().map(|&(y, x)| v[y * cols + x] as f64).sum();
+        let max = region
+            .iter()
+            .map(|&(y, x)| v[y * cols + x] as f64)
+            .fold(f64::MIN, f64::max);
+        let centre = super::pf8::centroid(v, &region, |y, x| y * cols + x);
+        out.push(Peak::of_region(&region, centre, row0, total, max));
+    }
+    out
+}
+
+/// Run the dispersion spot finder on pixels `v` of a frame of `panels`.
+pub fn find(
+    v: &[f32],
+    panels: peaks::Panels,
+    g: &peaks::Geometry,
+    p: &DispersionParams,
+) -> PeakList {
+    let per = panels.rows * panels.cols;
+    let per_panel = (0..panels.panels)
+        .into_par_iter()
+        .map(|k| {
+            let s = k * per..(k + 1) * per;
+            let good: Vec<bool> = s.clone().map(|i| peaks::usable(g, v, i)).collect();
+            panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows, p)
+        })
+        .collect();
+    PeakList::capped(per_panel, p.max_peaks)
+}
+
+fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {
+    let params = DispersionParams {
+        extended,
+        gain: c.get("gain")?,
+        sigma_background: c.get("sigma_background")?,
+        sigma_strong: c.get("sigma_strong")?,
+        kernel: c.get::<i64>("kernel")? as usize,
+        min_local: c.get::<i64>("min_local")? as usize,
+        threshold: c.get("threshold")?,
+        min_pix: c.get::<i64>("min_pix")? as usize,
+        max_pix: c.get::<i64>("max_pix")? as usize,
+        max_peaks: c.get::<i64>("max_peaks")? as usize,
+    };
+    peaks::Finder::build(name, c, params, find)
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "dispersion",
+        version: 1,
+        doc: "DIALS's dispersion spot finder: local index of dispersion and local mean tests in a (2k+1)² box, 8-connected spots; a frame in, a peak list out",
+        options: OPTIONS,
+        accepts: Accepts { dtypes: &[], ranks: (2, 3), bytes: false },
+        thread_safe: true,
+        build: |c| build(c, "dispersion", false),
+    }
+}
+
+inventory::submit! {
+    CodecInfo {
+        name: "dispersion_extended",
+        version: 1,
+        doc: "DIALS's dispersion_extended spot finder: the dispersion region's core, tested against a mean that leaves strong pixels out; a frame in, a peak list out",
+        options: OPTIONS,
+        accepts: Accepts { dtypes: &[], ranks: (2, 3), bytes: false },
+        thread_safe: true,
+        build: |c| build(c, "dispersion_extended", true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chebyshev_distances() {
+        let mut m = vec![true; 7 * 7];
+        m[0] = false;
+        let d = chebyshev_to_background(&m, 7, 7);
+        assert_eq!(d[0], 0);
+        assert_eq!(d[8], 1);
+        assert_eq!(d[6 * 7 + 6], 6);
+        assert_eq!(d[3 * 7 + 5], 5);
+    }
+
+    #[test]
+    fn box_sums_match_a_direct_sum() {
+        let (rows, cols) = (9, 11);
+        let v: Vec<f32> = (0..rows * cols).map(|i| (i * 7 % 13) as f32).collect();
+        let good: Vec<bool> = (0..rows * cols).map(|i| i % 5 != 0).collect();
+        let sat = Sat::new(&v, rows, cols, |k| good[k]);
+        for (r, c) in [(0, 0), (4, 5), (8, 10), (2, 9)] {
+            let (m, x, y) = sat.around(r, c, 3, rows, cols);
+            let (mut m2, mut x2, mut y2) = (0.0, 0.0, 0.0);
+            for rr in r.saturating_sub(3)..(r + 4).min(rows) {
+                for cc in c.saturating_sub(3)..(c + 4).min(cols) {
+                    let k = rr * cols + cc;
+                    if good[k] {
+                        m2 += 1.0;
+                        x2 += v[k] as f64;
+                        y2 += (v[k] as f64).powi(2);
+                    }
+                }
+            }
+            assert_eq!((m, x, y), (m2, x2, y2));
+        }
+    }
+
+    #[test]
+    fn gain_estimate_recovers_a_scaled_poisson_background() {
+        // Poisson-like counts (mean 4) scaled by 45 ADU per photon: gain ≈ 45.
+        let (rows, cols) = (128, 128);
+        let mut s = 7u64;
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                let mut k = 0;
+                let mut p = 1.0f64;
+                let l = (-4.0f64).exp();
+                loop {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    p *= (s >> 11) as f64 / (1u64 << 53) as f64;
+                    if p < l {
+                        break;
+                    }
+                    k += 1;
+                }
+                45.0 * k as f32
+            })
+            .collect();
+        let g = estimate_gain(&v, &vec![true; rows * cols], rows, cols);
+        assert!((g - 45.0).abs() < 5.0, "{g}");
+    }
+}
