@@ -24,6 +24,8 @@ enum Cmd {
     Compress(cmd::compress::CompressArgs),
     /// Decompress a dataset into a plain (unfiltered) chunked dataset
     Decompress(cmd::compress::DecompressArgs),
+    /// Run a peak finder on a dataset's frames and print the peaks (compare finders)
+    Peaks(cmd::peaks::Args),
     /// Show datasets, their filters, specs and per-chunk ratios
     Info(cmd::info::Args),
     /// Write synthetic detector frames (Eiger-4M-like counts or calibrated float32)
@@ -44,6 +46,7 @@ fn main() {
         Cmd::Compress(a) => cmd::compress::compress(a),
         Cmd::Decompress(a) => cmd::compress::decompress(a),
         Cmd::Info(a) => cmd::info::run(a),
+        Cmd::Peaks(a) => cmd::peaks::run(a),
         Cmd::Synth(a) => cmd::synth::run(a),
         Cmd::Demo(a) => cmd::demo::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),

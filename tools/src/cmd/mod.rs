@@ -5,4 +5,5 @@ pub mod compress;
 pub mod demo;
 pub mod info;
 pub mod list;
+pub mod peaks;
 pub mod synth;
