@@ -307,7 +307,7 @@ fn canonical_specs_are_fixed_points_and_chunks_ignore_threads() {
     );
 }
 
-/// Golden ROIBIN chunks (the `roibin`/`roi` stream v1 inside container v1) keep decoding:
+/// Golden ROIBIN chunks (the `roibin`/`roi` streams v1 and v2 inside container v1) keep decoding:
 /// windows bit-exact, shape as written. `ROIBIN_BLESS=1` adds missing files, never rewrites.
 #[test]
 fn roibin_golden_files_keep_decoding() {
@@ -321,6 +321,15 @@ fn roibin_golden_files_keep_decoding() {
             "roibin(peaks=pf8(adc=500,snr=5),roi=3,background=bin(2,2)|sz(abs=1))",
         ),
         ("v1_roi_pf8_f32", "roi(peaks=pf8(adc=500,snr=5),roi=3)"),
+        // Stream v2 (exact pixels as runs) inside container v1.
+        (
+            "v1_roibin_stream2_pf8_f32",
+            "roibin(peaks=pf8(adc=500,snr=5),roi=3,exact_above=2000,background=bin(2,2)|sz(abs=1))",
+        ),
+        (
+            "v1_roi_stream2_pf8_f32",
+            "roi(peaks=pf8(adc=500,snr=5),roi=3)",
+        ),
     ] {
         let path = dir.join(format!("{name}.rbin"));
         if bless && !path.exists() {
@@ -466,4 +475,145 @@ fn dispersion_finders_find_planted_peaks() {
         let back = floats(&decode_chunk(&enc).unwrap().1);
         assert_windows_exact(&v, &back, &centres, 2, 64, 96);
     }
+}
+
+/// A PILATUS-like int32 frame: −1 module gaps, −2 bad pixels, a masked hot pixel. With the
+/// default settings every one of them decodes to its original value, the gaps cost next to
+/// nothing, and none of them drags its bin's neighbours.
+#[test]
+fn detector_conventions_survive_on_int32() {
+    let (rows, cols) = (128usize, 96usize);
+    let (v, centres) = frame(2, 21);
+    let mut px: Vec<i32> = v
+        .iter()
+        .map(|&x| (x / 45.0).round().max(0.0) as i32 * 45)
+        .collect();
+    for r in 0..rows {
+        for c in 0..cols {
+            if c % 48 >= 44 || r % 64 >= 60 {
+                px[r * cols + c] = -1; // module gaps
+            }
+        }
+    }
+    px[30 * cols + 30] = -2; // a bad pixel
+    px[40 * cols + 40] = 144_917; // a hot pixel the mask marks
+    let dir = std::env::temp_dir().join(format!("roibin-conv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mask = dir.join("m.npy");
+    let mut m = vec![1u8; rows * cols];
+    m[40 * cols + 40] = 0;
+    write_npy(&mask, &[rows, cols], NpyData::U8(&m)).unwrap();
+    let meta = ArrayMeta::new(DType::I32, vec![1, rows, cols]);
+    let data: Vec<u8> = px.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let spec = format!(
+        r#"roibin(peaks=pf8(adc=500,snr=5,mask="{}"),panel_rows=64,roi=3,background=bin(2,2)|sz(abs=45))"#,
+        mask.display()
+    );
+    let enc = encode_chunk(&spec, &meta, &data).unwrap();
+    let back: Vec<i32> = decode_chunk(&enc)
+        .unwrap()
+        .1
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let gaps = px.iter().filter(|&&x| x == -1).count();
+    for (i, (&a, &b)) in px.iter().zip(&back).enumerate() {
+        if a < 0 || i == 40 * cols + 40 {
+            assert_eq!(a, b, "flagged pixel {i} changed");
+        } else {
+            // Nothing smears: trusted pixels stay within the bound of their 2×2 bin's
+            // photon counts (bins here hold 0–few photons), never thousands of counts off.
+            assert!((a - b).abs() <= 45 * 4 + 45, "pixel {i}: {a} -> {b}");
+        }
+    }
+    let wins: Vec<(usize, usize)> = centres
+        .iter()
+        .copied()
+        .filter(|&(y, x)| px[y * cols + x] >= 0)
+        .collect();
+    let as_f32 = |p: &[i32]| p.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    assert_windows_exact(&as_f32(&px), &as_f32(&back), &wins, 2, 64, 96);
+    // The gap pixels (≈ 1 in 9) cost far less than a byte each.
+    let plain = encode_chunk(
+        &spec.replace(r#"roi=3,"#, "roi=3,sentinels=none,masked=fill,"),
+        &meta,
+        &data,
+    )
+    .unwrap();
+    assert!(
+        enc.len() < plain.len() + gaps / 8,
+        "{} vs {} (+{gaps} gap pixels)",
+        enc.len(),
+        plain.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// EIGER-like counts: gaps at the type's maximum decode bit-exact in u16 and u32.
+#[test]
+fn eiger_gaps_at_the_type_maximum_survive() {
+    let (v, _) = frame(1, 3);
+    for dtype in [DType::U16, DType::U32] {
+        let meta = ArrayMeta::new(dtype, vec![64, 96]);
+        let mut data = vec![0u8; meta.nbytes()];
+        for (i, &x) in v.iter().enumerate() {
+            let x = if i % 96 >= 90 {
+                f64::INFINITY
+            } else {
+                (x / 45.0).round().max(0.0) as f64
+            };
+            roibin_compressors::detector::elems::put(
+                x,
+                dtype,
+                &mut data[i * dtype.size()..(i + 1) * dtype.size()],
+            );
+        }
+        let enc = encode_chunk(
+            "roibin(peaks=pf8(adc=20,snr=5),roi=2,background=bin(2,2)|sz(abs=1))",
+            &meta,
+            &data,
+        )
+        .unwrap();
+        let back = decode_chunk(&enc).unwrap().1;
+        let es = dtype.size();
+        for i in (0..64 * 96).filter(|i| i % 96 >= 90) {
+            assert_eq!(
+                &back[i * es..(i + 1) * es],
+                &data[i * es..(i + 1) * es],
+                "{dtype} gap pixel {i}"
+            );
+        }
+    }
+}
+
+/// A cold (dead) pixel kept by `exact_below` decodes bit-exact and leaves its bin alone;
+/// a fill an integer cannot hold is an error, not a silent saturation.
+#[test]
+fn exact_below_and_fill_checks() {
+    let meta = ArrayMeta::new(DType::F32, vec![32, 32]);
+    let mut v = vec![100.0f32; 32 * 32];
+    v[10 * 32 + 10] = -5000.0;
+    let spec = "roibin(peaks=pf8(adc=1e6),exact_below=0,background=bin(2,2)|sz(abs=1))";
+    let back = floats(
+        &decode_chunk(&encode_chunk(spec, &meta, &bytes(&v)).unwrap())
+            .unwrap()
+            .1,
+    );
+    assert_eq!(back[10 * 32 + 10], -5000.0);
+    for (i, &b) in back.iter().enumerate().filter(|&(i, _)| i != 10 * 32 + 10) {
+        assert!((b - 100.0).abs() <= 1.0, "pixel {i}: {b}");
+    }
+    let int = ArrayMeta::new(DType::I32, vec![32, 32]);
+    let e = encode_chunk("roibin(fill=-1e30)", &int, &vec![0; int.nbytes()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("roibin:fill") && e.contains("i32"), "{e}");
+    let e = encode_chunk(
+        "roi(fill=0.5)",
+        &ArrayMeta::new(DType::U16, vec![8, 8]),
+        &[0; 128],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fill"), "{e}");
 }

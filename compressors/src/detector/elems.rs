@@ -73,3 +73,49 @@ pub fn non_finite(bytes: &[u8], dtype: DType) -> Vec<usize> {
         _ => vec![],
     }
 }
+
+/// Whether `v` is exactly an element of `dtype` (integers: whole and in range; floats: finite
+/// and in range): a fill value that is not would be silently changed by [`put`].
+pub fn representable(v: f64, dtype: DType) -> bool {
+    let (lo, hi) = match dtype {
+        DType::U8 => (0.0, u8::MAX as f64),
+        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
+        DType::U16 => (0.0, u16::MAX as f64),
+        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
+        DType::U32 => (0.0, u32::MAX as f64),
+        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
+        DType::U64 => (0.0, u64::MAX as f64),
+        DType::I64 => (i64::MIN as f64, i64::MAX as f64),
+        DType::F32 => return v.is_finite() && v.abs() <= f32::MAX as f64,
+        DType::F64 => return v.is_finite(),
+    };
+    v.fract() == 0.0 && v >= lo && v <= hi
+}
+
+/// Whether element `i` is a detector sentinel rather than a count: for integer dtypes a
+/// negative value (PILATUS −1 gaps, −2 bad pixels) or the type's maximum (EIGER gaps and
+/// overloads, 0xFFFF…); floats have NaN and ±Inf instead (see [`non_finite`]).
+#[inline]
+pub fn is_sentinel(bytes: &[u8], dtype: DType, i: usize) -> bool {
+    let e = &bytes[i * dtype.size()..(i + 1) * dtype.size()];
+    match dtype {
+        DType::U8 => e[0] == u8::MAX,
+        DType::U16 => u16::from_le_bytes([e[0], e[1]]) == u16::MAX,
+        DType::U32 => u32::from_le_bytes(e.try_into().expect("4")) == u32::MAX,
+        DType::U64 => u64::from_le_bytes(e.try_into().expect("8")) == u64::MAX,
+        DType::I8 => (e[0] as i8) < 0 || e[0] as i8 == i8::MAX,
+        DType::I16 => {
+            let v = i16::from_le_bytes([e[0], e[1]]);
+            v < 0 || v == i16::MAX
+        }
+        DType::I32 => {
+            let v = i32::from_le_bytes(e.try_into().expect("4"));
+            v < 0 || v == i32::MAX
+        }
+        DType::I64 => {
+            let v = i64::from_le_bytes(e.try_into().expect("8"));
+            v < 0 || v == i64::MAX
+        }
+        DType::F32 | DType::F64 => false,
+    }
+}

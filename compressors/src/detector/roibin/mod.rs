@@ -1,30 +1,33 @@
-//! `roibin(peaks, roi, window, roi_codec, background, fill, panel_rows, min_peaks, threads)`:
-//! the ROIBIN meta codec, and `roi(...)`, its windows alone.
+//! `roibin(peaks, roi, window, roi_codec, background, fill, panel_rows, min_peaks, masked,
+//! sentinels, exact_above, exact_below, threads)`: the ROIBIN meta codec, and `roi(...)`, its
+//! windows alone.
 //!
 //! Per frame, a finder (or the writer, `peaks=given`) locates Bragg peaks; a window of
 //! (2r+1)² pixels around each rounded centre is kept losslessly (pixels outside the panel read
-//! `fill`), the centres go into the chunk, and the rest of the frame (windows replaced by
-//! their rim's mean, so bins that straddle a window stay background-like) runs through the
-//! `background` graph, typically `bin(2,2)|sz(abs=90)`. Decoding runs the background graph
-//! back and pastes the windows: every pixel of every window is bit-exact. Non-finite pixels
-//! are stored verbatim. Frames with fewer than `min_peaks` peaks are flagged, never dropped.
+//! `fill`), the centres go into the chunk, and the rest of the frame runs through the
+//! `background` graph, typically `bin(2,2)|sz(abs=90)`. Detector conventions survive: pixels
+//! the mask marks, integer sentinels (PILATUS −1/−2, EIGER's 0xFFFF… gaps), non-finite values
+//! and outliers beyond `exact_above`/`exact_below` decode bit-exact (`exact.rs`: their indices
+//! as runs, their values through roi_codec), and none of them takes part in a bin
+//! (`background.rs`). Decoding runs the background graph back, pastes the exact pixels and the
+//! windows: every pixel of every window is bit-exact. Frames with fewer than `min_peaks` peaks
+//! are flagged, never dropped.
 //!
 //! Layouts: `[rows, cols]` (one frame), `[frames, rows, cols]`, `[frames, panels, rows, cols]`.
 //! Panels are stacked along rows (the CXI raw layout); `panel_rows` splits a 2-D/3-D frame
 //! into panels, 4-D data carry them in their shape. The background graph sees the chunk as
-//! `[frames·panels, rows, cols]`, so binning never mixes two panels.
-//!
-//! Stream v1: `u8 version · u8 flags(1 = background) · u32 frames, panels, rows, cols ·
-//! per frame (u32 found, u32 windows, u8 flags(1 = non-hit)) · per window (u32 y, u32 x, u8 r) ·
-//! u64 n · n × (u64 index, raw element) non-finite pixels · u64 len · windows encoded by
-//! roi_codec · u64 len · background encoded`.
+//! `[frames·panels, rows, cols]`, so binning never mixes two panels. The stream format is in
+//! `stream.rs` (v2 written, v1 still read).
+
+mod background;
+mod exact;
+mod stream;
 
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::spec::{Graph, Value};
-use roibin_registry::stream::Reader;
 use roibin_registry::{
     container, threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DType, DataKind, Error,
     OptionSpec, OptionType, Pipeline, Purpose, Result,
@@ -86,9 +89,26 @@ const MIN_PEAKS: OptionSpec = OptionSpec {
 
 const MASKED: OptionSpec = OptionSpec {
     name: "masked",
-    ty: OptionType::Choice(&["fill", "keep"]),
-    default: "fill",
-    doc: "pixels the finder's mask marks bad: fill (coded as the mean of their good neighbours) or keep (also stored exactly)",
+    ty: OptionType::Choice(&["keep", "fill"]),
+    default: "keep",
+    doc: "pixels the finder's mask marks bad: keep (decoded bit-exact, stored as runs) or fill (decoded as the mean of their good neighbours: readers that mask by value then see data there)",
+};
+
+const SENTINELS: OptionSpec = OptionSpec {
+    name: "sentinels",
+    ty: OptionType::Choice(&["auto", "none"]),
+    default: "auto",
+    doc: "auto: integer pixels below 0 or at the type's maximum (PILATUS −1/−2, EIGER gaps and overloads) are detector flags, decoded bit-exact and kept out of bins; NaN/±Inf always are",
+};
+
+const EXACT_BELOW: OptionSpec = OptionSpec {
+    name: "exact_below",
+    ty: OptionType::Float {
+        min: -1e30,
+        max: 1e30,
+    },
+    default: "",
+    doc: "background pixels below this value are stored exactly and left out of their bins (cold or dead pixels cannot drag their neighbours down)",
 };
 
 const EXACT_ABOVE: OptionSpec = OptionSpec {
@@ -116,12 +136,14 @@ const ROIBIN_OPTIONS: &[OptionSpec] = &[
     PANEL_ROWS,
     MIN_PEAKS,
     MASKED,
+    SENTINELS,
     EXACT_ABOVE,
+    EXACT_BELOW,
     THREADS,
 ];
 
 const ROI_OPTIONS: &[OptionSpec] = &[
-    PEAKS, ROI, WINDOW, ROI_CODEC, FILL, PANEL_ROWS, MIN_PEAKS, THREADS,
+    PEAKS, ROI, WINDOW, ROI_CODEC, FILL, PANEL_ROWS, MIN_PEAKS, SENTINELS, THREADS,
 ];
 
 /// A window: rounded centre in the stacked frame and half-size.
@@ -143,7 +165,9 @@ pub struct Layout {
 
 impl Layout {
     fn frame_pixels(&self) -> usize {
-        self.panels * self.rows * self.cols
+        self.panels
+            .saturating_mul(self.rows)
+            .saturating_mul(self.cols)
     }
 }
 
@@ -203,8 +227,8 @@ pub struct Roibin {
     purpose: Purpose,
     finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
-    keep_masked: bool,
-    exact_above: Option<f64>,
+    /// Which pixels outside the windows decode bit-exact.
+    rules: exact::Rules,
     /// Masked pixels of a frame (from the finder's `mask`), by frame size.
     masked: Mutex<Option<(usize, Arc<Vec<usize>>)>>,
 }
@@ -361,6 +385,78 @@ impl Roibin {
         })
     }
 
+    /// The window pixels of every frame, in window order, encoded by roi_codec (pixels outside
+    /// the panel read `fill`).
+    fn encode_windows(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        infos: &[FrameInfo],
+    ) -> Result<Vec<u8>> {
+        let (dtype, es) = (m.dtype, m.dtype.size());
+        let fp = l.frame_pixels();
+        let mut fill = vec![0u8; es];
+        elems::put(self.fill, dtype, &mut fill);
+        let mut win = Vec::new();
+        for (f, info) in infos.iter().enumerate() {
+            let base = f * fp;
+            for &w in &info.windows {
+                for px in window_pixels(w, l) {
+                    match px {
+                        Some((y, x)) => {
+                            let i = (base + y * l.cols + x) * es;
+                            win.extend_from_slice(&data[i..i + es]);
+                        }
+                        None => win.extend_from_slice(&fill),
+                    }
+                }
+            }
+        }
+        if win.len() / es > max_window_pixels(m.len()) {
+            return Err(Error::unrepresentable(
+                self.name,
+                format!(
+                    "{} window pixels for a chunk of {m}: more than a decoder accepts",
+                    win.len() / es
+                ),
+            ));
+        }
+        let mut enc_win = Vec::new();
+        if !win.is_empty() {
+            self.windows_pipeline(dtype, win.len() / es)?
+                .encode_into(&win, &mut enc_win)?;
+        }
+        Ok(enc_win)
+    }
+
+    /// Write the exact pixels of a stream into the decoded chunk.
+    fn paste_exact(&self, exact: &stream::Exact<'_>, dtype: DType, dst: &mut [u8]) -> Result<()> {
+        let es = dtype.size();
+        let out_of_range = || Error::corrupt(self.name, "exact pixel index out of range");
+        match exact {
+            stream::Exact::Listed(list) => {
+                for &(i, b) in list {
+                    dst.get_mut(i * es..(i + 1) * es)
+                        .ok_or_else(out_of_range)?
+                        .copy_from_slice(b);
+                }
+            }
+            stream::Exact::Runs(p) if !p.indices.is_empty() => {
+                let vals = self
+                    .windows_pipeline(dtype, p.indices.len())?
+                    .decode(p.values)?;
+                for (&i, v) in p.indices.iter().zip(vals.chunks_exact(es)) {
+                    dst.get_mut(i * es..(i + 1) * es)
+                        .ok_or_else(out_of_range)?
+                        .copy_from_slice(v);
+                }
+            }
+            stream::Exact::Runs(_) => {}
+        }
+        Ok(())
+    }
+
     /// Find the windows of every frame.
     fn frames(
         &self,
@@ -444,128 +540,6 @@ fn window_pixels(w: Window, l: Layout) -> impl Iterator<Item = Option<(usize, us
     })
 }
 
-fn write_stream(
-    l: Layout,
-    infos: &[FrameInfo],
-    has_bg: bool,
-    nonfinite: &[(u64, &[u8])],
-    windows: &[u8],
-    background: &[u8],
-    out: &mut Vec<u8>,
-) {
-    out.push(1);
-    out.push(has_bg as u8);
-    for v in [l.frames, l.panels, l.rows, l.cols] {
-        out.extend_from_slice(&(v as u32).to_le_bytes());
-    }
-    for f in infos {
-        out.extend_from_slice(&(f.found as u32).to_le_bytes());
-        out.extend_from_slice(&(f.windows.len() as u32).to_le_bytes());
-        out.push(f.non_hit as u8);
-    }
-    for w in infos.iter().flat_map(|f| &f.windows) {
-        out.extend_from_slice(&w.y.to_le_bytes());
-        out.extend_from_slice(&w.x.to_le_bytes());
-        out.push(w.r);
-    }
-    out.extend_from_slice(&(nonfinite.len() as u64).to_le_bytes());
-    for (i, b) in nonfinite {
-        out.extend_from_slice(&i.to_le_bytes());
-        out.extend_from_slice(b);
-    }
-    for s in [windows, background] {
-        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-        out.extend_from_slice(s);
-    }
-}
-
-/// A parsed stream.
-struct Parsed<'a> {
-    layout: Layout,
-    has_bg: bool,
-    infos: Vec<FrameInfo>,
-    nonfinite: Vec<(usize, &'a [u8])>,
-    windows: &'a [u8],
-    background: &'a [u8],
-}
-
-fn parse<'a>(name: &'static str, data: &'a [u8], es: usize) -> Result<Parsed<'a>> {
-    let mut r = Reader::new(data, name);
-    let version = r.u8()?;
-    if version != 1 {
-        return Err(Error::corrupt(
-            name,
-            format!("stream version {version} is newer than this roibin (1)"),
-        ));
-    }
-    let has_bg = r.u8()? & 1 == 1;
-    let mut d = [0usize; 4];
-    for v in d.iter_mut() {
-        *v = r.u32()? as usize;
-    }
-    let layout = Layout {
-        frames: d[0],
-        panels: d[1],
-        rows: d[2],
-        cols: d[3],
-    };
-    if layout.frames > data.len() / 9 + 1 {
-        return Err(Error::corrupt(name, "frame count exceeds the stream"));
-    }
-    let mut counts = Vec::with_capacity(layout.frames);
-    for _ in 0..layout.frames {
-        let found = r.u32()? as usize;
-        let n = r.u32()? as usize;
-        let non_hit = r.u8()? & 1 == 1;
-        counts.push((found, n, non_hit));
-    }
-    let mut infos = Vec::with_capacity(layout.frames);
-    for (found, n, non_hit) in counts {
-        if n > data.len() / 9 {
-            return Err(Error::corrupt(name, "window count exceeds the stream"));
-        }
-        let mut windows = Vec::with_capacity(n);
-        for _ in 0..n {
-            windows.push(Window {
-                y: r.u32()?,
-                x: r.u32()?,
-                r: r.u8()?,
-            });
-        }
-        infos.push(FrameInfo {
-            found,
-            windows,
-            non_hit,
-        });
-    }
-    let nn = r.u64()? as usize;
-    if nn > data.len() / (8 + es) {
-        return Err(Error::corrupt(
-            name,
-            "non-finite pixel count exceeds the stream",
-        ));
-    }
-    let mut nonfinite = Vec::with_capacity(nn);
-    for _ in 0..nn {
-        nonfinite.push((r.u64()? as usize, r.take(es)?));
-    }
-    let wl = r.u64()? as usize;
-    let windows = r.take(wl)?;
-    let bl = r.u64()? as usize;
-    let background = r.take(bl)?;
-    if !r.is_empty() {
-        return Err(Error::corrupt(name, "trailing bytes after the background"));
-    }
-    Ok(Parsed {
-        layout,
-        has_bg,
-        infos,
-        nonfinite,
-        windows,
-        background,
-    })
-}
-
 /// Frame facts of a `roibin`/`roi` chunk container: peaks found, windows, non-hit flags.
 pub fn frames(chunk: &[u8]) -> Result<Vec<FrameInfo>> {
     let h = container::read_header(chunk)?;
@@ -580,7 +554,7 @@ pub fn frames(chunk: &[u8]) -> Result<Vec<FrameInfo>> {
         )));
     }
     let section = h.sections.first().copied().unwrap_or(&[]);
-    Ok(parse("roibin", section, h.meta.dtype.size())?.infos)
+    Ok(stream::parse("roibin", section, h.meta.dtype.size())?.infos)
 }
 
 impl Codec for Roibin {
@@ -591,6 +565,16 @@ impl Codec for Roibin {
         if self.purpose == Purpose::Encode && !self.given() {
             self.finder(m.dtype, l)?;
         }
+        if self.purpose == Purpose::Encode && !elems::representable(self.fill, m.dtype) {
+            return Err(Error::option(
+                format!("{}:fill", self.path),
+                format!(
+                    "{} is not a {} value: give a fill the data type can hold",
+                    roibin_registry::options::format_float(self.fill),
+                    m.dtype
+                ),
+            ));
+        }
         self.background(m.dtype, l)?;
         self.windows_pipeline(m.dtype, (2 * self.roi + 1).pow(2))?;
         Ok(DataKind::Bytes)
@@ -599,147 +583,34 @@ impl Codec for Roibin {
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         let m = input.array(self.name)?;
         let l = self.layout(m)?;
-        let (dtype, es) = (m.dtype, m.dtype.size());
-        let fp = l.frame_pixels();
+        let dtype = m.dtype;
         // Taken here, on the caller's thread: the frame loop runs on pool threads.
         let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
         let infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
-        // Window pixels, exact.
-        let mut fill = vec![0u8; es];
-        elems::put(self.fill, dtype, &mut fill);
-        let mut win = Vec::new();
-        for (f, info) in infos.iter().enumerate() {
-            let base = f * fp;
-            for &w in &info.windows {
-                for px in window_pixels(w, l) {
-                    match px {
-                        Some((y, x)) => {
-                            let i = (base + y * l.cols + x) * es;
-                            win.extend_from_slice(&data[i..i + es]);
-                        }
-                        None => win.extend_from_slice(&fill),
-                    }
-                }
-            }
-        }
-        let mut enc_win = Vec::new();
-        if win.len() / es > max_window_pixels(m.len()) {
-            return Err(Error::unrepresentable(
-                self.name,
-                format!(
-                    "{} window pixels for a chunk of {m}: more than a decoder accepts",
-                    win.len() / es
-                ),
-            ));
-        }
-        if !win.is_empty() {
-            self.windows_pipeline(dtype, win.len() / es)?
-                .encode_into(&win, &mut enc_win)?;
-        }
-        // Background: non-finite pixels kept aside, window pixels replaced by their rim's mean.
-        let bg_pipe = self.background(dtype, l)?;
-        let mut nonfinite: Vec<(u64, &[u8])> = vec![];
+        let enc_win = self.encode_windows(data, m, l, &infos)?;
+        let masked = self.masked_pixels(l)?;
+        let in_win = background::window_masks(l, &infos);
+        let exact = threads::install(self.threads, || {
+            background::exact_pixels(data, dtype, l, &in_win, &masked, self.rules)
+        });
         let mut enc_bg = Vec::new();
-        if let Some(bg_pipe) = bg_pipe {
-            let mut bg = data.to_vec();
-            for i in elems::non_finite(data, dtype) {
-                nonfinite.push((i as u64, &data[i * es..(i + 1) * es]));
-                elems::put(self.fill, dtype, &mut bg[i * es..(i + 1) * es]);
-            }
-            // Masked (bad) pixels: hot ones would smear into their bins' good pixels and
-            // look like peaks after decoding. They take the mean of their good 3×3
-            // neighbours in the background; `masked=keep` also stores them exactly.
-            let masked = self.masked_pixels(l)?;
-            let (fh, fw) = (l.panels * l.rows, l.cols);
-            for (f, info) in infos.iter().enumerate() {
-                // Bright background pixels (outside windows) kept exactly, when asked.
-                let mut bright = vec![];
-                if let Some(t) = self.exact_above {
-                    let mut in_win = vec![false; fp];
-                    for &w in &info.windows {
-                        for (y, x) in window_pixels(w, l).flatten() {
-                            in_win[y * fw + x] = true;
-                        }
-                    }
-                    let mut row = Vec::new();
-                    for y in 0..fh {
-                        let start = f * fp + y * fw;
-                        elems::row_f64(&data[start * es..(start + fw) * es], dtype, &mut row);
-                        for (x, &v) in row.iter().enumerate() {
-                            let k = y * fw + x;
-                            if v > t && !in_win[k] && masked.binary_search(&k).is_err() {
-                                bright.push(k);
-                            }
-                        }
-                    }
-                }
-                let replace: Vec<usize> = {
-                    let mut r: Vec<usize> = masked
-                        .iter()
-                        .copied()
-                        .chain(bright.iter().copied())
-                        .collect();
-                    r.sort_unstable();
-                    r
-                };
-                let good = |k: usize| replace.binary_search(&k).is_err();
-                for &k in replace.iter() {
-                    let i = f * fp + k;
-                    let is_bright = bright.binary_search(&k).is_ok();
-                    if (self.keep_masked || is_bright) && !elems::get(data, dtype, i).is_nan() {
-                        nonfinite.push((i as u64, &data[i * es..(i + 1) * es]));
-                    }
-                    let (y, x) = (k / fw, k % fw);
-                    let (mut s, mut n) = (0f64, 0usize);
-                    for yy in y.saturating_sub(1)..(y + 2).min(fh) {
-                        for xx in x.saturating_sub(1)..(x + 2).min(fw) {
-                            let j = yy * fw + xx;
-                            let v = elems::get(data, dtype, f * fp + j);
-                            if good(j) && v.is_finite() {
-                                s += v;
-                                n += 1;
-                            }
-                        }
-                    }
-                    let v = if n > 0 { s / n as f64 } else { self.fill };
-                    elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
-                }
-            }
-            for (f, info) in infos.iter().enumerate() {
-                let base = f * fp;
-                for &w in &info.windows {
-                    let (mut s, mut n) = (0f64, 0usize);
-                    let r = w.r as i64;
-                    for (k, px) in window_pixels(w, l).enumerate() {
-                        let (dy, dx) = ((k as i64) / (2 * r + 1) - r, (k as i64) % (2 * r + 1) - r);
-                        if let Some((y, x)) = px {
-                            if dy.abs() == r || dx.abs() == r {
-                                let v = elems::get(&bg, dtype, base + y * l.cols + x);
-                                if v.is_finite() {
-                                    s += v;
-                                    n += 1;
-                                }
-                            }
-                        }
-                    }
-                    let rim = if n > 0 { s / n as f64 } else { self.fill };
-                    for (y, x) in window_pixels(w, l).flatten() {
-                        let i = base + y * l.cols + x;
-                        elems::put(rim, dtype, &mut bg[i * es..(i + 1) * es]);
-                    }
-                }
-            }
+        if let Some(bg_pipe) = self.background(dtype, l)? {
+            let bg = background::prepare(data, dtype, l, &infos, &exact, &masked, self.fill);
             threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
         }
-        write_stream(
-            l,
-            &infos,
-            self.background.is_some(),
-            &nonfinite,
-            &enc_win,
-            &enc_bg,
+        stream::write_head(l, &infos, self.background.is_some(), out);
+        exact::write(
+            &exact,
+            data,
+            dtype.size(),
+            |v, o| {
+                self.windows_pipeline(dtype, v.len() / dtype.size())?
+                    .encode_into(v, o)
+            },
             out,
-        );
+        )?;
+        stream::write_section(&enc_win, out);
+        stream::write_section(&enc_bg, out);
         Ok(())
     }
 
@@ -754,7 +625,7 @@ impl Codec for Roibin {
         let m = input.array(self.name)?;
         let l = self.layout(m)?;
         let (dtype, es) = (m.dtype, m.dtype.size());
-        let p = parse(self.name, data, es)?;
+        let p = stream::parse(self.name, data, es)?;
         if p.layout != l || p.has_bg != self.background.is_some() || dst.len() != m.nbytes() {
             return Err(Error::corrupt(
                 self.name,
@@ -770,12 +641,7 @@ impl Codec for Roibin {
                     .for_each(|c| c.copy_from_slice(&fill));
             }
         }
-        for &(i, b) in &p.nonfinite {
-            let d = dst
-                .get_mut(i * es..(i + 1) * es)
-                .ok_or_else(|| Error::corrupt(self.name, "non-finite pixel index out of range"))?;
-            d.copy_from_slice(b);
-        }
+        self.paste_exact(&p.exact, dtype, dst)?;
         // Window sizes come from the stream: check them against the spec before allocating.
         if let Some(w) = p
             .infos
@@ -854,12 +720,21 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
         fill: c.get("fill")?,
         panel_rows: c.get::<i64>("panel_rows")? as usize,
         min_peaks: c.get::<i64>("min_peaks")? as usize,
-        // Only roibin declares these: they decide what its background keeps (roi has none).
-        keep_masked: background && c.get::<String>("masked")? == "keep",
-        exact_above: if background {
-            c.get_opt("exact_above")?
-        } else {
-            None
+        rules: exact::Rules {
+            sentinels: c.get::<String>("sentinels")? == "auto",
+            // roi keeps masked pixels (it has no background to fill them into); the
+            // thresholds are roibin's only: they decide what its background leaves out.
+            masked: !background || c.get::<String>("masked")? == "keep",
+            above: if background {
+                c.get_opt("exact_above")?
+            } else {
+                None
+            },
+            below: if background {
+                c.get_opt("exact_below")?
+            } else {
+                None
+            },
         },
         masked: Mutex::new(None),
         threads: c.threads()?,

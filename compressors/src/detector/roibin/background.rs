@@ -1,0 +1,125 @@
+//! What the background graph of a ROIBIN chunk sees: the chunk with its window pixels
+//! replaced by their rim's mean (bins that straddle a window stay background-like) and its
+//! exact and masked pixels replaced by the mean of their usable 3×3 neighbours (a hot pixel,
+//! a gap or a sentinel cannot smear into the bins of trusted pixels).
+
+use super::exact::{self, Rules};
+use super::{window_pixels, FrameInfo, Layout};
+use crate::detector::elems;
+use rayon::prelude::*;
+use roibin_registry::DType;
+
+/// Per frame, which pixels lie in a window.
+pub fn window_masks(l: Layout, infos: &[FrameInfo]) -> Vec<Vec<bool>> {
+    let fw = l.cols;
+    infos
+        .iter()
+        .map(|info| {
+            let mut in_win = vec![false; l.frame_pixels()];
+            for &w in &info.windows {
+                for (y, x) in window_pixels(w, l).flatten() {
+                    in_win[y * fw + x] = true;
+                }
+            }
+            in_win
+        })
+        .collect()
+}
+
+/// Sorted chunk indices of the pixels kept exactly (see [`exact::select`]), frames in parallel.
+pub fn exact_pixels(
+    data: &[u8],
+    dtype: DType,
+    l: Layout,
+    in_win: &[Vec<bool>],
+    masked: &[usize],
+    rules: Rules,
+) -> Vec<usize> {
+    let fp = l.frame_pixels();
+    let fb = fp * dtype.size();
+    data.par_chunks(fb)
+        .zip(in_win)
+        .enumerate()
+        .map(|(f, (frame, in_win))| {
+            let mut v = Vec::with_capacity(fp);
+            elems::row_f64(frame, dtype, &mut v);
+            exact::select(frame, dtype, &v, in_win, masked, rules)
+                .into_iter()
+                .map(|k| f * fp + k)
+                .collect::<Vec<_>>()
+        })
+        .flatten()
+        .collect()
+}
+
+/// The background graph's input: `data` with window pixels, exact pixels (`exact`, sorted
+/// chunk indices) and masked pixels (`masked`, sorted frame indices) replaced.
+pub fn prepare(
+    data: &[u8],
+    dtype: DType,
+    l: Layout,
+    infos: &[FrameInfo],
+    exact: &[usize],
+    masked: &[usize],
+    fill: f64,
+) -> Vec<u8> {
+    let es = dtype.size();
+    let fp = l.frame_pixels();
+    let (fh, fw) = (l.panels * l.rows, l.cols);
+    let mut bg = data.to_vec();
+    for f in 0..l.frames {
+        // Pixels that must not take part in a neighbour mean: exact and masked ones.
+        let lo = exact.partition_point(|&i| i < f * fp);
+        let hi = exact.partition_point(|&i| i < (f + 1) * fp);
+        let mut replace: Vec<usize> = exact[lo..hi]
+            .iter()
+            .map(|&i| i - f * fp)
+            .chain(masked.iter().copied())
+            .collect();
+        replace.sort_unstable();
+        replace.dedup();
+        let usable = |k: usize| replace.binary_search(&k).is_err();
+        for &k in &replace {
+            let (y, x) = (k / fw, k % fw);
+            let (mut s, mut n) = (0f64, 0usize);
+            for yy in y.saturating_sub(1)..(y + 2).min(fh) {
+                for xx in x.saturating_sub(1)..(x + 2).min(fw) {
+                    let j = yy * fw + xx;
+                    let v = elems::get(data, dtype, f * fp + j);
+                    if usable(j) && v.is_finite() {
+                        s += v;
+                        n += 1;
+                    }
+                }
+            }
+            let v = if n > 0 { s / n as f64 } else { fill };
+            let i = f * fp + k;
+            elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
+        }
+    }
+    for (f, info) in infos.iter().enumerate() {
+        let base = f * fp;
+        for &w in &info.windows {
+            let (mut s, mut n) = (0f64, 0usize);
+            let r = w.r as i64;
+            for (k, px) in window_pixels(w, l).enumerate() {
+                let (dy, dx) = ((k as i64) / (2 * r + 1) - r, (k as i64) % (2 * r + 1) - r);
+                if let Some((y, x)) = px {
+                    if dy.abs() == r || dx.abs() == r {
+                        let v = elems::get(&bg, dtype, base + y * l.cols + x);
+                        if v.is_finite() {
+                            s += v;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            let rim = if n > 0 { s / n as f64 } else { fill };
+            for (y, x) in window_pixels(w, l).flatten() {
+                let i = base + y * l.cols + x;
+                elems::put(rim, dtype, &mut bg[i * es..(i + 1) * es]);
+            }
+        }
+    }
+    bg
+}

@@ -1,0 +1,206 @@
+//! Exact pixels: the pixels of a ROIBIN chunk outside its windows that decode to their
+//! original bits: non-finite values, detector sentinels, pixels the mask marks, and outliers
+//! (`exact_above`, `exact_below`). Their indices are stored as runs (masks and gaps are long
+//! runs of neighbouring pixels), the runs zstd-compressed; their values go through the
+//! lossless `roi_codec` graph.
+//!
+//! ```text
+//! u64 count · u64 runs length · u64 compressed length · zstd(runs) · u64 length · values
+//! runs: (gap since the previous run's end, run length) pairs, LEB128 varints
+//! ```
+
+use super::super::elems;
+use roibin_registry::stream::Reader;
+use roibin_registry::{DType, Error, Result};
+
+/// Which pixels outside the windows are kept exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// Integer sentinels (negative values, the type's maximum).
+    pub sentinels: bool,
+    /// Pixels the finder's mask marks bad.
+    pub masked: bool,
+    /// Pixels above this value.
+    pub above: Option<f64>,
+    /// Pixels below this value.
+    pub below: Option<f64>,
+}
+
+/// Sorted frame-relative indices of the exact pixels of one frame (`v` its elements as f64),
+/// leaving out window pixels (`in_win`); `masked` are the mask's bad pixels (sorted).
+pub fn select(
+    frame: &[u8],
+    dtype: DType,
+    v: &[f64],
+    in_win: &[bool],
+    masked: &[usize],
+    rules: Rules,
+) -> Vec<usize> {
+    let mut out = vec![];
+    let mut next_masked = masked.iter().peekable();
+    for (k, &x) in v.iter().enumerate() {
+        let is_masked = next_masked.next_if(|&&m| m == k).is_some();
+        if in_win[k] {
+            continue;
+        }
+        let keep = !x.is_finite()
+            || (rules.masked && is_masked)
+            || (rules.sentinels && elems::is_sentinel(frame, dtype, k))
+            || rules.above.is_some_and(|t| x > t)
+            || rules.below.is_some_and(|t| x < t);
+        if keep {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(r: &mut Reader) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = r.u8()?;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(Error::corrupt("roibin", "varint longer than 64 bits"))
+}
+
+/// Append the exact pixels `indices` (sorted, chunk-relative) of `data` to `out`, values
+/// encoded by `values` (the lossless roi_codec graph for a 1-D array of `n` elements).
+pub fn write(
+    indices: &[usize],
+    data: &[u8],
+    es: usize,
+    values: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<()>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let mut runs = vec![];
+    let mut i = 0;
+    let mut end = 0usize;
+    while i < indices.len() {
+        let start = indices[i];
+        let mut len = 1;
+        while i + len < indices.len() && indices[i + len] == start + len {
+            len += 1;
+        }
+        put_varint((start - end) as u64, &mut runs);
+        put_varint(len as u64, &mut runs);
+        end = start + len;
+        i += len;
+    }
+    let packed = zstd::bulk::compress(&runs, 3).map_err(|e| Error::Other(e.to_string()))?;
+    out.extend_from_slice(&(indices.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(runs.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(packed.len() as u64).to_le_bytes());
+    out.extend_from_slice(&packed);
+    let mut vals = Vec::with_capacity(indices.len() * es);
+    for &k in indices {
+        vals.extend_from_slice(&data[k * es..(k + 1) * es]);
+    }
+    let mut enc = vec![];
+    if !indices.is_empty() {
+        values(&vals, &mut enc)?;
+    }
+    out.extend_from_slice(&(enc.len() as u64).to_le_bytes());
+    out.extend_from_slice(&enc);
+    Ok(())
+}
+
+/// The exact pixels of a stream: chunk-relative indices (sorted, each below `pixels`) and the
+/// encoded values. Sizes are checked against the chunk before anything is allocated.
+pub struct Parsed<'a> {
+    pub indices: Vec<usize>,
+    pub values: &'a [u8],
+}
+
+pub fn read<'a>(r: &mut Reader<'a>, pixels: usize) -> Result<Parsed<'a>> {
+    let bad = |m: &str| Error::corrupt("roibin", m.to_string());
+    let n = r.len_at_most(pixels)?;
+    // Two varints of at most 10 bytes per run, at most one run per pixel.
+    let runs_len = r.len_at_most(n.saturating_mul(20))?;
+    let packed_len = r.len_at_most(usize::MAX)?;
+    let packed = r.take(packed_len)?;
+    let mut runs = vec![0u8; runs_len];
+    let got = zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(packed, &mut runs[..]))
+        .map_err(|e| Error::corrupt("roibin", format!("exact pixel runs: {e}")))?;
+    if got != runs_len {
+        return Err(bad("exact pixel runs shorter than recorded"));
+    }
+    let mut rr = Reader::new(&runs, "roibin");
+    let mut indices = Vec::with_capacity(n);
+    let mut end = 0usize;
+    while !rr.is_empty() {
+        let start = end
+            .checked_add(get_varint(&mut rr)? as usize)
+            .ok_or_else(|| bad("exact pixel index overflows"))?;
+        let len = get_varint(&mut rr)? as usize;
+        end = start
+            .checked_add(len)
+            .filter(|&e| e <= pixels && indices.len() + len <= n)
+            .ok_or_else(|| bad("exact pixel run outside the chunk"))?;
+        indices.extend(start..end);
+    }
+    if indices.len() != n {
+        return Err(bad("exact pixel runs do not add up to their count"));
+    }
+    let vl = r.len_at_most(usize::MAX)?;
+    Ok(Parsed {
+        indices,
+        values: r.take(vl)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_round_trip_and_are_compact() {
+        let pixels = 2167 * 2070;
+        // Module gaps of an EIGER 4M: whole rows and short column runs, 10 frames' worth.
+        let mut idx = vec![];
+        for r in 0..2167usize {
+            for c in 0..2070usize {
+                if r % 551 >= 514 || c % 1040 >= 1030 {
+                    idx.push(r * 2070 + c);
+                }
+            }
+        }
+        let data = vec![0xffu8; pixels * 2];
+        let mut out = vec![];
+        write(
+            &idx,
+            &data,
+            2,
+            |v, o| {
+                o.extend_from_slice(&zstd::bulk::compress(v, 3).unwrap());
+                Ok(())
+            },
+            &mut out,
+        )
+        .unwrap();
+        // ~ 110 000 gap pixels: far below a byte each.
+        assert!(
+            out.len() < idx.len() / 20,
+            "{} bytes for {}",
+            out.len(),
+            idx.len()
+        );
+        let mut r = Reader::new(&out, "t");
+        let p = read(&mut r, pixels).unwrap();
+        assert_eq!(p.indices, idx);
+        // A count beyond the chunk is refused before allocating.
+        assert!(read(&mut Reader::new(&out, "t"), idx.len() - 1).is_err());
+    }
+}
