@@ -617,3 +617,35 @@ fn exact_below_and_fill_checks() {
     .to_string();
     assert!(e.contains("fill"), "{e}");
 }
+
+/// `roibin(auto)`: windows from DIALS's dispersion test with the gain taken from the data,
+/// checked against DIALS's default finder on the decoded chunk, so every spot it finds on the
+/// originals is found on the decoded frames and none is invented, at a coarse bound.
+#[test]
+fn roibin_auto_keeps_dials_spots() {
+    let (v, _) = frame(2, 17);
+    let meta = ArrayMeta::new(DType::F32, vec![1, 128, 96]);
+    let spec = "roibin(auto,background=bin(2,2)|sz(abs=45))";
+    let enc = encode_chunk(spec, &meta, &bytes(&v)).unwrap();
+    let back = decode_chunk(&enc).unwrap().1;
+    let finder = Pipeline::from_spec(
+        "dispersion_extended(gain=0,max_peaks=100000)",
+        &DataKind::Array(ArrayMeta::new(DType::F32, vec![128, 96])),
+    )
+    .unwrap();
+    let spots = |b: &[u8]| PeakList::read(&finder.encode(b).unwrap()).unwrap().peaks;
+    let (orig, dec) = (spots(&bytes(&v)), spots(&back));
+    assert!(orig.len() >= 6, "{} spots", orig.len());
+    let near = |a: &[_], p: &roibin_compressors::detector::peaks::Peak| {
+        a.iter()
+            .any(|q: &roibin_compressors::detector::peaks::Peak| {
+                (q.y - p.y).hypot(q.x - p.x) <= 1.5
+            })
+    };
+    assert!(orig.iter().all(|p| near(&dec, p)), "lost a spot");
+    assert!(dec.iter().all(|p| near(&orig, p)), "invented a spot");
+    // The stored spec says auto, and the chunk is far smaller than the frame.
+    let h = roibin_registry::container::read_header(&enc).unwrap();
+    assert!(h.spec.starts_with("roibin(peaks=auto"), "{}", h.spec);
+    assert!(enc.len() * 4 < meta.nbytes(), "{} bytes", enc.len());
+}

@@ -17,14 +17,14 @@
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
-use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
+use roibin_registry::{threads, Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "gain",
         ty: OptionType::Float { min: 0.0, max: 1e6 },
         default: "1",
-        doc: "variance of one count over its mean (1: photon counting; ADU per photon for calibrated data in ADU; 0: estimate per panel from the frame's background)",
+        doc: "variance of one count over its mean (1: photon counting; ADU per photon for calibrated data in ADU; 0: from the data: 1 where the background's index of dispersion says counts (≤ 2), else that index, per panel)",
     },
     OptionSpec {
         name: "sigma_background",
@@ -181,27 +181,33 @@ fn strong_pixels(
     let k = p.kernel;
     let mut strong = vec![false; rows * cols];
     let nb = p.sigma_background;
-    for r in 0..rows {
-        for c in 0..cols {
-            let i = r * cols + c;
-            if !good[i] {
-                continue;
+    // Rows are independent once the table is built: threads take bands of rows.
+    let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
+    strong
+        .par_chunks_mut(cols.max(1))
+        .enumerate()
+        .with_min_len(band)
+        .for_each(|(r, row)| {
+            for (c, out) in row.iter_mut().enumerate() {
+                let i = r * cols + c;
+                if !good[i] {
+                    continue;
+                }
+                let (m, x, y) = sat.around(r, c, k, rows, cols);
+                if m < p.min_local as f64 || x < 0.0 {
+                    continue;
+                }
+                let a = m * y - x * x;
+                let dispersed = a > gain * x * (m - 1.0 + nb * (2.0 * (m - 1.0)).sqrt());
+                *out = if p.extended {
+                    dispersed
+                } else {
+                    let val = v[i] as f64;
+                    let above = m * val - x > p.sigma_strong * (gain * x * m).sqrt();
+                    dispersed && above && val > p.threshold
+                };
             }
-            let (m, x, y) = sat.around(r, c, k, rows, cols);
-            if m < p.min_local as f64 || x < 0.0 {
-                continue;
-            }
-            let a = m * y - x * x;
-            let dispersed = a > gain * x * (m - 1.0 + nb * (2.0 * (m - 1.0)).sqrt());
-            strong[i] = if p.extended {
-                dispersed
-            } else {
-                let val = v[i] as f64;
-                let above = m * val - x > p.sigma_strong * (gain * x * m).sqrt();
-                dispersed && above && val > p.threshold
-            };
-        }
-    }
+        });
     if p.extended {
         extend(v, good, rows, cols, p, gain, &mut strong);
     }
@@ -225,20 +231,25 @@ fn extend(
         .collect();
     // Background for the final mean: good pixels outside the cores.
     let sat = Sat::new(v, rows, cols, |i| good[i] && !core[i]);
-    for r in 0..rows {
-        for c in 0..cols {
-            let i = r * cols + c;
-            strong[i] = false;
-            if !good[i] || !core[i] {
-                continue;
+    let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
+    strong
+        .par_chunks_mut(cols.max(1))
+        .enumerate()
+        .with_min_len(band)
+        .for_each(|(r, row)| {
+            for (c, out) in row.iter_mut().enumerate() {
+                let i = r * cols + c;
+                *out = false;
+                if !good[i] || !core[i] {
+                    continue;
+                }
+                let (m, x, _) = sat.around(r, c, k + 2, rows, cols);
+                let mean = if m >= 2.0 { x / m } else { 0.0 };
+                let val = v[i] as f64;
+                *out = val > p.threshold
+                    && val >= mean + p.sigma_strong * (gain * mean.max(0.0)).sqrt();
             }
-            let (m, x, _) = sat.around(r, c, k + 2, rows, cols);
-            let mean = if m >= 2.0 { x / m } else { 0.0 };
-            let val = v[i] as f64;
-            strong[i] =
-                val > p.threshold && val >= mean + p.sigma_strong * (gain * mean.max(0.0)).sqrt();
-        }
-    }
+        });
 }
 
 /// Chebyshev distance of every pixel to the nearest `false` pixel (0 on them): two chamfer
@@ -314,6 +325,18 @@ pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 
     ratios[ratios.len() / 2].max(1e-6)
 }
 
+/// The gain `gain=0` uses: DIALS's default of 1 where the background looks like counts
+/// (index of dispersion up to 2: photon counting, photons, binned or sub-Poisson detectors),
+/// the estimate where the data are scaled (ADU).
+pub fn gain_from_data(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
+    let g = estimate_gain(v, good, rows, cols);
+    if g <= 2.0 {
+        1.0
+    } else {
+        g
+    }
+}
+
 /// Spots of one panel: 8-connected strong pixels, sized within limits.
 fn panel_peaks(
     v: &[f32],
@@ -326,7 +349,7 @@ fn panel_peaks(
     let gain = if p.gain > 0.0 {
         p.gain
     } else {
-        estimate_gain(v, good, rows, cols)
+        gain_from_data(v, good, rows, cols)
     };
     let mut strong = strong_pixels(v, good, rows, cols, p, gain);
     let mut out = vec![];

@@ -321,6 +321,15 @@ impl<P: Send + Sync> Codec for Finder<P> {
         let g = self.geo.get(self.name, p)?;
         let mut pixels = Vec::new();
         elems::to_f32(data, m.dtype, &mut pixels);
+        // Integer sentinels (gaps, bad pixels, overloads) are flags, not counts: no finder
+        // may take them for a peak or a background.
+        if !m.dtype.is_float() {
+            for (i, p) in pixels.iter_mut().enumerate() {
+                if elems::is_sentinel(data, m.dtype, i) {
+                    *p = f32::NAN;
+                }
+            }
+        }
         roibin_registry::threads::install(self.threads, || {
             (self.find)(&pixels, p, &g, &self.params)
         })

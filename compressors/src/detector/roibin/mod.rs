@@ -39,13 +39,13 @@ const PEAKS: OptionSpec = OptionSpec {
     name: "peaks",
     ty: OptionType::Graph,
     default: "pf8",
-    doc: "peak finder run on every frame (pf8, pfv3 with their options), or `given` for centres supplied by the writer",
+    doc: "peak finder run on every frame (pf8, pfv3, dispersion, dispersion_extended with their options), `auto` (`roibin(auto)`: DIALS's dispersion test with the gain estimated from the frame, windows sized to each spot), or `given` for centres supplied by the writer",
 };
 const ROI: OptionSpec = OptionSpec {
     name: "roi",
     ty: OptionType::Int { min: 0, max: 127 },
     default: "8",
-    doc: "window half-size r: (2r+1)² pixels around each rounded centre (8 = the paper's 17×17)",
+    doc: "window half-size r: (2r+1)² pixels around each rounded centre (8 = the paper's 17×17); with peaks=auto each window is the spot's extent + 4 instead",
 };
 const WINDOW: OptionSpec = OptionSpec {
     name: "window",
@@ -146,6 +146,25 @@ const ROI_OPTIONS: &[OptionSpec] = &[
     PEAKS, ROI, WINDOW, ROI_CODEC, FILL, PANEL_ROWS, MIN_PEAKS, SENTINELS, THREADS,
 ];
 
+/// The finder `roibin(auto)` runs: DIALS's dispersion test with the gain estimated per panel
+/// from the frame's own background, a little more sensitive than DIALS's defaults (σ_b 6,
+/// σ_s 3), so the windows hold every spot DIALS finds on the originals.
+pub const AUTO_FINDER: &str =
+    "dispersion(gain=0,sigma_background=5,sigma_strong=2.5,max_peaks=1048576)";
+/// What `roibin(auto)` checks its result with: DIALS's default finder and settings. Spots it
+/// finds on the original but not on the decoded frame, or the other way round, get windows
+/// and the chunk is encoded again (at most [`AUTO_ROUNDS`] times).
+pub const AUTO_CHECK: &str = "dispersion_extended(gain=0,max_peaks=1048576)";
+/// Encodings `roibin(auto)` tries before it keeps the last.
+const AUTO_ROUNDS: usize = 3;
+/// `roibin(auto)` windows reach this far beyond a spot's extent.
+const AUTO_MARGIN: usize = 2;
+/// Windows the check adds reach this far: the 7×7 box of DIALS's test around each spot pixel
+/// and the 11×11 mean of `dispersion_extended` see exact pixels.
+const AUTO_CHECK_MARGIN: usize = 6;
+/// Largest window half-size `roibin(auto)` uses (large spots get large windows).
+const AUTO_MAX_HALF_SIZE: usize = 40;
+
 /// A window: rounded centre in the stacked frame and half-size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -226,6 +245,8 @@ pub struct Roibin {
     /// Built for decoding: no finder and no mask, only what the chunk holds.
     purpose: Purpose,
     finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    /// `roibin(auto)`'s check finders, by frame layout.
+    checks: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     /// Which pixels outside the windows decode bit-exact.
     rules: exact::Rules,
@@ -335,13 +356,48 @@ impl Roibin {
 
     fn finder(&self, dtype: DType, l: Layout) -> Result<Arc<Pipeline>> {
         let meta = ArrayMeta::new(dtype, vec![l.panels, l.rows, l.cols]);
+        let auto: Graph;
+        let graph = if self.auto() {
+            auto = AUTO_FINDER.parse()?;
+            &auto
+        } else {
+            &self.peaks
+        };
         cached(
             &self.finders,
             Purpose::Encode,
             meta,
-            &self.peaks,
+            graph,
             format!("{}/peaks", self.path),
         )
+    }
+
+    /// The finder `roibin(auto)` checks its encodings with ([`AUTO_CHECK`]).
+    fn check_finder(&self, dtype: DType, l: Layout) -> Result<Arc<Pipeline>> {
+        let meta = ArrayMeta::new(dtype, vec![l.panels, l.rows, l.cols]);
+        cached(
+            &self.checks,
+            Purpose::Encode,
+            meta,
+            &AUTO_CHECK.parse()?,
+            format!("{}/check", self.path),
+        )
+    }
+
+    /// `peaks=auto` (`roibin(auto)`): settings from the data (see [`AUTO_FINDER`]).
+    fn auto(&self) -> bool {
+        self.peaks.stages.len() == 1
+            && self.peaks.stages[0].name == "auto"
+            && self.peaks.stages[0].args.is_empty()
+    }
+
+    /// Largest window half-size a stream of this spec may hold.
+    fn max_half_size(&self) -> usize {
+        if self.auto() {
+            AUTO_MAX_HALF_SIZE
+        } else {
+            self.roi
+        }
     }
 
     fn background(&self, dtype: DType, l: Layout) -> Result<Option<Arc<Pipeline>>> {
@@ -373,7 +429,10 @@ impl Roibin {
         if !(y >= 0.0 && x >= 0.0 && (y as usize) < l.panels * l.rows && (x as usize) < l.cols) {
             return None;
         }
-        let r = if self.extent {
+        let r = if self.auto() {
+            // The spot and the box DIALS's test sees around each of its pixels.
+            (p.extent as usize + AUTO_MARGIN).min(AUTO_MAX_HALF_SIZE)
+        } else if self.extent {
             (p.extent as usize + 1).min(self.roi)
         } else {
             self.roi
@@ -383,6 +442,43 @@ impl Roibin {
             x: x as u32,
             r: r as u8,
         })
+    }
+
+    /// Encode the chunk with the windows `infos` (the stream after the finder).
+    fn encode_with(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        infos: &[FrameInfo],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let dtype = m.dtype;
+        let enc_win = self.encode_windows(data, m, l, infos)?;
+        let masked = self.masked_pixels(l)?;
+        let in_win = background::window_masks(l, infos);
+        let exact = threads::install(self.threads, || {
+            background::exact_pixels(data, dtype, l, &in_win, &masked, self.rules)
+        });
+        let mut enc_bg = Vec::new();
+        if let Some(bg_pipe) = self.background(dtype, l)? {
+            let bg = background::prepare(data, dtype, l, infos, &exact, &masked, self.fill);
+            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
+        }
+        stream::write_head(l, infos, self.background.is_some(), out);
+        exact::write(
+            &exact,
+            data,
+            dtype.size(),
+            |v, o| {
+                self.windows_pipeline(dtype, v.len() / dtype.size())?
+                    .encode_into(v, o)
+            },
+            out,
+        )?;
+        stream::write_section(&enc_win, out);
+        stream::write_section(&enc_bg, out);
+        Ok(())
     }
 
     /// The window pixels of every frame, in window order, encoded by roi_codec (pixels outside
@@ -519,6 +615,19 @@ impl Roibin {
     }
 }
 
+/// The peaks `finder` finds on every frame of `data`.
+fn spots(finder: &Pipeline, data: &[u8], l: Layout, dtype: DType) -> Result<Vec<Vec<Peak>>> {
+    data.par_chunks(l.frame_pixels() * dtype.size())
+        .map(|frame| Ok(PeakList::read(&finder.encode(frame)?)?.peaks))
+        .collect()
+}
+
+/// Peaks of `a` with no peak of `b` within 1.5 pixels.
+fn unmatched<'a>(a: &'a [Peak], b: &'a [Peak]) -> impl Iterator<Item = &'a Peak> {
+    a.iter()
+        .filter(move |p| !b.iter().any(|q| (q.y - p.y).hypot(q.x - p.x) <= 1.5))
+}
+
 /// Most window pixels a chunk of `pixels` may hold (windows overlap, so more than the chunk
 /// is possible, but not without bound): the encoder stores a chunk over it raw, the decoder
 /// refuses a stream over it before allocating.
@@ -583,34 +692,44 @@ impl Codec for Roibin {
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
         let m = input.array(self.name)?;
         let l = self.layout(m)?;
-        let dtype = m.dtype;
         // Taken here, on the caller's thread: the frame loop runs on pool threads.
         let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
-        let infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
-        let enc_win = self.encode_windows(data, m, l, &infos)?;
-        let masked = self.masked_pixels(l)?;
-        let in_win = background::window_masks(l, &infos);
-        let exact = threads::install(self.threads, || {
-            background::exact_pixels(data, dtype, l, &in_win, &masked, self.rules)
-        });
-        let mut enc_bg = Vec::new();
-        if let Some(bg_pipe) = self.background(dtype, l)? {
-            let bg = background::prepare(data, dtype, l, &infos, &exact, &masked, self.fill);
-            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
+        let mut infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
+        if !self.auto() {
+            return self.encode_with(data, m, l, &infos, out);
         }
-        stream::write_head(l, &infos, self.background.is_some(), out);
-        exact::write(
-            &exact,
-            data,
-            dtype.size(),
-            |v, o| {
-                self.windows_pipeline(dtype, v.len() / dtype.size())?
-                    .encode_into(v, o)
-            },
-            out,
-        )?;
-        stream::write_section(&enc_win, out);
-        stream::write_section(&enc_bg, out);
+        // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again.
+        let check = self.check_finder(m.dtype, l)?;
+        let orig = threads::install(self.threads, || spots(&check, data, l, m.dtype))?;
+        let start = out.len();
+        for round in 0..AUTO_ROUNDS {
+            out.truncate(start);
+            self.encode_with(data, m, l, &infos, out)?;
+            if round + 1 == AUTO_ROUNDS {
+                break;
+            }
+            let mut back = vec![0u8; data.len()];
+            self.decode_into(&out[start..], input, &mut back)?;
+            let dec = threads::install(self.threads, || spots(&check, &back, l, m.dtype))?;
+            let mut added = 0;
+            for (f, info) in infos.iter_mut().enumerate() {
+                for p in unmatched(&orig[f], &dec[f]).chain(unmatched(&dec[f], &orig[f])) {
+                    let wide = Peak {
+                        extent: p.extent + (AUTO_CHECK_MARGIN - AUTO_MARGIN) as u32,
+                        ..*p
+                    };
+                    if let Some(w) = self.window_for(&wide, l) {
+                        if !info.windows.contains(&w) {
+                            info.windows.push(w);
+                            added += 1;
+                        }
+                    }
+                }
+            }
+            if added == 0 {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -647,7 +766,7 @@ impl Codec for Roibin {
             .infos
             .iter()
             .flat_map(|f| &f.windows)
-            .find(|w| w.r as usize > self.roi)
+            .find(|w| w.r as usize > self.max_half_size())
         {
             return Err(Error::corrupt(
                 self.name,
@@ -697,7 +816,12 @@ impl Codec for Roibin {
                 .map(|(_, p)| p.canonical().clone())
                 .unwrap_or_else(|| g.clone())
         };
-        let mut v = vec![("peaks", first(&self.finders, &self.peaks))];
+        let peaks = if self.auto() {
+            self.peaks.clone()
+        } else {
+            first(&self.finders, &self.peaks)
+        };
+        let mut v = vec![("peaks", peaks)];
         if let Some(bg) = &self.background {
             v.push(("background", first(&self.backgrounds, bg)));
         }
@@ -741,6 +865,7 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
         path: c.path.clone(),
         purpose: c.purpose,
         finders: Mutex::new(vec![]),
+        checks: Mutex::new(vec![]),
         backgrounds: Mutex::new(vec![]),
     }))
 }
