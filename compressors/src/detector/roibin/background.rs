@@ -26,24 +26,29 @@ pub fn window_masks(l: Layout, infos: &[FrameInfo]) -> Vec<Vec<bool>> {
         .collect()
 }
 
-/// Sorted chunk indices of the pixels kept exactly (see [`exact::select`]), frames in parallel.
-pub fn exact_pixels(
+/// Sorted chunk indices of the flagged pixels (see [`exact::select`]), windows included,
+/// frames in parallel: none of them may take part in a bin or a window's rim mean.
+pub fn flagged_pixels(
     data: &[u8],
     dtype: DType,
     l: Layout,
-    in_win: &[Vec<bool>],
     masked: &[usize],
     rules: Rules,
+    from_noise: bool,
 ) -> Vec<usize> {
     let fp = l.frame_pixels();
     let fb = fp * dtype.size();
     data.par_chunks(fb)
-        .zip(in_win)
         .enumerate()
-        .map(|(f, (frame, in_win))| {
+        .map(|(f, frame)| {
             let mut v = Vec::with_capacity(fp);
             elems::row_f64(frame, dtype, &mut v);
-            exact::select(frame, dtype, &v, in_win, masked, rules)
+            let rules = if from_noise {
+                noise_rules(&v, rules, !dtype.is_float())
+            } else {
+                rules
+            };
+            exact::select(frame, dtype, &v, masked, rules)
                 .into_iter()
                 .map(|k| f * fp + k)
                 .collect::<Vec<_>>()
@@ -52,8 +57,20 @@ pub fn exact_pixels(
         .collect()
 }
 
-/// The background graph's input: `data` with window pixels, exact pixels (`exact`, sorted
-/// chunk indices) and masked pixels (`masked`, sorted frame indices) replaced.
+/// The flagged pixels outside the windows: those the stream stores exactly (window pixels are
+/// exact already).
+pub fn outside_windows(flagged: &[usize], l: Layout, in_win: &[Vec<bool>]) -> Vec<usize> {
+    let fp = l.frame_pixels();
+    flagged
+        .iter()
+        .copied()
+        .filter(|&i| !in_win[i / fp][i % fp])
+        .collect()
+}
+
+/// The background graph's input: `data` with window pixels, flagged pixels (`exact`, sorted
+/// chunk indices, windows included) and masked pixels (`masked`, sorted frame indices)
+/// replaced.
 pub fn prepare(
     data: &[u8],
     dtype: DType,
@@ -123,3 +140,40 @@ pub fn prepare(
     }
     bg
 }
+
+/// `roibin(auto)`'s outlier thresholds for one frame, in units of its background noise: the
+/// median and the MAD (×1.4826, at least one count for integers) of a sample of its finite
+/// pixels; pixels more than [`AUTO_BELOW_SIGMA`] below or [`AUTO_ABOVE_SIGMA`] above the
+/// median (dead, cold, hot pixels) are kept exactly and out of the bins. Thresholds the user
+/// gave take precedence.
+pub fn noise_rules(v: &[f64], rules: Rules, integer: bool) -> Rules {
+    let mut sample: Vec<f64> = v
+        .iter()
+        .step_by(7)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if sample.len() < 16 {
+        return rules;
+    }
+    let mid = sample.len() / 2;
+    let median = *sample.select_nth_unstable_by(mid, f64::total_cmp).1;
+    let mut dev: Vec<f64> = sample.iter().map(|x| (x - median).abs()).collect();
+    let mad = *dev.select_nth_unstable_by(mid, f64::total_cmp).1;
+    let floor = if integer {
+        1.0
+    } else {
+        1e-9 * median.abs().max(1.0)
+    };
+    let sigma = (1.4826 * mad).max(floor);
+    Rules {
+        above: rules.above.or(Some(median + AUTO_ABOVE_SIGMA * sigma)),
+        below: rules.below.or(Some(median - AUTO_BELOW_SIGMA * sigma)),
+        ..rules
+    }
+}
+
+/// See [`noise_rules`].
+pub const AUTO_BELOW_SIGMA: f64 = 10.0;
+/// See [`noise_rules`].
+pub const AUTO_ABOVE_SIGMA: f64 = 20.0;

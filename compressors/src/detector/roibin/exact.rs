@@ -26,23 +26,13 @@ pub struct Rules {
     pub below: Option<f64>,
 }
 
-/// Sorted frame-relative indices of the exact pixels of one frame (`v` its elements as f64),
-/// leaving out window pixels (`in_win`); `masked` are the mask's bad pixels (sorted).
-pub fn select(
-    frame: &[u8],
-    dtype: DType,
-    v: &[f64],
-    in_win: &[bool],
-    masked: &[usize],
-    rules: Rules,
-) -> Vec<usize> {
+/// Sorted frame-relative indices of the flagged pixels of one frame (`v` its elements as
+/// f64), windows included; `masked` are the mask's bad pixels (sorted).
+pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Rules) -> Vec<usize> {
     let mut out = vec![];
     let mut next_masked = masked.iter().peekable();
     for (k, &x) in v.iter().enumerate() {
         let is_masked = next_masked.next_if(|&&m| m == k).is_some();
-        if in_win[k] {
-            continue;
-        }
         let keep = !x.is_finite()
             || (rules.masked && is_masked)
             || (rules.sentinels && elems::is_sentinel(frame, dtype, k))

@@ -457,12 +457,13 @@ impl Roibin {
         let enc_win = self.encode_windows(data, m, l, infos)?;
         let masked = self.masked_pixels(l)?;
         let in_win = background::window_masks(l, infos);
-        let exact = threads::install(self.threads, || {
-            background::exact_pixels(data, dtype, l, &in_win, &masked, self.rules)
+        let flagged = threads::install(self.threads, || {
+            background::flagged_pixels(data, dtype, l, &masked, self.rules, self.auto())
         });
+        let exact = background::outside_windows(&flagged, l, &in_win);
         let mut enc_bg = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
-            let bg = background::prepare(data, dtype, l, infos, &exact, &masked, self.fill);
+            let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
             threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
         }
         stream::write_head(l, infos, self.background.is_some(), out);
