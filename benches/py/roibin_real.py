@@ -124,7 +124,10 @@ def main():
                     j = int(np.argmin(d))
                     if d[j] <= 1.5:
                         errs.append(abs(g[j, 2] - p[2]) / max(abs(p[2]), 1.0))
-            flagged = ~valid
+            # Detector flags: NaN/±Inf, integer sentinels (negative, the type's maximum).
+            flagged = ~np.isfinite(img.astype(np.float64))
+            if img.dtype.kind in "ui":
+                flagged |= (img < 0) | (img == np.iinfo(img.dtype).max)
             fid = np.array_equal(np.asarray(back)[flagged].view(np.uint8), np.asarray(data)[flagged].view(np.uint8)) if flagged.any() else True
             err = np.abs(back[valid].astype(np.float64) - data[valid].astype(np.float64))
             rows.append(dict(frame=name, codec=label, bound=bound, ratio=img.size * 2 / stored, write=w, read=r,
@@ -135,7 +138,7 @@ def main():
             print("%-15s %-15s bound %-5g ratio %8.1f write %6.0f MB/s read %6.0f MB/s spots %5d→%5d recall %.4f precision %.4f ierr %.4f flagged %s" % (
                 name, label, bound, rr["ratio"], rr["write"], rr["read"], rr["spots"], rr["dec_spots"], rr["recall"],
                 rr["precision"], rr["ierr"], "exact" if fid else "CHANGED"), flush=True)
-    table = ["| frame | codec | bound | ratio vs u16 | write MB/s | read MB/s | DIALS spots (orig → decoded) | recall | precision | median intensity err | max abs err (valid px) | flagged px exact |",
+    table = ["| frame | codec | bound | ratio vs u16 | write MB/s | read MB/s | DIALS spots (orig → decoded) | recall | precision | median intensity err | max abs err (valid px) | flagged px bit-exact (count) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append("| %s | %s | %g | %.1f | %.0f | %.0f | %d → %d | %.2f%% | %.2f%% | %.2f%% | %.3g | %s (%d) |" % (

@@ -119,3 +119,35 @@ pub fn is_sentinel(bytes: &[u8], dtype: DType, i: usize) -> bool {
         DType::F32 | DType::F64 => false,
     }
 }
+
+/// Move every integer sentinel in `bytes` (see [`is_sentinel`]) to the nearest ordinary value:
+/// negatives to 0, the type's maximum to one below it. Floats are left as they are.
+pub fn clear_sentinels(bytes: &mut [u8], dtype: DType) {
+    macro_rules! fix {
+        ($t:ty, $n:expr) => {
+            for c in bytes.chunks_exact_mut($n) {
+                let v = <$t>::from_le_bytes(c.try_into().expect("element"));
+                #[allow(unused_comparisons)]
+                let w = if v < 0 as $t {
+                    0 as $t
+                } else if v == <$t>::MAX {
+                    <$t>::MAX - 1
+                } else {
+                    v
+                };
+                c.copy_from_slice(&w.to_le_bytes());
+            }
+        };
+    }
+    match dtype {
+        DType::U8 => fix!(u8, 1),
+        DType::I8 => fix!(i8, 1),
+        DType::U16 => fix!(u16, 2),
+        DType::I16 => fix!(i16, 2),
+        DType::U32 => fix!(u32, 4),
+        DType::I32 => fix!(i32, 4),
+        DType::U64 => fix!(u64, 8),
+        DType::I64 => fix!(i64, 8),
+        DType::F32 | DType::F64 => {}
+    }
+}

@@ -156,14 +156,16 @@ pub const AUTO_FINDER: &str =
 /// and the chunk is encoded again (at most [`AUTO_ROUNDS`] times).
 pub const AUTO_CHECK: &str = "dispersion_extended(gain=0,max_peaks=1048576)";
 /// Encodings `roibin(auto)` tries before it keeps the last.
-const AUTO_ROUNDS: usize = 3;
+const AUTO_ROUNDS: usize = 4;
 /// `roibin(auto)` windows reach this far beyond a spot's extent.
 const AUTO_MARGIN: usize = 2;
 /// Windows the check adds reach this far: the 7×7 box of DIALS's test around each spot pixel
 /// and the 11×11 mean of `dispersion_extended` see exact pixels.
 const AUTO_CHECK_MARGIN: usize = 6;
-/// Largest window half-size `roibin(auto)` uses (large spots get large windows).
+/// Largest half-size of the windows `roibin(auto)`'s finder places.
 const AUTO_MAX_HALF_SIZE: usize = 40;
+/// Largest half-size of the windows its check adds (a spot that still moves gets all of it).
+const AUTO_CHECK_MAX_HALF_SIZE: usize = 127;
 
 /// A window: rounded centre in the stacked frame and half-size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,7 +396,7 @@ impl Roibin {
     /// Largest window half-size a stream of this spec may hold.
     fn max_half_size(&self) -> usize {
         if self.auto() {
-            AUTO_MAX_HALF_SIZE
+            AUTO_CHECK_MAX_HALF_SIZE
         } else {
             self.roi
         }
@@ -623,10 +625,26 @@ fn spots(finder: &Pipeline, data: &[u8], l: Layout, dtype: DType) -> Result<Vec<
         .collect()
 }
 
-/// Peaks of `a` with no peak of `b` within 1.5 pixels.
-fn unmatched<'a>(a: &'a [Peak], b: &'a [Peak]) -> impl Iterator<Item = &'a Peak> {
-    a.iter()
-        .filter(move |p| !b.iter().any(|q| (q.y - p.y).hypot(q.x - p.x) <= 1.5))
+/// Spots of `orig` and of `dec` left over by a one-to-one matching (each `orig` spot, in
+/// order, takes the nearest free `dec` spot within 1.5 pixels): the lost and the invented.
+fn unmatched<'a>(orig: &'a [Peak], dec: &'a [Peak]) -> Vec<&'a Peak> {
+    let mut used = vec![false; dec.len()];
+    let mut out = vec![];
+    for p in orig {
+        let best = dec
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !used[*j])
+            .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
+            .filter(|&(_, d)| d <= 1.5)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((j, _)) => used[j] = true,
+            None => out.push(p),
+        }
+    }
+    out.extend(dec.iter().zip(&used).filter(|(_, &u)| !u).map(|(q, _)| q));
+    out
 }
 
 /// Most window pixels a chunk of `pixels` may hold (windows overlap, so more than the chunk
@@ -714,12 +732,11 @@ impl Codec for Roibin {
             let dec = threads::install(self.threads, || spots(&check, &back, l, m.dtype))?;
             let mut added = 0;
             for (f, info) in infos.iter_mut().enumerate() {
-                for p in unmatched(&orig[f], &dec[f]).chain(unmatched(&dec[f], &orig[f])) {
-                    let wide = Peak {
-                        extent: p.extent + (AUTO_CHECK_MARGIN - AUTO_MARGIN) as u32,
-                        ..*p
-                    };
-                    if let Some(w) = self.window_for(&wide, l) {
+                for p in unmatched(&orig[f], &dec[f]) {
+                    // As large as the spot needs: a large diffuse spot's centroid moves with
+                    // its background unless all of it is exact.
+                    let r = (p.extent as usize + AUTO_CHECK_MARGIN).min(AUTO_CHECK_MAX_HALF_SIZE);
+                    if let Some(w) = self.window_for(p, l).map(|w| Window { r: r as u8, ..w }) {
                         if !info.windows.contains(&w) {
                             info.windows.push(w);
                             added += 1;
@@ -753,7 +770,15 @@ impl Codec for Roibin {
             ));
         }
         match self.background(dtype, l)? {
-            Some(bg) => threads::install(self.threads, || bg.decode_into(p.background, dst))?,
+            Some(bg) => {
+                threads::install(self.threads, || bg.decode_into(p.background, dst))?;
+                if self.rules.sentinels {
+                    // Every sentinel was stored exactly: a lossy background value that lands on
+                    // one (a count decoded below zero, or at the type's maximum) is moved
+                    // back into range, so readers that mask by value see no false flags.
+                    elems::clear_sentinels(dst, dtype);
+                }
+            }
             None => {
                 let mut fill = vec![0u8; es];
                 elems::put(self.fill, dtype, &mut fill);
