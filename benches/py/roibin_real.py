@@ -75,6 +75,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--chart")
     ap.add_argument("--only", help="comma-separated frame names")
+    ap.add_argument("--check", help="roibin(auto)'s check finder (default: its own, DIALS's default)")
     a = ap.parse_args()
     frames = real_frames(a.data)
     if a.only:
@@ -103,7 +104,7 @@ def main():
         fimg = img if img.dtype.kind == "f" else img.astype(np.float32)
         codecs = [
             ("roibin auto", img, dict(compression=ROIBIN_ID, compression_opts=opts(
-                "roibin(auto,background=bin(2,2)|sz(abs=%g))" % bound))),
+                "roibin(auto,%sbackground=bin(2,2)|sz(abs=%g))" % ("check=%s," % a.check if a.check else "", bound)))),
             ("SZ3 abs", fimg, dict(**hdf5plugin.SZ3(absolute=bound))),
             ("SZ2 abs", fimg, dict(**hdf5plugin.SZ(absolute=bound))),
             ("ZFP accuracy", fimg, dict(**hdf5plugin.Zfp(accuracy=bound))),

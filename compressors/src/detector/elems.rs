@@ -151,3 +151,30 @@ pub fn clear_sentinels(bytes: &mut [u8], dtype: DType) {
         DType::F32 | DType::F64 => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinels_and_representable_values() {
+        let mut b: Vec<u8> = [-4i32, -1, 0, 7, i32::MAX]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert!(is_sentinel(&b, DType::I32, 0) && is_sentinel(&b, DType::I32, 4));
+        assert!(!is_sentinel(&b, DType::I32, 2));
+        clear_sentinels(&mut b, DType::I32);
+        let v: Vec<i32> = b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(v, [0, 0, 0, 7, i32::MAX - 1]);
+        let mut u = u16::MAX.to_le_bytes().to_vec();
+        clear_sentinels(&mut u, DType::U16);
+        assert_eq!(u, (u16::MAX - 1).to_le_bytes());
+        assert!(representable(-1.0, DType::I32) && !representable(-1e30, DType::I32));
+        assert!(!representable(0.5, DType::U16) && !representable(-1.0, DType::U8));
+        assert!(representable(1e30, DType::F32) && !representable(1e39, DType::F32));
+    }
+}

@@ -101,6 +101,13 @@ const SENTINELS: OptionSpec = OptionSpec {
     doc: "auto: integer pixels below 0 or at the type's maximum (PILATUS −1/−2, EIGER gaps and overloads) are detector flags, decoded bit-exact and kept out of bins; NaN/±Inf always are",
 };
 
+const CHECK: OptionSpec = OptionSpec {
+    name: "check",
+    ty: OptionType::Graph,
+    default: "dispersion_extended(gain=0,max_peaks=1048576)",
+    doc: "with peaks=auto: the finder whose spots must be the same on the original and the decoded frame (DIALS's default; dispersion(gain=0,max_peaks=1048576) for DIALS's plain dispersion)",
+};
+
 const EXACT_BELOW: OptionSpec = OptionSpec {
     name: "exact_below",
     ty: OptionType::Float {
@@ -139,6 +146,7 @@ const ROIBIN_OPTIONS: &[OptionSpec] = &[
     SENTINELS,
     EXACT_ABOVE,
     EXACT_BELOW,
+    CHECK,
     THREADS,
 ];
 
@@ -151,10 +159,6 @@ const ROI_OPTIONS: &[OptionSpec] = &[
 /// σ_s 3), so the windows hold every spot DIALS finds on the originals.
 pub const AUTO_FINDER: &str =
     "dispersion(gain=0,sigma_background=5,sigma_strong=2.5,max_peaks=1048576)";
-/// What `roibin(auto)` checks its result with: DIALS's default finder and settings. Spots it
-/// finds on the original but not on the decoded frame, or the other way round, get windows
-/// and the chunk is encoded again (at most [`AUTO_ROUNDS`] times).
-pub const AUTO_CHECK: &str = "dispersion_extended(gain=0,max_peaks=1048576)";
 /// Encodings `roibin(auto)` tries before it keeps the last.
 const AUTO_ROUNDS: usize = 4;
 /// `roibin(auto)` windows reach this far beyond a spot's extent.
@@ -247,6 +251,8 @@ pub struct Roibin {
     /// Built for decoding: no finder and no mask, only what the chunk holds.
     purpose: Purpose,
     finders: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    /// `roibin(auto)`'s check finder spec.
+    check: Graph,
     /// `roibin(auto)`'s check finders, by frame layout.
     checks: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
@@ -374,14 +380,16 @@ impl Roibin {
         )
     }
 
-    /// The finder `roibin(auto)` checks its encodings with ([`AUTO_CHECK`]).
+    /// The finder `roibin(auto)` checks its encodings with (the `check` option): spots it
+    /// finds on the original but not on the decoded frame, or the other way round, get
+    /// windows and the chunk is encoded again (at most [`AUTO_ROUNDS`] times).
     fn check_finder(&self, dtype: DType, l: Layout) -> Result<Arc<Pipeline>> {
         let meta = ArrayMeta::new(dtype, vec![l.panels, l.rows, l.cols]);
         cached(
             &self.checks,
             Purpose::Encode,
             meta,
-            &AUTO_CHECK.parse()?,
+            &self.check,
             format!("{}/check", self.path),
         )
     }
@@ -714,7 +722,8 @@ impl Codec for Roibin {
         // Taken here, on the caller's thread: the frame loop runs on pool threads.
         let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
         let mut infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
-        if !self.auto() {
+        // `roi` has no background to check: its auto windows are the finder's.
+        if !self.auto() || self.background.is_none() {
             return self.encode_with(data, m, l, &infos, out);
         }
         // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again.
@@ -892,6 +901,11 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
         purpose: c.purpose,
         finders: Mutex::new(vec![]),
         checks: Mutex::new(vec![]),
+        check: if background {
+            c.get("check")?
+        } else {
+            Graph::word("none")
+        },
         backgrounds: Mutex::new(vec![]),
     }))
 }
