@@ -16,6 +16,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from side_by_side import opts, ROIBIN_ID  # noqa: E402
+from dials_finders import match as match_within  # noqa: E402
+
+
+def match(a, b, tol=2.0):
+    return match_within(a, b, tol)
 
 DIALS = r'''
 import json, sys
@@ -44,22 +49,6 @@ def roundtrip(img, kw):
     with h5py.File("m.h5", "w", driver="core", backing_store=False) as f:
         ds = f.create_dataset("d", data=img[None], chunks=(1,) + img.shape, **kw)
         return ds[0], img.nbytes / ds.id.get_storage_size()
-
-
-def match(a, b, tol=2.0):
-    if not len(a) or not len(b):
-        return 0
-    b = np.array(b)
-    used = np.zeros(len(b), bool)
-    m = 0
-    for p in a:
-        d = np.hypot(b[:, 0] - p[0], b[:, 1] - p[1])
-        d[used] = np.inf
-        j = int(np.argmin(d))
-        if d[j] <= tol:
-            used[j] = True
-            m += 1
-    return m
 
 
 def main():

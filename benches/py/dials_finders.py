@@ -23,9 +23,8 @@ from dials.algorithms.spot_finding.threshold import DispersionThresholdStrategy,
 gain, ext = float(sys.argv[1]), sys.argv[2] == "1"
 out = {}
 for name in sys.argv[3:]:
-    img = np.load(name)
-    valid = np.load(name.replace(".npy", ".mask.npy")).astype(bool)
-    img = img.astype(np.float64)
+    img = np.load(name).astype(np.float64)
+    valid = np.load(name.replace(".npy", ".mask.npy")).astype(bool) & np.isfinite(img)
     img[~valid] = 0
     S = DispersionExtendedThresholdStrategy if ext else DispersionThresholdStrategy
     s = S(gain=gain, min_count=2)(flex.double(img), flex.bool(valid)).as_numpy_array().reshape(img.shape)
@@ -33,7 +32,9 @@ for name in sys.argv[3:]:
     idx = list(range(1, n + 1))
     sizes = ndimage.sum(s, lab, idx) if n else []
     cms = ndimage.center_of_mass(np.clip(img, 0, None), lab, idx) if n else []
-    out[name] = [list(map(float, c)) for c, k in zip(cms, sizes) if k >= 2]
+    tot = ndimage.sum(img, lab, idx) if n else []
+    # (row, column, integrated intensity) of each spot of 2+ pixels
+    out[name] = [[float(c[0]), float(c[1]), float(t)] for c, k, t in zip(cms, sizes, tot) if k >= 2]
 print(json.dumps(out))
 '''
 
@@ -101,7 +102,7 @@ def main():
         for ext, finder in ((0, "dispersion"), (1, "dispersion_extended")):
             res = subprocess.run(["/usr/bin/python3", "-c", DIALS, str(gain), str(ext), npy],
                                  check=True, capture_output=True, text=True)
-            theirs = json.loads(res.stdout.strip().splitlines()[-1])[npy]
+            theirs = [p[:2] for p in json.loads(res.stdout.strip().splitlines()[-1])[npy]]
             spec = '%s(gain=%g,mask="%s",max_peaks=1000000)' % (finder, gain, npy.replace(".npy", ".mask.npy"))
             o = subprocess.run([a.roibin, "peaks", h5 + ":/d", "--finder", spec, "--json"],
                                check=True, capture_output=True, text=True)

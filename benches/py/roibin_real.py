@@ -20,32 +20,11 @@ from side_by_side import opts, ROIBIN_ID  # noqa: E402
 from dials_finders import DIALS, real_frames, valid_mask, match  # noqa: E402
 
 
-def spots_with_intensity(img_npy, mask_npy, gain, ext):
-    """DIALS spots of a frame: centres and integrated intensities (sum over the spot's pixels)."""
-    res = subprocess.run(["/usr/bin/python3", "-c", DIALS_INT, str(gain), "1" if ext else "0", img_npy, mask_npy],
+def spots_with_intensity(img_npy, gain, ext):
+    """DIALS spots of a frame (its mask beside it as NAME.mask.npy): row, column, intensity."""
+    res = subprocess.run(["/usr/bin/python3", "-c", DIALS, str(gain), "1" if ext else "0", img_npy],
                          check=True, capture_output=True, text=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-DIALS_INT = r'''
-import json, sys
-import numpy as np
-from scipy import ndimage
-from dials.array_family import flex
-from dials.algorithms.spot_finding.threshold import DispersionThresholdStrategy, DispersionExtendedThresholdStrategy
-gain, ext, name, mask = float(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], sys.argv[4]
-img = np.load(name).astype(np.float64)
-valid = np.load(mask).astype(bool) & np.isfinite(img)
-img[~valid] = 0
-S = DispersionExtendedThresholdStrategy if ext else DispersionThresholdStrategy
-s = S(gain=gain, min_count=2)(flex.double(img), flex.bool(valid)).as_numpy_array().reshape(img.shape)
-lab, n = ndimage.label(s, structure=np.ones((3, 3)))
-idx = list(range(1, n + 1))
-sizes = ndimage.sum(s, lab, idx) if n else []
-cms = ndimage.center_of_mass(np.clip(img, 0, None), lab, idx) if n else []
-tot = ndimage.sum(img, lab, idx) if n else []
-print(json.dumps([[float(c[0]), float(c[1]), float(t)] for c, k, t in zip(cms, sizes, tot) if k >= 2]))
-'''
+    return json.loads(res.stdout.strip().splitlines()[-1])[img_npy]
 
 
 def roundtrip(img, kw, repeat):
@@ -96,11 +75,10 @@ def main():
             bound = 1.0
         else:
             bound = round(2 * float(np.sqrt(np.median(img[valid]))), 1)
-        mask_npy = os.path.join(work, name + ".mask.npy")
-        np.save(mask_npy, valid.astype(np.uint8))
         orig_npy = os.path.join(work, name + ".npy")
         np.save(orig_npy, img)
-        orig = spots_with_intensity(orig_npy, mask_npy, gain, ext)
+        np.save(orig_npy.replace(".npy", ".mask.npy"), valid.astype(np.uint8))
+        orig = spots_with_intensity(orig_npy, gain, ext)
         fimg = img if img.dtype.kind == "f" else img.astype(np.float32)
         codecs = [
             ("roibin auto", img, dict(compression=ROIBIN_ID, compression_opts=opts(
@@ -114,7 +92,8 @@ def main():
             back, stored, w, r = roundtrip(data, kw, a.repeat)
             dec_npy = os.path.join(work, "%s_dec.npy" % name)
             np.save(dec_npy, back)
-            got = spots_with_intensity(dec_npy, mask_npy, gain, ext)
+            np.save(dec_npy.replace(".npy", ".mask.npy"), valid.astype(np.uint8))
+            got = spots_with_intensity(dec_npy, gain, ext)
             m = match([p[:2] for p in orig], [p[:2] for p in got])
             # Intensity error of matched spots (nearest within 1.5 px).
             errs = []

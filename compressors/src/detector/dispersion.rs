@@ -396,16 +396,9 @@ pub fn find(
     g: &peaks::Geometry,
     p: &DispersionParams,
 ) -> PeakList {
-    let per = panels.rows * panels.cols;
-    let per_panel = (0..panels.panels)
-        .into_par_iter()
-        .map(|k| {
-            let s = k * per..(k + 1) * per;
-            let good: Vec<bool> = s.clone().map(|i| peaks::usable(g, v, i)).collect();
-            panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows, p)
-        })
-        .collect();
-    PeakList::capped(per_panel, p.max_peaks)
+    peaks::per_panel(v, panels, g, p.max_peaks, |v, good, rows, cols, row0| {
+        panel_peaks(v, good, rows, cols, row0, p)
+    })
 }
 
 fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {

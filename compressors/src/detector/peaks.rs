@@ -342,6 +342,29 @@ impl<P: Send + Sync> Codec for Finder<P> {
     }
 }
 
+/// Run `panel_peaks(pixels, good, rows, cols, first_row)` on every panel of a frame in
+/// parallel and keep the brightest `max_peaks` of all: the frame loop of finders that work
+/// panel by panel (pfv3, dispersion).
+pub fn per_panel(
+    v: &[f32],
+    panels: Panels,
+    g: &Geometry,
+    max_peaks: usize,
+    panel_peaks: impl Fn(&[f32], &[bool], usize, usize, usize) -> Vec<Peak> + Sync,
+) -> PeakList {
+    use rayon::prelude::*;
+    let per = panels.rows * panels.cols;
+    let found = (0..panels.panels)
+        .into_par_iter()
+        .map(|k| {
+            let s = k * per..(k + 1) * per;
+            let good: Vec<bool> = s.clone().map(|i| usable(g, v, i)).collect();
+            panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows)
+        })
+        .collect();
+    PeakList::capped(found, max_peaks)
+}
+
 /// Pixel `i` may take part in a peak or a background estimate.
 #[inline]
 pub fn usable(g: &Geometry, v: &[f32], i: usize) -> bool {

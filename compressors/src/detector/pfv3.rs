@@ -5,7 +5,6 @@
 //! least `mean + nsigm·rms` and 4-connected to the seed inside its rank box form the peak.
 
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
-use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
 
@@ -240,16 +239,9 @@ fn panel_peaks(
 
 /// Run peak_finder_v3r3 on pixels `v` of a frame of `panels`.
 pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pfv3Params) -> PeakList {
-    let per = panels.rows * panels.cols;
-    let per_panel = (0..panels.panels)
-        .into_par_iter()
-        .map(|k| {
-            let s = k * per..(k + 1) * per;
-            let good: Vec<bool> = s.clone().map(|i| peaks::usable(g, v, i)).collect();
-            panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows, p)
-        })
-        .collect();
-    PeakList::capped(per_panel, p.max_peaks)
+    peaks::per_panel(v, panels, g, p.max_peaks, |v, good, rows, cols, row0| {
+        panel_peaks(v, good, rows, cols, row0, p)
+    })
 }
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
