@@ -688,3 +688,35 @@ fn sentinels_inside_windows_do_not_smear() {
         }
     }
 }
+
+/// `roibin(auto)` on a chunk of several frames of several panels (4-D), u16 counts with gaps.
+#[test]
+fn roibin_auto_on_multi_frame_panel_chunks() {
+    let (v, centres) = frame(2, 23);
+    let mut data = vec![];
+    for f in 0..3 {
+        for (i, &x) in v.iter().enumerate() {
+            let c = if i % 96 == 50 {
+                u16::MAX
+            } else {
+                ((x / 45.0).round().max(0.0) as u16) + f
+            };
+            data.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+    let meta = ArrayMeta::new(DType::U16, vec![3, 2, 64, 96]);
+    let enc = encode_chunk("roibin(auto,background=bin(2,2)|sz(abs=1))", &meta, &data).unwrap();
+    let back = decode_chunk(&enc).unwrap().1;
+    let px = |b: &[u8], i: usize| u16::from_le_bytes([b[2 * i], b[2 * i + 1]]);
+    for f in 0..3 {
+        for &(y, x) in &centres {
+            let i = f * 2 * 64 * 96 + y * 96 + x;
+            assert_eq!(px(&back, i), px(&data, i), "frame {f} peak {y},{x}");
+        }
+        for y in 0..128 {
+            let i = f * 2 * 64 * 96 + y * 96 + 50;
+            assert_eq!(px(&back, i), u16::MAX, "gap");
+        }
+    }
+    assert_eq!(frames(&enc).unwrap().len(), 3);
+}
