@@ -158,3 +158,64 @@ fn tasks_are_capped() {
     assert!(err.contains("--tasks 100000: capped at"), "{err}");
     assert!(t.elapsed().as_secs() < 60);
 }
+
+#[test]
+fn autotune_science_chooses_a_graph_that_keeps_the_spots() {
+    let dir = scratch("science-tune");
+    let file = dir.join("f.h5");
+    // Photon-counting frames: Poisson background (mean 2), 12 spots per frame.
+    let mut c = roibin_h5tests::client("python3");
+    c.arg("-c")
+        .arg(
+            "import h5py, numpy as np, sys\n\
+             rng = np.random.default_rng(3)\n\
+             x = rng.poisson(2.0, (2, 192, 160)).astype('u2')\n\
+             for f in range(2):\n\
+             \x20   for k in range(12):\n\
+             \x20       y, z = 20 + 13 * k, 20 + (37 * k) % 120\n\
+             \x20       x[f, y - 1:y + 2, z - 1:z + 2] += np.array([[20, 40, 20], [40, 200, 40], [20, 40, 20]], 'u2')\n\
+             with h5py.File(sys.argv[1], 'w') as h:\n\
+             \x20   h.create_dataset('d', data=x)\n",
+        )
+        .arg(&file);
+    ok(c);
+    let chosen = dir.join("chosen.txt");
+    let o = ok(roibin(&[
+        "autotune",
+        "--science",
+        &format!("{}:/d", file.display()),
+        "--bound",
+        "1",
+        "--frames",
+        "2",
+        "--json",
+        "-o",
+        chosen.to_str().unwrap(),
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let spec = v["chosen"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(&chosen).unwrap().trim(), spec);
+    let best = v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["spec"] == spec)
+        .unwrap();
+    assert!(best["recall"].as_f64().unwrap() >= 0.995, "{best}");
+    assert!(best["precision"].as_f64().unwrap() >= 0.995, "{best}");
+    assert!(best["spots"].as_u64().unwrap() >= 20, "{best}");
+    // No qualifying candidate has a higher ratio.
+    for c in v["candidates"].as_array().unwrap() {
+        if c["recall"].as_f64().unwrap() >= 0.995 && c["precision"].as_f64().unwrap() >= 0.995 {
+            assert!(c["ratio_vs_u16"].as_f64() <= best["ratio_vs_u16"].as_f64());
+        }
+    }
+    // The chosen spec compresses the dataset through the tools.
+    ok(roibin(&[
+        "compress",
+        &format!("{}:/d", file.display()),
+        dir.join("out.h5").to_str().unwrap(),
+        "--spec",
+        &format!("@{}", chosen.display()),
+    ]));
+}

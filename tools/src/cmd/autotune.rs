@@ -60,6 +60,19 @@ pub struct Args {
     /// Also print the result as JSON on stdout
     #[arg(long)]
     json: bool,
+    /// Choose the graph instead of the threads: candidate ROIBIN graphs at --bound, the one with
+    /// the highest ratio whose recall and precision against --reference reach --target
+    #[arg(long)]
+    science: bool,
+    /// With --science: the error bound of the background (sz abs, in the data's units)
+    #[arg(long)]
+    bound: Option<f64>,
+    /// With --science: the finder the decoded frames are judged by (ours equals DIALS's)
+    #[arg(long, default_value = "dispersion_extended(gain=0,max_peaks=1048576)")]
+    reference: String,
+    /// With --science: the least recall and precision, as a fraction
+    #[arg(long, default_value_t = 0.995)]
+    target: f64,
 }
 
 /// Frames read once into memory.
@@ -322,6 +335,20 @@ pub struct Outcome {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.science {
+        let bound = a
+            .bound
+            .context("--science needs --bound: the background's error bound in the data's units")?;
+        return super::science_tune::run(super::science_tune::Options {
+            input: &a.input,
+            frames: a.frames,
+            bound,
+            reference: &a.reference,
+            target: a.target,
+            output: a.output.as_deref(),
+            json: a.json,
+        });
+    }
     World::run(|world| run_on(a, world))
 }
 

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod info;
 pub mod list;
 pub mod peaks;
+pub mod science_tune;
 pub mod synth;
