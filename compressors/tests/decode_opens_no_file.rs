@@ -1,7 +1,7 @@
 //! Decoding is pure: ROIBIN chunks decode after their mask, radius and spec files are gone,
 //! and chunks whose stored spec names a FIFO, `/dev/zero` or `/etc/passwd` decode without
-//! opening them. The proof is a seccomp filter: once installed, any `open` kills this test
-//! process with SIGSYS (so this file holds one test, alone in its process).
+//! opening them. The proof is a seccomp filter: once installed, any `open` of this process
+//! fails and is counted with its path (so this file holds one test, alone in its process).
 
 use roibin_compressors::detector::peaks::{write_npy, NpyData};
 use roibin_compressors::{decode_chunk, encode_chunk};
@@ -73,4 +73,9 @@ fn roibin_chunks_decode_without_their_files_and_open_nothing() {
         assert!(read_header(f).unwrap().spec.contains(bad.as_str()));
         assert_eq!(decode_chunk(f).unwrap().1, expect, "spec naming {bad}");
     }
+    assert_eq!(
+        roibin_registry::purity::first_open(),
+        None,
+        "decoding tried to open a file"
+    );
 }

@@ -1,44 +1,117 @@
-//! A probe that proves decoding is pure: after [`forbid_file_opens`], any attempt of this
-//! process to open a file kills it with SIGSYS (seccomp). Tests and fuzz targets install it,
-//! then decode crafted chunks: a decoder that tried to open a mask, a FIFO or `/dev/zero`
-//! named in a chunk's spec would crash them.
+//! A probe that proves decoding is pure: after [`forbid_file_opens`] (every thread) or
+//! [`watch_file_opens_on_this_thread`], any attempt to open a file fails with EPERM and is
+//! counted in [`OPENS_SEEN`], its path kept ([`first_open`]). Tests and fuzz targets decode
+//! crafted chunks under it: a decoder that tried to open a mask, a FIFO or `/dev/zero` named in
+//! a chunk's spec shows up there.
 //!
-//! Linux only. Everything a decoder needs that is read from the system once (the core count)
-//! is asked before the filter is installed.
+//! Linux (x86_64, aarch64) only. The C library's own lazy reads (glibc's malloc reads
+//! `/proc/sys/vm/overcommit_memory` the first time a thread arena shrinks) are refused but not
+//! counted: they are not the decoder's, and the library copes with the refusal.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-/// Make every later `open`, `openat`, `openat2` and `creat` of any thread of this process
-/// (those running now included) deliver SIGSYS. Irreversible for the process: use it in a
-/// test binary or fuzz target of its own.
+/// Opens attempted under the probe (the C library's own excepted).
+pub static OPENS_SEEN: AtomicUsize = AtomicUsize::new(0);
+
+const PATH_CAP: usize = 256;
+static FIRST_PATH: [AtomicU8; PATH_CAP] = [const { AtomicU8::new(0) }; PATH_CAP];
+static FIRST_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Paths the C library opens by itself, at times no caller controls.
+const LIBC_OWN: &[&[u8]] = &[b"/proc/sys/vm/overcommit_memory"];
+
+/// The path of the first counted open attempt, if any.
+pub fn first_open() -> Option<String> {
+    if OPENS_SEEN.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = FIRST_PATH
+        .iter()
+        .map(|b| b.load(Ordering::SeqCst))
+        .take_while(|&b| b != 0)
+        .collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Make every later open of every thread of this process (those running now included) fail
+/// with EPERM and count. Irreversible for the process: use it in a test binary of its own.
 pub fn forbid_file_opens() -> std::io::Result<()> {
     install(true)
 }
 
-/// Opens attempted on watched threads (see [`watch_file_opens_on_this_thread`]).
-pub static OPENS_SEEN: AtomicUsize = AtomicUsize::new(0);
-
 /// From now on, an open on this thread (or a thread it starts later) fails with EPERM and
-/// counts in [`OPENS_SEEN`]; other threads are untouched. For fuzz targets: the fuzzer's own
-/// thread keeps writing its corpus, the decoding thread is watched, and the target fails when
-/// the count moves. x86_64 and aarch64.
+/// counts; other threads are untouched. For fuzz targets: the fuzzer's own thread keeps
+/// writing its corpus, the decoding thread is watched.
 pub fn watch_file_opens_on_this_thread() -> std::io::Result<()> {
-    extern "C" fn on_sigsys(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-        OPENS_SEEN.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: the kernel passes the interrupted thread's ucontext; setting the syscall's
-        // return register makes the trapped open return -EPERM when the handler returns.
-        unsafe {
-            let uc = ctx as *mut libc::ucontext_t;
-            #[cfg(target_arch = "x86_64")]
-            {
-                (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = -(libc::EPERM as i64);
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                (*uc).uc_mcontext.regs[0] = (-(libc::EPERM as i64)) as u64;
-            }
+    install(false)
+}
+
+/// The path argument of the trapped syscall, from the interrupted registers.
+///
+/// # Safety
+/// `ctx` must be the ucontext the kernel passed to a SIGSYS handler for a seccomp trap.
+unsafe fn trapped_path(ctx: *mut libc::c_void) -> *const u8 {
+    let uc = ctx as *mut libc::ucontext_t;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let g = &(*uc).uc_mcontext.gregs;
+        let nr = g[libc::REG_RAX as usize];
+        if nr == libc::SYS_open || nr == libc::SYS_creat {
+            g[libc::REG_RDI as usize] as *const u8
+        } else {
+            g[libc::REG_RSI as usize] as *const u8
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        (*uc).uc_mcontext.regs[1] as *const u8
+    }
+}
+
+extern "C" fn on_sigsys(_: libc::c_int, _: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes the interrupted thread's ucontext; the path pointer is the
+    // one the caller handed to open (read up to PATH_CAP bytes or its NUL); setting the
+    // return register makes the trapped call return -EPERM when the handler returns.
+    unsafe {
+        let p = trapped_path(ctx);
+        let mut path = [0u8; PATH_CAP];
+        let mut n = 0;
+        if !p.is_null() {
+            while n < PATH_CAP - 1 {
+                let b = *p.add(n);
+                if b == 0 {
+                    break;
+                }
+                path[n] = b;
+                n += 1;
+            }
+        }
+        let own = LIBC_OWN.iter().any(|o| &path[..n] == *o);
+        if !own {
+            OPENS_SEEN.fetch_add(1, Ordering::SeqCst);
+            if !FIRST_TAKEN.swap(true, Ordering::SeqCst) {
+                for (slot, &b) in FIRST_PATH.iter().zip(&path[..n]) {
+                    slot.store(b, Ordering::SeqCst);
+                }
+            }
+        }
+        let uc = ctx as *mut libc::ucontext_t;
+        #[cfg(target_arch = "x86_64")]
+        {
+            (*uc).uc_mcontext.gregs[libc::REG_RAX as usize] = -(libc::EPERM as i64);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            (*uc).uc_mcontext.regs[0] = (-(libc::EPERM as i64)) as u64;
+        }
+    }
+}
+
+/// The handler and the filter: opens trap (SIGSYS); `all_threads` applies it to every thread
+/// (TSYNC).
+fn install(all_threads: bool) -> std::io::Result<()> {
+    // Answers read from files, asked now: the core count reads cgroup files.
+    crate::threads::cores();
     // SAFETY: a zeroed sigaction with SA_SIGINFO and a handler of the matching signature.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -48,13 +121,6 @@ pub fn watch_file_opens_on_this_thread() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    install(false)
-}
-
-/// The filter: opens trap (SIGSYS); `all_threads` applies it to every thread (TSYNC).
-fn install(all_threads: bool) -> std::io::Result<()> {
-    // Answers read from files, asked now: the core count reads cgroup files.
-    crate::threads::cores();
     let mut nrs: Vec<u32> = vec![libc::SYS_openat as u32, 437 /* openat2 */];
     #[cfg(target_arch = "x86_64")]
     nrs.extend([libc::SYS_open as u32, libc::SYS_creat as u32]);
@@ -88,14 +154,15 @@ fn install(all_threads: bool) -> std::io::Result<()> {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
         }
+        let flags = if all_threads {
+            libc::SECCOMP_FILTER_FLAG_TSYNC
+        } else {
+            0
+        };
         if libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            if all_threads {
-                libc::SECCOMP_FILTER_FLAG_TSYNC
-            } else {
-                0
-            },
+            flags,
             &fprog as *const libc::sock_fprog,
         ) != 0
         {
@@ -114,14 +181,17 @@ mod tests {
         let before = OPENS_SEEN.load(Ordering::SeqCst);
         let r = std::thread::spawn(|| {
             watch_file_opens_on_this_thread().unwrap();
-            std::fs::File::open("/etc/hostname").map(|_| ())
+            let own = std::fs::File::open("/proc/sys/vm/overcommit_memory").map(|_| ());
+            (own, std::fs::File::open("/etc/hostname").map(|_| ()))
         })
         .join()
         .unwrap();
-        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EPERM));
+        // The C library's own read is refused, not counted; any other open is both.
+        assert_eq!(r.0.unwrap_err().raw_os_error(), Some(libc::EPERM));
+        assert_eq!(r.1.unwrap_err().raw_os_error(), Some(libc::EPERM));
         assert_eq!(OPENS_SEEN.load(Ordering::SeqCst), before + 1);
+        assert_eq!(first_open().as_deref(), Some("/etc/hostname"));
         // Other threads are untouched.
-        assert!(std::fs::metadata("/").is_ok());
         std::fs::File::open("/proc/self/status").unwrap();
     }
 }
