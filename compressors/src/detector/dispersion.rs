@@ -224,11 +224,8 @@ fn extend(
     gain: f64,
     strong: &mut [bool],
 ) {
-    let dist = chebyshev_to_background(strong, rows, cols);
     let k = p.kernel;
-    let core: Vec<bool> = (0..rows * cols)
-        .map(|i| strong[i] && dist[i] >= k)
-        .collect();
+    let core = eroded(strong, rows, cols, k);
     // Background for the final mean: good pixels outside the cores.
     let sat = Sat::new(v, rows, cols, |i| good[i] && !core[i]);
     let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
@@ -252,8 +249,47 @@ fn extend(
         });
 }
 
+/// The pixels of `mask` at Chebyshev distance ≥ `k` from every `false` pixel of the panel:
+/// those whose box of half-size k−1 (clipped to the panel) is all `true`. A count over a
+/// summed-area table, rows in parallel; the same as thresholding the Chebyshev distance to
+/// the nearest `false` pixel at `k` (DIALS's chamfer passes), which the tests check.
+fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
+    if k == 0 {
+        return mask.to_vec();
+    }
+    let w = cols + 1;
+    let mut sat = vec![0u32; (rows + 1) * w];
+    for r in 0..rows {
+        let mut run = 0u32;
+        for c in 0..cols {
+            run += mask[r * cols + c] as u32;
+            sat[(r + 1) * w + c + 1] = sat[r * w + c + 1] + run;
+        }
+    }
+    let h = k - 1;
+    let mut out = vec![false; rows * cols];
+    let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
+    out.par_chunks_mut(cols.max(1))
+        .enumerate()
+        .with_min_len(band)
+        .for_each(|(r, row)| {
+            let (r0, r1) = (r.saturating_sub(h), (r + h + 1).min(rows));
+            for (c, o) in row.iter_mut().enumerate() {
+                if !mask[r * cols + c] {
+                    continue;
+                }
+                let (c0, c1) = (c.saturating_sub(h), (c + h + 1).min(cols));
+                let n = sat[r1 * w + c1] + sat[r0 * w + c0] - sat[r0 * w + c1] - sat[r1 * w + c0];
+                *o = n as usize == (r1 - r0) * (c1 - c0);
+            }
+        });
+    out
+}
+
+#[cfg(test)]
 /// Chebyshev distance of every pixel to the nearest `false` pixel (0 on them): two chamfer
-/// passes with the 8-neighbourhood, exact for this metric.
+/// passes with the 8-neighbourhood, exact for this metric (the reference `eroded` is tested
+/// against).
 fn chebyshev_to_background(mask: &[bool], rows: usize, cols: usize) -> Vec<usize> {
     let far = rows + cols;
     let mut d: Vec<usize> = mask.iter().map(|&m| if m { far } else { 0 }).collect();
@@ -444,6 +480,26 @@ inventory::submit! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn erosion_by_box_count_is_the_chebyshev_threshold() {
+        let (rows, cols) = (37, 53);
+        let mut s = 9u64;
+        let mask: Vec<bool> = (0..rows * cols)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 60) != 0 // mostly true, with holes
+            })
+            .collect();
+        let d = chebyshev_to_background(&mask, rows, cols);
+        for k in 0..5 {
+            let want: Vec<bool> = (0..rows * cols).map(|i| mask[i] && d[i] >= k).collect();
+            assert_eq!(eroded(&mask, rows, cols, k), want, "k={k}");
+        }
+        assert_eq!(eroded(&[true; 12], 3, 4, 3), vec![true; 12]);
+    }
 
     #[test]
     fn chebyshev_distances() {
