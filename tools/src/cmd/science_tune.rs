@@ -7,7 +7,7 @@
 
 use crate::h5io::{self, File};
 use anyhow::{bail, Context, Result};
-use roibin_compressors::detector::peaks::{Peak, PeakList};
+use roibin_compressors::detector::peaks::{match_peaks, Peak, PeakList};
 use roibin_registry::{container, ArrayMeta, DataKind, Pipeline};
 use std::time::Instant;
 
@@ -53,24 +53,9 @@ pub fn candidates(b: f64) -> Vec<String> {
     v
 }
 
-/// Greedy one-to-one matches within 1.5 pixels.
+/// Peaks of `a` matched one to one in `b` within 1.5 pixels.
 fn matched(a: &[Peak], b: &[Peak]) -> usize {
-    let mut used = vec![false; b.len()];
-    let mut m = 0;
-    for p in a {
-        let best = b
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !used[*j])
-            .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
-            .filter(|&(_, d)| d <= 1.5)
-            .min_by(|x, y| x.1.total_cmp(&y.1));
-        if let Some((j, _)) = best {
-            used[j] = true;
-            m += 1;
-        }
-    }
-    m
+    match_peaks(a, b, 1.5).0.into_iter().filter(|&f| f).count()
 }
 
 pub fn run(o: Options<'_>) -> Result<()> {

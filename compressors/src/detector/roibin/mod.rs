@@ -633,26 +633,13 @@ fn spots(finder: &Pipeline, data: &[u8], l: Layout, dtype: DType) -> Result<Vec<
         .collect()
 }
 
-/// Spots of `orig` and of `dec` left over by a one-to-one matching (each `orig` spot, in
-/// order, takes the nearest free `dec` spot within 1.5 pixels): the lost and the invented.
+/// Spots of `orig` and of `dec` left over by a one-to-one matching within 1.5 pixels (see
+/// [`super::peaks::match_peaks`]): the lost and the invented.
 fn unmatched<'a>(orig: &'a [Peak], dec: &'a [Peak]) -> Vec<&'a Peak> {
-    let mut used = vec![false; dec.len()];
-    let mut out = vec![];
-    for p in orig {
-        let best = dec
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !used[*j])
-            .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
-            .filter(|&(_, d)| d <= 1.5)
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match best {
-            Some((j, _)) => used[j] = true,
-            None => out.push(p),
-        }
-    }
-    out.extend(dec.iter().zip(&used).filter(|(_, &u)| !u).map(|(q, _)| q));
-    out
+    let (found, used) = super::peaks::match_peaks(orig, dec, 1.5);
+    let lost = orig.iter().zip(found).filter(|(_, f)| !f).map(|(p, _)| p);
+    let invented = dec.iter().zip(used).filter(|(_, u)| !u).map(|(q, _)| q);
+    lost.chain(invented).collect()
 }
 
 /// Most window pixels a chunk of `pixels` may hold (windows overlap, so more than the chunk
