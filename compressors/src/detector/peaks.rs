@@ -122,24 +122,25 @@ impl PeakList {
 }
 
 /// One-to-one matching of two peak lists, as spot finders are compared: each peak of `a`, in
-/// order, takes the nearest free peak of `b` within `tol` pixels. Returns which peaks of `a`
-/// and which of `b` found a partner.
-pub fn match_peaks(a: &[Peak], b: &[Peak], tol: f32) -> (Vec<bool>, Vec<bool>) {
+/// order, takes the nearest free peak of `b` within `tol` pixels. Returns the (a, b) index
+/// pairs.
+pub fn match_peaks(a: &[Peak], b: &[Peak], tol: f32) -> Vec<(usize, usize)> {
     let mut used = vec![false; b.len()];
-    let found = a
-        .iter()
-        .map(|p| {
-            let best = b
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| !used[*j])
-                .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
-                .filter(|&(_, d)| d <= tol)
-                .min_by(|x, y| x.1.total_cmp(&y.1));
-            best.map(|(j, _)| used[j] = true).is_some()
-        })
-        .collect();
-    (found, used)
+    let mut out = vec![];
+    for (i, p) in a.iter().enumerate() {
+        let best = b
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| !used[*j])
+            .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
+            .filter(|&(_, d)| d <= tol)
+            .min_by(|x, y| x.1.total_cmp(&y.1));
+        if let Some((j, _)) = best {
+            used[j] = true;
+            out.push((i, j));
+        }
+    }
+    out
 }
 
 /// A frame seen as `panels` panels of `rows × cols`, stacked along rows.

@@ -8,7 +8,7 @@ use crate::cmd::synth as synth_cmd;
 use crate::cxi::Detector;
 use crate::h5io::File;
 use anyhow::{bail, Context, Result};
-use roibin_compressors::detector::peaks::{Peak, PeakList};
+use roibin_compressors::detector::peaks::{match_peaks, Peak, PeakList};
 use roibin_compressors::detector::roibin::frames as roibin_frames;
 use roibin_registry::{container, ArrayMeta, DType, DataKind, Pipeline};
 use std::time::Instant;
@@ -52,25 +52,6 @@ pub struct Args {
 
 /// Peaks closer than this (pixels) are the same peak.
 const MATCH_PX: f32 = 1.5;
-
-fn matches(a: &[Peak], b: &[Peak]) -> Vec<(usize, usize)> {
-    let mut used = vec![false; b.len()];
-    let mut out = vec![];
-    for (i, p) in a.iter().enumerate() {
-        let best = b
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !used[*j])
-            .map(|(j, q)| (j, (p.y - q.y).hypot(p.x - q.x)))
-            .filter(|&(_, d)| d <= MATCH_PX)
-            .min_by(|x, y| x.1.total_cmp(&y.1));
-        if let Some((j, _)) = best {
-            used[j] = true;
-            out.push((i, j));
-        }
-    }
-    out
-}
 
 fn floats(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
@@ -227,7 +208,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         let po = PeakList::read(&finder.encode(&data)?)?;
         let pd = PeakList::read(&finder.encode(&back)?)?;
-        let m = matches(&po.peaks, &pd.peaks);
+        let m = match_peaks(&po.peaks, &pd.peaks, MATCH_PX);
         if a.verbose {
             let show = |what: &str, p: &Peak| {
                 eprintln!(

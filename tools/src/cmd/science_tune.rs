@@ -55,7 +55,7 @@ pub fn candidates(b: f64) -> Vec<String> {
 
 /// Peaks of `a` matched one to one in `b` within 1.5 pixels.
 fn matched(a: &[Peak], b: &[Peak]) -> usize {
-    match_peaks(a, b, 1.5).0.into_iter().filter(|&f| f).count()
+    match_peaks(a, b, 1.5).len()
 }
 
 pub fn run(o: Options<'_>) -> Result<()> {

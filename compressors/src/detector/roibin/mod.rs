@@ -636,7 +636,12 @@ fn spots(finder: &Pipeline, data: &[u8], l: Layout, dtype: DType) -> Result<Vec<
 /// Spots of `orig` and of `dec` left over by a one-to-one matching within 1.5 pixels (see
 /// [`super::peaks::match_peaks`]): the lost and the invented.
 fn unmatched<'a>(orig: &'a [Peak], dec: &'a [Peak]) -> Vec<&'a Peak> {
-    let (found, used) = super::peaks::match_peaks(orig, dec, 1.5);
+    let pairs = super::peaks::match_peaks(orig, dec, 1.5);
+    let (mut found, mut used) = (vec![false; orig.len()], vec![false; dec.len()]);
+    for (i, j) in pairs {
+        found[i] = true;
+        used[j] = true;
+    }
     let lost = orig.iter().zip(found).filter(|(_, f)| !f).map(|(p, _)| p);
     let invented = dec.iter().zip(used).filter(|(_, u)| !u).map(|(q, _)| q);
     lost.chain(invented).collect()
