@@ -137,3 +137,28 @@ fn option_errors_stay_short() {
         assert!(!e.contains("00000000000"), "{e}");
     }
 }
+
+#[test]
+fn a_roibin_stream_declaring_a_huge_layout_is_refused_before_allocating() {
+    // A valid roibin chunk whose stream then claims 65 535³ pixels per frame and as many
+    // exact pixels: the runs buffer it would size must not be allocated.
+    let meta = ArrayMeta::new(DType::U16, vec![16, 16]);
+    let enc = encode_chunk("roibin(peaks=pf8,background=zstd)", &meta, &[7; 512]).unwrap();
+    let h = read_header(&enc).unwrap();
+    let mut s = h.sections[0].to_vec();
+    for k in 0..3 {
+        s[6 + 4 * k..10 + 4 * k].copy_from_slice(&u32::MAX.to_le_bytes()); // panels, rows, cols
+    }
+    let at = 18 + 9; // one frame record after the 18-byte head
+    s[at..at + 8].copy_from_slice(&(u64::MAX / 64).to_le_bytes()); // exact count
+    s[at + 8..at + 16].copy_from_slice(&(u64::MAX / 64).to_le_bytes()); // runs length
+    let forged = assemble(&Header {
+        sections: vec![&s],
+        ..h.clone()
+    })
+    .unwrap();
+    let before = max_rss_kb();
+    let e = decode_chunk(&forged).unwrap_err().to_string();
+    assert!(e.contains("declares"), "{e}");
+    assert!(max_rss_kb() - before < 64 << 10);
+}

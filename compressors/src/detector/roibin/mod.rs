@@ -682,7 +682,7 @@ pub fn frames(chunk: &[u8]) -> Result<Vec<FrameInfo>> {
         )));
     }
     let section = h.sections.first().copied().unwrap_or(&[]);
-    Ok(stream::parse("roibin", section, h.meta.dtype.size())?.infos)
+    Ok(stream::parse("roibin", section, h.meta.dtype.size(), h.meta.len())?.infos)
 }
 
 impl Codec for Roibin {
@@ -763,7 +763,7 @@ impl Codec for Roibin {
         let m = input.array(self.name)?;
         let l = self.layout(m)?;
         let (dtype, es) = (m.dtype, m.dtype.size());
-        let p = stream::parse(self.name, data, es)?;
+        let p = stream::parse(self.name, data, es, m.len())?;
         if p.layout != l || p.has_bg != self.background.is_some() || dst.len() != m.nbytes() {
             return Err(Error::corrupt(
                 self.name,

@@ -60,8 +60,15 @@ pub fn write_section(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(s);
 }
 
-/// Parse a stream of either version; `es` is the element size.
-pub fn parse<'a>(name: &'static str, data: &'a [u8], es: usize) -> Result<Parsed<'a>> {
+/// Parse a stream of either version; `es` is the element size and `pixels` the element count
+/// of the chunk the stream must be for: what the stream declares is checked against it
+/// before anything it sizes is allocated.
+pub fn parse<'a>(
+    name: &'static str,
+    data: &'a [u8],
+    es: usize,
+    pixels: usize,
+) -> Result<Parsed<'a>> {
     let mut r = Reader::new(data, name);
     let version = r.u8()?;
     if version == 0 || version > VERSION {
@@ -124,10 +131,13 @@ pub fn parse<'a>(name: &'static str, data: &'a [u8], es: usize) -> Result<Parsed
         }
         Exact::Listed(listed)
     } else {
-        let pixels = layout
-            .frames
-            .checked_mul(layout.frame_pixels())
-            .ok_or_else(|| Error::corrupt(name, "layout overflows"))?;
+        let declared = layout.frames.saturating_mul(layout.frame_pixels());
+        if declared != pixels {
+            return Err(Error::corrupt(
+                name,
+                format!("the stream declares {declared} pixels, the chunk has {pixels}"),
+            ));
+        }
         Exact::Runs(exact::read(&mut r, pixels)?)
     };
     let wl = r.u64()? as usize;
