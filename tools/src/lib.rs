@@ -4,7 +4,7 @@
 pub mod cmd;
 pub mod cxi;
 pub mod grid;
-pub mod h5io;
+pub use roibin_h5io as h5io;
 pub mod maxlipo;
 pub mod synth;
 pub mod transcode;

@@ -191,7 +191,13 @@ impl Codec for Bin {
     }
 }
 
-fn build(c: &Config) -> Result<Box<dyn Codec>> {
+/// The factors of a `bin` stage of a spec (validated as building it would).
+pub fn factors_of(stage: &roibin_registry::spec::Stage) -> Result<Vec<usize>> {
+    let c = Config::from_stage(stage, OPTIONS, "bin")?;
+    Ok(factors(&c)?)
+}
+
+fn factors(c: &Config) -> Result<Vec<usize>> {
     let factors: Vec<usize> = c
         .get::<Vec<i64>>("factors")?
         .iter()
@@ -203,8 +209,12 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
             "give one to three factors, e.g. bin(2,2)",
         ));
     }
+    Ok(factors)
+}
+
+fn build(c: &Config) -> Result<Box<dyn Codec>> {
     Ok(Box::new(Bin {
-        factors,
+        factors: factors(c)?,
         threads: c.threads()?,
     }))
 }

@@ -21,6 +21,7 @@
 
 mod background;
 mod exact;
+pub mod parts;
 mod stream;
 
 use super::elems;
@@ -189,7 +190,8 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn frame_pixels(&self) -> usize {
+    /// Pixels of one frame (all its panels).
+    pub fn frame_pixels(&self) -> usize {
         self.panels
             .saturating_mul(self.rows)
             .saturating_mul(self.cols)
@@ -537,29 +539,92 @@ impl Roibin {
         Ok(enc_win)
     }
 
+    /// Parse a chunk's stream and check that it is for this codec and chunk.
+    fn parse<'a>(&self, data: &'a [u8], m: &ArrayMeta) -> Result<(Layout, stream::Parsed<'a>)> {
+        let l = self.layout(m)?;
+        let p = stream::parse(self.name, data, m.dtype.size(), m.len())?;
+        if p.layout != l || p.has_bg != self.background.is_some() {
+            return Err(Error::corrupt(
+                self.name,
+                format!("stream is for {:?}, the chunk is {m}", p.layout),
+            ));
+        }
+        if let Some(w) = p
+            .infos
+            .iter()
+            .flat_map(|f| &f.windows)
+            .find(|w| w.y as usize >= l.panels * l.rows || w.x as usize >= l.cols)
+        {
+            return Err(Error::corrupt(
+                self.name,
+                format!("window centre ({}, {}) outside the frame", w.y, w.x),
+            ));
+        }
+        Ok((l, p))
+    }
+
+    /// The decoded pixels of every window, in stream order (None when there are none). Window
+    /// sizes come from the stream: they are checked against the spec before allocating.
+    fn window_values(&self, p: &stream::Parsed<'_>, m: &ArrayMeta) -> Result<Option<Vec<u8>>> {
+        if let Some(w) = p
+            .infos
+            .iter()
+            .flat_map(|f| &f.windows)
+            .find(|w| w.r as usize > self.max_half_size())
+        {
+            return Err(Error::corrupt(
+                self.name,
+                format!("a window of half-size {} where roi is {}", w.r, self.roi),
+            ));
+        }
+        let nwin: usize = p
+            .infos
+            .iter()
+            .flat_map(|f| &f.windows)
+            .map(|w| (2 * w.r as usize + 1).pow(2))
+            .sum();
+        if nwin == 0 {
+            return Ok(None);
+        }
+        if nwin > max_window_pixels(m.len()) {
+            return Err(Error::corrupt(
+                self.name,
+                format!("{nwin} window pixels for a chunk of {m}"),
+            ));
+        }
+        Ok(Some(
+            self.windows_pipeline(m.dtype, nwin)?.decode(p.windows)?,
+        ))
+    }
+
+    /// The exact pixels of a stream: chunk indices (unchecked) and their elements.
+    fn exact_pixels(
+        &self,
+        exact: &stream::Exact<'_>,
+        dtype: DType,
+    ) -> Result<(Vec<usize>, Vec<u8>)> {
+        match exact {
+            stream::Exact::Listed(list) => Ok((
+                list.iter().map(|&(i, _)| i).collect(),
+                list.iter().flat_map(|&(_, b)| b.iter().copied()).collect(),
+            )),
+            stream::Exact::Runs(p) if !p.indices.is_empty() => Ok((
+                p.indices.clone(),
+                self.windows_pipeline(dtype, p.indices.len())?
+                    .decode(p.values)?,
+            )),
+            stream::Exact::Runs(_) => Ok((vec![], vec![])),
+        }
+    }
+
     /// Write the exact pixels of a stream into the decoded chunk.
     fn paste_exact(&self, exact: &stream::Exact<'_>, dtype: DType, dst: &mut [u8]) -> Result<()> {
         let es = dtype.size();
-        let out_of_range = || Error::corrupt(self.name, "exact pixel index out of range");
-        match exact {
-            stream::Exact::Listed(list) => {
-                for &(i, b) in list {
-                    dst.get_mut(i * es..(i + 1) * es)
-                        .ok_or_else(out_of_range)?
-                        .copy_from_slice(b);
-                }
-            }
-            stream::Exact::Runs(p) if !p.indices.is_empty() => {
-                let vals = self
-                    .windows_pipeline(dtype, p.indices.len())?
-                    .decode(p.values)?;
-                for (&i, v) in p.indices.iter().zip(vals.chunks_exact(es)) {
-                    dst.get_mut(i * es..(i + 1) * es)
-                        .ok_or_else(out_of_range)?
-                        .copy_from_slice(v);
-                }
-            }
-            stream::Exact::Runs(_) => {}
+        let (indices, values) = self.exact_pixels(exact, dtype)?;
+        for (&i, v) in indices.iter().zip(values.chunks_exact(es)) {
+            dst.get_mut(i * es..(i + 1) * es)
+                .ok_or_else(|| Error::corrupt(self.name, "exact pixel index out of range"))?
+                .copy_from_slice(v);
         }
         Ok(())
     }
@@ -761,14 +826,10 @@ impl Codec for Roibin {
 
     fn decode_into(&self, data: &[u8], input: &DataKind, dst: &mut [u8]) -> Result<()> {
         let m = input.array(self.name)?;
-        let l = self.layout(m)?;
         let (dtype, es) = (m.dtype, m.dtype.size());
-        let p = stream::parse(self.name, data, es, m.len())?;
-        if p.layout != l || p.has_bg != self.background.is_some() || dst.len() != m.nbytes() {
-            return Err(Error::corrupt(
-                self.name,
-                format!("stream is for {:?}, the chunk is {m}", p.layout),
-            ));
+        let (l, p) = self.parse(data, m)?;
+        if dst.len() != m.nbytes() {
+            return Err(Error::corrupt(self.name, format!("output is not {m}")));
         }
         match self.background(dtype, l)? {
             Some(bg) => {
@@ -788,41 +849,13 @@ impl Codec for Roibin {
             }
         }
         self.paste_exact(&p.exact, dtype, dst)?;
-        // Window sizes come from the stream: check them against the spec before allocating.
-        if let Some(w) = p
-            .infos
-            .iter()
-            .flat_map(|f| &f.windows)
-            .find(|w| w.r as usize > self.max_half_size())
-        {
-            return Err(Error::corrupt(
-                self.name,
-                format!("a window of half-size {} where roi is {}", w.r, self.roi),
-            ));
-        }
-        let nwin: usize = p
-            .infos
-            .iter()
-            .flat_map(|f| &f.windows)
-            .map(|w| (2 * w.r as usize + 1).pow(2))
-            .sum();
-        if nwin == 0 {
+        let Some(win) = self.window_values(&p, m)? else {
             return Ok(());
-        }
-        if nwin > max_window_pixels(m.len()) {
-            return Err(Error::corrupt(
-                self.name,
-                format!("{nwin} window pixels for a chunk of {m}"),
-            ));
-        }
-        let win = self.windows_pipeline(dtype, nwin)?.decode(p.windows)?;
+        };
         let fp = l.frame_pixels();
         let mut k = 0;
         for (f, info) in p.infos.iter().enumerate() {
             for &w in &info.windows {
-                if w.y as usize >= l.panels * l.rows || w.x as usize >= l.cols {
-                    return Err(Error::corrupt(self.name, "window centre outside the frame"));
-                }
                 for px in window_pixels(w, l) {
                     if let Some((y, x)) = px {
                         let i = (f * fp + y * l.cols + x) * es;
@@ -857,7 +890,11 @@ impl Codec for Roibin {
 }
 
 fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dyn Codec>> {
-    Ok(Box::new(Roibin {
+    Ok(Box::new(build_roibin(c, name, background)?))
+}
+
+fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roibin> {
+    Ok(Roibin {
         name,
         peaks: c.get("peaks")?,
         roi: c.get::<i64>("roi")? as usize,
@@ -899,7 +936,7 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
             Graph::word("none")
         },
         backgrounds: Mutex::new(vec![]),
-    }))
+    })
 }
 
 inventory::submit! {

@@ -1,4 +1,4 @@
-//! Thin, safe-ish wrappers over the libhdf5 calls the tools need (chunk-level I/O that the
+//! Thin, safe-ish wrappers over the libhdf5 calls the tools and the STXM engine need (chunk-level I/O that the
 //! high-level crate does not expose). HDF5 calls stay on the calling thread: callers encode
 //! and decode in parallel, then come back here one call at a time.
 
@@ -470,6 +470,17 @@ impl Dataset {
             let mut size = 0u64;
             if H5Dget_chunk_storage_size(self.id.0, off.as_ptr(), &mut size) < 0 {
                 bail!("no chunk at {offset:?}");
+            }
+            // A chunk cannot be larger than its file: a crafted index entry must not size
+            // the buffer.
+            let file = check(
+                hdf5_sys::h5i::H5Iget_file_id(self.id.0),
+                hdf5_sys::h5f::H5Fclose,
+                || "H5Iget_file_id".into(),
+            )?;
+            let mut file_size = 0u64;
+            if hdf5_sys::h5f::H5Fget_filesize(file.0, &mut file_size) < 0 || size > file_size {
+                bail!("the chunk at {offset:?} claims {size} bytes, more than its file holds");
             }
             let mut buf = vec![0u8; size as usize];
             let mut mask = 0u32;

@@ -1,0 +1,288 @@
+//! A `roibin`/`roi` chunk opened for analysis in the compressed domain: the background as
+//! its bins (never un-binned), the exact pixels (windows and the pixels kept bit-exact) with
+//! their values, and the frame facts. A decoded pixel is its bin's value unless it is exact,
+//! so any linear reduction of the decoded chunk equals
+//! `Σ_bins B_k·(Σ of the weights over bin k) + Σ_exact w_p·(I_p − B_bin(p))`
+//! (the STXM engine's compressed-domain path). Reading the parts is as pure as decoding: it
+//! builds the codec for decoding from the chunk's own spec.
+
+use super::{window_pixels, FrameInfo, Layout, Roibin};
+use crate::detector::elems;
+use roibin_registry::spec::Graph;
+use roibin_registry::{
+    container, threads, ArrayMeta, Config, DType, DataKind, Error, Pipeline, Purpose, Result,
+};
+
+/// What a decoded background pixel is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Background {
+    /// Bins of `factors` (rows, cols) over each panel plane `[frames·panels, rows, cols]`:
+    /// `values` is `[frames·panels, bin_rows, bin_cols]`, each the element every pixel of the
+    /// bin decodes to (sentinel-cleared as the decoder does), as f64.
+    Binned {
+        factors: (usize, usize),
+        bin_rows: usize,
+        bin_cols: usize,
+        values: Vec<f64>,
+    },
+    /// `roi`: every pixel outside the windows decodes to `fill`.
+    Fill(f64),
+}
+
+/// A chunk's parts.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub meta: ArrayMeta,
+    pub layout: Layout,
+    pub infos: Vec<FrameInfo>,
+    pub background: Background,
+    /// Exact pixels (windows and pixels kept bit-exact): sorted chunk indices, no repeats.
+    pub exact_index: Vec<usize>,
+    /// Their values, as f64.
+    pub exact_value: Vec<f64>,
+}
+
+impl Parts {
+    /// The exact pixels of frame `f`: (frame index, value) pairs.
+    pub fn frame_exact(&self, f: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+        let fp = self.layout.frame_pixels();
+        let lo = self.exact_index.partition_point(|&i| i < f * fp);
+        let hi = self.exact_index.partition_point(|&i| i < (f + 1) * fp);
+        self.exact_index[lo..hi]
+            .iter()
+            .zip(&self.exact_value[lo..hi])
+            .map(move |(&i, &v)| (i - f * fp, v))
+    }
+}
+
+/// Sorted chunk indices (no repeats) of the pixels inside frame `f`'s windows.
+pub fn window_indices(p: &Parts, f: usize) -> Vec<usize> {
+    let (l, fp) = (p.layout, p.layout.frame_pixels());
+    let mut v: Vec<usize> = p.infos[f]
+        .windows
+        .iter()
+        .flat_map(|&w| window_pixels(w, l).flatten())
+        .map(|(y, x)| f * fp + y * l.cols + x)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only).
+pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
+    container::read_header(chunk).is_ok_and(|h| {
+        !h.raw
+            && h.spec.parse::<Graph>().is_ok_and(
+                |g| matches!(&g.stages[..], [s] if s.name == "roibin" || s.name == "roi"),
+            )
+    })
+}
+
+/// Open a `roibin`/`roi` chunk container into its parts. Errors (with nothing decoded) for
+/// other graphs, for chunks stored raw, for a background graph whose binning mixes frames,
+/// and for corrupt chunks.
+pub fn parts(chunk: &[u8]) -> Result<Parts> {
+    let h = container::read_header(chunk)?;
+    if h.raw {
+        return Err(Error::Other("chunk stored raw (no windows)".into()));
+    }
+    let graph: Graph = h.spec.parse::<Graph>()?.without_text();
+    let [stage] = &graph.stages[..] else {
+        return Err(Error::Other(format!(
+            "chunk graph `{}` is not roibin",
+            h.spec
+        )));
+    };
+    let (options, background) = match stage.name.as_str() {
+        "roibin" => (super::ROIBIN_OPTIONS, true),
+        "roi" => (super::ROI_OPTIONS, false),
+        _ => {
+            return Err(Error::Other(format!(
+                "chunk graph `{}` is not roibin",
+                h.spec
+            )))
+        }
+    };
+    let mut config = Config::from_stage(stage, options, &stage.name)?;
+    config.purpose = Purpose::Decode;
+    let codec = super::build_roibin(
+        &config,
+        if background { "roibin" } else { "roi" },
+        background,
+    )?;
+    let section = h.sections.first().copied().unwrap_or(&[]);
+    codec_parts(&codec, section, &h.meta)
+}
+
+fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
+    let (l, p) = codec.parse(data, m)?;
+    let dtype = m.dtype;
+    let background = match &codec.background {
+        Some(g) => binned(codec, g, p.background, dtype, l)?,
+        None => Background::Fill(codec.fill),
+    };
+    // Exact pixels: the listed ones, then the windows (both hold original elements, so a pixel
+    // in both, or in two windows, has one value).
+    let (indices, values) = codec.exact_pixels(&p.exact, dtype)?;
+    let mut exact: Vec<(usize, f64)> = indices
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| (i, elems::get(&values, dtype, k)))
+        .collect();
+    if let Some(win) = codec.window_values(&p, m)? {
+        let fp = l.frame_pixels();
+        let mut k = 0;
+        for (f, info) in p.infos.iter().enumerate() {
+            for &w in &info.windows {
+                for px in window_pixels(w, l) {
+                    if let Some((y, x)) = px {
+                        exact.push((f * fp + y * l.cols + x, elems::get(&win, dtype, k)));
+                    }
+                    k += 1;
+                }
+            }
+        }
+    }
+    exact.sort_unstable_by_key(|&(i, _)| i);
+    exact.dedup_by_key(|&mut (i, _)| i);
+    if exact.last().is_some_and(|&(i, _)| i >= m.len()) {
+        return Err(Error::corrupt(codec.name, "exact pixel index out of range"));
+    }
+    Ok(Parts {
+        meta: m.clone(),
+        layout: l,
+        infos: p.infos,
+        background,
+        exact_index: exact.iter().map(|&(i, _)| i).collect(),
+        exact_value: exact.iter().map(|&(_, v)| v).collect(),
+    })
+}
+
+/// The background section as bins: the graph after its leading `bin` stage is decoded, the
+/// bins are not spread back over their pixels.
+fn binned(codec: &Roibin, g: &Graph, data: &[u8], dtype: DType, l: Layout) -> Result<Background> {
+    let planes = l.frames * l.panels;
+    let leading_bin = g.stages.first().is_some_and(|s| s.name == "bin");
+    let factors = match g.stages.first() {
+        Some(s) if leading_bin => crate::detector::bin::factors_of(s)?,
+        _ => vec![1],
+    };
+    let (fr, fc) = match factors[..] {
+        [c] => (1, c),
+        [r, c] => (r, c),
+        [1, r, c] => (r, c),
+        _ => {
+            return Err(Error::unsupported(
+                codec.name,
+                format!("background {g}"),
+                "its binning mixes frames: decode the chunk instead",
+            ))
+        }
+    };
+    let (br, bc) = (l.rows.div_ceil(fr), l.cols.div_ceil(fc));
+    let bin_meta = ArrayMeta::new(dtype, vec![planes, br, bc]);
+    let rest = Graph {
+        stages: g.stages[leading_bin as usize..].to_vec(),
+    };
+    let mut bytes = if rest.stages.is_empty() {
+        data.to_vec()
+    } else {
+        let pipe = Pipeline::decoder(&rest, &DataKind::Array(bin_meta.clone()))?;
+        threads::install(codec.threads, || pipe.decode(data))?
+    };
+    if bytes.len() != bin_meta.nbytes() {
+        return Err(Error::corrupt(
+            codec.name,
+            format!("background holds {} bytes, not {bin_meta}", bytes.len()),
+        ));
+    }
+    if codec.rules.sentinels {
+        elems::clear_sentinels(&mut bytes, dtype);
+    }
+    let mut values = Vec::with_capacity(bin_meta.len());
+    elems::row_f64(&bytes, dtype, &mut values);
+    Ok(Background::Binned {
+        factors: (fr, fc),
+        bin_rows: br,
+        bin_cols: bc,
+        values,
+    })
+}
+
+/// The decoded chunk rebuilt from its parts (what a reduction over the parts must agree
+/// with); used by tests.
+pub fn assemble(p: &Parts) -> Vec<f64> {
+    let l = p.layout;
+    let mut out = vec![0f64; p.meta.len()];
+    match &p.background {
+        Background::Fill(v) => out.iter_mut().for_each(|o| *o = *v),
+        Background::Binned {
+            factors: (fr, fc),
+            bin_rows,
+            bin_cols,
+            values,
+        } => {
+            for (plane, rows) in out.chunks_mut(l.rows * l.cols).enumerate() {
+                for (y, row) in rows.chunks_mut(l.cols).enumerate() {
+                    let base = (plane * bin_rows + y / fr) * bin_cols;
+                    for (x, o) in row.iter_mut().enumerate() {
+                        *o = values[base + x / fc];
+                    }
+                }
+            }
+        }
+    }
+    for (&i, &v) in p.exact_index.iter().zip(&p.exact_value) {
+        out[i] = v;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(n: usize, rows: usize, cols: usize) -> Vec<u8> {
+        (0..n * rows * cols)
+            .flat_map(|i| {
+                let (y, x) = ((i / cols) % rows, i % cols);
+                let peak = if (y, x) == (20, 30) || (y, x) == (40, 11) {
+                    5000
+                } else {
+                    0
+                };
+                ((i * 7919 % 13) as u32 + 10 + peak).to_le_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_rebuild_the_decoded_chunk() {
+        let meta = ArrayMeta::new(DType::U32, vec![3, 64, 48]);
+        let data = frames(3, 64, 48);
+        for spec in [
+            "roibin(peaks=pf8(snr=4,min_pix=1),roi=3,background=bin(2,2)|sz(abs=2))",
+            "roibin(peaks=pf8(snr=4,min_pix=1),roi=3,background=bin(3,4))",
+            "roibin(peaks=pf8(snr=4,min_pix=1),roi=2,background=zstd(1))",
+            "roi(peaks=pf8(snr=4,min_pix=1),roi=2)",
+            "roibin(auto)",
+        ] {
+            let chunk = crate::encode_chunk(spec, &meta, &data).unwrap();
+            let p = parts(&chunk).unwrap();
+            let (_, decoded) = crate::decode_chunk(&chunk).unwrap();
+            let mut want = vec![];
+            elems::row_f64(&decoded, DType::U32, &mut want);
+            assert_eq!(assemble(&p), want, "{spec}");
+            assert!(!p.exact_index.is_empty(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn other_graphs_are_refused() {
+        let meta = ArrayMeta::new(DType::U16, vec![8, 8]);
+        let chunk = crate::encode_chunk("zstd(1)", &meta, &[1u8; 128]).unwrap();
+        assert!(!is_roibin_chunk(&chunk));
+        assert!(parts(&chunk).is_err());
+    }
+}

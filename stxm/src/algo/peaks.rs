@@ -1,0 +1,69 @@
+//! `hits` (peaks the writer's finder found per frame) and `bragg` (summed intensity of the
+//! peak windows), read from a roibin chunk's frame facts and windows: the background is not
+//! decoded. Only for ROIBIN-compressed scans.
+
+use super::{AlgorithmInfo, Input, Reducer};
+use crate::geometry::{valid, Geometry};
+use crate::request::Request;
+use crate::{Error, Result};
+
+struct Peaks {
+    bragg: bool,
+}
+
+impl Reducer for Peaks {
+    fn value_shape(&self) -> Vec<usize> {
+        vec![]
+    }
+
+    fn needs_parts(&self) -> bool {
+        true
+    }
+
+    fn finish(&self, input: Input<'_>, out: &mut [f64]) -> Result<()> {
+        let Input::Parts(parts, f) = input else {
+            return Err(Error::Source(
+                "hits and bragg read roibin-compressed frames: this scan is not stored with roibin"
+                    .into(),
+            ));
+        };
+        let info = &parts.infos[f];
+        out[0] = if self.bragg {
+            let fp = parts.layout.frame_pixels();
+            let dtype = parts.meta.dtype;
+            let win = roibin_compressors::detector::roibin::parts::window_indices(parts, f);
+            parts
+                .frame_exact(f)
+                .filter(|(p, _)| win.binary_search(&(f * fp + p)).is_ok())
+                .map(|(_, v)| valid(v, dtype))
+                .sum()
+        } else {
+            info.found as f64
+        };
+        Ok(())
+    }
+}
+
+fn build(req: &Request, _: &str, _: &Geometry) -> Result<Box<dyn Reducer>> {
+    Ok(Box::new(Peaks {
+        bragg: req.algo == "bragg",
+    }))
+}
+
+inventory::submit! {
+    AlgorithmInfo {
+        name: "hits",
+        signals: &["peaks"],
+        doc: "peaks found per frame by the writer's finder (roibin-compressed scans; no background decoded)",
+        build,
+    }
+}
+
+inventory::submit! {
+    AlgorithmInfo {
+        name: "bragg",
+        signals: &["Iwin"],
+        doc: "summed intensity of each frame's peak windows (roibin-compressed scans; no background decoded)",
+        build,
+    }
+}

@@ -1,0 +1,174 @@
+//! Linear signals of roibin chunks in the compressed domain.
+//!
+//! A decoded roibin pixel is its bin's value `B_k` unless it is exact (a window pixel or a
+//! pixel kept bit-exact), so for a linear detector with per-pixel coefficients `c_p`
+//! (weight × [1, x, y] into its label's accumulators):
+//! `Σ_p c_p·I_p = Σ_k B_k·(Σ_{p in k} c_p) + Σ_exact c_p·(I_p − B_k(p))`.
+//! [`BinForm`] holds `Σ_{p in k} c_p` per bin, computed once per geometry and bin shape; a
+//! frame then costs one multiply-add per bin coefficient and per exact pixel instead of a
+//! background decode (un-binning) and a pass over every pixel. Equal to decode-then-reduce up
+//! to floating-point summation order (tested).
+
+use crate::geometry::{add, valid, Linear};
+use crate::{Error, Result};
+use roibin_compressors::detector::roibin::parts::{Background, Parts};
+use roibin_compressors::detector::roibin::Layout;
+
+/// How a chunk's frames are binned: bins of `fr × fc` over each panel of `panel_rows` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bins {
+    pub fr: usize,
+    pub fc: usize,
+    pub panels: usize,
+    pub panel_rows: usize,
+    pub cols: usize,
+}
+
+impl Bins {
+    /// The bins of a chunk's parts (a `roi` chunk's fill is one bin per panel).
+    pub fn of(p: &Parts) -> Bins {
+        let l = p.layout;
+        let (fr, fc) = match &p.background {
+            Background::Binned { factors, .. } => *factors,
+            Background::Fill(_) => (l.rows, l.cols),
+        };
+        Bins {
+            fr,
+            fc,
+            panels: l.panels,
+            panel_rows: l.rows,
+            cols: l.cols,
+        }
+    }
+
+    fn bin_rows(&self) -> usize {
+        self.panel_rows.div_ceil(self.fr)
+    }
+
+    fn bin_cols(&self) -> usize {
+        self.cols.div_ceil(self.fc)
+    }
+
+    /// Bins per frame.
+    pub fn per_frame(&self) -> usize {
+        self.panels * self.bin_rows() * self.bin_cols()
+    }
+
+    /// The bin of stacked-frame pixel `p`.
+    #[inline]
+    fn bin_of(&self, p: usize) -> usize {
+        let (y, x) = (p / self.cols, p % self.cols);
+        let (panel, yy) = (y / self.panel_rows, y % self.panel_rows);
+        (panel * self.bin_rows() + yy / self.fr) * self.bin_cols() + x / self.fc
+    }
+}
+
+/// Per bin, the sum of its pixels' coefficients, as sparse (accumulator, coefficient) lists.
+#[derive(Debug, Clone)]
+pub struct BinForm {
+    pub bins: Bins,
+    ptr: Vec<u32>,
+    idx: Vec<u32>,
+    coef: Vec<f64>,
+}
+
+impl BinForm {
+    pub fn new(lin: &Linear, bins: Bins) -> Result<BinForm> {
+        let g = &lin.geometry;
+        if bins.panels * bins.panel_rows != g.height || bins.cols != g.width {
+            return Err(Error::Source(format!(
+                "roibin chunk frames are {}×{}, the scan's {}×{}",
+                bins.panels * bins.panel_rows,
+                bins.cols,
+                g.height,
+                g.width
+            )));
+        }
+        let k = lin.detector.k();
+        let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+        let mut ptr = vec![0u32];
+        let (mut idx, mut coef) = (vec![], vec![]);
+        let mut entries: Vec<(u32, f64)> = vec![];
+        for panel in 0..bins.panels {
+            for by in 0..br {
+                for bx in 0..bc {
+                    entries.clear();
+                    let y0 = panel * bins.panel_rows + by * bins.fr;
+                    let y1 = (y0 + bins.fr).min((panel + 1) * bins.panel_rows);
+                    for y in y0..y1 {
+                        for x in bx * bins.fc..((bx + 1) * bins.fc).min(bins.cols) {
+                            if let Some((l, w, qx, qy)) = lin.pixel(y * g.width + x) {
+                                let base = l * k as u32;
+                                let terms = [(base, w), (base + 1, w * qx), (base + 2, w * qy)];
+                                for &(a, c) in &terms[..k] {
+                                    match entries.iter_mut().find(|e| e.0 == a) {
+                                        Some(e) => e.1 += c,
+                                        None => entries.push((a, c)),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for &(a, c) in &entries {
+                        idx.push(a);
+                        coef.push(c);
+                    }
+                    ptr.push(idx.len() as u32);
+                }
+            }
+        }
+        Ok(BinForm {
+            bins,
+            ptr,
+            idx,
+            coef,
+        })
+    }
+
+    /// Accumulators of frame `f` of `parts` (whose bins must be this form's).
+    pub fn accumulate(&self, lin: &Linear, parts: &Parts, f: usize, acc: &mut [f64]) -> Result<()> {
+        if Bins::of(parts) != self.bins || f >= parts.layout.frames {
+            return Err(Error::Source(
+                "internal: bin form of another chunk layout".into(),
+            ));
+        }
+        let dtype = parts.meta.dtype;
+        let n = self.bins.per_frame();
+        let fill;
+        let bins: &[f64] = match &parts.background {
+            Background::Binned { values, .. } => &values[f * n..(f + 1) * n],
+            Background::Fill(v) => {
+                fill = vec![*v; n];
+                &fill
+            }
+        };
+        acc.iter_mut()
+            .zip(lin.constant())
+            .for_each(|(a, c)| *a = -c);
+        for (k, &b) in bins.iter().enumerate() {
+            let b = valid(b, dtype);
+            if b != 0.0 {
+                for e in self.ptr[k] as usize..self.ptr[k + 1] as usize {
+                    acc[self.idx[e] as usize] += b * self.coef[e];
+                }
+            }
+        }
+        for (p, v) in parts.frame_exact(f) {
+            let delta = valid(v, dtype) - valid(bins[self.bins.bin_of(p)], dtype);
+            if delta != 0.0 {
+                if let Some((l, w, x, y)) = lin.pixel(p) {
+                    add(acc, &lin.detector, l, w * delta, x, y);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The layout of a chunk's frames, for messages.
+pub fn describe(l: &Layout) -> String {
+    format!(
+        "{} frames of {} panels of {}×{}",
+        l.frames, l.panels, l.rows, l.cols
+    )
+}

@@ -1,0 +1,511 @@
+//! dada's pre-processing, in its order: rectangular ROI, integer binning, pixel mask,
+//! empty-beam division, difference to an image. All of it is linear in the frame, so it folds
+//! into per-pixel weights: a processed pixel `q` is
+//! `P_q = (Σ_{p in q} m_p·I_p) / E_q − D_q`, and a linear detector `Σ_q V_q·P_q` is
+//! `Σ_p (V_q(p)·m_p/E_q(p))·I_p − Σ_q V_q·D_q`: one pass over the raw frame, no processed
+//! frame built. Binning sums pixels; bins past the ROI's edge that are not full are dropped
+//! (numpy's `reshape(h, by, w, bx).sum((1, 3))`).
+//!
+//! Pixel values: NaN/±Inf, the all-ones value of 16- and 32-bit unsigned data (DECTRIS gaps
+//! and overflows) and negative values of signed integers (PILATUS flags) count as 0.
+
+use crate::request::{Image, Rect, Request};
+use crate::{Error, Result};
+use roibin_registry::DType;
+
+/// Label of a pixel that no output uses.
+pub const NONE: u32 = u32::MAX;
+
+/// A pixel's value as the reduction sees it (see the module doc).
+#[inline]
+pub fn valid(v: f64, dtype: DType) -> f64 {
+    let flag = match dtype {
+        DType::U16 => v == u16::MAX as f64,
+        DType::U32 => v == u32::MAX as f64,
+        DType::I8 | DType::I16 | DType::I32 | DType::I64 => v < 0.0,
+        _ => !v.is_finite(),
+    };
+    if flag {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// One row of raw elements as valid f64 values, into a reused buffer.
+pub fn row_values(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
+    out.clear();
+    match dtype {
+        DType::U32 => out.extend(bytes.chunks_exact(4).map(|c| {
+            let v = u32::from_le_bytes(c.try_into().expect("4"));
+            if v == u32::MAX {
+                0.0
+            } else {
+                v as f64
+            }
+        })),
+        DType::U16 => out.extend(bytes.chunks_exact(2).map(|c| {
+            let v = u16::from_le_bytes(c.try_into().expect("2"));
+            if v == u16::MAX {
+                0.0
+            } else {
+                v as f64
+            }
+        })),
+        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
+        DType::F32 => out.extend(bytes.chunks_exact(4).map(|c| {
+            let v = f32::from_le_bytes(c.try_into().expect("4"));
+            if v.is_finite() {
+                v as f64
+            } else {
+                0.0
+            }
+        })),
+        _ => {
+            roibin_registry::metrics::to_f64_into(bytes, dtype, out);
+            out.iter_mut().for_each(|v| *v = valid(*v, dtype));
+        }
+    }
+}
+
+/// The frame geometry after pre-processing: which raw pixel lands in which processed pixel,
+/// with which weight.
+#[derive(Debug, Clone)]
+pub struct Geometry {
+    /// Raw frame (rows, cols).
+    pub height: usize,
+    pub width: usize,
+    /// The ROI (the whole frame when none was asked).
+    pub crop: Rect,
+    /// (bx, by).
+    pub binning: (usize, usize),
+    /// Processed frame (rows, cols).
+    pub out_h: usize,
+    pub out_w: usize,
+    /// Raw pixel weight `m_p / E_q(p)` (None: 1 for every pixel in the binned ROI).
+    pub weight: Option<Vec<f32>>,
+    /// `D_q` (processed), when a difference was asked.
+    pub difference: Option<Vec<f64>>,
+}
+
+impl Geometry {
+    /// Check the request's ROI and binning against a `height × width` frame.
+    pub fn new(req: &Request, height: usize, width: usize) -> Result<Geometry> {
+        let crop = req.roi.unwrap_or(Rect {
+            x: 0,
+            y: 0,
+            w: width,
+            h: height,
+        });
+        if crop.x + crop.w > width || crop.y + crop.h > height {
+            return Err(Error::request(
+                "roi",
+                format!(
+                    "{},{},{},{} reaches past the {width}×{height} frame (x,y,w,h: columns first)",
+                    crop.x, crop.y, crop.w, crop.h
+                ),
+            ));
+        }
+        let (bx, by) = req.binning;
+        if bx > crop.w || by > crop.h {
+            return Err(Error::request(
+                "binning",
+                format!("{bx},{by} is larger than the {}×{} ROI", crop.w, crop.h),
+            ));
+        }
+        Ok(Geometry {
+            height,
+            width,
+            crop,
+            binning: (bx, by),
+            out_h: crop.h / by,
+            out_w: crop.w / bx,
+            weight: None,
+            difference: None,
+        })
+    }
+
+    /// Processed column of raw column `x` (None outside).
+    #[inline]
+    pub fn qx(&self, x: usize) -> Option<usize> {
+        let q = x.checked_sub(self.crop.x)? / self.binning.0;
+        (q < self.out_w).then_some(q)
+    }
+
+    /// Processed row of raw row `y` (None outside).
+    #[inline]
+    pub fn qy(&self, y: usize) -> Option<usize> {
+        let q = y.checked_sub(self.crop.y)? / self.binning.1;
+        (q < self.out_h).then_some(q)
+    }
+
+    /// Raw rows and columns that land in the processed frame.
+    pub fn used(&self) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        (
+            self.crop.y..self.crop.y + self.out_h * self.binning.1,
+            self.crop.x..self.crop.x + self.out_w * self.binning.0,
+        )
+    }
+
+    /// Weight of raw pixel `p` (0 outside the binned ROI).
+    #[inline]
+    pub fn weight_of(&self, p: usize) -> f64 {
+        let (y, x) = (p / self.width, p % self.width);
+        if self.qx(x).is_none() || self.qy(y).is_none() {
+            return 0.0;
+        }
+        self.weight.as_ref().map_or(1.0, |w| w[p] as f64)
+    }
+
+    /// Apply a pixel mask (`true` = bad, raw frame size).
+    pub fn set_mask(&mut self, bad: &[bool]) -> Result<()> {
+        if bad.len() != self.height * self.width {
+            return Err(Error::request(
+                "mask",
+                format!(
+                    "the mask has {} pixels, the frames {}×{}",
+                    bad.len(),
+                    self.height,
+                    self.width
+                ),
+            ));
+        }
+        if !bad.iter().any(|&b| b) {
+            return Ok(());
+        }
+        let mut w = self
+            .weight
+            .take()
+            .unwrap_or_else(|| vec![1.0; self.height * self.width]);
+        for (w, &b) in w.iter_mut().zip(bad) {
+            if b {
+                *w = 0.0;
+            }
+        }
+        self.weight = Some(w);
+        Ok(())
+    }
+
+    /// The processed frame of a raw frame (`values`: valid raw pixel values).
+    pub fn process(&self, values: &[f64]) -> Vec<f64> {
+        let mut out = vec![0f64; self.out_h * self.out_w];
+        let (rows, cols) = self.used();
+        for y in rows {
+            let qy = self.qy(y).expect("used row");
+            for x in cols.clone() {
+                let p = y * self.width + x;
+                let w = self.weight.as_ref().map_or(1.0, |w| w[p] as f64);
+                out[qy * self.out_w + self.qx(x).expect("used column")] += w * values[p];
+            }
+        }
+        if let Some(d) = &self.difference {
+            out.iter_mut().zip(d).for_each(|(o, d)| *o -= d);
+        }
+        out
+    }
+
+    /// Divide by an empty-beam image (raw frame, valid values): processed pixels whose empty
+    /// sum is not positive are left out (weight 0).
+    pub fn set_empty(&mut self, empty: &[f64]) {
+        let e = self.process(empty);
+        let mut w = self
+            .weight
+            .take()
+            .unwrap_or_else(|| vec![1.0; self.height * self.width]);
+        for (p, w) in w.iter_mut().enumerate() {
+            let (y, x) = (p / self.width, p % self.width);
+            if let (Some(qy), Some(qx)) = (self.qy(y), self.qx(x)) {
+                let eq = e[qy * self.out_w + qx];
+                *w = if eq > 0.0 {
+                    (*w as f64 / eq) as f32
+                } else {
+                    0.0
+                };
+            }
+        }
+        self.weight = Some(w);
+    }
+
+    /// Subtract an image (raw frame, valid values), pre-processed like every frame.
+    pub fn set_difference(&mut self, image: &[f64]) {
+        self.difference = None;
+        self.difference = Some(self.process(image));
+    }
+}
+
+/// Where the images a request names (`empty`, `difference`) come from: a frame of the scan
+/// or a file.
+pub fn image_param(req: &Request) -> [(&'static str, Option<&Image>); 2] {
+    [
+        ("empty", req.empty.as_ref()),
+        ("difference", req.difference.as_ref()),
+    ]
+}
+
+/// A linear detector over the processed frame: every processed pixel belongs to at most one
+/// label; per label it sums `S = Σ P_q`, and with `moments` also `Σ x_q·P_q`, `Σ y_q·P_q`
+/// (x, y: processed column and row).
+#[derive(Debug, Clone)]
+pub struct Detector {
+    /// Label per processed pixel ([`NONE`]: unused); None: every processed pixel is label 0.
+    pub labels: Option<Vec<u32>>,
+    pub n_labels: usize,
+    pub moments: bool,
+}
+
+impl Detector {
+    /// Accumulators per label.
+    pub fn k(&self) -> usize {
+        if self.moments {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Number of accumulators.
+    pub fn len(&self) -> usize {
+        self.n_labels * self.k()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_labels == 0
+    }
+
+    #[inline]
+    fn label(&self, q: usize) -> u32 {
+        self.labels.as_ref().map_or(0, |l| l[q])
+    }
+}
+
+/// A detector compiled against a geometry: raw-pixel labels and weights, so one pass over a
+/// raw frame gives its accumulators.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub geometry: Geometry,
+    pub detector: Detector,
+    /// Processed column / row per raw column / row ([`NONE`] outside).
+    col_q: Vec<u32>,
+    row_q: Vec<u32>,
+    /// Raw-pixel labels (None: all 0 inside the binned ROI).
+    raw_labels: Option<Vec<u32>>,
+    /// Accumulators of the difference image, subtracted from every frame's.
+    constant: Vec<f64>,
+}
+
+impl Linear {
+    pub fn new(geometry: Geometry, detector: Detector) -> Linear {
+        let g = &geometry;
+        let col_q: Vec<u32> = (0..g.width)
+            .map(|x| g.qx(x).map_or(NONE, |q| q as u32))
+            .collect();
+        let row_q: Vec<u32> = (0..g.height)
+            .map(|y| g.qy(y).map_or(NONE, |q| q as u32))
+            .collect();
+        let raw_labels = detector.labels.as_ref().map(|l| {
+            let mut raw = vec![NONE; g.height * g.width];
+            for (y, &qy) in row_q.iter().enumerate() {
+                for (x, &qx) in col_q.iter().enumerate() {
+                    if qy != NONE && qx != NONE {
+                        raw[y * g.width + x] = l[qy as usize * g.out_w + qx as usize];
+                    }
+                }
+            }
+            raw
+        });
+        let mut constant = vec![0f64; detector.len()];
+        if let Some(d) = &g.difference {
+            for (q, &v) in d.iter().enumerate() {
+                let l = detector.label(q);
+                if l != NONE {
+                    add(
+                        &mut constant,
+                        &detector,
+                        l,
+                        v,
+                        (q % g.out_w) as f64,
+                        (q / g.out_w) as f64,
+                    );
+                }
+            }
+        }
+        Linear {
+            geometry,
+            detector,
+            col_q,
+            row_q,
+            raw_labels,
+            constant,
+        }
+    }
+
+    /// Accumulators of one raw frame (`frame`: its elements; `row`: a reused buffer).
+    pub fn accumulate(&self, frame: &[u8], dtype: DType, acc: &mut [f64], row: &mut Vec<f64>) {
+        let g = &self.geometry;
+        let es = dtype.size();
+        let (rows, cols) = g.used();
+        acc.iter_mut()
+            .zip(&self.constant)
+            .for_each(|(a, c)| *a = -c);
+        let moments = self.detector.moments;
+        for y in rows {
+            let start = y * g.width + cols.start;
+            row_values(&frame[start * es..(start + cols.len()) * es], dtype, row);
+            let yq = self.row_q[y] as f64;
+            let xq = &self.col_q[cols.clone()];
+            let w = g.weight.as_ref().map(|w| &w[start..start + cols.len()]);
+            match &self.raw_labels {
+                None => {
+                    let (mut s, mut sx) = (0f64, 0f64);
+                    match w {
+                        None => {
+                            for (v, &x) in row.iter().zip(xq) {
+                                s += v;
+                                sx += v * x as f64;
+                            }
+                        }
+                        Some(w) => {
+                            for ((v, &w), &x) in row.iter().zip(w).zip(xq) {
+                                let v = v * w as f64;
+                                s += v;
+                                sx += v * x as f64;
+                            }
+                        }
+                    }
+                    acc[0] += s;
+                    if moments {
+                        acc[1] += sx;
+                        acc[2] += yq * s;
+                    }
+                }
+                Some(labels) => {
+                    let labels = &labels[start..start + cols.len()];
+                    for (i, (&v, &l)) in row.iter().zip(labels).enumerate() {
+                        if l != NONE {
+                            let v = w.map_or(v, |w| v * w[i] as f64);
+                            add(acc, &self.detector, l, v, xq[i] as f64, yq);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What raw pixel `p` adds per unit of value: (label, weight, x, y), None when unused.
+    #[inline]
+    pub fn pixel(&self, p: usize) -> Option<(u32, f64, f64, f64)> {
+        let g = &self.geometry;
+        let (y, x) = (p / g.width, p % g.width);
+        let (qy, qx) = (self.row_q[y], self.col_q[x]);
+        if qy == NONE || qx == NONE {
+            return None;
+        }
+        let l = self.raw_labels.as_ref().map_or(0, |l| l[p]);
+        let w = g.weight.as_ref().map_or(1.0, |w| w[p] as f64);
+        (l != NONE && w != 0.0).then_some((l, w, qx as f64, qy as f64))
+    }
+
+    /// The difference image's accumulators (subtracted from every frame's).
+    pub fn constant(&self) -> &[f64] {
+        &self.constant
+    }
+}
+
+/// Add `v` at processed (x, y) to label `l`'s accumulators.
+#[inline]
+pub fn add(acc: &mut [f64], d: &Detector, l: u32, v: f64, x: f64, y: f64) {
+    let k = d.k();
+    let a = &mut acc[l as usize * k..l as usize * k + k];
+    a[0] += v;
+    if k == 3 {
+        a[1] += v * x;
+        a[2] += v * y;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(h: usize, w: usize) -> Vec<u8> {
+        (0..h * w)
+            .flat_map(|i| ((i * 37 % 101) as u32).to_le_bytes())
+            .collect()
+    }
+
+    fn values(b: &[u8]) -> Vec<f64> {
+        let mut v = vec![];
+        row_values(b, DType::U32, &mut v);
+        v
+    }
+
+    #[test]
+    fn one_pass_equals_processing_then_summing() {
+        let (h, w) = (20, 30);
+        let req = Request::from_query("roi=3,2,25,17&binning=2,3").unwrap();
+        let mut g = Geometry::new(&req, h, w).unwrap();
+        let mut bad = vec![false; h * w];
+        bad[5 * w + 7] = true;
+        g.set_mask(&bad).unwrap();
+        let empty: Vec<f64> = (0..h * w).map(|i| 1.0 + (i % 3) as f64).collect();
+        g.set_empty(&empty);
+        let diff = values(&frame(h, w))
+            .iter()
+            .map(|v| v / 7.0)
+            .collect::<Vec<_>>();
+        g.set_difference(&diff);
+        let (oh, ow) = (g.out_h, g.out_w);
+        assert_eq!((oh, ow), (5, 12));
+        let labels: Vec<u32> = (0..oh * ow)
+            .map(|q| if q % 5 == 0 { NONE } else { (q % 3) as u32 })
+            .collect();
+        for det in [
+            Detector {
+                labels: None,
+                n_labels: 1,
+                moments: true,
+            },
+            Detector {
+                labels: Some(labels.clone()),
+                n_labels: 3,
+                moments: true,
+            },
+        ] {
+            let lin = Linear::new(g.clone(), det.clone());
+            let raw = frame(h, w);
+            let mut acc = vec![0.0; det.len()];
+            lin.accumulate(&raw, DType::U32, &mut acc, &mut vec![]);
+            let p = g.process(&values(&raw));
+            let mut want = vec![0.0; det.len()];
+            for (q, &v) in p.iter().enumerate() {
+                let l = det.label(q);
+                if l != NONE {
+                    add(&mut want, &det, l, v, (q % ow) as f64, (q / ow) as f64);
+                }
+            }
+            for (a, b) in acc.iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn roi_and_binning_are_checked() {
+        let r = Request::from_query("roi=10,0,30,5").unwrap();
+        assert!(
+            matches!(Geometry::new(&r, 20, 30), Err(Error::Request { param, .. }) if param == "roi")
+        );
+        let r = Request::from_query("binning=40,1").unwrap();
+        assert!(
+            matches!(Geometry::new(&r, 20, 30), Err(Error::Request { param, .. }) if param == "binning")
+        );
+    }
+
+    #[test]
+    fn flags_count_as_zero() {
+        assert_eq!(valid(u32::MAX as f64, DType::U32), 0.0);
+        assert_eq!(valid(-2.0, DType::I32), 0.0);
+        assert_eq!(valid(f64::NAN, DType::F32), 0.0);
+        assert_eq!(valid(255.0, DType::U8), 255.0);
+    }
+}
