@@ -155,3 +155,40 @@ fn ranks_split_the_chunks_and_rank_zero_writes_the_single_process_file() {
     assert_ne!(code, Some(124), "the job hung until timeout killed it");
     assert!(err.contains("/nope"), "{err}");
 }
+
+#[test]
+fn stxm_ranks_split_the_lines_and_give_the_single_process_map() {
+    let dir = scratch("mpi-stxm");
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    ok(roibin(&[
+        "synth",
+        &p("scan.h5"),
+        "--layout",
+        "stxm",
+        "--scan",
+        "5x4",
+        "--frame",
+        "64x48",
+    ]));
+    for algo in [
+        &["--signal", "comh"][..],
+        &["--algo", "radial", "--radial", "24,32;0,30;10"],
+    ] {
+        let scan = p("scan.h5");
+        let mut single = vec!["stxm", &scan[..], "--scan", "5x4", "--no-cache", "--out"];
+        let one = p("one.json");
+        single.push(&one);
+        single.extend_from_slice(algo);
+        ok(roibin(&single));
+        let two = p("two.json");
+        let mut multi: Vec<&str> = single.clone();
+        let at = multi.iter().position(|a| *a == one.as_str()).unwrap();
+        multi[at] = &two;
+        let log = mpi_ok(2, &multi);
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+        };
+        assert_eq!(read(&one)["data"], read(&two)["data"], "{log}");
+        assert!(log.contains("on 2 rank(s)"), "{log}");
+    }
+}

@@ -456,6 +456,17 @@ fn read_image(target: &str, h: usize, w: usize, param: &str) -> Result<Vec<f64>>
 pub fn run(req: &Request, source: &mut dyn Source, opts: &RunOptions<'_>) -> Result<Reduction> {
     let t0 = Instant::now();
     let plan = Plan::new(req, source)?;
+    run_plan(&plan, source, opts, t0)
+}
+
+/// Run a prepared plan (`t0`: when the run started, for its timing).
+pub fn run_plan(
+    plan: &Plan,
+    source: &mut dyn Source,
+    opts: &RunOptions<'_>,
+    t0: Instant,
+) -> Result<Reduction> {
+    let req = &plan.request;
     let (rows, cols) = plan.scan;
     let n = plan.per_point();
     let canonical = req.canonical();
@@ -520,7 +531,30 @@ pub fn run(req: &Request, source: &mut dyn Source, opts: &RunOptions<'_>) -> Res
             items
                 .par_iter()
                 .map(|it| {
-                    let out = plan.reduce_item(it, opts.decode);
+                    // A bug in a reducer must cost its frames, not the user's run.
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        plan.reduce_item(it, opts.decode)
+                    }))
+                    .unwrap_or_else(|_| {
+                        let frames = match it {
+                            Item::Frames { frames, .. } | Item::Failed { frames, .. } => {
+                                frames.clone()
+                            }
+                            Item::Chunk { want, .. } => want.clone(),
+                        };
+                        (
+                            frames
+                                .map(|g| {
+                                    (
+                                        g,
+                                        Err("internal error while reducing (please report)"
+                                            .to_string()),
+                                    )
+                                })
+                                .collect(),
+                            0,
+                        )
+                    });
                     if let Some(p) = opts.progress {
                         p(out.0.len());
                     }

@@ -161,6 +161,17 @@ fn num(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
+/// `v` as nested arrays of `shape` (a number for `[]`).
+fn nest(v: &[f64], shape: &[usize]) -> serde_json::Value {
+    match shape {
+        [] => num(v[0]),
+        [_, rest @ ..] => {
+            let inner: usize = rest.iter().product();
+            serde_json::Value::Array(v.chunks(inner.max(1)).map(|c| nest(c, rest)).collect())
+        }
+    }
+}
+
 /// The reduction as JSON: `data` nested as scan rows × scan cols (× values), null for NaN.
 pub fn json(r: &Reduction) -> serde_json::Value {
     let n = r.per_point();
@@ -168,17 +179,7 @@ pub fn json(r: &Reduction) -> serde_json::Value {
         .values
         .chunks(r.scan.1 * n)
         .map(|row| {
-            serde_json::Value::Array(
-                row.chunks(n)
-                    .map(|p| {
-                        if r.value_shape.is_empty() {
-                            num(p[0])
-                        } else {
-                            serde_json::Value::Array(p.iter().map(|&x| num(x)).collect())
-                        }
-                    })
-                    .collect(),
-            )
+            serde_json::Value::Array(row.chunks(n).map(|p| nest(p, &r.value_shape)).collect())
         })
         .collect();
     serde_json::json!({

@@ -6,6 +6,7 @@ pub mod cxi;
 pub mod grid;
 pub use roibin_h5io as h5io;
 pub mod maxlipo;
+pub mod scan;
 pub mod synth;
 pub mod transcode;
 pub mod world;

@@ -34,6 +34,8 @@ enum Cmd {
     Bench(cmd::bench::Args),
     /// Search tasks, stage threads and frames per chunk for a spec; write a tuning file
     Autotune(cmd::autotune::Args),
+    /// Reduce a raster scan to a map (STXM: brightfield, polarroi, radial, gridroi, hits, bragg)
+    Stxm(Box<cmd::stxm::Args>),
     /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
     Demo(cmd::demo::Args),
 }
@@ -51,6 +53,7 @@ fn main() {
         Cmd::Demo(a) => cmd::demo::run(a),
         Cmd::Bench(a) => cmd::bench::run(a),
         Cmd::Autotune(a) => cmd::autotune::run(a),
+        Cmd::Stxm(a) => cmd::stxm::run(*a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

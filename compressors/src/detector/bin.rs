@@ -194,7 +194,7 @@ impl Codec for Bin {
 /// The factors of a `bin` stage of a spec (validated as building it would).
 pub fn factors_of(stage: &roibin_registry::spec::Stage) -> Result<Vec<usize>> {
     let c = Config::from_stage(stage, OPTIONS, "bin")?;
-    Ok(factors(&c)?)
+    factors(&c)
 }
 
 fn factors(c: &Config) -> Result<Vec<usize>> {

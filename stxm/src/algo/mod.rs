@@ -107,8 +107,11 @@ pub fn signal_of(req: &Request) -> String {
 
 /// `S`, `Σx`, `Σy` → (Itot, comh, comv); com is NaN where the sum is 0.
 pub(crate) fn moments(a: &[f64]) -> [f64; 3] {
-    let com = |m: f64| if a[0] != 0.0 { m / a[0] } else { f64::NAN };
-    [a[0], com(a[1]), com(a[2])]
+    let com = |k: usize| match a.get(k) {
+        Some(m) if a[0] != 0.0 => m / a[0],
+        _ => f64::NAN,
+    };
+    [a[0], com(1), com(2)]
 }
 
 /// A processed-space label per pixel from a predicate giving each pixel's label.

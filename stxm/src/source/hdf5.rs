@@ -55,7 +55,10 @@ fn fast_path(ds: &Dataset, h: usize, w: usize) -> Option<(ChunkCodec, usize)> {
     Some((codec, k))
 }
 
-fn frame_shape(ds: &Dataset, name: &str) -> Result<(usize, usize, usize, Option<(usize, usize)>)> {
+/// (frames, height, width, scan shape of 4-D data).
+type FrameShape = (usize, usize, usize, Option<(usize, usize)>);
+
+fn frame_shape(ds: &Dataset, name: &str) -> Result<FrameShape> {
     match ds.shape[..] {
         [n, h, w] => Ok((n, h, w, None)),
         [r, c, h, w] => Ok((r * c, h, w, Some((r, c)))),
@@ -67,7 +70,7 @@ fn frame_shape(ds: &Dataset, name: &str) -> Result<(usize, usize, usize, Option<
 }
 
 impl H5Source {
-    pub fn open(path: &str, dset: Option<&str>) -> Result<H5Source> {
+    pub fn open(path: &str, dset: Option<&str>, hdf5_read: bool) -> Result<H5Source> {
         roibin_h5io::register_filter()?;
         let file = File::open(path)?;
         let names: Vec<String> = match dset {
@@ -98,7 +101,11 @@ impl H5Source {
             });
             stamps.push(format!("{name}:{:?}:{}:{crc:08x}", ds.shape, index.len()));
             let first = parts.last().map_or(0, |p| p.first + p.frames);
-            let fast = fast_path(&ds, h, w);
+            let fast = if hdf5_read {
+                None
+            } else {
+                fast_path(&ds, h, w)
+            };
             parts.push(Part {
                 first,
                 frames: n,

@@ -74,6 +74,12 @@ pub trait Source: Send {
 
 /// Open `path` (`FILE.h5`, `FILE.h5:/dataset`, a DECTRIS `…_master.h5`, or `FILE.mib`).
 pub fn open(target: &str) -> Result<Box<dyn Source>> {
+    open_with(target, false)
+}
+
+/// [`open`]; with `hdf5_read`, every HDF5 dataset is read through HDF5's own filters and
+/// plugins (to compare decoders), never as raw chunks.
+pub fn open_with(target: &str, hdf5_read: bool) -> Result<Box<dyn Source>> {
     let (path, dset) = roibin_h5io::split_target(target);
     if !std::path::Path::new(path).is_file() {
         return Err(Error::Source(format!("`{path}`: no such file")));
@@ -81,7 +87,7 @@ pub fn open(target: &str) -> Result<Box<dyn Source>> {
     if path.ends_with(".mib") {
         return Ok(Box::new(MibSource::open(path)?));
     }
-    Ok(Box::new(H5Source::open(path, dset)?))
+    Ok(Box::new(H5Source::open(path, dset, hdf5_read)?))
 }
 
 /// `path`'s size and modification time (seconds.nanoseconds), for identities.

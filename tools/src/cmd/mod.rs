@@ -7,4 +7,5 @@ pub mod info;
 pub mod list;
 pub mod peaks;
 pub mod science_tune;
+pub mod stxm;
 pub mod synth;

@@ -10,16 +10,23 @@ use roibin_registry::DType;
 pub struct Args {
     /// Output FILE[:DATASET] (default dataset /entry/data/data; CXI layouts use /entry_1/data_1/data)
     output: String,
-    /// eiger (photon-counting Eiger 4M), or a CXI serial-crystallography layout: jungfrau
+    /// eiger (photon-counting Eiger 4M), stxm (a raster scan over a sample with known truth
+    /// maps, see --scan and --frame), or a CXI serial-crystallography layout: jungfrau
     /// (8×512×1024) or cspad (32×185×388), calibrated float32 with peak lists and truth
     #[arg(long, default_value = "eiger")]
     layout: String,
+    /// stxm: scan shape ROWSxCOLS
+    #[arg(long, default_value = "32x32")]
+    scan: String,
+    /// stxm: frame shape HEIGHTxWIDTH
+    #[arg(long, default_value = "128x128")]
+    frame: String,
     /// Frames per chunk of the written dataset (CXI layouts)
     #[arg(long, default_value_t = 1)]
     chunk_frames: usize,
-    /// u16 or u32 photon counts, or f32 calibrated ADU (45 per photon)
-    #[arg(long, default_value = "u16")]
-    dtype: String,
+    /// u16 or u32 photon counts, or f32 calibrated ADU (45 per photon); default u16 (stxm: u32)
+    #[arg(long)]
+    dtype: Option<String>,
     /// Number of frames
     #[arg(long, default_value_t = 8)]
     frames: usize,
@@ -54,8 +61,120 @@ pub fn write(file: &str, dset: &str, dtype: DType, frames: usize, seed: u64) -> 
     Ok(())
 }
 
+fn shape2(what: &str, s: &str) -> Result<(usize, usize)> {
+    let (a, b) = s
+        .split_once('x')
+        .ok_or_else(|| anyhow::anyhow!("--{what} {s}: give AxB, e.g. 32x32"))?;
+    let (a, b): (usize, usize) = (a.parse()?, b.parse()?);
+    if a == 0 || b == 0 || a * b > 1 << 24 {
+        bail!("--{what} {s}: each side at least 1, at most 16 M in all");
+    }
+    Ok((a, b))
+}
+
+/// Write a synthetic STXM scan (see [`crate::scan`]): frames `[rows·cols, h, w]` at
+/// `dset`, the DECTRIS pixel mask, and the truth maps under `/truth`.
+pub fn write_stxm(
+    file: &str,
+    dset: &str,
+    scan: &crate::scan::Scan,
+    dtype: DType,
+) -> Result<String> {
+    if !matches!(dtype, DType::U16 | DType::U32) {
+        bail!("stxm scans are u16 or u32 photon counts, not {dtype}");
+    }
+    if std::path::Path::new(file).exists() {
+        std::fs::remove_file(file)?;
+    }
+    let (h, w) = (scan.height, scan.width);
+    let n = scan.rows * scan.cols;
+    let f = File::open_rw(file)?;
+    let d = f.create_dataset(dset, dtype, &[n, h, w], &[1, h, w], &[])?;
+    let pb = progress(n, "synth");
+    for first in (0..n).step_by(16) {
+        let idx: Vec<usize> = (first..(first + 16).min(n)).collect();
+        let frames: Vec<Vec<u8>> = idx
+            .par_iter()
+            .map(|&k| scan.frame(k / scan.cols, k % scan.cols, dtype))
+            .collect();
+        for (k, bytes) in idx.iter().zip(frames) {
+            d.write_raw_chunk(&[*k, 0, 0], &bytes)?;
+            pb.inc(1);
+        }
+    }
+    drop(d);
+    f.close()?;
+    pb.finish_and_clear();
+    let hf = hdf5::File::open_rw(file)?;
+    let mut mask = vec![0u32; h * w];
+    mask[scan.gap_row() * w..(scan.gap_row() + 1) * w].fill(1);
+    hf.create_group("/entry/instrument")?
+        .create_group("detector")?
+        .create_group("detectorSpecific")?
+        .new_dataset::<u32>()
+        .shape([h, w])
+        .create("pixel_mask")?
+        .write_raw(&mask)?;
+    let truth = hf.create_group("truth")?;
+    let points: Vec<crate::scan::Truth> = (0..n)
+        .map(|k| scan.truth(k / scan.cols, k % scan.cols))
+        .collect();
+    let map = |name: &str, v: Vec<f64>| -> Result<()> {
+        truth
+            .new_dataset::<f64>()
+            .shape([scan.rows, scan.cols])
+            .create(name)?
+            .write_raw(&v)?;
+        Ok(())
+    };
+    map(
+        "transmission",
+        points.iter().map(|t| t.transmission).collect(),
+    )?;
+    map("shift_x", points.iter().map(|t| t.shift_x).collect())?;
+    map("shift_y", points.iter().map(|t| t.shift_y).collect())?;
+    map("grain", points.iter().map(|t| t.grain as f64).collect())?;
+    let peaks: Vec<f64> = scan
+        .grains()
+        .iter()
+        .flat_map(|g| [g.1 .0, g.1 .1])
+        .collect();
+    truth
+        .new_dataset::<f64>()
+        .shape([peaks.len() / 2, 2])
+        .create("grain_peaks")?
+        .write_raw(&peaks)?;
+    let (cx, cy) = scan.centre();
+    truth
+        .new_dataset::<f64>()
+        .shape([2])
+        .create("beam_centre")?
+        .write_raw(&[cx, cy])?;
+    Ok(format!(
+        "wrote a {}x{} STXM scan of {h}×{w} {dtype} frames to {file}:{dset}, pixel mask, truth maps in /truth\n  \
+         try: roibin stxm {file} --scan {}x{} --signal comh --out comh.png",
+        scan.rows, scan.cols, scan.rows, scan.cols
+    ))
+}
+
 pub fn run(a: Args) -> Result<()> {
     let (file, dset) = crate::h5io::split_target(&a.output);
+    if a.layout == "stxm" {
+        let (rows, cols) = shape2("scan", &a.scan)?;
+        let (height, width) = shape2("frame", &a.frame)?;
+        let scan = crate::scan::Scan {
+            rows,
+            cols,
+            height,
+            width,
+            seed: a.seed,
+        };
+        let dtype = DType::parse(a.dtype.as_deref().unwrap_or("u32"))?;
+        let s = write_stxm(file, dset.unwrap_or("/entry/data/data"), &scan, dtype)?;
+        eprintln!("{s}");
+        return Ok(());
+    }
+    let dtype_name = a.dtype.as_deref().unwrap_or("u16");
     if a.layout != "eiger" {
         let det = crate::cxi::Detector::by_name(&a.layout).ok_or_else(|| {
             anyhow::anyhow!(
@@ -63,14 +182,14 @@ pub fn run(a: Args) -> Result<()> {
                 a.layout
             )
         })?;
-        if a.dtype != "u16" && a.dtype != "f32" {
+        if dtype_name != "u16" && dtype_name != "f32" {
             bail!("CXI layouts are calibrated float32 (--dtype f32)");
         }
         let s = write_cxi(file, &det, a.frames, a.chunk_frames, a.seed)?;
         eprintln!("{s}");
         return Ok(());
     }
-    let dtype = DType::parse(&a.dtype)?;
+    let dtype = DType::parse(dtype_name)?;
     write(
         file,
         dset.unwrap_or("/entry/data/data"),
