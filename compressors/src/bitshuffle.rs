@@ -398,7 +398,10 @@ fn scalar_shuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
         }
     })
 }
-fn unshuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
+/// Undo bitshuffle on one block of `src.len() / elem` elements (a multiple of 8) on the
+/// calling thread (for readers of other formats' blocks, such as the bitshuffle-LZ4 HDF5
+/// filter's).
+pub fn unshuffle_block(src: &[u8], elem: usize, dst: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     if matches!(elem, 1 | 2 | 4) && (src.len() / elem) % 128 == 0 {
         // SAFETY: sizes checked just above; blocks hold whole elements.
@@ -434,6 +437,17 @@ impl Bitshuffle {
     fn run(&self, data: &[u8], elem: usize, dst: &mut [u8], f: fn(&[u8], usize, &mut [u8])) {
         let whole = data.len() / elem / 8 * 8 * elem;
         let block = self.block_elems(elem) * elem;
+        if self.threads == 1 {
+            // One thread: no pool to hop to (a hop costs more than a small block's work).
+            for (d, s) in dst[..whole]
+                .chunks_mut(block)
+                .zip(data[..whole].chunks(block))
+            {
+                f(s, elem, d);
+            }
+            dst[whole..].copy_from_slice(&data[whole..]);
+            return;
+        }
         threads::install(self.threads, || {
             dst[..whole]
                 .par_chunks_mut(block)

@@ -10,7 +10,7 @@
 //! `bitshuffle` codec).
 
 use anyhow::{bail, ensure, Result};
-use roibin_compressors::bitshuffle::Bitshuffle;
+use roibin_compressors::bitshuffle::{self, Bitshuffle};
 use roibin_compressors::permute::Permutation;
 
 /// The HDF5 filter id of bitshuffle.
@@ -19,19 +19,31 @@ pub const FILTER_ID: i32 = 32008;
 /// Decode one raw chunk of `elem`-byte elements into `dst`, which must be exactly the chunk's
 /// size (the header's size is checked against it before anything is written).
 pub fn decode_into(chunk: &[u8], elem: usize, dst: &mut [u8]) -> Result<()> {
+    let n = dst.len();
+    for_each_block(chunk, elem, n, |offset, block| {
+        dst[offset..offset + block.len()].copy_from_slice(block)
+    })
+}
+
+/// Decode a chunk of `total` bytes block by block, handing each decoded run to
+/// `f(byte offset, bytes)` while it is still in cache: a reduction fused with decoding never
+/// writes the frame out. Blocks come in order and cover the chunk exactly.
+pub fn for_each_block(
+    chunk: &[u8],
+    elem: usize,
+    total: usize,
+    mut f: impl FnMut(usize, &[u8]),
+) -> Result<()> {
     ensure!(
         chunk.len() >= 12,
         "bitshuffle-LZ4 chunk of {} bytes: too short",
         chunk.len()
     );
     ensure!(elem > 0 && elem <= 8, "element size {elem}");
-    let total = u64::from_be_bytes(chunk[0..8].try_into().expect("8")) as usize;
+    let declared = u64::from_be_bytes(chunk[0..8].try_into().expect("8")) as usize;
     let block_bytes = u32::from_be_bytes(chunk[8..12].try_into().expect("4")) as usize;
-    if total != dst.len() {
-        bail!(
-            "bitshuffle-LZ4 chunk declares {total} bytes, the chunk holds {}",
-            dst.len()
-        );
+    if declared != total {
+        bail!("bitshuffle-LZ4 chunk declares {declared} bytes, the chunk holds {total}");
     }
     let block = block_bytes / elem;
     ensure!(
@@ -39,8 +51,9 @@ pub fn decode_into(chunk: &[u8], elem: usize, dst: &mut [u8]) -> Result<()> {
         "bitshuffle-LZ4 block of {block_bytes} bytes for {elem}-byte elements"
     );
     let n = total / elem;
+    let size = block_bytes.min(total);
+    let (mut packed, mut plain) = (vec![0u8; size], vec![0u8; size]);
     let mut pos = 12;
-    let mut tmp = vec![0u8; block_bytes.min(total)];
     let mut start = 0usize;
     while start + 8 <= n {
         let m = if n - start >= block {
@@ -57,32 +70,91 @@ pub fn decode_into(chunk: &[u8], elem: usize, dst: &mut [u8]) -> Result<()> {
             anyhow::anyhow!("bitshuffle-LZ4 block of {len} bytes past the chunk's end")
         })?;
         pos += len;
-        let out = &mut tmp[..m * elem];
-        let got = lz4_flex::block::decompress_into(src, out)
+        let out = &mut packed[..m * elem];
+        let got = lz4_block(src, out)
             .map_err(|e| anyhow::anyhow!("LZ4 block at byte {}: {e}", pos - len))?;
         ensure!(
             got == out.len(),
             "LZ4 block holds {got} bytes, not {}",
             out.len()
         );
-        Bitshuffle {
-            block: m,
-            threads: 1,
-        }
-        .inverse(out, elem, &mut dst[start * elem..(start + m) * elem]);
+        let plain = &mut plain[..m * elem];
+        bitshuffle::unshuffle_block(out, elem, plain);
+        f(start * elem, plain);
         start += m;
     }
-    let rest = (n - start) * elem + total % elem;
+    let rest = total - start * elem;
     let tail = chunk
         .get(pos..pos + rest)
         .ok_or_else(|| anyhow::anyhow!("bitshuffle-LZ4 chunk misses its last {rest} bytes"))?;
-    dst[start * elem..].copy_from_slice(tail);
     ensure!(
         pos + rest == chunk.len(),
         "{} trailing bytes after the last block",
         chunk.len() - pos - rest
     );
+    if rest > 0 {
+        f(start * elem, tail);
+    }
     Ok(())
+}
+
+/// Decode one LZ4 block (the raw block format, no frame) into `dst`; returns the bytes
+/// written. Every length and offset is checked against both buffers before use, so a crafted
+/// block is an error, never a panic or a read outside them. Long runs (the zero planes of
+/// bitshuffled counts are matches at offset 1) are filled or copied in doubling strides
+/// instead of byte by byte.
+pub fn lz4_block(src: &[u8], dst: &mut [u8]) -> Result<usize, &'static str> {
+    fn length(src: &[u8], i: &mut usize, mut n: usize) -> Result<usize, &'static str> {
+        if n == 15 {
+            loop {
+                let b = *src.get(*i).ok_or("length runs past the block")?;
+                *i += 1;
+                n = n.checked_add(b as usize).ok_or("length overflows")?;
+                if b != 255 {
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+    let (mut i, mut o) = (0usize, 0usize);
+    loop {
+        let token = *src.get(i).ok_or("block ends before its last literals")?;
+        i += 1;
+        let lit = length(src, &mut i, (token >> 4) as usize)?;
+        let from = src.get(i..i + lit).ok_or("literals run past the block")?;
+        dst.get_mut(o..o + lit)
+            .ok_or("literals run past the output")?
+            .copy_from_slice(from);
+        i += lit;
+        o += lit;
+        if i == src.len() {
+            return Ok(o);
+        }
+        let off = src.get(i..i + 2).ok_or("block ends inside an offset")?;
+        let offset = u16::from_le_bytes([off[0], off[1]]) as usize;
+        i += 2;
+        if offset == 0 || offset > o {
+            return Err("match offset outside the output");
+        }
+        let len = length(src, &mut i, (token & 15) as usize)? + 4;
+        if len > dst.len() - o {
+            return Err("match runs past the output");
+        }
+        if offset == 1 {
+            let b = dst[o - 1];
+            dst[o..o + len].fill(b);
+        } else {
+            // Period `offset`: copy whole periods, doubling, from the start of the first.
+            let mut done = 0;
+            while done < len {
+                let n = (offset + done).min(len - done);
+                dst.copy_within(o - offset..o - offset + n, o + done);
+                done += n;
+            }
+        }
+        o += len;
+    }
 }
 
 /// Encode (what the filter writes, block = 8 KiB of elements): for tests and benchmarks.
@@ -129,6 +201,65 @@ mod tests {
             decode_into(&enc, 4, &mut dst).unwrap();
             assert_eq!(dst, data, "{n}");
         }
+    }
+
+    #[test]
+    fn lz4_blocks_decode_like_lz4_flex() {
+        let mut x = 7u64;
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0; 100_000],
+            b"abcabcabcabcabcabcab".repeat(300),
+        ];
+        cases.push(
+            (0..50_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x % 5 == 0 {
+                        (x >> 8) as u8
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        );
+        cases.push(
+            (0..70_000u32)
+                .map(|i| (i % 251 % (1 + i / 3000)) as u8)
+                .collect(),
+        );
+        for data in cases {
+            let c = lz4_flex::block::compress(&data);
+            let mut out = vec![0u8; data.len()];
+            assert_eq!(lz4_block(&c, &mut out), Ok(data.len()));
+            assert_eq!(out, data);
+        }
+    }
+
+    #[test]
+    fn crafted_lz4_blocks_are_errors_not_panics() {
+        let data = b"abcabcabcabcabcabcab".repeat(300);
+        let c = lz4_flex::block::compress(&data);
+        let mut out = vec![0u8; data.len()];
+        for cut in [1, 2, 5, c.len() / 2] {
+            let _ = lz4_block(&c[..c.len() - cut], &mut out);
+        }
+        let mut x = 1u64;
+        for _ in 0..2000 {
+            let junk: Vec<u8> = (0..64)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let _ = lz4_block(&junk, &mut out[..1000]);
+        }
+        assert!(lz4_block(&[0x1f, 1, 0, 0], &mut out).is_err());
+        assert!(lz4_block(&[0x0f, 0xff], &mut out).is_err());
     }
 
     #[test]

@@ -278,6 +278,51 @@ impl Plan {
         )
     }
 
+    /// Linear signals of a bitshuffle-LZ4 chunk, each block reduced as soon as it is decoded
+    /// (the frame is never written out).
+    fn reduce_bslz4(
+        &self,
+        lin: &Linear,
+        bytes: &[u8],
+        first: usize,
+        slots: usize,
+        want: std::ops::Range<usize>,
+    ) -> Vec<FrameResult> {
+        let (fb, dtype) = (self.frame_bytes(), self.info.dtype);
+        let es = dtype.size();
+        let mut accs = vec![vec![0f64; lin.detector.len()]; want.len()];
+        accs.iter_mut().for_each(|a| lin.begin(a));
+        let mut row = Vec::new();
+        let done = bslz4::for_each_block(bytes, es, slots * fb, |offset, block| {
+            let (mut o, mut rest) = (offset, block);
+            while !rest.is_empty() {
+                let f = o / fb;
+                let seg = (((f + 1) * fb).min(o + rest.len())) - o;
+                if let Some(acc) = (first + f)
+                    .checked_sub(want.start)
+                    .and_then(|i| accs.get_mut(i))
+                {
+                    lin.accumulate_range(&rest[..seg], dtype, (o - f * fb) / es, acc, &mut row);
+                }
+                o += seg;
+                rest = &rest[seg..];
+            }
+        });
+        match done {
+            Ok(()) => want
+                .zip(accs)
+                .map(|(g, acc)| {
+                    let mut out = vec![0f64; self.per_point()];
+                    let r = self.reducer.finish(Input::Sums(&acc), &mut out);
+                    (g, r.map(|_| out).map_err(|e| e.to_string()))
+                })
+                .collect(),
+            Err(e) => want
+                .map(|g| (g, Err(format!("corrupt chunk: {e:#}"))))
+                .collect(),
+        }
+    }
+
     /// Decode and reduce one item: (source frame, values or error) per frame.
     fn reduce_item(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
         let fb = self.frame_bytes();
@@ -331,6 +376,12 @@ impl Plan {
                         let n = r.len();
                         return (r, n);
                     }
+                }
+                if let (ChunkCodec::Bslz4, Some(lin)) = (codec, &self.linear) {
+                    return (
+                        self.reduce_bslz4(lin, bytes, *first, *slots, want.clone()),
+                        0,
+                    );
                 }
                 let decoded = match codec {
                     ChunkCodec::Bslz4 => {

@@ -34,14 +34,21 @@ pub fn valid(v: f64, dtype: DType) -> f64 {
 
 /// One row of raw elements as valid f64 values, into a reused buffer.
 pub fn row_values(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
+    row_values_inline(bytes, dtype, out)
+}
+
+#[inline(always)]
+fn row_values_inline(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
     out.clear();
     match dtype {
         DType::U32 => out.extend(bytes.chunks_exact(4).map(|c| {
             let v = u32::from_le_bytes(c.try_into().expect("4"));
+            // Exact u32 → f64 with integer operations (vectorises; `as` does not).
+            let f = f64::from_bits(0x4330_0000_0000_0000 | v as u64) - 4_503_599_627_370_496.0;
             if v == u32::MAX {
                 0.0
             } else {
-                v as f64
+                f
             }
         })),
         DType::U16 => out.extend(bytes.chunks_exact(2).map(|c| {
@@ -286,11 +293,16 @@ pub struct Linear {
     pub detector: Detector,
     /// Processed column / row per raw column / row ([`NONE`] outside).
     col_q: Vec<u32>,
+    /// Processed column per raw column as a float (the moment's weight).
+    col_x: Vec<f64>,
     row_q: Vec<u32>,
     /// Raw-pixel labels (None: all 0 inside the binned ROI).
     raw_labels: Option<Vec<u32>>,
     /// Accumulators of the difference image, subtracted from every frame's.
     constant: Vec<f64>,
+    /// When every weight is 0 or 1 and few are 0 (a pixel mask, no division): the sorted
+    /// masked pixels, subtracted after an unweighted sum (cheaper than weighting every pixel).
+    zeroed: Option<Vec<usize>>,
 }
 
 impl Linear {
@@ -329,9 +341,24 @@ impl Linear {
                 }
             }
         }
+        let zeroed = g.weight.as_ref().and_then(|w| {
+            let binary = w.iter().all(|&x| x == 0.0 || x == 1.0);
+            let z: Vec<usize> = w
+                .iter()
+                .enumerate()
+                .filter(|(_, &x)| x == 0.0)
+                .map(|(p, _)| p)
+                .collect();
+            (binary && z.len() <= w.len() / 20).then_some(z)
+        });
         Linear {
+            zeroed,
             geometry,
             detector,
+            col_x: col_q
+                .iter()
+                .map(|&q| if q == NONE { 0.0 } else { q as f64 })
+                .collect(),
             col_q,
             row_q,
             raw_labels,
@@ -341,50 +368,128 @@ impl Linear {
 
     /// Accumulators of one raw frame (`frame`: its elements; `row`: a reused buffer).
     pub fn accumulate(&self, frame: &[u8], dtype: DType, acc: &mut [f64], row: &mut Vec<f64>) {
-        let g = &self.geometry;
-        let es = dtype.size();
-        let (rows, cols) = g.used();
+        self.begin(acc);
+        self.accumulate_range(frame, dtype, 0, acc, row);
+    }
+
+    /// Start a frame's accumulators (at minus the difference image's).
+    pub fn begin(&self, acc: &mut [f64]) {
         acc.iter_mut()
             .zip(&self.constant)
             .for_each(|(a, c)| *a = -c);
-        let moments = self.detector.moments;
-        for y in rows {
-            let start = y * g.width + cols.start;
-            row_values(&frame[start * es..(start + cols.len()) * es], dtype, row);
-            let yq = self.row_q[y] as f64;
-            let xq = &self.col_q[cols.clone()];
-            let w = g.weight.as_ref().map(|w| &w[start..start + cols.len()]);
-            match &self.raw_labels {
-                None => {
-                    let (mut s, mut sx) = (0f64, 0f64);
-                    match w {
-                        None => {
-                            for (v, &x) in row.iter().zip(xq) {
-                                s += v;
-                                sx += v * x as f64;
-                            }
-                        }
-                        Some(w) => {
-                            for ((v, &w), &x) in row.iter().zip(w).zip(xq) {
-                                let v = v * w as f64;
-                                s += v;
-                                sx += v * x as f64;
-                            }
-                        }
-                    }
-                    acc[0] += s;
-                    if moments {
-                        acc[1] += sx;
-                        acc[2] += yq * s;
+    }
+
+    /// Add the frame's pixels `start..` (`elems`: their elements, any count, e.g. one decoded
+    /// block) to `acc`.
+    pub fn accumulate_range(
+        &self,
+        elems: &[u8],
+        dtype: DType,
+        start: usize,
+        acc: &mut [f64],
+        row: &mut Vec<f64>,
+    ) {
+        let g = &self.geometry;
+        let es = dtype.size();
+        let end = start + elems.len() / es;
+        let (rows, cols) = g.used();
+        let mut p = start;
+        while p < end {
+            let y = p / g.width;
+            let row_start = y * g.width;
+            let seg_end = (row_start + g.width).min(end);
+            if rows.contains(&y) {
+                let x0 = (p - row_start).max(cols.start);
+                let x1 = (seg_end - row_start).min(cols.end);
+                if x0 < x1 {
+                    let b = &elems[(row_start + x0 - start) * es..(row_start + x1 - start) * es];
+                    self.segment(b, dtype, y, x0, acc, row);
+                }
+            }
+            p = seg_end;
+        }
+    }
+
+    /// Add pixels (y, x0..) of one row: with AVX2 where the CPU has it (the same code,
+    /// compiled for wider vectors).
+    fn segment(
+        &self,
+        bytes: &[u8],
+        dtype: DType,
+        y: usize,
+        x0: usize,
+        acc: &mut [f64],
+        row: &mut Vec<f64>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above), all `segment_avx2` asks for.
+            unsafe { self.segment_avx2(bytes, dtype, y, x0, acc, row) };
+            return;
+        }
+        self.segment_body(bytes, dtype, y, x0, acc, row);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn segment_avx2(
+        &self,
+        bytes: &[u8],
+        dtype: DType,
+        y: usize,
+        x0: usize,
+        acc: &mut [f64],
+        row: &mut Vec<f64>,
+    ) {
+        self.segment_body(bytes, dtype, y, x0, acc, row);
+    }
+
+    #[inline(always)]
+    fn segment_body(
+        &self,
+        bytes: &[u8],
+        dtype: DType,
+        y: usize,
+        x0: usize,
+        acc: &mut [f64],
+        row: &mut Vec<f64>,
+    ) {
+        let g = &self.geometry;
+        let len = bytes.len() / dtype.size();
+        row_values_inline(bytes, dtype, row);
+        let start = y * g.width + x0;
+        let yq = self.row_q[y] as f64;
+        let xq = &self.col_q[x0..x0 + len];
+        let w = g.weight.as_ref().map(|w| &w[start..start + len]);
+        match &self.raw_labels {
+            None => {
+                let xq = &self.col_x[x0..x0 + len];
+                let (mut s, mut sx) = match &self.zeroed {
+                    // A 0/1 mask: sum everything, then take the masked pixels back out.
+                    Some(_) => moments_row(row, xq, None),
+                    None => moments_row(row, xq, w),
+                };
+                if let Some(z) = &self.zeroed {
+                    let lo = z.partition_point(|&p| p < start);
+                    let hi = z.partition_point(|&p| p < start + len);
+                    for &p in &z[lo..hi] {
+                        let v = row[p - start];
+                        s -= v;
+                        sx -= v * xq[p - start];
                     }
                 }
-                Some(labels) => {
-                    let labels = &labels[start..start + cols.len()];
-                    for (i, (&v, &l)) in row.iter().zip(labels).enumerate() {
-                        if l != NONE {
-                            let v = w.map_or(v, |w| v * w[i] as f64);
-                            add(acc, &self.detector, l, v, xq[i] as f64, yq);
-                        }
+                acc[0] += s;
+                if self.detector.moments {
+                    acc[1] += sx;
+                    acc[2] += yq * s;
+                }
+            }
+            Some(labels) => {
+                let labels = &labels[start..start + len];
+                for (i, (&v, &l)) in row.iter().zip(labels).enumerate() {
+                    if l != NONE {
+                        let v = w.map_or(v, |w| v * w[i] as f64);
+                        add(acc, &self.detector, l, v, xq[i] as f64, yq);
                     }
                 }
             }
@@ -409,6 +514,44 @@ impl Linear {
     pub fn constant(&self) -> &[f64] {
         &self.constant
     }
+}
+
+/// `Σ w_i·v_i` and `Σ w_i·v_i·x_i` over a row (`w` None: all 1), in eight independent lanes
+/// so the additions pipeline and vectorise (one running sum would wait on every add).
+#[inline(always)]
+fn moments_row(v: &[f64], x: &[f64], w: Option<&[f32]>) -> (f64, f64) {
+    let (mut s, mut sx) = ([0f64; 8], [0f64; 8]);
+    let n = v.len() / 8 * 8;
+    match w {
+        None => {
+            for (vc, xc) in v[..n].chunks_exact(8).zip(x[..n].chunks_exact(8)) {
+                for k in 0..8 {
+                    s[k] += vc[k];
+                    sx[k] += vc[k] * xc[k];
+                }
+            }
+        }
+        Some(w) => {
+            for ((vc, xc), wc) in v[..n]
+                .chunks_exact(8)
+                .zip(x[..n].chunks_exact(8))
+                .zip(w[..n].chunks_exact(8))
+            {
+                for k in 0..8 {
+                    let a = vc[k] * wc[k] as f64;
+                    s[k] += a;
+                    sx[k] += a * xc[k];
+                }
+            }
+        }
+    }
+    let (mut s1, mut sx1) = (s.iter().sum::<f64>(), sx.iter().sum::<f64>());
+    for i in n..v.len() {
+        let a = v[i] * w.map_or(1.0, |w| w[i] as f64);
+        s1 += a;
+        sx1 += a * x[i];
+    }
+    (s1, sx1)
 }
 
 /// Add `v` at processed (x, y) to label `l`'s accumulators.
