@@ -309,9 +309,15 @@ impl File {
                 bail!("invalid chunk shape {chunk:?} for {shape:?}");
             }
             for (fid, cd) in filters {
-                if h5p::H5Pset_filter(dcpl.0, *fid, h5z::H5Z_FLAG_MANDATORY, cd.len(), cd.as_ptr())
-                    < 0
-                {
+                // A filter this process cannot run (bitshuffle-LZ4 for a synthetic DECTRIS
+                // scan) is recorded as optional, so HDF5 creates the dataset; its chunks then
+                // come only from direct chunk writes, already encoded.
+                let flags = if h5z::H5Zfilter_avail(*fid) > 0 {
+                    h5z::H5Z_FLAG_MANDATORY
+                } else {
+                    h5z::H5Z_FLAG_OPTIONAL
+                };
+                if h5p::H5Pset_filter(dcpl.0, *fid, flags, cd.len(), cd.as_ptr()) < 0 {
                     bail!("cannot add filter {fid}");
                 }
             }

@@ -53,23 +53,24 @@ impl Bins {
     pub fn per_frame(&self) -> usize {
         self.panels * self.bin_rows() * self.bin_cols()
     }
-
-    /// The bin of stacked-frame pixel `p`.
-    #[inline]
-    fn bin_of(&self, p: usize) -> usize {
-        let (y, x) = (p / self.cols, p % self.cols);
-        let (panel, yy) = (y / self.panel_rows, y % self.panel_rows);
-        (panel * self.bin_rows() + yy / self.fr) * self.bin_cols() + x / self.fc
-    }
 }
 
-/// Per bin, the sum of its pixels' coefficients, as sparse (accumulator, coefficient) lists.
+/// Per bin, the sum of its pixels' coefficients, as sparse (accumulator, coefficient) lists,
+/// or dense rows when there is one label (every bin feeds the same accumulators).
 #[derive(Debug, Clone)]
 pub struct BinForm {
     pub bins: Bins,
     ptr: Vec<u32>,
     idx: Vec<u32>,
     coef: Vec<f64>,
+    /// One label: `k` coefficients per bin (accumulators 0..k).
+    dense: Option<Vec<f64>>,
+    /// Bin row offset (`(panel·bin_rows + row/fr)·bin_cols`) per frame row, bin column per
+    /// column: a pixel's bin without a division.
+    row_bin: Vec<u32>,
+    col_bin: Vec<u32>,
+    /// `2^64 / width + 1`: frame row of a pixel index by a multiplication.
+    div_width: u64,
 }
 
 impl BinForm {
@@ -117,11 +118,31 @@ impl BinForm {
                 }
             }
         }
+        let dense = (lin.detector.n_labels == 1).then(|| {
+            let mut d = vec![0f64; (ptr.len() - 1) * k];
+            for b in 0..ptr.len() - 1 {
+                for e in ptr[b] as usize..ptr[b + 1] as usize {
+                    d[b * k + idx[e] as usize] += coef[e];
+                }
+            }
+            d
+        });
+        let row_bin = (0..g.height)
+            .map(|y| {
+                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
+                ((panel * br + yy / bins.fr) * bc) as u32
+            })
+            .collect();
+        let col_bin = (0..g.width).map(|x| (x / bins.fc) as u32).collect();
         Ok(BinForm {
             bins,
             ptr,
             idx,
             coef,
+            dense,
+            row_bin,
+            col_bin,
+            div_width: u64::MAX / g.width as u64 + 1,
         })
     }
 
@@ -145,19 +166,39 @@ impl BinForm {
         acc.iter_mut()
             .zip(lin.constant())
             .for_each(|(a, c)| *a = -c);
-        for (k, &b) in bins.iter().enumerate() {
-            let b = valid(b, dtype);
-            if b != 0.0 {
-                for e in self.ptr[k] as usize..self.ptr[k + 1] as usize {
-                    acc[self.idx[e] as usize] += b * self.coef[e];
+        match &self.dense {
+            Some(d) => {
+                let k = lin.detector.k();
+                let mut lanes = [0f64; 3];
+                for (&b, c) in bins.iter().zip(d.chunks_exact(k)) {
+                    let b = valid(b, dtype);
+                    for j in 0..k {
+                        lanes[j] += b * c[j];
+                    }
+                }
+                acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
+            }
+            None => {
+                for (k, &b) in bins.iter().enumerate() {
+                    let b = valid(b, dtype);
+                    if b != 0.0 {
+                        for e in self.ptr[k] as usize..self.ptr[k + 1] as usize {
+                            acc[self.idx[e] as usize] += b * self.coef[e];
+                        }
+                    }
                 }
             }
         }
+        let width = lin.geometry.width;
         for (p, v) in parts.frame_exact(f) {
-            let delta = valid(v, dtype) - valid(bins[self.bins.bin_of(p)], dtype);
+            // p < 2^32 (a frame), so the multiply-shift is an exact p / width.
+            let y = ((p as u128 * self.div_width as u128) >> 64) as usize;
+            let x = p - y * width;
+            let b = bins[(self.row_bin[y] + self.col_bin[x]) as usize];
+            let delta = valid(v, dtype) - valid(b, dtype);
             if delta != 0.0 {
-                if let Some((l, w, x, y)) = lin.pixel(p) {
-                    add(acc, &lin.detector, l, w * delta, x, y);
+                if let Some((l, w, qx, qy)) = lin.pixel_at(p, y, x) {
+                    add(acc, &lin.detector, l, w * delta, qx, qy);
                 }
             }
         }

@@ -455,6 +455,40 @@ impl Linear {
         row: &mut Vec<f64>,
     ) {
         let g = &self.geometry;
+        // Integer sums cannot overflow below 2^16 columns (see `count_moments`).
+        if self.raw_labels.is_none()
+            && (g.weight.is_none() || self.zeroed.is_some())
+            && g.width < 1 << 16
+        {
+            let counts = match dtype {
+                DType::U32 => Some(self.count_moments::<4>(bytes, y, x0, |b| {
+                    let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if v == u32::MAX {
+                        0
+                    } else {
+                        v as u64
+                    }
+                })),
+                DType::U16 => Some(self.count_moments::<2>(bytes, y, x0, |b| {
+                    let v = u16::from_le_bytes([b[0], b[1]]);
+                    if v == u16::MAX {
+                        0
+                    } else {
+                        v as u64
+                    }
+                })),
+                DType::U8 => Some(self.count_moments::<1>(bytes, y, x0, |b| b[0] as u64)),
+                _ => None,
+            };
+            if let Some((s, sx)) = counts {
+                acc[0] += s as f64;
+                if self.detector.moments {
+                    acc[1] += sx as f64;
+                    acc[2] += self.row_q[y] as f64 * s as f64;
+                }
+                return;
+            }
+        }
         let len = bytes.len() / dtype.size();
         row_values_inline(bytes, dtype, row);
         let start = y * g.width + x0;
@@ -496,11 +530,51 @@ impl Linear {
         }
     }
 
+    /// `Σ v` and `Σ v·x` of a row segment of unsigned counts, in integers: exact, and the
+    /// widest vectors (no float conversion per pixel). With fewer than 2^16 columns neither
+    /// can overflow: `Σ v·x < 2^16 · 2^32 · 2^16 = 2^64`. Masked pixels (a 0/1 mask) are taken
+    /// back out.
+    #[inline(always)]
+    fn count_moments<const N: usize>(
+        &self,
+        bytes: &[u8],
+        y: usize,
+        x0: usize,
+        get: impl Fn(&[u8]) -> u64,
+    ) -> (u64, u64) {
+        let len = bytes.len() / N;
+        let xs = &self.col_q[x0..x0 + len];
+        let (mut s, mut sx) = (0u64, 0u64);
+        for (b, &x) in bytes.chunks_exact(N).zip(xs) {
+            let v = get(b);
+            s += v;
+            sx += v * x as u64;
+        }
+        if let Some(z) = &self.zeroed {
+            let start = y * self.geometry.width + x0;
+            let lo = z.partition_point(|&p| p < start);
+            let hi = z.partition_point(|&p| p < start + len);
+            for &p in &z[lo..hi] {
+                let i = p - start;
+                let v = get(&bytes[i * N..i * N + N]);
+                s -= v;
+                sx -= v * xs[i] as u64;
+            }
+        }
+        (s, sx)
+    }
+
     /// What raw pixel `p` adds per unit of value: (label, weight, x, y), None when unused.
     #[inline]
     pub fn pixel(&self, p: usize) -> Option<(u32, f64, f64, f64)> {
         let g = &self.geometry;
-        let (y, x) = (p / g.width, p % g.width);
+        self.pixel_at(p, p / g.width, p % g.width)
+    }
+
+    /// [`Linear::pixel`] for pixel `p` at row `y`, column `x` (known to the caller).
+    #[inline]
+    pub fn pixel_at(&self, p: usize, y: usize, x: usize) -> Option<(u32, f64, f64, f64)> {
+        let g = &self.geometry;
         let (qy, qx) = (self.row_q[y], self.col_q[x]);
         if qy == NONE || qx == NONE {
             return None;
@@ -629,6 +703,42 @@ mod tests {
             for (a, b) in acc.iter().zip(&want) {
                 assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} {b}");
             }
+        }
+    }
+
+    #[test]
+    fn integer_sums_with_a_pixel_mask_equal_processing() {
+        let (h, w) = (20, 30);
+        for q in ["", "roi=3,2,25,17&binning=2,3"] {
+            let mut g = Geometry::new(&Request::from_query(q).unwrap(), h, w).unwrap();
+            let mut bad = vec![false; h * w];
+            bad[5 * w + 7] = true;
+            bad[6 * w + 2] = true;
+            g.set_mask(&bad).unwrap();
+            let mut raw = frame(h, w);
+            raw[(4 * w + 9) * 4..(4 * w + 10) * 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            let det = Detector {
+                labels: None,
+                n_labels: 1,
+                moments: true,
+            };
+            let lin = Linear::new(g.clone(), det.clone());
+            assert!(lin.zeroed.is_some());
+            let mut acc = vec![0.0; 3];
+            lin.accumulate(&raw, DType::U32, &mut acc, &mut vec![]);
+            let p = g.process(&values(&raw));
+            let mut want = vec![0.0; 3];
+            for (k, &v) in p.iter().enumerate() {
+                add(
+                    &mut want,
+                    &det,
+                    0,
+                    v,
+                    (k % g.out_w) as f64,
+                    (k / g.out_w) as f64,
+                );
+            }
+            assert_eq!(acc, want, "{q}");
         }
     }
 

@@ -36,18 +36,20 @@ pub struct Parts {
     pub layout: Layout,
     pub infos: Vec<FrameInfo>,
     pub background: Background,
-    /// Exact pixels (windows and pixels kept bit-exact): sorted chunk indices, no repeats.
+    /// Exact pixels (windows and pixels kept bit-exact): chunk indices, frame by frame, no
+    /// repeats (not sorted within a frame).
     pub exact_index: Vec<usize>,
     /// Their values, as f64.
     pub exact_value: Vec<f64>,
+    /// Where each frame's exact pixels start (`frames + 1` entries).
+    pub frame_start: Vec<usize>,
 }
 
 impl Parts {
     /// The exact pixels of frame `f`: (frame index, value) pairs.
     pub fn frame_exact(&self, f: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
         let fp = self.layout.frame_pixels();
-        let lo = self.exact_index.partition_point(|&i| i < f * fp);
-        let hi = self.exact_index.partition_point(|&i| i < (f + 1) * fp);
+        let (lo, hi) = (self.frame_start[f], self.frame_start[f + 1]);
         self.exact_index[lo..hi]
             .iter()
             .zip(&self.exact_value[lo..hi])
@@ -122,40 +124,84 @@ fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
         Some(g) => binned(codec, g, p.background, dtype, l)?,
         None => Background::Fill(codec.fill),
     };
-    // Exact pixels: the listed ones, then the windows (both hold original elements, so a pixel
-    // in both, or in two windows, has one value).
-    let (indices, values) = codec.exact_pixels(&p.exact, dtype)?;
-    let mut exact: Vec<(usize, f64)> = indices
-        .into_iter()
-        .enumerate()
-        .map(|(k, i)| (i, elems::get(&values, dtype, k)))
-        .collect();
-    if let Some(win) = codec.window_values(&p, m)? {
-        let fp = l.frame_pixels();
-        let mut k = 0;
-        for (f, info) in p.infos.iter().enumerate() {
-            for &w in &info.windows {
-                for px in window_pixels(w, l) {
-                    if let Some((y, x)) = px {
-                        exact.push((f * fp + y * l.cols + x, elems::get(&win, dtype, k)));
-                    }
-                    k += 1;
+    // Exact pixels per frame: the listed ones (sorted), then the windows'. Both hold original
+    // elements, so a pixel in both, or in two windows, has one value: a bitmap of the frame
+    // keeps the first (no sort of the whole chunk's pixels).
+    let (mut indices, values) = codec.exact_pixels(&p.exact, dtype)?;
+    let mut listed = Vec::with_capacity(indices.len());
+    elems::row_f64(&values, dtype, &mut listed);
+    if !indices.is_sorted() {
+        // Streams write them sorted; an old or crafted one may not.
+        let mut pairs: Vec<(usize, f64)> = indices.into_iter().zip(listed).collect();
+        pairs.sort_unstable_by_key(|&(i, _)| i);
+        (indices, listed) = pairs.into_iter().unzip();
+    }
+    if indices.iter().any(|&i| i >= m.len()) {
+        return Err(Error::corrupt(codec.name, "exact pixel index out of range"));
+    }
+    let win = codec.window_values(&p, m)?;
+    let mut win_values = Vec::new();
+    if let Some(w) = &win {
+        elems::row_f64(w, dtype, &mut win_values);
+    }
+    let fp = l.frame_pixels();
+    let mut seen = vec![0u64; fp.div_ceil(64)];
+    let (mut exact_index, mut exact_value) = (Vec::new(), Vec::new());
+    let mut frame_start = vec![0usize];
+    let (mut next_listed, mut k) = (0usize, 0usize);
+    for (f, info) in p.infos.iter().enumerate() {
+        let first = exact_index.len();
+        let mut keep = |i: usize, v: f64, seen: &mut [u64]| {
+            let local = i - f * fp;
+            let (word, bit) = (local / 64, 1u64 << (local % 64));
+            if seen[word] & bit == 0 {
+                seen[word] |= bit;
+                exact_index.push(i);
+                exact_value.push(v);
+            }
+        };
+        while next_listed < indices.len() && indices[next_listed] < (f + 1) * fp {
+            keep(indices[next_listed], listed[next_listed], &mut seen);
+            next_listed += 1;
+        }
+        for &w in &info.windows {
+            // Row by row over the part of the window inside its panel (window_pixels' order:
+            // rows of 2r+1 pixels, outside ones included).
+            let (r, side) = (w.r as usize, 2 * w.r as usize + 1);
+            let panel = w.y as usize / l.rows;
+            let (top, bottom) = (panel * l.rows, (panel + 1) * l.rows);
+            let (y0, x0) = (w.y as i64 - r as i64, w.x as i64 - r as i64);
+            let xs = x0.max(0) as usize..((x0 + side as i64).min(l.cols as i64)).max(0) as usize;
+            for dy in 0..side {
+                let y = y0 + dy as i64;
+                if y < top as i64 || y >= bottom as i64 {
+                    continue;
+                }
+                let row = f * fp + y as usize * l.cols;
+                let base = k + dy * side;
+                for x in xs.clone() {
+                    keep(
+                        row + x,
+                        win_values[base + (x as i64 - x0) as usize],
+                        &mut seen,
+                    );
                 }
             }
+            k += side * side;
         }
-    }
-    exact.sort_unstable_by_key(|&(i, _)| i);
-    exact.dedup_by_key(|&mut (i, _)| i);
-    if exact.last().is_some_and(|&(i, _)| i >= m.len()) {
-        return Err(Error::corrupt(codec.name, "exact pixel index out of range"));
+        for &i in &exact_index[first..] {
+            seen[(i - f * fp) / 64] = 0;
+        }
+        frame_start.push(exact_index.len());
     }
     Ok(Parts {
         meta: m.clone(),
         layout: l,
         infos: p.infos,
         background,
-        exact_index: exact.iter().map(|&(i, _)| i).collect(),
-        exact_value: exact.iter().map(|&(_, v)| v).collect(),
+        exact_index,
+        exact_value,
+        frame_start,
     })
 }
 
