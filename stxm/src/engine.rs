@@ -323,6 +323,19 @@ impl Plan {
         }
     }
 
+    /// [`Plan::reduce_item`], where a bug in a reducer costs its frames, not the user's run.
+    fn reduce_item_guarded(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reduce_item(item, decode)))
+            .unwrap_or_else(|_| {
+                let frames = match item {
+                    Item::Frames { frames, .. } | Item::Failed { frames, .. } => frames.clone(),
+                    Item::Chunk { want, .. } => want.clone(),
+                };
+                let msg = "internal error while reducing (please report)";
+                (frames.map(|g| (g, Err(msg.to_string()))).collect(), 0)
+            })
+    }
+
     /// Decode and reduce one item: (source frame, values or error) per frame.
     fn reduce_item(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
         let fb = self.frame_bytes();
@@ -561,13 +574,17 @@ pub fn run_plan(
         }
     }
     let frames_of = |r: usize| req.first + r * cols..req.first + (r + 1) * cols;
-    let read = |source: &mut dyn Source, r: usize| -> (Vec<Item>, f64) {
+    // Lines go in batches of at least four frames per worker: every batch ends in a barrier,
+    // and a barrier per short line would leave workers idle.
+    let per_batch = (4 * rayon::current_num_threads()).div_ceil(cols.max(1)).max(1);
+    let batches: Vec<&[usize]> = todo.chunks(per_batch).collect();
+    let read = |source: &mut dyn Source, lines: &[usize]| -> (Vec<Item>, f64) {
         let t = Instant::now();
-        let items = source.read(frames_of(r));
+        let items = lines.iter().flat_map(|&r| source.read(frames_of(r))).collect();
         (items, t.elapsed().as_secs_f64())
     };
-    let mut next = todo.first().map(|&r| read(source, r));
-    for (i, &r) in todo.iter().enumerate() {
+    let mut next = batches.first().map(|b| read(source, b));
+    for (i, batch) in batches.iter().enumerate() {
         let (items, read_s) = next.take().expect("read ahead");
         stats.read_s += read_s;
         stats.bytes_read += items
@@ -582,30 +599,7 @@ pub fn run_plan(
             items
                 .par_iter()
                 .map(|it| {
-                    // A bug in a reducer must cost its frames, not the user's run.
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        plan.reduce_item(it, opts.decode)
-                    }))
-                    .unwrap_or_else(|_| {
-                        let frames = match it {
-                            Item::Frames { frames, .. } | Item::Failed { frames, .. } => {
-                                frames.clone()
-                            }
-                            Item::Chunk { want, .. } => want.clone(),
-                        };
-                        (
-                            frames
-                                .map(|g| {
-                                    (
-                                        g,
-                                        Err("internal error while reducing (please report)"
-                                            .to_string()),
-                                    )
-                                })
-                                .collect(),
-                            0,
-                        )
-                    });
+                    let out = plan.reduce_item_guarded(it, opts.decode);
                     if let Some(p) = opts.progress {
                         p(out.0.len());
                     }
@@ -613,17 +607,17 @@ pub fn run_plan(
                 })
                 .collect()
         };
-        let (results, ahead) = match todo.get(i + 1) {
-            Some(&r2) => {
+        let (results, ahead) = match batches.get(i + 1) {
+            Some(b2) => {
                 let src = &mut *source;
-                let (a, b) = rayon::join(reduce, move || read(src, r2));
+                let (a, b) = rayon::join(reduce, move || read(src, b2));
                 (a, Some(b))
             }
             None => (reduce(), None),
         };
         next = ahead;
         stats.reduce_s += t.elapsed().as_secs_f64();
-        let mut line_failed = false;
+        let mut failed_lines = vec![];
         for (frame_results, compressed) in results {
             stats.compressed_domain_frames += compressed;
             for (g, res) in frame_results {
@@ -632,18 +626,20 @@ pub fn run_plan(
                 match res {
                     Ok(v) => values[point * n..(point + 1) * n].copy_from_slice(&v),
                     Err(e) => {
-                        line_failed = true;
+                        failed_lines.push(point / cols);
                         failed.push((g, e));
                     }
                 }
             }
         }
-        if let (Some(cache), false) = (opts.cache, line_failed) {
-            let bytes: Vec<u8> = values[r * cols * n..(r + 1) * cols * n]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            cache.put(&line_key(r), &bytes);
+        if let Some(cache) = opts.cache {
+            for &r in batch.iter().filter(|r| !failed_lines.contains(r)) {
+                let bytes: Vec<u8> = values[r * cols * n..(r + 1) * cols * n]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
+                cache.put(&line_key(r), &bytes);
+            }
         }
     }
     failed.sort_by_key(|f| f.0);

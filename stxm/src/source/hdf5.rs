@@ -93,13 +93,8 @@ impl H5Source {
                 }
                 _ => {}
             }
-            let index = ds.chunk_sizes().unwrap_or_default();
-            let crc = index.iter().fold(0u32, |c, (off, size)| {
-                let mut b: Vec<u8> = off.iter().flat_map(|&o| (o as u64).to_le_bytes()).collect();
-                b.extend_from_slice(&size.to_le_bytes());
-                crc32c::crc32c_append(c, &b)
-            });
-            stamps.push(format!("{name}:{:?}:{}:{crc:08x}", ds.shape, index.len()));
+            let index = ds.chunk_index_crc().map_or("contiguous".into(), |c| format!("{c:08x}"));
+            stamps.push(format!("{name}:{:?}:{index}", ds.shape));
             let first = parts.last().map_or(0, |p| p.first + p.frames);
             let fast = if hdf5_read {
                 None
