@@ -73,21 +73,25 @@ impl Cache {
     /// Store `value` under `key`, then evict the least recently used entries past the cap. A
     /// failure to store is not an error of the run (the result is still returned).
     pub fn put(&self, key: &str, value: &[u8]) {
-        if value.len() as u64 > self.cap {
-            return;
-        }
-        let _ = self.try_put(key, value);
+        self.put_many(&[(key.to_string(), value.to_vec())]);
     }
 
-    fn try_put(&self, key: &str, value: &[u8]) -> Result<()> {
+    /// [`Cache::put`] for several entries in one transaction (one sync to disk).
+    pub fn put_many(&self, entries: &[(String, Vec<u8>)]) {
+        let _ = self.try_put(entries);
+    }
+
+    fn try_put(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
         let w = self.db.begin_write().map_err(err)?;
         {
             let mut values = w.open_table(VALUES).map_err(err)?;
             let mut used = w.open_table(USED).map_err(err)?;
-            values.insert(key, value).map_err(err)?;
-            used.insert(key, (now_ns(), value.len() as u64))
-                .map_err(err)?;
-            let mut entries: Vec<(String, u64, u64)> = used
+            for (key, value) in entries.iter().filter(|(_, v)| v.len() as u64 <= self.cap) {
+                values.insert(key.as_str(), value.as_slice()).map_err(err)?;
+                used.insert(key.as_str(), (now_ns(), value.len() as u64))
+                    .map_err(err)?;
+            }
+            let mut all: Vec<(String, u64, u64)> = used
                 .iter()
                 .map_err(err)?
                 .filter_map(|e| e.ok())
@@ -96,9 +100,9 @@ impl Cache {
                     (k.value().to_string(), t, s)
                 })
                 .collect();
-            let mut total: u64 = entries.iter().map(|e| e.2).sum();
-            entries.sort_by_key(|e| e.1);
-            for (k, _, s) in entries {
+            let mut total: u64 = all.iter().map(|e| e.2).sum();
+            all.sort_by_key(|e| e.1);
+            for (k, _, s) in all {
                 if total <= self.cap {
                     break;
                 }

@@ -325,15 +325,17 @@ impl Plan {
 
     /// [`Plan::reduce_item`], where a bug in a reducer costs its frames, not the user's run.
     fn reduce_item_guarded(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reduce_item(item, decode)))
-            .unwrap_or_else(|_| {
-                let frames = match item {
-                    Item::Frames { frames, .. } | Item::Failed { frames, .. } => frames.clone(),
-                    Item::Chunk { want, .. } => want.clone(),
-                };
-                let msg = "internal error while reducing (please report)";
-                (frames.map(|g| (g, Err(msg.to_string()))).collect(), 0)
-            })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.reduce_item(item, decode)
+        }))
+        .unwrap_or_else(|_| {
+            let frames = match item {
+                Item::Frames { frames, .. } | Item::Failed { frames, .. } => frames.clone(),
+                Item::Chunk { want, .. } => want.clone(),
+            };
+            let msg = "internal error while reducing (please report)";
+            (frames.map(|g| (g, Err(msg.to_string()))).collect(), 0)
+        })
     }
 
     /// Decode and reduce one item: (source frame, values or error) per frame.
@@ -574,73 +576,75 @@ pub fn run_plan(
         }
     }
     let frames_of = |r: usize| req.first + r * cols..req.first + (r + 1) * cols;
-    // Lines go in batches of at least four frames per worker: every batch ends in a barrier,
-    // and a barrier per short line would leave workers idle.
-    let per_batch = (4 * rayon::current_num_threads()).div_ceil(cols.max(1)).max(1);
-    let batches: Vec<&[usize]> = todo.chunks(per_batch).collect();
-    let read = |source: &mut dyn Source, lines: &[usize]| -> (Vec<Item>, f64) {
-        let t = Instant::now();
-        let items = lines.iter().flat_map(|&r| source.read(frames_of(r))).collect();
-        (items, t.elapsed().as_secs_f64())
-    };
-    let mut next = batches.first().map(|b| read(source, b));
-    for (i, batch) in batches.iter().enumerate() {
-        let (items, read_s) = next.take().expect("read ahead");
-        stats.read_s += read_s;
-        stats.bytes_read += items
-            .iter()
-            .map(|it| match it {
-                Item::Frames { bytes, .. } | Item::Chunk { bytes, .. } => bytes.len() as u64,
-                Item::Failed { .. } => 0,
-            })
-            .sum::<u64>();
-        let t = Instant::now();
-        let reduce = || -> Vec<(Vec<FrameResult>, usize)> {
-            items
-                .par_iter()
-                .map(|it| {
-                    let out = plan.reduce_item_guarded(it, opts.decode);
-                    if let Some(p) = opts.progress {
-                        p(out.0.len());
-                    }
-                    out
-                })
-                .collect()
-        };
-        let (results, ahead) = match batches.get(i + 1) {
-            Some(b2) => {
-                let src = &mut *source;
-                let (a, b) = rayon::join(reduce, move || read(src, b2));
-                (a, Some(b))
-            }
-            None => (reduce(), None),
-        };
-        next = ahead;
-        stats.reduce_s += t.elapsed().as_secs_f64();
-        let mut failed_lines = vec![];
-        for (frame_results, compressed) in results {
-            stats.compressed_domain_frames += compressed;
-            for (g, res) in frame_results {
-                let point = g - req.first;
-                stats.frames += 1;
-                match res {
-                    Ok(v) => values[point * n..(point + 1) * n].copy_from_slice(&v),
-                    Err(e) => {
-                        failed_lines.push(point / cols);
-                        failed.push((g, e));
+    // One thread reads (HDF5 is not thread-safe) into a bounded queue; every worker takes the
+    // next item as it is free: no barrier between lines, and the reader takes no worker.
+    let t = Instant::now();
+    let results = std::sync::Mutex::new(Vec::new());
+    let read = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(2 * rayon::current_num_threads());
+        let todo = &todo;
+        let reader = scope.spawn(move || {
+            let (mut read_s, mut bytes) = (0f64, 0u64);
+            for &r in todo {
+                let t = Instant::now();
+                let items = source.read(frames_of(r));
+                read_s += t.elapsed().as_secs_f64();
+                for it in items {
+                    bytes += match &it {
+                        Item::Frames { bytes, .. } | Item::Chunk { bytes, .. } => {
+                            bytes.len() as u64
+                        }
+                        Item::Failed { .. } => 0,
+                    };
+                    if tx.send(it).is_err() {
+                        return (read_s, bytes);
                     }
                 }
             }
-        }
-        if let Some(cache) = opts.cache {
-            for &r in batch.iter().filter(|r| !failed_lines.contains(r)) {
-                let bytes: Vec<u8> = values[r * cols * n..(r + 1) * cols * n]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect();
-                cache.put(&line_key(r), &bytes);
+            (read_s, bytes)
+        });
+        rx.into_iter().par_bridge().for_each(|it| {
+            let out = plan.reduce_item_guarded(&it, opts.decode);
+            if let Some(p) = opts.progress {
+                p(out.0.len());
+            }
+            results.lock().unwrap_or_else(|e| e.into_inner()).push(out);
+        });
+        reader.join()
+    });
+    let (read_s, bytes_read) =
+        read.map_err(|_| Error::Source("the reader thread failed".into()))?;
+    stats.read_s = read_s;
+    stats.bytes_read = bytes_read;
+    stats.reduce_s = t.elapsed().as_secs_f64();
+    let mut failed_lines = vec![];
+    for (frame_results, compressed) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        stats.compressed_domain_frames += compressed;
+        for (g, res) in frame_results {
+            let point = g - req.first;
+            stats.frames += 1;
+            match res {
+                Ok(v) => values[point * n..(point + 1) * n].copy_from_slice(&v),
+                Err(e) => {
+                    failed_lines.push(point / cols);
+                    failed.push((g, e));
+                }
             }
         }
+    }
+    if let Some(cache) = opts.cache {
+        let lines: Vec<(String, Vec<u8>)> = todo
+            .iter()
+            .filter(|r| !failed_lines.contains(r))
+            .map(|&r| {
+                let line = &values[r * cols * n..(r + 1) * cols * n];
+                (
+                    line_key(r),
+                    line.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        cache.put_many(&lines);
     }
     failed.sort_by_key(|f| f.0);
     stats.total_s = t0.elapsed().as_secs_f64();

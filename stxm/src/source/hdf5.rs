@@ -93,7 +93,9 @@ impl H5Source {
                 }
                 _ => {}
             }
-            let index = ds.chunk_index_crc().map_or("contiguous".into(), |c| format!("{c:08x}"));
+            let index = ds
+                .chunk_index_crc()
+                .map_or("contiguous".into(), |c| format!("{c:08x}"));
             stamps.push(format!("{name}:{:?}:{index}", ds.shape));
             let first = parts.last().map_or(0, |p| p.first + p.frames);
             let fast = if hdf5_read {
