@@ -505,6 +505,57 @@ impl Dataset {
         }
     }
 
+    /// The file that holds this dataset (an external link's target, for a DECTRIS master),
+    /// and where its addresses start (the user block's size).
+    pub fn storage_file(&self) -> Result<(String, u64)> {
+        // SAFETY: `self.id` is an open dataset; the file id is guarded and closed; `buf` is
+        // sized from the first H5Fget_name call plus the NUL.
+        unsafe {
+            let file = check(
+                hdf5_sys::h5i::H5Iget_file_id(self.id.0),
+                hdf5_sys::h5f::H5Fclose,
+                || "H5Iget_file_id".into(),
+            )?;
+            let n = hdf5_sys::h5f::H5Fget_name(file.0, std::ptr::null_mut(), 0);
+            if n <= 0 {
+                bail!("the dataset's file has no name");
+            }
+            let mut buf = vec![0u8; n as usize + 1];
+            hdf5_sys::h5f::H5Fget_name(file.0, buf.as_mut_ptr() as *mut _, buf.len());
+            buf.truncate(n as usize);
+            let fcpl = check(
+                hdf5_sys::h5f::H5Fget_create_plist(file.0),
+                h5p::H5Pclose,
+                || "H5Fget_create_plist".into(),
+            )?;
+            let mut userblock = 0u64;
+            h5p::H5Pget_userblock(fcpl.0, &mut userblock);
+            Ok((String::from_utf8_lossy(&buf).into_owned(), userblock))
+        }
+    }
+
+    /// Where the chunk at `offset` is stored: (address in its file, bytes, filter mask), None
+    /// when it is not allocated (it reads as the fill value).
+    pub fn chunk_location(&self, offset: &[usize]) -> Result<Option<(u64, u64, u32)>> {
+        let off: Vec<u64> = offset.iter().map(|&d| d as u64).collect();
+        let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+        // SAFETY: `off` has the dataset's rank; the call only writes the three outputs.
+        let r = unsafe {
+            h5d::H5Dget_chunk_info_by_coord(
+                self.id.0,
+                off.as_ptr(),
+                &mut mask,
+                &mut addr,
+                &mut size,
+            )
+        };
+        if r < 0 {
+            bail!("no chunk index entry at {offset:?}");
+        }
+        // HADDR_UNDEF: not allocated.
+        Ok((addr != u64::MAX && size > 0).then_some((addr, size, mask)))
+    }
+
     /// Store already-encoded bytes as the chunk at `offset` (HDF5's direct chunk write).
     pub fn write_raw_chunk(&self, offset: &[usize], bytes: &[u8]) -> Result<()> {
         let off: Vec<u64> = offset.iter().map(|&d| d as u64).collect();

@@ -386,6 +386,14 @@ impl Plan {
                 codec,
                 bytes,
             } => {
+                let bytes = match bytes.load() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let msg = format!("cannot read the chunk: {e}");
+                        return (want.clone().map(|g| (g, Err(msg.clone()))).collect(), 0);
+                    }
+                };
+                let bytes: &[u8] = &bytes;
                 if *codec == ChunkCodec::Roibin && !decode {
                     if let Some(r) = self.reduce_parts(bytes, *first, *slots, want.clone()) {
                         let n = r.len();
@@ -398,25 +406,7 @@ impl Plan {
                         0,
                     );
                 }
-                let decoded = match codec {
-                    ChunkCodec::Bslz4 => {
-                        let mut dst = vec![0u8; slots * fb];
-                        bslz4::decode_into(bytes, self.info.dtype.size(), &mut dst)
-                            .map(|_| dst)
-                            .map_err(|e| format!("{e:#}"))
-                    }
-                    ChunkCodec::Roibin => roibin_compressors::decode_chunk(bytes)
-                        .map_err(|e| e.to_string())
-                        .and_then(|(m, d)| {
-                            if m.dtype == self.info.dtype && d.len() == slots * fb {
-                                Ok(d)
-                            } else {
-                                Err(format!(
-                                    "chunk decodes to {m}, not {slots} frames of the dataset's"
-                                ))
-                            }
-                        }),
-                };
+                let decoded = decode_chunk(*codec, bytes, *slots * fb, self.info.dtype);
                 match decoded {
                     Ok(d) => (frames(*first, want.clone(), &d), 0),
                     Err(e) => (
@@ -428,6 +418,32 @@ impl Plan {
                 }
             }
         }
+    }
+}
+
+/// A raw chunk decoded to `bytes` bytes of `dtype` elements (its frame slots).
+fn decode_chunk(
+    codec: ChunkCodec,
+    chunk: &[u8],
+    bytes: usize,
+    dtype: roibin_registry::DType,
+) -> std::result::Result<Vec<u8>, String> {
+    match codec {
+        ChunkCodec::Bslz4 => {
+            let mut dst = vec![0u8; bytes];
+            bslz4::decode_into(chunk, dtype.size(), &mut dst)
+                .map(|_| dst)
+                .map_err(|e| format!("{e:#}"))
+        }
+        ChunkCodec::Roibin => roibin_compressors::decode_chunk(chunk)
+            .map_err(|e| e.to_string())
+            .and_then(|(m, d)| {
+                if m.dtype == dtype && d.len() == bytes {
+                    Ok(d)
+                } else {
+                    Err(format!("chunk decodes to {m}, not the dataset's frames"))
+                }
+            }),
     }
 }
 
@@ -449,19 +465,11 @@ fn frame_values(source: &mut dyn Source, info: &Info, n: usize, param: &str) -> 
             bytes,
             ..
         }) => {
-            let d = match codec {
-                ChunkCodec::Bslz4 => {
-                    let mut d = vec![0u8; slots * fb];
-                    bslz4::decode_into(&bytes, info.dtype.size(), &mut d)
-                        .map_err(|e| Error::request(param, format!("frame {n}: {e:#}")))?;
-                    d
-                }
-                ChunkCodec::Roibin => {
-                    roibin_compressors::decode_chunk(&bytes)
-                        .map_err(|e| Error::request(param, format!("frame {n}: {e}")))?
-                        .1
-                }
-            };
+            let chunk = bytes
+                .load()
+                .map_err(|e| Error::request(param, format!("frame {n}: {e}")))?;
+            let d = decode_chunk(codec, &chunk, slots * fb, info.dtype)
+                .map_err(|e| Error::request(param, format!("frame {n}: {e}")))?;
             d.get((n - first) * fb..(n - first + 1) * fb)
                 .ok_or_else(|| Error::request(param, format!("frame {n}: short chunk")))?
                 .to_vec()
@@ -591,9 +599,8 @@ pub fn run_plan(
                 read_s += t.elapsed().as_secs_f64();
                 for it in items {
                     bytes += match &it {
-                        Item::Frames { bytes, .. } | Item::Chunk { bytes, .. } => {
-                            bytes.len() as u64
-                        }
+                        Item::Frames { bytes, .. } => bytes.len() as u64,
+                        Item::Chunk { bytes, .. } => bytes.len(),
                         Item::Failed { .. } => 0,
                     };
                     if tx.send(it).is_err() {

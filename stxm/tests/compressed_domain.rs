@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use roibin_registry::{ArrayMeta, DType};
-use roibin_stxm::source::{ChunkCodec, Info, Item, Source};
+use roibin_stxm::source::{ChunkBytes, ChunkCodec, Info, Item, Source};
 use roibin_stxm::{Request, RunOptions};
 use std::ops::Range;
 
@@ -25,7 +25,7 @@ impl Source for Chunks {
                 slots: 1,
                 want: i..i + 1,
                 codec: ChunkCodec::Roibin,
-                bytes: self.chunks[i].clone(),
+                bytes: ChunkBytes::Loaded(self.chunks[i].clone()),
             })
             .collect()
     }

@@ -7,7 +7,7 @@
 //! in parallel; every other dataset (no filter, gzip, any plugin) goes through HDF5's own read
 //! with the plugins on `HDF5_PLUGIN_PATH` (roibin's is registered in-process).
 
-use super::{file_stamp, ChunkCodec, Info, Item, Source};
+use super::{file_stamp, ChunkBytes, ChunkCodec, Info, Item, Source};
 use crate::bslz4;
 use crate::{Error, Result};
 use roibin_h5io::{Dataset, File};
@@ -23,6 +23,9 @@ struct Part {
     row_len: usize,
     /// Raw chunks decoded by the engine, with frames per chunk.
     fast: Option<(ChunkCodec, usize)>,
+    /// The file holding the chunks (opened for positioned reads), its address base and size:
+    /// a chunk located outside it is refused before anything is allocated.
+    storage: Option<(std::sync::Arc<std::fs::File>, u64, u64)>,
 }
 
 /// An HDF5 source.
@@ -103,7 +106,14 @@ impl H5Source {
             } else {
                 fast_path(&ds, h, w)
             };
+            let storage = fast.and_then(|_| {
+                let (path, base) = ds.storage_file().ok()?;
+                let f = std::fs::File::open(&path).ok()?;
+                let size = f.metadata().ok()?.len();
+                Some((std::sync::Arc::new(f), base, size))
+            });
             parts.push(Part {
+                storage,
                 first,
                 frames: n,
                 row_len: scan.map_or(n.max(1), |s| s.1),
@@ -301,19 +311,45 @@ impl Part {
             let c0 = row * self.row_len + col / k * k;
             let slots_end = (c0 + k).min((row + 1) * self.row_len).min(self.frames);
             let want = i..r.end.min(slots_end);
-            match self.ds.read_raw_chunk(&self.offset(c0)) {
-                Ok((bytes, 0)) if !bytes.is_empty() => out.push(Item::Chunk {
+            let want_global = self.first + want.start..self.first + want.end;
+            let bytes = match (&self.storage, self.ds.chunk_location(&self.offset(c0))) {
+                // Located: a worker reads the byte range itself.
+                (Some((file, base, size)), Ok(Some((addr, len, 0)))) => {
+                    if addr.saturating_add(*base).saturating_add(len) > *size {
+                        Err(format!(
+                            "the chunk at frame {} claims bytes past the end of its file",
+                            self.first + c0
+                        ))
+                    } else {
+                        Ok(Some(ChunkBytes::At {
+                            file: file.clone(),
+                            offset: addr + base,
+                            len,
+                        }))
+                    }
+                }
+                // No file to read from: HDF5 reads the raw chunk.
+                (None, Ok(Some((_, _, 0)))) => match self.ds.read_raw_chunk(&self.offset(c0)) {
+                    Ok((b, 0)) if !b.is_empty() => Ok(Some(ChunkBytes::Loaded(b))),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(format!("{e:#}")),
+                },
+                // Unallocated (fill value) or stored unfiltered: HDF5 knows what to return.
+                (_, Ok(_)) => Ok(None),
+                (_, Err(e)) => Err(format!("{e:#}")),
+            };
+            match bytes {
+                Ok(Some(bytes)) => out.push(Item::Chunk {
                     first: self.first + c0,
                     slots: k,
-                    want: self.first + want.start..self.first + want.end,
+                    want: want_global,
                     codec,
                     bytes,
                 }),
-                // Unallocated (fill value) or stored unfiltered: HDF5 knows what to return.
-                Ok(_) => self.read_hdf5(want.clone(), out),
-                Err(e) => out.push(Item::Failed {
-                    frames: self.first + want.start..self.first + want.end,
-                    message: format!("{e:#}"),
+                Ok(None) => self.read_hdf5(want.clone(), out),
+                Err(message) => out.push(Item::Failed {
+                    frames: want_global,
+                    message,
                 }),
             }
             i = want.end;

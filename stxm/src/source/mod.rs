@@ -23,6 +23,44 @@ pub enum ChunkCodec {
     Bslz4,
 }
 
+/// A raw chunk's bytes: read already, or where to read them (workers read byte ranges in
+/// parallel, outside the HDF5 library).
+pub enum ChunkBytes {
+    Loaded(Vec<u8>),
+    At {
+        file: std::sync::Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl ChunkBytes {
+    /// Stored size.
+    pub fn len(&self) -> u64 {
+        match self {
+            ChunkBytes::Loaded(b) => b.len() as u64,
+            ChunkBytes::At { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes (a positioned read for [`ChunkBytes::At`]).
+    pub fn load(&self) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        match self {
+            ChunkBytes::Loaded(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            ChunkBytes::At { file, offset, len } => {
+                let mut buf = vec![0u8; *len as usize];
+                file.read_exact_at(&mut buf, *offset)?;
+                Ok(std::borrow::Cow::Owned(buf))
+            }
+        }
+    }
+}
+
 /// Frames as a source hands them out.
 pub enum Item {
     /// Decoded frames `frames`, consecutive, C order, little-endian.
@@ -37,7 +75,7 @@ pub enum Item {
         slots: usize,
         want: Range<usize>,
         codec: ChunkCodec,
-        bytes: Vec<u8>,
+        bytes: ChunkBytes,
     },
     /// Frames that could not be read, and why.
     Failed {
