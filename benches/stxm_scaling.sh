@@ -6,7 +6,7 @@
 #
 # ROIBIN: the roibin command (default target/release/roibin; a bare machine runs the bundle's
 # `devbundle/run`, made by benches/devbundle.sh). FRAMES (default 256) frames of 2167×2070.
-# Best of 3 per count; prints a table and writes it to OUT_DIR/stxm_scaling.md.
+# Best of REPS (default 3) per count; prints a table and writes it to OUT_DIR/stxm_scaling.md.
 set -euo pipefail
 roibin=${1:-target/release/roibin}
 out=${2:-bench-out}
@@ -34,8 +34,8 @@ best3() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 } | tee "$out/stxm_scaling.md"
 b1="" b2=""
 for t in "${threads[@]}"; do
-    i=$(best3 $(for _ in 1 2 3; do run --threads "$t"; done))
-    c=$(best3 $(for _ in 1 2 3; do run --threads "$t" --signal comh; done))
+    i=$(best3 $(for _ in $(seq "${REPS:-3}"); do run --threads "$t"; done))
+    c=$(best3 $(for _ in $(seq "${REPS:-3}"); do run --threads "$t" --signal comh; done))
     b1=${b1:-$i} b2=${b2:-$c}
     awk -v t="$t" -v i="$i" -v c="$c" -v b1="$b1" -v b2="$b2" 'BEGIN {
         printf "| %d | %.0f | %.2f | %.0f%% | %.0f | %.2f | %.0f%% |\n", t, i, i / b1, 100 * i / b1 / t, c, c / b2, 100 * c / b2 / t }' |
