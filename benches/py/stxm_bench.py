@@ -164,8 +164,8 @@ try:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 4))
-    labels = ["%s %s" % (r[0], r[2]) for r in rows]
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    labels = ["%s %s%s" % (r[0], r[2], " · " + r[1].split(", ", 1)[1].split(" (")[0] if r[0] == "C" else "") for r in rows]
     i = np.arange(len(rows))
     ax.bar(i - 0.2, [r[4] for r in rows], 0.4, label="roibin stxm")
     ax.bar(i + 0.2, [r[6] for r in rows], 0.4, label="anchor (numpy / pyFAI / decode-then-reduce)")
