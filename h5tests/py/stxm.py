@@ -148,6 +148,13 @@ with h5py.File(raw, "r") as f:
     truth = {k: f["truth"][k][()] for k in f["truth"]}
 assert frames.shape == (ROWS * COLS, H, W) and frames.dtype == np.uint32
 
+# `synth --bslz4` writes DECTRIS-style chunks (our encoder) that hdf5plugin reads back.
+own = os.path.join(TMP, "scan_own_bslz4.h5")
+roibin("synth", own, "--layout", "stxm", "--scan", "%dx%d" % (ROWS, COLS), "--frame", "%dx%d" % (H, W), "--bslz4")
+with h5py.File(own, "r") as f:
+    d = f["entry/data/data"]
+    assert list(d._filters) == ["32008"] and np.array_equal(d[()], frames)
+
 VARIANTS = {
     "plain": {},
     "gzip": dict(compression="gzip", compression_opts=4),
