@@ -249,6 +249,15 @@ pub fn image_param(req: &Request) -> [(&'static str, Option<&Image>); 2] {
     ]
 }
 
+/// Pixels (y, x0..) of one row, as raw elements.
+#[derive(Clone, Copy)]
+struct Segment<'a> {
+    bytes: &'a [u8],
+    dtype: DType,
+    y: usize,
+    x0: usize,
+}
+
 /// A linear detector over the processed frame: every processed pixel belongs to at most one
 /// label; per label it sums `S = Σ P_q`, and with `moments` also `Σ x_q·P_q`, `Σ y_q·P_q`
 /// (x, y: processed column and row).
@@ -403,7 +412,16 @@ impl Linear {
                 let x1 = (seg_end - row_start).min(cols.end);
                 if x0 < x1 {
                     let b = &elems[(row_start + x0 - start) * es..(row_start + x1 - start) * es];
-                    self.segment(b, dtype, y, x0, acc, row);
+                    self.segment(
+                        Segment {
+                            bytes: b,
+                            dtype,
+                            y,
+                            x0,
+                        },
+                        acc,
+                        row,
+                    );
                 }
             }
             p = seg_end;
@@ -412,48 +430,30 @@ impl Linear {
 
     /// Add pixels (y, x0..) of one row: with AVX2 where the CPU has it (the same code,
     /// compiled for wider vectors).
-    fn segment(
-        &self,
-        bytes: &[u8],
-        dtype: DType,
-        y: usize,
-        x0: usize,
-        acc: &mut [f64],
-        row: &mut Vec<f64>,
-    ) {
+    fn segment(&self, seg: Segment<'_>, acc: &mut [f64], row: &mut Vec<f64>) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above), all `segment_avx2` asks for.
-            unsafe { self.segment_avx2(bytes, dtype, y, x0, acc, row) };
+            unsafe { self.segment_avx2(seg, acc, row) };
             return;
         }
-        self.segment_body(bytes, dtype, y, x0, acc, row);
+        self.segment_body(seg, acc, row);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn segment_avx2(
-        &self,
-        bytes: &[u8],
-        dtype: DType,
-        y: usize,
-        x0: usize,
-        acc: &mut [f64],
-        row: &mut Vec<f64>,
-    ) {
-        self.segment_body(bytes, dtype, y, x0, acc, row);
+    unsafe fn segment_avx2(&self, seg: Segment<'_>, acc: &mut [f64], row: &mut Vec<f64>) {
+        self.segment_body(seg, acc, row);
     }
 
     #[inline(always)]
-    fn segment_body(
-        &self,
-        bytes: &[u8],
-        dtype: DType,
-        y: usize,
-        x0: usize,
-        acc: &mut [f64],
-        row: &mut Vec<f64>,
-    ) {
+    fn segment_body(&self, seg: Segment<'_>, acc: &mut [f64], row: &mut Vec<f64>) {
+        let Segment {
+            bytes,
+            dtype,
+            y,
+            x0,
+        } = seg;
         let g = &self.geometry;
         // Integer sums cannot overflow below 2^16 columns (see `count_moments`).
         if self.raw_labels.is_none()
