@@ -143,32 +143,7 @@ impl Plan {
                 ),
             ));
         }
-        let mut geometry = Geometry::new(req, info.height, info.width)?;
-        let mask = match &req.mask {
-            Mask::Auto => info.mask.clone(),
-            Mask::None => None,
-            Mask::File(f) => Some(
-                read_image(f, info.height, info.width, "mask")?
-                    .iter()
-                    .map(|&v| v != 0.0)
-                    .collect(),
-            ),
-        };
-        if let Some(m) = &mask {
-            geometry.set_mask(m)?;
-        }
-        for (param, image) in crate::geometry::image_param(req) {
-            let Some(image) = image else { continue };
-            let values = match image {
-                Image::Frame(n) => frame_values(source, &info, *n, param)?,
-                Image::File(f) => read_image(f, info.height, info.width, param)?,
-            };
-            if param == "empty" {
-                geometry.set_empty(&values);
-            } else {
-                geometry.set_difference(&values);
-            }
-        }
+        let geometry = prepare_geometry(req, source, &info)?;
         let reducer = algo::reducer(req, &geometry)?;
         let linear = reducer
             .detector()
@@ -421,6 +396,39 @@ impl Plan {
     }
 }
 
+/// The request's pre-processing over `source`'s frames: ROI and binning checked, the mask
+/// (the request's, or the source's own with `mask=auto`), the empty-beam and difference
+/// images read and folded in.
+pub fn prepare_geometry(req: &Request, source: &mut dyn Source, info: &Info) -> Result<Geometry> {
+    let mut geometry = Geometry::new(req, info.height, info.width)?;
+    let mask = match &req.mask {
+        Mask::Auto => info.mask.clone(),
+        Mask::None => None,
+        Mask::File(f) => Some(
+            read_image(f, info.height, info.width, "mask")?
+                .iter()
+                .map(|&v| v != 0.0)
+                .collect(),
+        ),
+    };
+    if let Some(m) = &mask {
+        geometry.set_mask(m)?;
+    }
+    for (param, image) in crate::geometry::image_param(req) {
+        let Some(image) = image else { continue };
+        let values = match image {
+            Image::Frame(n) => frame_values(source, info, *n, param)?,
+            Image::File(f) => read_image(f, info.height, info.width, param)?,
+        };
+        if param == "empty" {
+            geometry.set_empty(&values);
+        } else {
+            geometry.set_difference(&values);
+        }
+    }
+    Ok(geometry)
+}
+
 /// A raw chunk decoded to `bytes` bytes of `dtype` elements (its frame slots).
 fn decode_chunk(
     codec: ChunkCodec,
@@ -447,8 +455,14 @@ fn decode_chunk(
     }
 }
 
-/// Valid values of source frame `n` (for empty/difference images).
-fn frame_values(source: &mut dyn Source, info: &Info, n: usize, param: &str) -> Result<Vec<f64>> {
+/// Valid values of source frame `n` (empty/difference images, frames to show); `param` names
+/// the request parameter an error is about.
+pub fn frame_values(
+    source: &mut dyn Source,
+    info: &Info,
+    n: usize,
+    param: &str,
+) -> Result<Vec<f64>> {
     if n >= info.frames {
         return Err(Error::request(
             param,

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod geometry;
 pub mod output;
 pub mod request;
+pub mod show;
 pub mod source;
 
 pub use engine::{run, Reduction, RunOptions};

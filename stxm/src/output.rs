@@ -99,6 +99,18 @@ fn map2d(r: &Reduction) -> Result<(&[f64], usize, usize)> {
 /// The map as a PNG (RGBA; NaN transparent).
 pub fn png_bytes(r: &Reduction, style: &Style) -> Result<Vec<u8>> {
     let (v, h, w) = map2d(r)?;
+    png_of(v, h, w, style, &r.request)
+}
+
+/// The map as a 32-bit float grey TIFF.
+pub fn tiff_bytes(r: &Reduction) -> Result<Vec<u8>> {
+    let (v, h, w) = map2d(r)?;
+    tiff_of(v, h, w)
+}
+
+/// `h × w` values as a PNG with `style`'s palette and range (RGBA; NaN transparent); the
+/// request goes into a text chunk.
+pub fn png_of(v: &[f64], h: usize, w: usize, style: &Style, request: &str) -> Result<Vec<u8>> {
     let (grad, reverse) = gradient(&style.palette)?;
     let t = |x: f64| {
         if style.log {
@@ -140,21 +152,51 @@ pub fn png_bytes(r: &Reduction, style: &Style) -> Result<Vec<u8>> {
         let mut e = png::Encoder::new(&mut out, w as u32, h as u32);
         e.set_color(png::ColorType::Rgba);
         e.set_depth(png::BitDepth::Eight);
-        e.add_text_chunk("roibin-request".into(), r.request.clone())?;
+        e.add_text_chunk("roibin-request".into(), request.to_string())?;
         let mut wr = e.write_header()?;
         wr.write_image_data(&rgba)?;
     }
     Ok(out)
 }
 
-/// The map as a 32-bit float grey TIFF.
-pub fn tiff_bytes(r: &Reduction) -> Result<Vec<u8>> {
-    let (v, h, w) = map2d(r)?;
+/// `h × w` values as a 32-bit float grey TIFF.
+pub fn tiff_of(v: &[f64], h: usize, w: usize) -> Result<Vec<u8>> {
     let data: Vec<f32> = v.iter().map(|&x| x as f32).collect();
     let mut out = std::io::Cursor::new(Vec::new());
     tiff::encoder::TiffEncoder::new(&mut out)?
         .write_image::<tiff::encoder::colortype::Gray32Float>(w as u32, h as u32, &data)?;
     Ok(out.into_inner())
+}
+
+/// `h × w` values as text rows (`nan` for NaN).
+pub fn ascii_of(v: &[f64], w: usize) -> String {
+    let mut s = String::new();
+    for row in v.chunks(w.max(1)) {
+        s += &row
+            .iter()
+            .map(|&x| fmt_value(x))
+            .collect::<Vec<_>>()
+            .join(" ");
+        s.push('\n');
+    }
+    s
+}
+
+fn fmt_value(x: f64) -> String {
+    if x.is_nan() {
+        "nan".to_string()
+    } else {
+        format!("{x:.9e}")
+    }
+}
+
+/// `h × w` values as JSON rows (`null` for NaN).
+pub fn json_of(v: &[f64], w: usize) -> serde_json::Value {
+    serde_json::Value::Array(
+        v.chunks(w.max(1))
+            .map(|row| serde_json::Value::Array(row.iter().map(|&x| num(x)).collect()))
+            .collect(),
+    )
 }
 
 fn num(x: f64) -> serde_json::Value {
@@ -203,13 +245,7 @@ pub fn ascii(r: &Reduction) -> String {
         r.request, r.signal, r.scan.0, r.scan.1, r.value_shape
     );
     let n = r.per_point();
-    let f = |x: f64| {
-        if x.is_nan() {
-            "nan".to_string()
-        } else {
-            format!("{x:.9e}")
-        }
-    };
+    let f = fmt_value;
     for (row, vals) in r.values.chunks(r.scan.1 * n).enumerate() {
         if n == 1 {
             s += &vals.iter().map(|&x| f(x)).collect::<Vec<_>>().join(" ");

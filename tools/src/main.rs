@@ -36,6 +36,8 @@ enum Cmd {
     Autotune(cmd::autotune::Args),
     /// Reduce a raster scan to a map (STXM: brightfield, polarroi, radial, gridroi, hits, bragg)
     Stxm(Box<cmd::stxm::Args>),
+    /// Serve dada's HTTP API (show, multi, stxm) and a web page over a data folder
+    Serve(cmd::serve::Args),
     /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
     Demo(cmd::demo::Args),
 }
@@ -54,6 +56,7 @@ fn main() {
         Cmd::Bench(a) => cmd::bench::run(a),
         Cmd::Autotune(a) => cmd::autotune::run(a),
         Cmd::Stxm(a) => cmd::stxm::run(*a),
+        Cmd::Serve(a) => cmd::serve::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

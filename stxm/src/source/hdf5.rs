@@ -32,8 +32,18 @@ struct Part {
 pub struct H5Source {
     // Dropped before the file (fields drop in order).
     parts: Vec<Part>,
-    _file: File,
+    file: Option<File>,
     info: Info,
+}
+
+impl Drop for H5Source {
+    fn drop(&mut self) {
+        // Closing ids is an HDF5 call too: under the same lock.
+        hdf5::sync::sync(|| {
+            self.parts.clear();
+            self.file.take();
+        });
+    }
 }
 
 // SAFETY: the source holds HDF5 ids (integers) and is used by one thread at a time (the
@@ -74,6 +84,12 @@ fn frame_shape(ds: &Dataset, name: &str) -> Result<FrameShape> {
 
 impl H5Source {
     pub fn open(path: &str, dset: Option<&str>, hdf5_read: bool) -> Result<H5Source> {
+        // libhdf5 is not thread-safe: every call of ours takes the lock the `hdf5` crate's own
+        // calls take, so concurrent requests (the server) never meet inside it.
+        hdf5::sync::sync(|| H5Source::open_locked(path, dset, hdf5_read))
+    }
+
+    fn open_locked(path: &str, dset: Option<&str>, hdf5_read: bool) -> Result<H5Source> {
         roibin_h5io::register_filter()?;
         let file = File::open(path)?;
         let names: Vec<String> = match dset {
@@ -150,7 +166,7 @@ impl H5Source {
                 read_path: read_path.into(),
             },
             parts,
-            _file: file,
+            file: Some(file),
         })
     }
 }
@@ -363,6 +379,12 @@ impl Source for H5Source {
     }
 
     fn read(&mut self, frames: Range<usize>) -> Vec<Item> {
+        hdf5::sync::sync(|| self.read_locked(frames))
+    }
+}
+
+impl H5Source {
+    fn read_locked(&self, frames: Range<usize>) -> Vec<Item> {
         let mut out = vec![];
         for p in &self.parts {
             let lo = frames.start.max(p.first);

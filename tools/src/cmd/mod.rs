@@ -7,5 +7,6 @@ pub mod info;
 pub mod list;
 pub mod peaks;
 pub mod science_tune;
+pub mod serve;
 pub mod stxm;
 pub mod synth;

@@ -1,0 +1,327 @@
+//! `roibin serve` on a free loopback port, called with a real HTTP client: maps and frames
+//! against `roibin stxm`'s own output, errors that name the parameter, paths that would leave
+//! the root, the token, limits, a corrupt chunk, the shared cache.
+
+use roibin_h5tests::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+
+/// A running server, stopped when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(root: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(roibin_bin())
+        .args([
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--max-requests",
+            "200",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start roibin serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// (status, content type, body) of a GET.
+fn get(s: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>) {
+    let r = match ureq::get(&format!("{}{path}", s.base)).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let status = r.status();
+    let ctype = r.content_type().to_string();
+    let cached = r.header("x-roibin-cached").map(str::to_string);
+    let mut body = vec![];
+    r.into_reader().read_to_end(&mut body).unwrap();
+    (status, ctype, body, cached)
+}
+
+/// The status line of a request sent as raw bytes (no client normalises its path).
+fn raw_status(s: &Server, path: &str) -> String {
+    let addr = s.base.trim_start_matches("http://");
+    let mut t = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        t,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    t.read_to_string(&mut out).unwrap();
+    out.lines().next().unwrap_or("").to_string()
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+fn rgba(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let d = png::Decoder::new(png_bytes);
+    let mut r = d.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).unwrap();
+    (info.width, info.height, buf[..info.buffer_size()].to_vec())
+}
+
+fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(name);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let scan = root.join("sub/scan.h5");
+    ok(roibin(&[
+        "synth",
+        scan.to_str().unwrap(),
+        "--layout",
+        "stxm",
+        "--scan",
+        "6x7",
+        "--frame",
+        "48x64",
+        "--bslz4",
+    ]));
+    (dir, root)
+}
+
+#[test]
+fn maps_and_frames_match_roibin_stxm() {
+    let (dir, root) = setup("serve-maps");
+    let scan = root.join("sub/scan.h5");
+    let s = start(&root, &["--no-cache"]);
+    for (q, args) in [
+        (
+            "signal=comh&palette=magma",
+            vec!["--signal", "comh", "--palette", "magma"],
+        ),
+        (
+            "algo=polarroi&polarroi=52,24;0,6;0,360&log=1",
+            vec![
+                "--algo",
+                "polarroi",
+                "--polarroi",
+                "52,24;0,6;0,360",
+                "--log",
+            ],
+        ),
+    ] {
+        let png_file = dir.join("cli.png");
+        let json_file = dir.join("cli.json");
+        let mut cli = vec![
+            "stxm",
+            scan.to_str().unwrap(),
+            "--scan",
+            "6x7",
+            "--no-cache",
+        ];
+        cli.extend(&args);
+        let mut a = cli.clone();
+        a.extend(["--out", png_file.to_str().unwrap()]);
+        ok(roibin(&a));
+        let mut a = cli.clone();
+        let args_json: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|x| !["--log", "--palette", "magma"].contains(x))
+            .collect();
+        a.truncate(5);
+        a.extend(&args_json);
+        a.extend(["--out", json_file.to_str().unwrap()]);
+        ok(roibin(&a));
+        let (st, ct, body, _) = get(&s, &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}"));
+        assert_eq!(
+            (st, ct.as_str()),
+            (200, "image/png"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(rgba(&body), rgba(&std::fs::read(&png_file).unwrap()), "{q}");
+        let want = json(&std::fs::read(&json_file).unwrap())["data"].clone();
+        let (_, _, body, _) = get(
+            &s,
+            &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}&format=json"),
+        );
+        assert_eq!(json(&body)["data"], want, "{q}");
+        let (_, ct, body, _) = get(
+            &s,
+            &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}&format=tiff_raw"),
+        );
+        assert_eq!(ct, "image/tiff");
+        let mut dec = tiff::decoder::Decoder::new(std::io::Cursor::new(body)).unwrap();
+        assert_eq!(dec.dimensions().unwrap(), (7, 6));
+        let tiff::decoder::DecodingResult::F32(v) = dec.read_image().unwrap() else {
+            panic!("not f32")
+        };
+        let flat: Vec<f64> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect();
+        for (a, b) in v.iter().zip(&flat) {
+            assert!((*a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} {b}");
+        }
+    }
+    // A frame, a stack and a grid: their numbers are the frames' (the gap row reads 0).
+    let (st, _, body, _) = get(&s, "/show/sub/scan.h5/3?format=json");
+    assert_eq!(st, 200);
+    let frame3 = json(&body);
+    assert_eq!(frame3["shape"], serde_json::json!([48, 64]));
+    let (_, _, body, _) = get(&s, "/show/sub/scan.h5/3?format=json&stack=2,sum");
+    let (_, _, body4, _) = get(&s, "/show/sub/scan.h5/4?format=json");
+    let (sum, f4) = (json(&body), json(&body4));
+    let px = |v: &serde_json::Value, y: usize, x: usize| v["data"][y][x].as_f64().unwrap();
+    for (y, x) in [(24, 32), (10, 5), (32, 1)] {
+        assert_eq!(px(&sum, y, x), px(&frame3, y, x) + px(&f4, y, x));
+    }
+    let (_, _, body, _) = get(&s, "/multi/sub/scan.h5/3?horz=2&vert=1&format=json");
+    let grid = json(&body);
+    assert_eq!(grid["shape"], serde_json::json!([48, 129]));
+    assert_eq!(px(&grid, 24, 65 + 32), px(&f4, 24, 32));
+    let (_, ct, body, _) = get(&s, "/show/sub/scan.h5/3?roi=10,5,20,16&binning=2,2");
+    assert_eq!(ct, "image/png");
+    assert_eq!(rgba(&body).0, 10);
+}
+
+#[test]
+fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
+    let (dir, root) = setup("serve-errors");
+    std::fs::write(dir.join("secret.h5"), b"not for you").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.h5"), root.join("link.h5")).unwrap();
+    let s = start(&root, &["--no-cache", "--max-frames", "45"]);
+    for (path, status, param) in [
+        (
+            "/stxm/sub/scan.h5/0?horz=7&vert=6&signal=Ifoo",
+            400,
+            "signal",
+        ),
+        (
+            "/stxm/sub/scan.h5/0?horz=7&vert=6&roi=60,0,10,10",
+            400,
+            "roi",
+        ),
+        ("/stxm/sub/scan.h5/0?horz=7&vert=7", 413, "scan"),
+        ("/stxm/sub/scan.h5/0?horz=9&vert=5", 400, "scan"),
+        ("/show/sub/scan.h5/99", 400, "frame"),
+        ("/show/sub/scan.h5/x", 400, "frame"),
+        ("/show/sub/scan.h5/0?palette=rainbow", 400, "palette"),
+        ("/show/sub/nope.h5/0", 404, "path"),
+        ("/show/link.h5/0", 403, "path"),
+        ("/files/?path=..", 403, "path"),
+    ] {
+        let (st, _, body, _) = get(&s, path);
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{path} ({st}): {e}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(
+            (st, v["param"].as_str()),
+            (status, Some(param)),
+            "{path}: {v}"
+        );
+    }
+    // Sent as raw bytes: a client would normalise these paths before sending them.
+    assert!(raw_status(&s, "/show/%2e%2e/secret.h5/0").contains(" 403 "));
+    assert!(raw_status(&s, "/show/sub/%2e%2e/%2e%2e/secret.h5/0").contains(" 403 "));
+    for path in [
+        "/show/../secret.h5/0",
+        "/show/sub/../../secret.h5/0",
+        "/show//etc/passwd/0",
+    ] {
+        let line = raw_status(&s, path);
+        assert!(
+            line.contains(" 403 ") || line.contains(" 404 ") || line.contains(" 400 "),
+            "{path}: {line}"
+        );
+        assert!(!line.contains(" 200 "), "{path}: {line}");
+    }
+    // A corrupt chunk: NaN at its frame, the count in a header, and the server goes on.
+    let bad = root.join("bad.h5");
+    std::fs::copy(root.join("sub/scan.h5"), &bad).unwrap();
+    ok(python("corrupt_chunk.py", &[bad.to_str().unwrap(), "9"]));
+    let r = ureq::get(&format!(
+        "{}/stxm/bad.h5/0?horz=7&vert=6&format=json",
+        s.base
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(r.header("x-roibin-failed-frames"), Some("1"));
+    let mut body = vec![];
+    r.into_reader().read_to_end(&mut body).unwrap();
+    let v = json(&body);
+    assert!(v["data"][1][2].is_null(), "{v}");
+    assert!(v["data"][1][3].is_number());
+    assert_eq!(get(&s, "/show/sub/scan.h5/1").0, 200);
+    drop(s);
+    // Any address but loopback needs a token; with one, requests must carry it.
+    let (code, _, err) = run({
+        let mut c = Command::new(roibin_bin());
+        c.args([
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--bind",
+            "0.0.0.0:0",
+            "--no-cache",
+        ]);
+        c
+    });
+    assert_ne!(code, Some(0));
+    assert!(err.contains("bind:") && err.contains("--token"), "{err}");
+    let s = start(&root, &["--no-cache", "--token", "s3cret"]);
+    assert_eq!(get(&s, "/files/").0, 401);
+    assert_eq!(get(&s, "/files/?token=s3cret").0, 200);
+    let r = ureq::get(&format!("{}/show/sub/scan.h5/0", s.base))
+        .set("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn the_cache_is_shared_and_the_page_is_served() {
+    let (dir, root) = setup("serve-cache");
+    let cache = dir.join("cache");
+    let s = start(&root, &["--cache-dir", cache.to_str().unwrap()]);
+    let q = "/stxm/sub/scan.h5/0?horz=7&vert=6&signal=comv&format=json";
+    let (a, _, first, c1) = get(&s, q);
+    let (b, _, second, c2) = get(&s, q);
+    assert_eq!((a, b), (200, 200));
+    assert_eq!(
+        (c1.as_deref(), c2.as_deref()),
+        (Some("false"), Some("true"))
+    );
+    assert_eq!(json(&first)["data"], json(&second)["data"]);
+    let (st, ct, page, _) = get(&s, "/");
+    assert_eq!((st, ct.as_str()), (200, "text/html"));
+    assert!(String::from_utf8_lossy(&page).contains("Run STXM"));
+    let (_, _, files, _) = get(&s, "/files/?path=sub");
+    assert_eq!(json(&files)["entries"][0]["name"], "scan.h5");
+    let (_, _, ds, _) = get(&s, "/datasets/?path=sub/scan.h5");
+    assert_eq!(json(&ds)["datasets"][0]["name"], "/entry/data/data");
+}
