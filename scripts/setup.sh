@@ -9,11 +9,12 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# `--mpi`: also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates its bindings
-# with bindgen) and the multi-rank tests.
+# `--mpi` (the tests): also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
+# its bindings with bindgen) and the multi-rank tests, and Chromium with its driver for the web
+# page's browser test (Selenium from PyPI drives it).
 pkgs=(libhdf5-dev hdf5-tools pkg-config)
 if [[ "${1:-}" == "--mpi" ]]; then
-    pkgs+=(openmpi-bin libopenmpi-dev libclang-dev)
+    pkgs+=(openmpi-bin libopenmpi-dev libclang-dev chromium chromium-driver)
 fi
 need_apt=()
 for pkg in "${pkgs[@]}"; do
@@ -28,6 +29,10 @@ fi
 if ! python3 -c 'import h5py, hdf5plugin, numpy' 2>/dev/null; then
     pip=(python3 -m pip install -q --disable-pip-version-check "h5py>=3.16" hdf5plugin numpy)
     # Debian's own python3 refuses system-wide pip installs (PEP 668); say that we mean it.
+    "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+fi
+if [[ "${1:-}" == "--mpi" ]] && ! python3 -c 'import selenium' 2>/dev/null; then
+    pip=(python3 -m pip install -q --disable-pip-version-check selenium)
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
 python3 -c 'import h5py, hdf5plugin; print("h5py", h5py.version.version, "HDF5", h5py.version.hdf5_version, "hdf5plugin", hdf5plugin.version)'

@@ -127,3 +127,66 @@ pub fn jungfrau(dir: &Path, frames: usize) -> (String, String) {
     );
     (format!("{}:/entry_1/data_1/data", d("jf.h5")), spec)
 }
+
+/// A running `roibin serve` on a free loopback port, stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_server(root: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(roibin_bin())
+        .args([
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--max-requests",
+            "200",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start roibin serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// (status, content type, body, `x-roibin-cached`) of a GET.
+pub fn http_get(s: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>) {
+    let r = match ureq::get(&format!("{}{path}", s.base)).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let status = r.status();
+    let ctype = r.content_type().to_string();
+    let cached = r.header("x-roibin-cached").map(str::to_string);
+    let mut body = vec![];
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    (status, ctype, body, cached)
+}

@@ -3,68 +3,8 @@
 //! the root, the token, limits, a corrupt chunk, the shared cache.
 
 use roibin_h5tests::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-
-/// A running server, stopped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(root: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(roibin_bin())
-        .args([
-            "serve",
-            "--root",
-            root.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-            "--max-requests",
-            "200",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start roibin serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
-
-/// (status, content type, body) of a GET.
-fn get(s: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>) {
-    let r = match ureq::get(&format!("{}{path}", s.base)).call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{path}: {e}"),
-    };
-    let status = r.status();
-    let ctype = r.content_type().to_string();
-    let cached = r.header("x-roibin-cached").map(str::to_string);
-    let mut body = vec![];
-    r.into_reader().read_to_end(&mut body).unwrap();
-    (status, ctype, body, cached)
-}
+use std::io::{Read, Write};
+use std::process::Command;
 
 /// The status line of a request sent as raw bytes (no client normalises its path).
 fn raw_status(s: &Server, path: &str) -> String {
@@ -115,7 +55,7 @@ fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 fn maps_and_frames_match_roibin_stxm() {
     let (dir, root) = setup("serve-maps");
     let scan = root.join("sub/scan.h5");
-    let s = start(&root, &["--no-cache"]);
+    let s = start_server(&root, &["--no-cache"]);
     for (q, args) in [
         (
             "signal=comh&palette=magma",
@@ -155,7 +95,7 @@ fn maps_and_frames_match_roibin_stxm() {
         a.extend(&args_json);
         a.extend(["--out", json_file.to_str().unwrap()]);
         ok(roibin(&a));
-        let (st, ct, body, _) = get(&s, &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}"));
+        let (st, ct, body, _) = http_get(&s, &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}"));
         assert_eq!(
             (st, ct.as_str()),
             (200, "image/png"),
@@ -164,12 +104,12 @@ fn maps_and_frames_match_roibin_stxm() {
         );
         assert_eq!(rgba(&body), rgba(&std::fs::read(&png_file).unwrap()), "{q}");
         let want = json(&std::fs::read(&json_file).unwrap())["data"].clone();
-        let (_, _, body, _) = get(
+        let (_, _, body, _) = http_get(
             &s,
             &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}&format=json"),
         );
         assert_eq!(json(&body)["data"], want, "{q}");
-        let (_, ct, body, _) = get(
+        let (_, ct, body, _) = http_get(
             &s,
             &format!("/stxm/sub/scan.h5/0?horz=7&vert=6&{q}&format=tiff_raw"),
         );
@@ -190,22 +130,22 @@ fn maps_and_frames_match_roibin_stxm() {
         }
     }
     // A frame, a stack and a grid: their numbers are the frames' (the gap row reads 0).
-    let (st, _, body, _) = get(&s, "/show/sub/scan.h5/3?format=json");
+    let (st, _, body, _) = http_get(&s, "/show/sub/scan.h5/3?format=json");
     assert_eq!(st, 200);
     let frame3 = json(&body);
     assert_eq!(frame3["shape"], serde_json::json!([48, 64]));
-    let (_, _, body, _) = get(&s, "/show/sub/scan.h5/3?format=json&stack=2,sum");
-    let (_, _, body4, _) = get(&s, "/show/sub/scan.h5/4?format=json");
+    let (_, _, body, _) = http_get(&s, "/show/sub/scan.h5/3?format=json&stack=2,sum");
+    let (_, _, body4, _) = http_get(&s, "/show/sub/scan.h5/4?format=json");
     let (sum, f4) = (json(&body), json(&body4));
     let px = |v: &serde_json::Value, y: usize, x: usize| v["data"][y][x].as_f64().unwrap();
     for (y, x) in [(24, 32), (10, 5), (32, 1)] {
         assert_eq!(px(&sum, y, x), px(&frame3, y, x) + px(&f4, y, x));
     }
-    let (_, _, body, _) = get(&s, "/multi/sub/scan.h5/3?horz=2&vert=1&format=json");
+    let (_, _, body, _) = http_get(&s, "/multi/sub/scan.h5/3?horz=2&vert=1&format=json");
     let grid = json(&body);
     assert_eq!(grid["shape"], serde_json::json!([48, 129]));
     assert_eq!(px(&grid, 24, 65 + 32), px(&f4, 24, 32));
-    let (_, ct, body, _) = get(&s, "/show/sub/scan.h5/3?roi=10,5,20,16&binning=2,2");
+    let (_, ct, body, _) = http_get(&s, "/show/sub/scan.h5/3?roi=10,5,20,16&binning=2,2");
     assert_eq!(ct, "image/png");
     assert_eq!(rgba(&body).0, 10);
 }
@@ -215,7 +155,7 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
     let (dir, root) = setup("serve-errors");
     std::fs::write(dir.join("secret.h5"), b"not for you").unwrap();
     std::os::unix::fs::symlink(dir.join("secret.h5"), root.join("link.h5")).unwrap();
-    let s = start(&root, &["--no-cache", "--max-frames", "45"]);
+    let s = start_server(&root, &["--no-cache", "--max-frames", "45"]);
     for (path, status, param) in [
         (
             "/stxm/sub/scan.h5/0?horz=7&vert=6&signal=Ifoo",
@@ -236,7 +176,7 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
         ("/show/link.h5/0", 403, "path"),
         ("/files/?path=..", 403, "path"),
     ] {
-        let (st, _, body, _) = get(&s, path);
+        let (st, _, body, _) = http_get(&s, path);
         let v: serde_json::Value = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("{path} ({st}): {e}: {}", String::from_utf8_lossy(&body)));
         assert_eq!(
@@ -276,7 +216,7 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
     let v = json(&body);
     assert!(v["data"][1][2].is_null(), "{v}");
     assert!(v["data"][1][3].is_number());
-    assert_eq!(get(&s, "/show/sub/scan.h5/1").0, 200);
+    assert_eq!(http_get(&s, "/show/sub/scan.h5/1").0, 200);
     drop(s);
     // Any address but loopback needs a token; with one, requests must carry it.
     let (code, _, err) = run({
@@ -293,9 +233,9 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
     });
     assert_ne!(code, Some(0));
     assert!(err.contains("bind:") && err.contains("--token"), "{err}");
-    let s = start(&root, &["--no-cache", "--token", "s3cret"]);
-    assert_eq!(get(&s, "/files/").0, 401);
-    assert_eq!(get(&s, "/files/?token=s3cret").0, 200);
+    let s = start_server(&root, &["--no-cache", "--token", "s3cret"]);
+    assert_eq!(http_get(&s, "/files/").0, 401);
+    assert_eq!(http_get(&s, "/files/?token=s3cret").0, 200);
     let r = ureq::get(&format!("{}/show/sub/scan.h5/0", s.base))
         .set("Authorization", "Bearer s3cret")
         .call()
@@ -307,21 +247,21 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
 fn the_cache_is_shared_and_the_page_is_served() {
     let (dir, root) = setup("serve-cache");
     let cache = dir.join("cache");
-    let s = start(&root, &["--cache-dir", cache.to_str().unwrap()]);
+    let s = start_server(&root, &["--cache-dir", cache.to_str().unwrap()]);
     let q = "/stxm/sub/scan.h5/0?horz=7&vert=6&signal=comv&format=json";
-    let (a, _, first, c1) = get(&s, q);
-    let (b, _, second, c2) = get(&s, q);
+    let (a, _, first, c1) = http_get(&s, q);
+    let (b, _, second, c2) = http_get(&s, q);
     assert_eq!((a, b), (200, 200));
     assert_eq!(
         (c1.as_deref(), c2.as_deref()),
         (Some("false"), Some("true"))
     );
     assert_eq!(json(&first)["data"], json(&second)["data"]);
-    let (st, ct, page, _) = get(&s, "/");
+    let (st, ct, page, _) = http_get(&s, "/");
     assert_eq!((st, ct.as_str()), (200, "text/html"));
     assert!(String::from_utf8_lossy(&page).contains("Run STXM"));
-    let (_, _, files, _) = get(&s, "/files/?path=sub");
+    let (_, _, files, _) = http_get(&s, "/files/?path=sub");
     assert_eq!(json(&files)["entries"][0]["name"], "scan.h5");
-    let (_, _, ds, _) = get(&s, "/datasets/?path=sub/scan.h5");
+    let (_, _, ds, _) = http_get(&s, "/datasets/?path=sub/scan.h5");
     assert_eq!(json(&ds)["datasets"][0]["name"], "/entry/data/data");
 }
