@@ -265,3 +265,13 @@ fn the_cache_is_shared_and_the_page_is_served() {
     let (_, _, ds, _) = http_get(&s, "/datasets/?path=sub/scan.h5");
     assert_eq!(json(&ds)["datasets"][0]["name"], "/entry/data/data");
 }
+
+#[test]
+fn the_data_api_answers_like_h5grove() {
+    let dir = scratch("serve-h5grove");
+    let out = ok(python(
+        "h5grove_diff.py",
+        &[roibin_bin().to_str().unwrap(), dir.to_str().unwrap()],
+    ));
+    assert!(stdout(&out).contains("answered alike"), "{}", stdout(&out));
+}

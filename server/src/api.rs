@@ -31,6 +31,11 @@ impl ApiError {
         }
     }
 
+    /// An error about no one parameter.
+    pub(crate) fn plain(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, None, message)
+    }
+
     fn bad(param: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, Some(param), message)
     }
@@ -93,6 +98,7 @@ pub fn router(state: Arc<State>, stop: Option<(u64, tokio::sync::watch::Sender<b
         .route("/show/{*rest}", get(show_frame))
         .route("/multi/{*rest}", get(multi_frames))
         .route("/stxm/{*rest}", get(stxm_map))
+        .merge(crate::h5grove::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, None, "no such route: /show/<path>/<frame>, /multi/<path>/<first>, /stxm/<path>/<first>, /files/, /datasets/")
         })

@@ -6,6 +6,7 @@
 //! GET /stxm/<path>/<first>?algo=&signal=&horz=&vert=&roi=&polarroi=&radial=&…&format=…
 //! GET /files/?path=DIR                                      the root's folders and scan files
 //! GET /datasets/?path=FILE                                  a file's datasets of frames
+//! GET /meta/ /attr/ /data/ /stats/ /paths/?file=…&path=…    h5grove's data API (h5web)
 //! GET /                                                     the web page
 //! ```
 //!
@@ -15,6 +16,7 @@
 //! flight wait for the first instead of computing again.
 
 mod api;
+mod h5grove;
 mod limits;
 mod paths;
 
