@@ -275,3 +275,54 @@ fn the_data_api_answers_like_h5grove() {
     ));
     assert!(stdout(&out).contains("answered alike"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_super_grid_runs_as_a_job_with_progress() {
+    let (dir, root) = setup("serve-jobs");
+    std::fs::create_dir_all(root.join("grid")).unwrap();
+    for k in 1..=3 {
+        std::fs::copy(
+            root.join("sub/scan.h5"),
+            root.join(format!("grid/scan_{k}.h5")),
+        )
+        .unwrap();
+    }
+    let cache = dir.join("cache");
+    let s = start_server(&root, &["--cache-dir", cache.to_str().unwrap()]);
+    let (st, _, body, _) = http_get(
+        &s,
+        "/stxm/grid/scan_%7B1...3%7D.h5/0?horz=7&vert=6&signal=comh&format=json",
+    );
+    assert_eq!(st, 202, "{}", String::from_utf8_lossy(&body));
+    let status = json_of(&body)["status"].as_str().unwrap().to_string();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        last = json_of(&http_get(&s, &status).2);
+        if last["state"] == "done" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(last["state"], "done", "{last}");
+    for scan in last["scans"].as_array().unwrap() {
+        assert_eq!(
+            (scan["lines"].as_u64(), scan["lines_done"].as_u64()),
+            (Some(6), Some(6)),
+            "{scan}"
+        );
+        assert!(scan["error"].is_null(), "{scan}");
+        let (st, _, _, cached) = http_get(&s, scan["url"].as_str().unwrap());
+        assert_eq!((st, cached.as_deref()), (200, Some("true")), "{scan}");
+    }
+    let (st, _, _, _) = http_get(
+        &s,
+        "/stxm/grid/scan_%7B1...3%7D.h5/0?horz=7&vert=6&roi=999,0,1,1",
+    );
+    assert_eq!(st, 202); // queued; its scans fail one by one and say why
+    let (st, _, body, _) = http_get(&s, "/stxm/grid/scan_%7B1...9%7D.h5/0?horz=7&vert=6");
+    assert_eq!(st, 404, "{}", String::from_utf8_lossy(&body));
+}
+
+fn json_of(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}

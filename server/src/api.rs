@@ -2,7 +2,7 @@
 
 use crate::paths::{resolve, PathError};
 use crate::State;
-use axum::extract::{Path, Query, Request as HttpRequest, State as Shared};
+use axum::extract::{Path, Query, RawQuery, Request as HttpRequest, State as Shared};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +20,15 @@ pub struct ApiError {
     status: StatusCode,
     param: Option<String>,
     message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
 }
 
 impl ApiError {
@@ -98,6 +107,7 @@ pub fn router(state: Arc<State>, stop: Option<(u64, tokio::sync::watch::Sender<b
         .route("/show/{*rest}", get(show_frame))
         .route("/multi/{*rest}", get(multi_frames))
         .route("/stxm/{*rest}", get(stxm_map))
+        .route("/jobs/{id}", get(crate::jobs::status))
         .merge(crate::h5grove::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, None, "no such route: /show/<path>/<frame>, /multi/<path>/<first>, /stxm/<path>/<first>, /files/, /datasets/")
@@ -158,9 +168,9 @@ async fn app_js() -> impl IntoResponse {
 }
 
 /// Query words split by who reads them.
-#[derive(Default)]
-struct Words {
-    request: Request,
+#[derive(Default, Clone)]
+pub(crate) struct Words {
+    pub(crate) request: Request,
     style: Style,
     format: String,
     dataset: Option<String>,
@@ -217,7 +227,7 @@ impl Words {
         Ok(w)
     }
 
-    fn target(&self, path: &std::path::Path) -> String {
+    pub(crate) fn target(&self, path: &std::path::Path) -> String {
         match &self.dataset {
             Some(d) => format!("{}:{d}", path.display()),
             None => path.display().to_string(),
@@ -225,20 +235,31 @@ impl Words {
     }
 }
 
-/// `<path>/<number>`: the file below the root and the number.
-fn split_path(st: &State, rest: &str, what: &str) -> Result<(std::path::PathBuf, usize)> {
-    let (file, n) = rest
-        .rsplit_once('/')
-        .ok_or_else(|| ApiError::bad(what, format!("give /<path>/<{what}>")))?;
-    let path = resolve(&st.root, file)?;
+/// A file below the root.
+pub(crate) fn resolve_file(st: &State, rel: &str) -> Result<std::path::PathBuf> {
+    let path = resolve(&st.root, rel)?;
     if !path.is_file() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             Some("path"),
-            "not a file",
+            format!("{rel}: not a file"),
         ));
     }
-    Ok((path, number(what, n)?))
+    Ok(path)
+}
+
+/// `<path>/<number>`: the path as given and the number.
+fn split_rest<'a>(rest: &'a str, what: &str) -> Result<(&'a str, usize)> {
+    let (file, n) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError::bad(what, format!("give /<path>/<{what}>")))?;
+    Ok((file, number(what, n)?))
+}
+
+/// `<path>/<number>`: the file below the root and the number.
+fn split_path(st: &State, rest: &str, what: &str) -> Result<(std::path::PathBuf, usize)> {
+    let (file, n) = split_rest(rest, what)?;
+    Ok((resolve_file(st, file)?, n))
 }
 
 /// Run blocking work under the job limit and the request time limit.
@@ -343,13 +364,20 @@ async fn stxm_map(
     Shared(st): Shared<Arc<State>>,
     Path(rest): Path<String>,
     Query(q): Query<Vec<(String, String)>>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response> {
-    let (path, first) = split_path(&st, &rest, "first")?;
+    let (file, first) = split_rest(&rest, "first")?;
     let mut w = Words::parse(q)?;
     w.request.first = first;
     if let (Some(h), Some(v)) = (w.horz, w.vert) {
         w.request.set("scan", &format!("{v}x{h}"))?;
     }
+    // A super-grid: many scans as one queued job.
+    if let Some(paths) = crate::jobs::expand(file) {
+        let paths = paths.map_err(|m| ApiError::bad("path", m))?;
+        return crate::jobs::start(&st, paths, first, w, raw.unwrap_or_default());
+    }
+    let path = resolve_file(&st, file)?;
     if let Some((r, c)) = w.request.scan {
         if r * c > st.limits.frames {
             return Err(ApiError::new(

@@ -4,6 +4,8 @@
 //! GET /show/<path>/<frame>?roi=&binning=&stack=N,max&empty=&cmin=&cmax=&log=1&palette=&format=png|tiff_raw|json|ascii
 //! GET /multi/<path>/<first>?horz=&vert=&roi=&…           a grid of frames as one image
 //! GET /stxm/<path>/<first>?algo=&signal=&horz=&vert=&roi=&polarroi=&radial=&…&format=…
+//! GET /stxm/<path with {a...b}>/<first>?…                 a super-grid: 202 and a job
+//! GET /jobs/<id>                                            its progress, lines done per scan
 //! GET /files/?path=DIR                                      the root's folders and scan files
 //! GET /datasets/?path=FILE                                  a file's datasets of frames
 //! GET /meta/ /attr/ /data/ /stats/ /paths/?file=…&path=…    h5grove's data API (h5web)
@@ -17,6 +19,7 @@
 
 mod api;
 mod h5grove;
+mod jobs;
 mod limits;
 mod paths;
 
@@ -49,6 +52,8 @@ pub struct State {
     /// Requests being computed, by key: a second identical one waits on the first's lock.
     pub inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub jobs: Arc<tokio::sync::Semaphore>,
+    /// Super-grid jobs, by id.
+    pub jobs_list: Mutex<Vec<Arc<jobs::Job>>>,
 }
 
 /// Serve until stopped (or `max_requests`); prints the address it listens on first.
@@ -83,6 +88,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         limits: config.limits.clone(),
         cache,
         inflight: Mutex::new(HashMap::new()),
+        jobs_list: Mutex::new(Vec::new()),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
