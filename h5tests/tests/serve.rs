@@ -145,6 +145,14 @@ fn maps_and_frames_match_roibin_stxm() {
     let grid = json(&body);
     assert_eq!(grid["shape"], serde_json::json!([48, 129]));
     assert_eq!(px(&grid, 24, 65 + 32), px(&f4, 24, 32));
+    // The data API decodes the DECTRIS bitshuffle-LZ4 chunks on the server (no plugin path).
+    let (st, _, body, _) = http_get(
+        &s,
+        "/data/?file=sub/scan.h5&path=/entry/data/data&selection=3",
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let raw = json(&body);
+    assert_eq!(raw[24][32].as_f64(), frame3["data"][24][32].as_f64());
     let (_, ct, body, _) = http_get(&s, "/show/sub/scan.h5/3?roi=10,5,20,16&binning=2,2");
     assert_eq!(ct, "image/png");
     assert_eq!(rgba(&body).0, 10);
@@ -325,4 +333,44 @@ fn a_super_grid_runs_as_a_job_with_progress() {
 
 fn json_of(b: &[u8]) -> serde_json::Value {
     serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+#[test]
+fn without_a_request_limit_the_server_keeps_serving() {
+    let (_dir, root) = setup("serve-forever");
+    let mut child = Command::new(roibin_bin())
+        .args([
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--no-cache",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..3 {
+        let r = ureq::get(&format!("http://{base}/files/")).call();
+        assert!(r.is_ok_and(|r| r.status() == 200));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server stopped by itself"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

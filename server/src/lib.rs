@@ -76,10 +76,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .cache_dir
             .clone()
             .unwrap_or_else(roibin_stxm::cache::Cache::default_dir);
-        Some(roibin_stxm::cache::Cache::open(
-            &dir,
-            config.limits.cache_bytes,
-        )?)
+        match roibin_stxm::cache::Cache::open(&dir, config.limits.cache_bytes) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "warning: {e}; serving without the result cache (is another server using {}?)",
+                    dir.display()
+                );
+                None
+            }
+        }
     };
     let state = Arc::new(State {
         root,
@@ -111,7 +117,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 let ctrl_c = tokio::signal::ctrl_c();
                 tokio::select! {
                     _ = ctrl_c => {}
-                    _ = stop_rx.wait_for(|s| *s) => {}
+                    _ = async {
+                        // Without --max-requests nobody holds the sender: wait for Ctrl-C only.
+                        if stop_rx.wait_for(|s| *s).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {}
                 }
             })
             .await?;

@@ -543,8 +543,27 @@ fn read_image(target: &str, h: usize, w: usize, param: &str) -> Result<Vec<f64>>
 /// Reduce the scan `req` describes over `source`.
 pub fn run(req: &Request, source: &mut dyn Source, opts: &RunOptions<'_>) -> Result<Reduction> {
     let t0 = Instant::now();
+    // A cached result needs no plan (a plan reads masks and builds per-pixel weights).
+    if let Some(r) = cached(req, source.info(), opts, t0) {
+        return Ok(r);
+    }
     let plan = Plan::new(req, source)?;
     run_plan(&plan, source, opts, t0)
+}
+
+/// The cache key of a whole result.
+fn result_key(identity: &str, req: &Request, decode: bool) -> String {
+    format!("{identity}|{}|decode={decode}", req.canonical())
+}
+
+/// The whole result from the cache, when there is one.
+fn cached(req: &Request, info: &Info, opts: &RunOptions<'_>, t0: Instant) -> Option<Reduction> {
+    let cache = opts.cache.filter(|_| opts.lines.is_none())?;
+    let mut r =
+        Reduction::from_bytes(&cache.get(&result_key(&info.identity, req, opts.decode))?)?;
+    r.stats.cached = true;
+    r.stats.total_s = t0.elapsed().as_secs_f64();
+    Some(r)
 }
 
 /// Run a prepared plan (`t0`: when the run started, for its timing).
@@ -558,17 +577,10 @@ pub fn run_plan(
     let (rows, cols) = plan.scan;
     let n = plan.per_point();
     let canonical = req.canonical();
-    let key = format!(
-        "{}|{}|decode={}",
-        plan.info.identity, canonical, opts.decode
-    );
+    let key = result_key(&plan.info.identity, req, opts.decode);
     let all_lines = opts.lines.is_none();
-    if let (Some(cache), true) = (opts.cache, all_lines) {
-        if let Some(mut r) = cache.get(&key).and_then(|b| Reduction::from_bytes(&b)) {
-            r.stats.cached = true;
-            r.stats.total_s = t0.elapsed().as_secs_f64();
-            return Ok(r);
-        }
+    if let Some(r) = cached(req, &plan.info, opts, t0) {
+        return Ok(r);
     }
     let lines: Vec<usize> = opts.lines.clone().unwrap_or_else(|| (0..rows).collect());
     let mut values = vec![f64::NAN; rows * cols * n];

@@ -133,6 +133,10 @@ pub fn png_of(v: &[f64], h: usize, w: usize, style: &Style, request: &str) -> Re
         .map(t)
         .unwrap_or_else(|| finite.iter().copied().fold(f64::NEG_INFINITY, f64::max));
     let span = if hi > lo { hi - lo } else { 1.0 };
+    // 1024 levels, looked up (evaluating the gradient per pixel costs more than the rest).
+    let lut: Vec<colorous::Color> = (0..1024)
+        .map(|i| grad.eval_continuous(i as f64 / 1023.0))
+        .collect();
     let mut rgba = Vec::with_capacity(h * w * 4);
     for &x in v {
         let x = t(x);
@@ -144,7 +148,7 @@ pub fn png_of(v: &[f64], h: usize, w: usize, style: &Style, request: &str) -> Re
         if reverse {
             f = 1.0 - f;
         }
-        let c = grad.eval_continuous(f);
+        let c = lut[(f * 1023.0).round() as usize];
         rgba.extend_from_slice(&[c.r, c.g, c.b, 255]);
     }
     let mut out = vec![];

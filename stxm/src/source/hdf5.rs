@@ -91,6 +91,7 @@ impl H5Source {
 
     fn open_locked(path: &str, dset: Option<&str>, hdf5_read: bool) -> Result<H5Source> {
         roibin_h5io::register_filter()?;
+        crate::bslz4::register_hdf5_filter();
         let file = File::open(path)?;
         let names: Vec<String> = match dset {
             Some(d) => vec![d.to_string()],
