@@ -186,6 +186,82 @@ pub fn encode(data: &[u8], elem: usize) -> Vec<u8> {
     out
 }
 
+/// Largest chunk the in-process HDF5 filter decodes (a chunk's header declares its size).
+const MAX_HDF5_CHUNK: usize = 4 << 30;
+
+/// The HDF5 filter callback: decode only (this process reads bitshuffle-LZ4, it does not
+/// write it through HDF5). Returns the decoded size, or 0 (HDF5's failure) on any error.
+extern "C" fn hdf5_filter(
+    flags: std::ffi::c_uint,
+    cd_nelmts: usize,
+    cd_values: *const std::ffi::c_uint,
+    nbytes: usize,
+    buf_size: *mut usize,
+    buf: *mut *mut std::ffi::c_void,
+) -> usize {
+    if flags & hdf5_sys::h5z::H5Z_FLAG_REVERSE == 0 {
+        return 0;
+    }
+    std::panic::catch_unwind(|| {
+        // SAFETY: HDF5 hands a malloc'd buffer of at least `nbytes` at *buf and `cd_nelmts`
+        // cd_values; the output is malloc'd here, the input freed, as the filter API asks.
+        unsafe {
+            let input = std::slice::from_raw_parts(*buf as *const u8, nbytes);
+            let cd = std::slice::from_raw_parts(cd_values, cd_nelmts);
+            let elem = cd.get(2).copied().unwrap_or(4) as usize;
+            if input.len() < 12 {
+                return 0;
+            }
+            let total = u64::from_be_bytes(input[..8].try_into().expect("8")) as usize;
+            if total == 0
+                || total > MAX_HDF5_CHUNK
+                || total > nbytes.saturating_mul(1 << 12).saturating_add(1 << 20)
+            {
+                return 0;
+            }
+            let out = libc::malloc(total) as *mut u8;
+            if out.is_null() {
+                return 0;
+            }
+            let dst = std::slice::from_raw_parts_mut(out, total);
+            if decode_into(input, elem, dst).is_err() {
+                libc::free(out as *mut _);
+                return 0;
+            }
+            libc::free(*buf);
+            *buf = out as *mut _;
+            *buf_size = total;
+            total
+        }
+    })
+    .unwrap_or(0)
+}
+
+/// Register a decoder for filter 32008 with this process's libhdf5 when none is available
+/// (no bitshuffle plugin on `HDF5_PLUGIN_PATH`), so HDF5's own reads of DECTRIS data work too.
+pub fn register_hdf5_filter() {
+    use hdf5_sys::h5z;
+    static NAME: &[u8] = b"bitshuffle-LZ4 (decoder of roibin)\0";
+    // SAFETY: H5Zfilter_avail only asks; the class is copied by H5Zregister and its name is a
+    // static string.
+    unsafe {
+        if h5z::H5Zfilter_avail(FILTER_ID) > 0 {
+            return;
+        }
+        let class = h5z::H5Z_class2_t {
+            version: h5z::H5Z_CLASS_T_VERS as _,
+            id: FILTER_ID,
+            encoder_present: 0,
+            decoder_present: 1,
+            name: NAME.as_ptr() as *const _,
+            can_apply: None,
+            set_local: None,
+            filter: Some(hdf5_filter),
+        };
+        h5z::H5Zregister(&class as *const _ as *const _);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,81 +351,5 @@ mod tests {
         let mut bad = enc;
         bad[8..12].copy_from_slice(&3u32.to_be_bytes());
         assert!(decode_into(&bad, 4, &mut dst).is_err());
-    }
-}
-
-/// Largest chunk the in-process HDF5 filter decodes (a chunk's header declares its size).
-const MAX_HDF5_CHUNK: usize = 4 << 30;
-
-/// The HDF5 filter callback: decode only (this process reads bitshuffle-LZ4, it does not
-/// write it through HDF5). Returns the decoded size, or 0 (HDF5's failure) on any error.
-extern "C" fn hdf5_filter(
-    flags: std::ffi::c_uint,
-    cd_nelmts: usize,
-    cd_values: *const std::ffi::c_uint,
-    nbytes: usize,
-    buf_size: *mut usize,
-    buf: *mut *mut std::ffi::c_void,
-) -> usize {
-    if flags & hdf5_sys::h5z::H5Z_FLAG_REVERSE == 0 {
-        return 0;
-    }
-    std::panic::catch_unwind(|| {
-        // SAFETY: HDF5 hands a malloc'd buffer of at least `nbytes` at *buf and `cd_nelmts`
-        // cd_values; the output is malloc'd here, the input freed, as the filter API asks.
-        unsafe {
-            let input = std::slice::from_raw_parts(*buf as *const u8, nbytes);
-            let cd = std::slice::from_raw_parts(cd_values, cd_nelmts);
-            let elem = cd.get(2).copied().unwrap_or(4) as usize;
-            if input.len() < 12 {
-                return 0;
-            }
-            let total = u64::from_be_bytes(input[..8].try_into().expect("8")) as usize;
-            if total == 0
-                || total > MAX_HDF5_CHUNK
-                || total > nbytes.saturating_mul(1 << 12).saturating_add(1 << 20)
-            {
-                return 0;
-            }
-            let out = libc::malloc(total) as *mut u8;
-            if out.is_null() {
-                return 0;
-            }
-            let dst = std::slice::from_raw_parts_mut(out, total);
-            if decode_into(input, elem, dst).is_err() {
-                libc::free(out as *mut _);
-                return 0;
-            }
-            libc::free(*buf);
-            *buf = out as *mut _;
-            *buf_size = total;
-            total
-        }
-    })
-    .unwrap_or(0)
-}
-
-/// Register a decoder for filter 32008 with this process's libhdf5 when none is available
-/// (no bitshuffle plugin on `HDF5_PLUGIN_PATH`), so HDF5's own reads of DECTRIS data work too.
-pub fn register_hdf5_filter() {
-    use hdf5_sys::h5z;
-    static NAME: &[u8] = b"bitshuffle-LZ4 (decoder of roibin)\0";
-    // SAFETY: H5Zfilter_avail only asks; the class is copied by H5Zregister and its name is a
-    // static string.
-    unsafe {
-        if h5z::H5Zfilter_avail(FILTER_ID) > 0 {
-            return;
-        }
-        let class = h5z::H5Z_class2_t {
-            version: h5z::H5Z_CLASS_T_VERS as _,
-            id: FILTER_ID,
-            encoder_present: 0,
-            decoder_present: 1,
-            name: NAME.as_ptr() as *const _,
-            can_apply: None,
-            set_local: None,
-            filter: Some(hdf5_filter),
-        };
-        h5z::H5Zregister(&class as *const _ as *const _);
     }
 }
