@@ -44,6 +44,12 @@ try:
     url = driver.find_element(By.ID, "url").get_attribute("value")
     assert "/stxm/sub/scan.h5/0?" in url and "signal=comh" in url and "horz=7" in url, url
 
+    # The map ran as a job whose progress the page followed: all 6 lines done.
+    job = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/jobs/0').then(r => r.json()).then(done).catch(e => done(String(e)));")
+    assert job["state"] == "done" and job["scans"][0]["lines_done"] == 6, job
+
     # The drawn map against the API's PNG of the URL shown, pixel for pixel.
     same = driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
@@ -63,6 +69,6 @@ try:
     """)
     assert same[0] and same[1:3] == [7, 6], same
     driver.save_screenshot(shot)
-    print("page: scan opened, frame shown, STXM map drawn equal to the API's PNG; screenshot", shot)
+    print("page: scan opened, frame shown, STXM map run as a job (6/6 lines), drawn equal to the API's PNG; screenshot", shot)
 finally:
     driver.quit()

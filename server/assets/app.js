@@ -95,11 +95,29 @@ $("show").onclick = () => load($("view"), "/show/" + filePath() + "/" + $("frame
 $("multi").onclick = () =>
   load($("view"), "/multi/" + filePath() + "/" + $("frame").value + "?" +
        params({ horz: $("horz").value, vert: $("vert").value }), "multi");
-$("stxm").onclick = () => {
+// A map runs as a job: its progress (lines done) shows while it runs, then the map loads
+// from the result cache at its own URL.
+$("stxm").onclick = async () => {
   const algo = $("algo").value;
   const extra = { algo, signal: $("signal").value, horz: $("horz").value, vert: $("vert").value };
   if (["polarroi", "radial", "gridroi"].includes(algo)) extra[algo] = $("extra").value;
-  load($("map"), "/stxm/" + filePath() + "/" + $("frame").value + "?" + params(extra), "stxm map");
+  const url = "/stxm/" + filePath() + "/" + $("frame").value + "?" + params(extra);
+  $("url").value = location.origin + url;
+  try {
+    const job = await getJson(url + "&job=1");
+    for (;;) {
+      const s = await getJson(job.status);
+      const scan = s.scans[0];
+      if (scan.error) throw new Error(scan.error);
+      status("stxm map: " + scan.lines_done + "/" + (scan.lines || "?") + " lines");
+      if (s.state === "done") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } catch (e) {
+    status("error: " + e.message);
+    return;
+  }
+  load($("map"), url, "stxm map");
 };
 $("copy").onclick = () => navigator.clipboard && navigator.clipboard.writeText($("url").value);
 

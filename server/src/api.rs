@@ -177,6 +177,8 @@ pub(crate) struct Words {
     stack: Option<(usize, StackOp)>,
     horz: Option<usize>,
     vert: Option<usize>,
+    /// `job=1`: run the map as a job (the page follows its progress, then loads the map).
+    job: bool,
 }
 
 fn number<T: std::str::FromStr>(param: &str, v: &str) -> Result<T> {
@@ -221,6 +223,7 @@ impl Words {
                 "horz" => w.horz = Some(number("horz", &v)?),
                 "vert" => w.vert = Some(number("vert", &v)?),
                 "token" => {}
+                "job" => w.job = matches!(v.as_str(), "1" | "true" | "yes"),
                 _ => w.request.set(&k, &v)?,
             }
         }
@@ -372,10 +375,21 @@ async fn stxm_map(
     if let (Some(h), Some(v)) = (w.horz, w.vert) {
         w.request.set("scan", &format!("{v}x{h}"))?;
     }
-    // A super-grid: many scans as one queued job.
+    // A super-grid: many scans as one queued job; `job=1`: this one scan as a job.
+    let query = || {
+        raw.clone()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| !kv.starts_with("job="))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
     if let Some(paths) = crate::jobs::expand(file) {
         let paths = paths.map_err(|m| ApiError::bad("path", m))?;
-        return crate::jobs::start(&st, paths, first, w, raw.unwrap_or_default());
+        return crate::jobs::start(&st, paths, first, w, query());
+    }
+    if w.job {
+        return crate::jobs::start(&st, vec![file.to_string()], first, w, query());
     }
     let path = resolve_file(&st, file)?;
     if let Some((r, c)) = w.request.scan {
