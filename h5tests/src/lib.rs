@@ -143,6 +143,13 @@ impl Drop for Server {
 }
 
 pub fn start_server(root: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--max-requests", "200"];
+    args.extend(extra);
+    spawn_server(root, &args)
+}
+
+/// `roibin serve --root ROOT --bind 127.0.0.1:0 ARGS…` (no request limit of its own).
+pub fn spawn_server(root: &std::path::Path, args: &[&str]) -> Server {
     let mut child = Command::new(roibin_bin())
         .args([
             "serve",
@@ -150,10 +157,8 @@ pub fn start_server(root: &std::path::Path, extra: &[&str]) -> Server {
             root.to_str().unwrap(),
             "--bind",
             "127.0.0.1:0",
-            "--max-requests",
-            "200",
         ])
-        .args(extra)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -189,4 +194,25 @@ pub fn http_get(s: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>
     let mut body = vec![];
     std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
     (status, ctype, body, cached)
+}
+
+/// A folder `root/` holding `root/sub/scan.h5`: a 6×7 synthetic STXM scan of 48×64 u32
+/// frames stored with bitshuffle-LZ4. Returns (scratch folder, root).
+pub fn scan_root(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let scan = root.join("sub/scan.h5");
+    ok(roibin(&[
+        "synth",
+        scan.to_str().unwrap(),
+        "--layout",
+        "stxm",
+        "--scan",
+        "6x7",
+        "--frame",
+        "48x64",
+        "--bslz4",
+    ]));
+    (dir, root)
 }

@@ -6,21 +6,7 @@ use roibin_h5tests::*;
 
 #[test]
 fn the_page_runs_a_map_in_chromium() {
-    let dir = scratch("page");
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    let scan = root.join("sub/scan.h5");
-    ok(roibin(&[
-        "synth",
-        scan.to_str().unwrap(),
-        "--layout",
-        "stxm",
-        "--scan",
-        "6x7",
-        "--frame",
-        "48x64",
-        "--bslz4",
-    ]));
+    let (_dir, root) = scan_root("page");
     let s = start_server(&root, &["--no-cache"]);
     let artifacts = profile_dir().join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -32,28 +32,9 @@ fn rgba(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     (info.width, info.height, buf[..info.buffer_size()].to_vec())
 }
 
-fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = scratch(name);
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    let scan = root.join("sub/scan.h5");
-    ok(roibin(&[
-        "synth",
-        scan.to_str().unwrap(),
-        "--layout",
-        "stxm",
-        "--scan",
-        "6x7",
-        "--frame",
-        "48x64",
-        "--bslz4",
-    ]));
-    (dir, root)
-}
-
 #[test]
 fn maps_and_frames_match_roibin_stxm() {
-    let (dir, root) = setup("serve-maps");
+    let (dir, root) = scan_root("serve-maps");
     let scan = root.join("sub/scan.h5");
     let s = start_server(&root, &["--no-cache"]);
     for (q, args) in [
@@ -160,7 +141,7 @@ fn maps_and_frames_match_roibin_stxm() {
 
 #[test]
 fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
-    let (dir, root) = setup("serve-errors");
+    let (dir, root) = scan_root("serve-errors");
     std::fs::write(dir.join("secret.h5"), b"not for you").unwrap();
     std::os::unix::fs::symlink(dir.join("secret.h5"), root.join("link.h5")).unwrap();
     let s = start_server(&root, &["--no-cache", "--max-frames", "45"]);
@@ -253,7 +234,7 @@ fn bad_requests_paths_tokens_limits_and_corrupt_chunks() {
 
 #[test]
 fn the_cache_is_shared_and_the_page_is_served() {
-    let (dir, root) = setup("serve-cache");
+    let (dir, root) = scan_root("serve-cache");
     let cache = dir.join("cache");
     let s = start_server(&root, &["--cache-dir", cache.to_str().unwrap()]);
     let q = "/stxm/sub/scan.h5/0?horz=7&vert=6&signal=comv&format=json";
@@ -286,7 +267,7 @@ fn the_data_api_answers_like_h5grove() {
 
 #[test]
 fn a_super_grid_runs_as_a_job_with_progress() {
-    let (dir, root) = setup("serve-jobs");
+    let (dir, root) = scan_root("serve-jobs");
     std::fs::create_dir_all(root.join("grid")).unwrap();
     for k in 1..=3 {
         std::fs::copy(
@@ -337,40 +318,14 @@ fn json_of(b: &[u8]) -> serde_json::Value {
 
 #[test]
 fn without_a_request_limit_the_server_keeps_serving() {
-    let (_dir, root) = setup("serve-forever");
-    let mut child = Command::new(roibin_bin())
-        .args([
-            "serve",
-            "--root",
-            root.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1:0",
-            "--no-cache",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
+    let (_dir, root) = scan_root("serve-forever");
+    let s = spawn_server(&root, &["--no-cache"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..3 {
-        let r = ureq::get(&format!("http://{base}/files/")).call();
-        assert!(r.is_ok_and(|r| r.status() == 200));
+        assert_eq!(
+            http_get(&s, "/files/").0,
+            200,
+            "the server stopped by itself"
+        );
     }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the server stopped by itself"
-    );
-    let _ = child.kill();
-    let _ = child.wait();
 }

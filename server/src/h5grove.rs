@@ -481,33 +481,7 @@ fn select(
     max: usize,
 ) -> Result<(Vec<f64>, Vec<usize>)> {
     let m = members(selection, &ds.shape)?;
-    let start: Vec<usize> = m
-        .iter()
-        .map(|m| match m {
-            Member::Index(i) => *i,
-            Member::Range(s, _, _) => *s,
-        })
-        .collect();
-    let count: Vec<usize> = m
-        .iter()
-        .map(|m| match m {
-            Member::Index(_) => 1,
-            Member::Range(s, e, _) => e - s,
-        })
-        .collect();
-    let total: usize = count.iter().product();
-    if total > max {
-        return Err(err(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("selection: {total} values, at most {max} per request (select a slice)"),
-        ));
-    }
-    let bytes = if total == 0 {
-        vec![]
-    } else {
-        ds.read_box(&start, &count)
-            .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?
-    };
+    let (bytes, count) = read_span(ds, &m, max)?;
     let mut all = vec![];
     roibin_registry::metrics::to_f64_into(&bytes, ds.dtype, &mut all);
     // Apply steps, drop indexed axes.
@@ -561,6 +535,20 @@ fn select_box(
     {
         return Ok(None);
     }
+    let (bytes, _) = read_span(ds, &m, max)?;
+    let shape = m
+        .iter()
+        .filter_map(|m| match m {
+            Member::Index(_) => None,
+            Member::Range(s, e, _) => Some(e - s),
+        })
+        .collect();
+    Ok(Some((bytes, shape)))
+}
+
+/// The bytes of the box a selection spans (steps not applied yet) and its size per axis; the
+/// size is checked against `max` before anything is read.
+fn read_span(ds: &roibin_h5io::Dataset, m: &[Member], max: usize) -> Result<(Vec<u8>, Vec<usize>)> {
     let start: Vec<usize> = m
         .iter()
         .map(|m| match m {
@@ -575,13 +563,6 @@ fn select_box(
             Member::Range(s, e, _) => e - s,
         })
         .collect();
-    let shape: Vec<usize> = m
-        .iter()
-        .filter_map(|m| match m {
-            Member::Index(_) => None,
-            Member::Range(s, e, _) => Some(e - s),
-        })
-        .collect();
     let total: usize = count.iter().product();
     if total > max {
         return Err(err(
@@ -589,13 +570,13 @@ fn select_box(
             format!("selection: {total} values, at most {max} per request (select a slice)"),
         ));
     }
-    if total == 0 {
-        return Ok(Some((vec![], shape)));
-    }
-    let bytes = ds
-        .read_box(&start, &count)
-        .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
-    Ok(Some((bytes, shape)))
+    let bytes = if total == 0 {
+        vec![]
+    } else {
+        ds.read_box(&start, &count)
+            .map_err(|e| err(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?
+    };
+    Ok((bytes, count))
 }
 
 fn open_dataset(f: &hdf5::File, path: &str) -> Result<roibin_h5io::Dataset> {
