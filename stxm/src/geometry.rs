@@ -197,12 +197,23 @@ impl Geometry {
     pub fn process(&self, values: &[f64]) -> Vec<f64> {
         let mut out = vec![0f64; self.out_h * self.out_w];
         let (rows, cols) = self.used();
+        // Processed column of every used raw column, once (not a division per pixel).
+        let qx: Vec<usize> = cols
+            .clone()
+            .map(|x| self.qx(x).expect("used column"))
+            .collect();
         for y in rows {
             let qy = self.qy(y).expect("used row");
-            for x in cols.clone() {
-                let p = y * self.width + x;
-                let w = self.weight.as_ref().map_or(1.0, |w| w[p] as f64);
-                out[qy * self.out_w + self.qx(x).expect("used column")] += w * values[p];
+            let dst = &mut out[qy * self.out_w..(qy + 1) * self.out_w];
+            let row = y * self.width + cols.start..y * self.width + cols.end;
+            let v = &values[row.clone()];
+            match &self.weight {
+                None => v.iter().zip(&qx).for_each(|(v, &q)| dst[q] += v),
+                Some(w) => v
+                    .iter()
+                    .zip(&w[row])
+                    .zip(&qx)
+                    .for_each(|((v, &w), &q)| dst[q] += w as f64 * v),
             }
         }
         if let Some(d) = &self.difference {

@@ -44,6 +44,18 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(
+        cli.cmd,
+        Cmd::List(_) | Cmd::Cdvalues(_) | Cmd::Info(_) | Cmd::Peaks(_)
+    ) {
+        // These print listings: piped into `head` and closed early, they end quietly as other
+        // command line tools do, instead of a panic on a failed print. (Not the server nor
+        // MPI jobs: a closed socket must stay an error there, not a signal.)
+        // SAFETY: restoring a signal's default disposition at start, before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let r = match cli.cmd {
         Cmd::List(a) => cmd::list::run(a),
         Cmd::Cdvalues(a) => cmd::cdvalues::run(a),
