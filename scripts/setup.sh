@@ -34,7 +34,7 @@ fi
 # The tests also drive the page with Selenium and compare `roibin serve`'s data API with the
 # real h5grove (FastAPI adapter, served by uvicorn).
 if [[ "${1:-}" == "--mpi" ]] && ! python3 -c 'import selenium, h5grove, fastapi, uvicorn, pydantic_settings' 2>/dev/null; then
-    pip=(python3 -m pip install -q --disable-pip-version-check selenium "h5grove[fastapi]" uvicorn pydantic-settings)
+    pip=(python3 -m pip install -q --disable-pip-version-check selenium "h5grove[fastapi]==4.0.0" uvicorn pydantic-settings)
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
 python3 -c 'import h5py, hdf5plugin; print("h5py", h5py.version.version, "HDF5", h5py.version.hdf5_version, "hdf5plugin", hdf5plugin.version)'
