@@ -338,9 +338,12 @@ async fn show_frame(
     let w = Words::parse(q)?;
     let st2 = st.clone();
     job(&st, move || {
-        let mut src = roibin_stxm::source::open(&w.target(&path))?;
+        let entry = st2.viewers.get(&w.target(&path), &path, &w.request)?;
         let (n, op) = w.stack.unwrap_or((1, StackOp::Sum));
-        let p = show::show(src.as_mut(), &w.request, frame, n, op)?;
+        let p = {
+            let mut src = entry.source.lock().unwrap_or_else(|e| e.into_inner());
+            entry.viewer.show(src.as_mut(), frame, n, op)?
+        };
         encode(&p, &w, &w.request.canonical(), st2.limits.pixels)
     })
     .await

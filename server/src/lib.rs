@@ -22,6 +22,7 @@ mod h5grove;
 mod jobs;
 mod limits;
 mod paths;
+mod viewers;
 
 pub use limits::Limits;
 
@@ -54,6 +55,8 @@ pub struct State {
     pub jobs: Arc<tokio::sync::Semaphore>,
     /// Super-grid jobs, by id.
     pub jobs_list: Mutex<Vec<Arc<jobs::Job>>>,
+    /// Sources kept open, with their pre-processing, for `show`.
+    pub viewers: viewers::Viewers,
 }
 
 /// Serve until stopped (or `max_requests`); prints the address it listens on first.
@@ -95,6 +98,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         cache,
         inflight: Mutex::new(HashMap::new()),
         jobs_list: Mutex::new(Vec::new()),
+        viewers: viewers::Viewers::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,6 +45,75 @@ impl StackOp {
 /// Most frames one picture may combine.
 pub const MAX_FRAMES: usize = 4096;
 
+/// What showing frames of a source needs, prepared once: the source's facts and the
+/// request's pre-processing (mask, empty-beam and difference images read and folded in).
+pub struct Viewer {
+    pub info: crate::source::Info,
+    pub geometry: crate::geometry::Geometry,
+}
+
+impl Viewer {
+    pub fn new(source: &mut dyn Source, req: &Request) -> Result<Viewer> {
+        let info = source.info().clone();
+        let geometry = prepare_geometry(req, source, &info)?;
+        Ok(Viewer { info, geometry })
+    }
+
+    /// Frame `frame` (or `count` frames from it combined by `op`), pre-processed.
+    pub fn show(
+        &self,
+        source: &mut dyn Source,
+        frame: usize,
+        count: usize,
+        op: StackOp,
+    ) -> Result<Picture> {
+        if count == 0 || count > MAX_FRAMES {
+            return Err(Error::request(
+                "stack",
+                format!("{count} frames: 1 to {MAX_FRAMES} per picture"),
+            ));
+        }
+        let info = &self.info;
+        if frame + count > info.frames {
+            return Err(Error::request(
+                "frame",
+                format!(
+                    "frames {frame}..{} are past the source's {}",
+                    frame + count,
+                    info.frames
+                ),
+            ));
+        }
+        let g = &self.geometry;
+        let mut acc: Option<Vec<f64>> = None;
+        for n in frame..frame + count {
+            let p = g.process(&frame_values(source, info, n, "frame")?);
+            acc = Some(match acc {
+                None => p,
+                Some(mut a) => {
+                    for (a, v) in a.iter_mut().zip(p) {
+                        *a = match op {
+                            StackOp::Sum | StackOp::Mean => *a + v,
+                            StackOp::Min => a.min(v),
+                            StackOp::Max => a.max(v),
+                        };
+                    }
+                    a
+                }
+            });
+        }
+        let mut values = acc.expect("count ≥ 1");
+        if op == StackOp::Mean {
+            values.iter_mut().for_each(|v| *v /= count as f64);
+        }
+        Ok(Picture {
+            height: g.out_h,
+            width: g.out_w,
+            values,
+        })
+    }
+}
+
 /// Frame `frame` (or `count` frames from it combined by `op`), pre-processed as `req` says.
 pub fn show(
     source: &mut dyn Source,
@@ -53,50 +122,7 @@ pub fn show(
     count: usize,
     op: StackOp,
 ) -> Result<Picture> {
-    if count == 0 || count > MAX_FRAMES {
-        return Err(Error::request(
-            "stack",
-            format!("{count} frames: 1 to {MAX_FRAMES} per picture"),
-        ));
-    }
-    let info = source.info().clone();
-    if frame + count > info.frames {
-        return Err(Error::request(
-            "frame",
-            format!(
-                "frames {frame}..{} are past the source's {}",
-                frame + count,
-                info.frames
-            ),
-        ));
-    }
-    let g = prepare_geometry(req, source, &info)?;
-    let mut acc: Option<Vec<f64>> = None;
-    for n in frame..frame + count {
-        let p = g.process(&frame_values(source, &info, n, "frame")?);
-        acc = Some(match acc {
-            None => p,
-            Some(mut a) => {
-                for (a, v) in a.iter_mut().zip(p) {
-                    *a = match op {
-                        StackOp::Sum | StackOp::Mean => *a + v,
-                        StackOp::Min => a.min(v),
-                        StackOp::Max => a.max(v),
-                    };
-                }
-                a
-            }
-        });
-    }
-    let mut values = acc.expect("count ≥ 1");
-    if op == StackOp::Mean {
-        values.iter_mut().for_each(|v| *v /= count as f64);
-    }
-    Ok(Picture {
-        height: g.out_h,
-        width: g.out_w,
-        values,
-    })
+    Viewer::new(source, req)?.show(source, frame, count, op)
 }
 
 /// `vert × horz` consecutive frames from `first`, each pre-processed, tiled row by row into one
@@ -114,8 +140,9 @@ pub fn multi(
             format!("{horz}×{vert} frames: 1 to {MAX_FRAMES} per picture"),
         ));
     }
+    let viewer = Viewer::new(source, req)?;
     let tiles: Vec<Picture> = (0..horz * vert)
-        .map(|k| show(source, req, first + k, 1, StackOp::Sum))
+        .map(|k| viewer.show(source, first + k, 1, StackOp::Sum))
         .collect::<Result<_>>()?;
     let (th, tw) = (tiles[0].height, tiles[0].width);
     let (h, w) = (vert * (th + 1) - 1, horz * (tw + 1) - 1);
