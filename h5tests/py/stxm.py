@@ -302,6 +302,14 @@ for mode in ([], ["--hdf5-read"]):
     assert [x["frame"] for x in failed] == [9], failed
 print("corrupt chunk: frame 9 is NaN and reported, the other 41 frames reduced")
 
+# A file whose shape claims 40 GB frames (nothing written): refused before any allocation.
+huge = os.path.join(TMP, "huge_claim.h5")
+with h5py.File(huge, "w") as f:
+    f.create_dataset("entry/data/data", shape=(2, 100000, 100000), dtype="u4", chunks=(1, 1000, 1000))
+got, p = stxm(huge, "--scan", "1x2")
+assert got is None and "larger than" in p.stderr, p.stderr
+print("a 100000×100000 frame claim is refused:", p.stderr.strip().splitlines()[-1][:100])
+
 # ---------------------------------------------------------------- the cache
 def cached(*extra):
     p = roibin("stxm", files["gzip"][0], "--scan", "6x7", "--out", os.path.join(TMP, "c.json"), "--json",

@@ -50,6 +50,11 @@ impl Drop for H5Source {
 // engine reads serially); HDF5 itself is never called concurrently through it.
 unsafe impl Send for H5Source {}
 
+/// Largest frame read (a file's dataset shape is a claim, checked before any allocation).
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+/// Most bytes one HDF5 read asks for.
+const READ_BYTES: usize = 256 << 20;
+
 const MASK_PATH: &str = "/entry/instrument/detector/detectorSpecific/pixel_mask";
 
 fn fast_path(ds: &Dataset, h: usize, w: usize) -> Option<(ChunkCodec, usize)> {
@@ -65,6 +70,10 @@ fn fast_path(ds: &Dataset, h: usize, w: usize) -> Option<(ChunkCodec, usize)> {
         (4, [1, k, ch, cw]) if (*ch, *cw) == (h, w) => *k,
         _ => return None,
     };
+    // A decoded chunk is allocated whole: beyond 4 GiB, HDF5 reads it frame by frame instead.
+    if k.saturating_mul(h * w * ds.dtype.size()) > 4 << 30 {
+        return None;
+    }
     Some((codec, k))
 }
 
@@ -103,6 +112,12 @@ impl H5Source {
         for name in &names {
             let ds = file.dataset(name)?;
             let (n, h, w, scan) = frame_shape(&ds, name)?;
+            if h.saturating_mul(w).saturating_mul(ds.dtype.size()) > MAX_FRAME_BYTES {
+                return Err(Error::Source(format!(
+                    "`{name}` has {h}×{w} frames: larger than the {} GiB a frame may be",
+                    MAX_FRAME_BYTES >> 30
+                )));
+            }
             match shape {
                 None => shape = Some((h, w, ds.dtype, scan)),
                 Some((h0, w0, t0, _)) if (h0, w0, t0) != (h, w, ds.dtype) => {
@@ -294,8 +309,13 @@ impl Part {
         );
         let mut start = r.start;
         while start < r.end {
-            // Within one scan row for 4-D data.
-            let end = r.end.min((start / self.row_len + 1) * self.row_len);
+            // Within one scan row for 4-D data, and at most READ_BYTES at once (a line of
+            // large frames is read in pieces, not allocated whole).
+            let per_read = (READ_BYTES / (h * w * self.ds.dtype.size()).max(1)).max(1);
+            let end = r
+                .end
+                .min((start / self.row_len + 1) * self.row_len)
+                .min(start + per_read);
             let mut count = vec![1; self.ds.shape.len() - 2];
             *count.last_mut().expect("rank ≥ 3") = end - start;
             count.extend([h, w]);

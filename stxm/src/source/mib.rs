@@ -42,7 +42,11 @@ fn parse_header(h: &[u8]) -> Result<(usize, usize, usize, DType)> {
             )))
         }
     };
-    if !(16..=1 << 20).contains(&header) || cols == 0 || rows == 0 || cols * rows > 1 << 28 {
+    if !(16..=1 << 20).contains(&header)
+        || cols == 0
+        || rows == 0
+        || cols.saturating_mul(rows) > 1 << 28
+    {
         return Err(bad());
     }
     Ok((header, cols, rows, dtype))
