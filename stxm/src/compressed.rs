@@ -12,7 +12,6 @@
 use crate::geometry::{add, valid, Linear};
 use crate::{Error, Result};
 use roibin_compressors::detector::roibin::parts::{Background, Parts};
-use roibin_compressors::detector::roibin::Layout;
 
 /// How a chunk's frames are binned: bins of `fr × fc` over each panel of `panel_rows` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,12 +203,4 @@ impl BinForm {
         }
         Ok(())
     }
-}
-
-/// The layout of a chunk's frames, for messages.
-pub fn describe(l: &Layout) -> String {
-    format!(
-        "{} frames of {} panels of {}×{}",
-        l.frames, l.panels, l.rows, l.cols
-    )
 }
