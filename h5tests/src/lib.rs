@@ -196,16 +196,11 @@ pub fn http_get(s: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>
     (status, ctype, body, cached)
 }
 
-/// A folder `root/` holding `root/sub/scan.h5`: a 6×7 synthetic STXM scan of 48×64 u32
-/// frames stored with bitshuffle-LZ4. Returns (scratch folder, root).
-pub fn scan_root(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    let scan = root.join("sub/scan.h5");
+/// A 6×7 synthetic STXM scan of 48×64 u32 frames stored with bitshuffle-LZ4, at `path`.
+pub fn synth_scan(path: &Path, seed: u64) {
     ok(roibin(&[
         "synth",
-        scan.to_str().unwrap(),
+        path.to_str().unwrap(),
         "--layout",
         "stxm",
         "--scan",
@@ -213,6 +208,17 @@ pub fn scan_root(name: &str) -> (PathBuf, PathBuf) {
         "--frame",
         "48x64",
         "--bslz4",
+        "--seed",
+        &seed.to_string(),
     ]));
+}
+
+/// A folder `root/` holding `root/sub/scan.h5` (see [`synth_scan`]). Returns (scratch
+/// folder, root).
+pub fn scan_root(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    synth_scan(&root.join("sub/scan.h5"), 1);
     (dir, root)
 }

@@ -256,19 +256,7 @@ fn the_cache_is_shared_and_the_page_is_served() {
     // A file replaced under the server: frames shown are the new file's, not a kept view's.
     let before = json(&http_get(&s, "/show/sub/scan.h5/2?format=json").2);
     let other = dir.join("other.h5");
-    ok(roibin(&[
-        "synth",
-        other.to_str().unwrap(),
-        "--layout",
-        "stxm",
-        "--scan",
-        "6x7",
-        "--frame",
-        "48x64",
-        "--bslz4",
-        "--seed",
-        "9",
-    ]));
+    synth_scan(&other, 9);
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::copy(&other, root.join("sub/scan.h5")).unwrap();
     let after = json(&http_get(&s, "/show/sub/scan.h5/2?format=json").2);
