@@ -579,61 +579,49 @@ impl Dataset {
         Ok(())
     }
 
-    /// A checksum of the chunk index: (offset, stored size) of every chunk of the grid, each
-    /// found by its offset (a B-tree lookup; walking the index by number is quadratic in
-    /// HDF5 1.10). None for datasets that are not chunked.
-    pub fn chunk_index_crc(&self) -> Option<u32> {
-        let chunk = self.chunk.as_ref()?;
+    /// Every chunk of the grid with its stored size (None when HDF5 cannot say), each found
+    /// by its offset (a B-tree lookup; walking the index by number is quadratic in HDF5
+    /// 1.10). Empty for datasets that are not chunked.
+    fn chunk_grid(&self) -> impl Iterator<Item = (Vec<usize>, Option<u64>)> + '_ {
+        let chunk = self.chunk.clone().unwrap_or_default();
         let grid: Vec<usize> = self
             .shape
             .iter()
-            .zip(chunk)
+            .zip(&chunk)
             .map(|(&s, &c)| s.div_ceil(c.max(1)))
             .collect();
-        let total: usize = grid.iter().product();
-        let mut crc = 0u32;
-        for k in 0..total {
-            let off: Vec<u64> = grid_offset(&grid, chunk, k)
-                .iter()
-                .map(|&o| o as u64)
-                .collect();
-            let mut size = 0u64;
-            // SAFETY: `off` has the dataset's rank; the call only writes `size`.
-            if unsafe { H5Dget_chunk_storage_size(self.id.0, off.as_ptr(), &mut size) } < 0 {
-                size = u64::MAX;
-            }
-            let mut b: Vec<u8> = off.iter().flat_map(|o| o.to_le_bytes()).collect();
-            b.extend_from_slice(&size.to_le_bytes());
-            crc = crc32c::crc32c_append(crc, &b);
-        }
-        Some(crc)
-    }
-
-    /// (offset, stored size) of every allocated chunk, found by offset over the chunk grid
-    /// (walking HDF5 1.10's index by number is quadratic in the chunk count).
-    pub fn chunk_sizes(&self) -> Result<Vec<(Vec<usize>, u64)>> {
-        let Some(chunk) = self.chunk.as_ref() else {
-            return Ok(vec![]);
+        let total = if self.chunk.is_some() {
+            grid.iter().product()
+        } else {
+            0
         };
-        let grid: Vec<usize> = self
-            .shape
-            .iter()
-            .zip(chunk)
-            .map(|(&s, &c)| s.div_ceil(c.max(1)))
-            .collect();
-        let mut out = vec![];
-        for k in 0..grid.iter().product::<usize>() {
-            let off = grid_offset(&grid, chunk, k);
+        (0..total).map(move |k| {
+            let off = grid_offset(&grid, &chunk, k);
             let o64: Vec<u64> = off.iter().map(|&o| o as u64).collect();
             let mut size = 0u64;
             // SAFETY: `o64` has the dataset's rank; the call only writes `size`.
-            if unsafe { H5Dget_chunk_storage_size(self.id.0, o64.as_ptr(), &mut size) } >= 0
-                && size > 0
-            {
-                out.push((off, size));
-            }
-        }
-        Ok(out)
+            let ok = unsafe { H5Dget_chunk_storage_size(self.id.0, o64.as_ptr(), &mut size) } >= 0;
+            (off, ok.then_some(size))
+        })
+    }
+
+    /// A checksum of the chunk index: (offset, stored size) of every chunk of the grid. None
+    /// for datasets that are not chunked.
+    pub fn chunk_index_crc(&self) -> Option<u32> {
+        self.chunk.as_ref()?;
+        Some(self.chunk_grid().fold(0u32, |crc, (off, size)| {
+            let mut b: Vec<u8> = off.iter().flat_map(|&o| (o as u64).to_le_bytes()).collect();
+            b.extend_from_slice(&size.unwrap_or(u64::MAX).to_le_bytes());
+            crc32c::crc32c_append(crc, &b)
+        }))
+    }
+
+    /// (offset, stored size) of every allocated chunk.
+    pub fn chunk_sizes(&self) -> Result<Vec<(Vec<usize>, u64)>> {
+        Ok(self
+            .chunk_grid()
+            .filter_map(|(off, size)| size.filter(|&s| s > 0).map(|s| (off, s)))
+            .collect())
     }
 }
 
