@@ -557,7 +557,7 @@ fn result_key(identity: &str, req: &Request, decode: bool) -> String {
 }
 
 /// The whole result from the cache, when there is one.
-fn cached(req: &Request, info: &Info, opts: &RunOptions<'_>, t0: Instant) -> Option<Reduction> {
+pub fn cached(req: &Request, info: &Info, opts: &RunOptions<'_>, t0: Instant) -> Option<Reduction> {
     let cache = opts.cache.filter(|_| opts.lines.is_none())?;
     let mut r =
         Reduction::from_bytes(&cache.get(&result_key(&info.identity, req, opts.decode))?)?;
