@@ -9,12 +9,14 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# `--mpi` (the tests): also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
+# `--mpi` (the tests): also fuse3 and nginx for roibin-fs, OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
 # its bindings with bindgen) and the multi-rank tests, and Chromium with its driver for the web
 # page's browser test (Selenium from PyPI drives it).
 pkgs=(libhdf5-dev hdf5-tools pkg-config)
 if [[ "${1:-}" == "--mpi" ]]; then
     pkgs+=(openmpi-bin libopenmpi-dev libclang-dev chromium chromium-driver)
+    # roibin-fs: real FUSE mounts (fusermount3), Debian's nginx as origin and proxy tier.
+    pkgs+=(fuse3 nginx)
 fi
 need_apt=()
 for pkg in "${pkgs[@]}"; do

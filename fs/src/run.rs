@@ -1,0 +1,213 @@
+//! Mounting (wiring the tiers, the origin and the FUSE session together, clean unmount on
+//! SIGTERM/SIGINT/SIGHUP) and the offline commands on a cache directory.
+
+use crate::cache::disk::{self, DiskCache};
+use crate::cache::ram::RamCache;
+use crate::meta::MetaCache;
+use crate::mount::CacheFs;
+use crate::prefetch::Prefetcher;
+use crate::store::BlockStore;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest block size accepted: blocks are held whole in memory.
+pub const MAX_BLOCK: u64 = 64 << 20;
+
+pub struct MountOptions {
+    pub origin: String,
+    pub mountpoint: PathBuf,
+    pub cache_dir: PathBuf,
+    pub cache_size: u64,
+    pub ram: u64,
+    pub block: u64,
+    pub ttl: Duration,
+    pub immutable: bool,
+    pub upstreams: Vec<String>,
+    pub timeout: Duration,
+    pub threads: usize,
+    pub readahead: u64,
+    pub hdf5_prefetch: u64,
+}
+
+/// Mounts and serves until unmounted (`fusermount3 -u`, or a signal).
+pub fn mount(o: MountOptions) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (4096..=MAX_BLOCK).contains(&o.block) && o.block.is_power_of_two(),
+        "--block {}: give a power of two from 4K to 64M",
+        o.block
+    );
+    anyhow::ensure!(
+        o.cache_size >= 4 * o.block,
+        "--cache-size must hold at least four blocks"
+    );
+    anyhow::ensure!(
+        (1..=256).contains(&o.threads),
+        "--threads {}: give 1 to 256",
+        o.threads
+    );
+    anyhow::ensure!(
+        o.mountpoint.is_dir(),
+        "mount point {} is not a directory",
+        o.mountpoint.display()
+    );
+    let origin: Arc<dyn crate::origin::Origin> =
+        Arc::from(crate::origin::open(&o.origin, &o.upstreams, o.timeout)?);
+    if let Err(e) = origin.list("") {
+        eprintln!("roibin-fs: warning: the origin does not answer yet ({e}); mounting anyway");
+    }
+    let (disk, rebuilt) = DiskCache::open(&o.cache_dir, o.cache_size)?;
+    eprintln!(
+        "roibin-fs: cache {}: {} blocks ({} MiB) kept from before, {} bad dropped, {} partial writes removed, {} evicted",
+        o.cache_dir.display(),
+        rebuilt.blocks,
+        rebuilt.bytes >> 20,
+        rebuilt.dropped,
+        rebuilt.temp_removed,
+        rebuilt.evicted
+    );
+    let store = Arc::new(BlockStore::new(
+        origin,
+        disk,
+        RamCache::new(o.ram),
+        o.block,
+        o.timeout,
+    ));
+    let prefetch = Prefetcher::start(Arc::clone(&store), o.threads, o.hdf5_prefetch);
+    let fs = CacheFs::new(
+        Arc::clone(&store),
+        prefetch,
+        MetaCache::new(o.ttl, o.immutable),
+        o.readahead / o.block,
+    );
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName(format!("roibin-fs:{}", o.origin)),
+        fuser::MountOption::Subtype("roibin-fs".into()),
+        fuser::MountOption::DefaultPermissions,
+    ];
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } == 0 {
+        // fusermount3 unmounts for us if we die (kill -9), so no mount is left dangling.
+        config.mount_options.push(fuser::MountOption::AutoUnmount);
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(o.threads);
+    config.clone_fd = true;
+    let mut session = fuser::Session::new(fs, &o.mountpoint, &config)
+        .with_context(|| format!("mounting at {}", o.mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let mountpoint = o.mountpoint.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = unmounter.unmount();
+            // With auto-unmount, fuser hands unmounting to fusermount3, which leaves the mount
+            // in place while we live; detach it ourselves so that the session ends now.
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&mountpoint)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    });
+    let stats_path = o.cache_dir.join("stats.json");
+    {
+        let (store, stats_path) = (Arc::clone(&store), stats_path.clone());
+        std::thread::spawn(move || loop {
+            write_stats(&stats_path, &store);
+            std::thread::sleep(Duration::from_millis(500));
+        });
+    }
+    eprintln!(
+        "roibin-fs: {} mounted at {}",
+        o.origin,
+        o.mountpoint.display()
+    );
+    session.run().context("serving the mount")?;
+    write_stats(&stats_path, &store);
+    eprintln!("roibin-fs: unmounted {}", o.mountpoint.display());
+    Ok(())
+}
+
+/// Writes the mount's counters atomically, for `status` and for tests.
+fn write_stats(path: &Path, store: &BlockStore) {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(&store.report()).unwrap_or_default();
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// What a cache directory holds, read without taking it from a live mount.
+pub fn status(cache_dir: &Path) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        cache_dir.join("blocks").is_dir(),
+        "{} is not a roibin-fs cache directory (no blocks/)",
+        cache_dir.display()
+    );
+    let (blocks, temps) = disk::scan(&cache_dir.join("blocks"));
+    let (mut good, mut bytes, mut bad) = (0u64, 0u64, 0u64);
+    let mut files = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    for (_, header) in &blocks {
+        match header {
+            Ok((h, m)) => {
+                good += 1;
+                let disk = disk::disk_bytes(m);
+                bytes += disk;
+                let f = files.entry(h.key.url.to_string()).or_default();
+                f.0 += 1;
+                f.1 += disk;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    let live = std::fs::read_to_string(cache_dir.join("stats.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let mounted = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cache_dir.join("lock"))
+        .map(|f| f.try_lock().is_err())
+        .unwrap_or(false);
+    Ok(serde_json::json!({
+        "cache_dir": cache_dir.display().to_string(),
+        "mounted": mounted,
+        "blocks": good,
+        "bytes": bytes,
+        "unreadable_blocks": bad,
+        "temporary_files": temps.len(),
+        "files": files.iter().map(|(url, (n, b))| serde_json::json!({"url": url, "blocks": n, "bytes": b})).collect::<Vec<_>>(),
+        "last_mount_counters": live,
+    }))
+}
+
+/// Evicts least recently used blocks down to `target` bytes (0: empty the cache).
+pub fn evict(cache_dir: &Path, target: u64) -> anyhow::Result<(usize, u64)> {
+    let (cache, _) = DiskCache::open(cache_dir, u64::MAX)?;
+    let n = cache.evict_to(target, target);
+    Ok((n, cache.usage().1))
+}
+
+/// Checks every block's header and CRC; bad blocks are deleted. (checked, problems)
+pub fn verify(cache_dir: &Path) -> anyhow::Result<(usize, Vec<String>)> {
+    anyhow::ensure!(
+        cache_dir.join("blocks").is_dir(),
+        "{} is not a roibin-fs cache directory (no blocks/)",
+        cache_dir.display()
+    );
+    let (cache, rebuilt) = DiskCache::open(cache_dir, u64::MAX)?;
+    let (checked, mut bad) = cache.verify();
+    if rebuilt.dropped > 0 {
+        bad.push(format!("{} torn or foreign block files", rebuilt.dropped));
+    }
+    Ok((checked + rebuilt.dropped, bad))
+}
