@@ -9,9 +9,9 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# `--mpi` (the tests): also fuse3 and nginx for roibin-fs, OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
-# its bindings with bindgen) and the multi-rank tests, and Chromium with its driver for the web
-# page's browser test (Selenium from PyPI drives it).
+# `--mpi` (the tests): also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
+# its bindings with bindgen) and the multi-rank tests, Chromium with its driver for the web
+# page's browser test (Selenium from PyPI drives it), and fuse3 and nginx for roibin-fs.
 pkgs=(libhdf5-dev hdf5-tools pkg-config)
 if [[ "${1:-}" == "--mpi" ]]; then
     pkgs+=(openmpi-bin libopenmpi-dev libclang-dev chromium chromium-driver)
