@@ -7,8 +7,8 @@
 //! `"TREE" | type u8 | level u8 | entries u16 | left u64 | right u64 |` then `entries` times
 //! `key child` and a final key, a key of type 1 being `chunk size u32 | filter mask u32 |
 //! offsets u64 × (rank + 1)`. The rank is not in the node, so each rank is tried and kept only
-//! if every entry is plausible (the last offset is 0, keys ascend, every chunk lies inside the
-//! file). A wrong guess would cost bandwidth, never bytes: the hint only schedules prefetches.
+//! if every entry is plausible (a child's key ends in offset 0, keys strictly ascend, chunks
+//! lie inside the file, past its start, without overlapping). A wrong guess would cost bandwidth, never bytes: the hint only schedules prefetches.
 
 /// Most entries a node of a file written with sane settings holds (2K, K ≤ 32767 by the format,
 /// 32 by default).
@@ -69,19 +69,30 @@ fn entries_with_rank(
         let offsets: Vec<u64> = (0..dims)
             .map(|d| u64_at(node, key + 8 + 8 * d))
             .collect::<Option<_>>()?;
-        if *offsets.last()? != 0 || previous.as_ref().is_some_and(|p| *p > offsets) {
+        if previous.as_ref().is_some_and(|p| *p >= offsets) {
             return None;
         }
         previous = Some(offsets);
         if i == entries {
-            break; // the final key bounds the node; no child follows it
+            // The final key bounds the node (HDF5 writes the dataset's extent and the element
+            // size there); no child follows it.
+            break;
+        }
+        if previous.as_ref().and_then(|p| p.last()) != Some(&0) {
+            return None;
         }
         let size = u64::from(u32_at(node, key)?);
         let address = u64_at(node, key + key_len)?;
-        if size == 0 || address.checked_add(size)? > file_size {
+        if size == 0 || address == 0 || address.checked_add(size)? > file_size {
             return None;
         }
         out.push((address, size));
+    }
+    // Chunks never overlap.
+    let mut sorted = out.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0].0 + w[0].1 > w[1].0) {
+        return None;
     }
     Some(out)
 }
@@ -110,7 +121,15 @@ mod tests {
             key(&mut b, *size, i as u64);
             b.extend_from_slice(&addr.to_le_bytes());
         }
-        key(&mut b, 0, chunks.len() as u64);
+        // The final key as HDF5 1.10/2.0 write it (seen in h5py files): the last chunk's first
+        // offset, the frame's extent, then the element size (2 for u16) where 0 would be.
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(chunks.len() as u64 - 1).to_le_bytes());
+        for _ in 1..rank {
+            b.extend_from_slice(&96u64.to_le_bytes());
+        }
+        b.extend_from_slice(&2u64.to_le_bytes());
         b
     }
 

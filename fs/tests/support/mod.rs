@@ -165,8 +165,14 @@ pub fn is_mounted(mnt: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(&mnt.display().to_string()))
 }
 
+/// The `roibin-fs` binary: cargo's for the crate's own tests, the workspace's release build
+/// for the end-to-end tests in `h5tests` (which include this module).
 pub fn roibin_fs() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_roibin-fs"))
+    Command::new(
+        option_env!("CARGO_BIN_EXE_roibin-fs")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target/release/roibin-fs")),
+    )
 }
 
 impl Mount {
