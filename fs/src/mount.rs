@@ -159,14 +159,26 @@ impl CacheFs {
         }
         let end = (offset + u64::from(size)).min(file.size);
         let bs = self.store.block_size;
-        let ahead = handle.readahead.lock().unwrap().after_read(
-            offset,
-            end - offset,
-            bs,
-            self.readahead_blocks,
-        );
+        let (ahead, in_order) = {
+            let mut ra = handle.readahead.lock().unwrap();
+            let ahead = ra.after_read(offset, end - offset, bs, self.readahead_blocks);
+            (ahead, ra.in_order)
+        };
         if self.readahead_blocks > 0 && !ahead.is_empty() {
             self.prefetch.submit(&self.store, file, ahead);
+        }
+        // A small read out of order, inside one block nobody has or is fetching: ask the origin
+        // for just these bytes and let a prefetch thread bring the block for the next reads.
+        let first = offset / bs;
+        if !in_order
+            && end - offset <= bs / 8
+            && (end - 1) / bs == first
+            && !self.store.is_cached_or_coming(&file.key(first))
+        {
+            self.prefetch.submit(&self.store, file, first..first + 1);
+            return self
+                .store
+                .read_through(file, offset, (end - offset) as usize);
         }
         let mut out = Vec::with_capacity((end - offset) as usize);
         for index in offset / bs..end.div_ceil(bs) {

@@ -120,6 +120,8 @@ impl Prefetcher {
 /// Per open file: is the reader going in order, and how far ahead to fetch.
 #[derive(Default)]
 pub struct Readahead {
+    /// Whether the last read continued the one before it.
+    pub in_order: bool,
     next_offset: u64,
     window: u64,
     /// Blocks before this index were already scheduled.
@@ -138,6 +140,7 @@ impl Readahead {
         max_window: u64,
     ) -> Range<u64> {
         let in_order = offset.abs_diff(self.next_offset) <= block_size;
+        self.in_order = in_order;
         self.next_offset = offset + len;
         if !in_order {
             self.window = 0;

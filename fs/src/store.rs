@@ -45,6 +45,8 @@ pub struct Stats {
     pub ram_hits: AtomicU64,
     pub disk_hits: AtomicU64,
     pub origin_gets: AtomicU64,
+    /// Small random reads sent to the origin as they are, their block fetched behind them.
+    pub origin_range_gets: AtomicU64,
     pub origin_bytes: AtomicU64,
     /// Readers that waited for another reader's request for the same block.
     pub joined_flights: AtomicU64,
@@ -109,6 +111,30 @@ impl BlockStore {
 
     pub fn is_in_ram(&self, key: &BlockKey) -> bool {
         self.ram.get(key).is_some()
+    }
+
+    /// Whether a read of this block would be served without a new request to the origin.
+    pub fn is_cached_or_coming(&self, key: &BlockKey) -> bool {
+        self.is_in_ram(key)
+            || self.disk.contains(key)
+            || self.flights.lock().unwrap().contains_key(key)
+    }
+
+    /// Exactly `len` bytes at `offset` straight from the origin, cached nowhere: a small
+    /// random read should not wait for a whole block.
+    pub fn read_through(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, OriginError> {
+        let data = self
+            .origin
+            .read(&file.path, &file.etag, offset, len)
+            .inspect_err(|_| bump(&self.stats.origin_errors, 1))?;
+        bump(&self.stats.origin_range_gets, 1);
+        bump(&self.stats.origin_bytes, len as u64);
+        Ok(data)
     }
 
     /// Block `index` of `file`, and where it came from.

@@ -303,6 +303,10 @@ impl DiskCache {
         stale.len()
     }
 
+    pub fn contains(&self, key: &BlockKey) -> bool {
+        self.state.lock().unwrap().entries.contains_key(key)
+    }
+
     /// (blocks, real disk bytes).
     pub fn usage(&self) -> (usize, u64) {
         let s = self.state.lock().unwrap();
