@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 pub struct CacheFs {
     store: Arc<BlockStore>,
     prefetch: Arc<Prefetcher>,
+    /// Fetches the blocks of small out-of-order reads served straight from the origin.
+    fill_behind: Arc<Prefetcher>,
     meta: MetaCache,
     inodes: Mutex<Inodes>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
@@ -97,6 +99,7 @@ impl CacheFs {
     pub fn new(
         store: Arc<BlockStore>,
         prefetch: Arc<Prefetcher>,
+        fill_behind: Arc<Prefetcher>,
         meta: MetaCache,
         readahead_blocks: u64,
     ) -> Self {
@@ -110,6 +113,7 @@ impl CacheFs {
         Self {
             store,
             prefetch,
+            fill_behind,
             meta,
             inodes: Mutex::new(inodes),
             handles: Mutex::default(),
@@ -175,7 +179,7 @@ impl CacheFs {
             && (end - 1) / bs == first
             && !self.store.is_cached_or_coming(&file.key(first))
         {
-            self.prefetch.submit(&self.store, file, first..first + 1);
+            self.fill_behind.submit(&self.store, file, first..first + 1);
             return self
                 .store
                 .read_through(file, offset, (end - offset) as usize);

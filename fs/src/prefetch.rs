@@ -10,9 +10,6 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-/// Jobs waiting at most; past it new prefetches are dropped (they are only hints).
-const QUEUE: usize = 4096;
-
 struct Job {
     file: Arc<FileRef>,
     index: u64,
@@ -26,8 +23,15 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub fn start(store: Arc<BlockStore>, threads: usize, hint_budget: u64) -> Arc<Self> {
-        let (tx, rx) = sync_channel(QUEUE);
+    /// `threads` fetching from a queue of at most `queue` jobs (past it new prefetches are
+    /// dropped: they are only hints).
+    pub fn start(
+        store: Arc<BlockStore>,
+        threads: usize,
+        queue: usize,
+        hint_budget: u64,
+    ) -> Arc<Self> {
+        let (tx, rx) = sync_channel(queue);
         let me = Arc::new(Self {
             tx,
             queued: Mutex::default(),

@@ -74,10 +74,14 @@ pub fn mount(o: MountOptions) -> anyhow::Result<()> {
         o.block,
         o.timeout,
     ));
-    let prefetch = Prefetcher::start(Arc::clone(&store), o.threads, o.hdf5_prefetch);
+    let prefetch = Prefetcher::start(Arc::clone(&store), o.threads, 4096, o.hdf5_prefetch);
+    // Blocks behind small random reads: one thread and a short queue, so that filling the
+    // cache never crowds out the reads themselves at the origin.
+    let fill_behind = Prefetcher::start(Arc::clone(&store), 1, 4, o.hdf5_prefetch);
     let fs = CacheFs::new(
         Arc::clone(&store),
         prefetch,
+        fill_behind,
         MetaCache::new(o.ttl, o.immutable),
         o.readahead / o.block,
     );
