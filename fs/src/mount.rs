@@ -57,6 +57,21 @@ impl Inodes {
     }
 }
 
+/// The bytes of one read: a range of a cached block, or bytes of their own.
+enum Served {
+    Slice(Arc<Vec<u8>>, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl Served {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Served::Slice(data, range) => &data[range.clone()],
+            Served::Owned(bytes) => bytes,
+        }
+    }
+}
+
 struct Handle {
     file: Arc<FileRef>,
     readahead: Mutex<Readahead>,
@@ -139,6 +154,7 @@ impl CacheFs {
             url: self.url_of(path),
             etag: Arc::from(meta.etag.as_str()),
             size: meta.size,
+            hdf5: crate::store::looks_like_hdf5(path),
         };
         if replaced.is_some() {
             self.store.drop_other_versions(&file.url, &file.etag);
@@ -156,10 +172,10 @@ impl CacheFs {
         })
     }
 
-    fn read_range(&self, handle: &Handle, offset: u64, size: u32) -> Result<Vec<u8>, OriginError> {
+    fn read_range(&self, handle: &Handle, offset: u64, size: u32) -> Result<Served, OriginError> {
         let file = &handle.file;
         if offset >= file.size {
-            return Ok(Vec::new());
+            return Ok(Served::Owned(Vec::new()));
         }
         let end = (offset + u64::from(size)).min(file.size);
         let bs = self.store.block_size;
@@ -180,12 +196,13 @@ impl CacheFs {
             && !self.store.is_cached_or_coming(&file.key(first))
         {
             self.fill_behind.submit(&self.store, file, first..first + 1);
-            return self
+            let bytes = self
                 .store
-                .read_through(file, offset, (end - offset) as usize);
+                .read_through(file, offset, (end - offset) as usize)?;
+            return Ok(Served::Owned(bytes));
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for index in offset / bs..end.div_ceil(bs) {
+        let mut pieces = Vec::with_capacity(2);
+        for index in first..end.div_ceil(bs) {
             let (data, tier) = self.store.block(file, index)?;
             if tier == Tier::Origin {
                 self.prefetch.hint(&self.store, file, &data);
@@ -193,9 +210,18 @@ impl CacheFs {
             let block_start = index * bs;
             let from = (offset.max(block_start) - block_start) as usize;
             let to = ((end - block_start) as usize).min(data.len());
-            out.extend_from_slice(&data[from.min(to)..to]);
+            pieces.push((data, from.min(to)..to));
         }
-        Ok(out)
+        // Most reads lie inside one block: answer from it without copying.
+        if pieces.len() == 1 {
+            let (data, range) = pieces.pop().unwrap();
+            return Ok(Served::Slice(data, range));
+        }
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (data, range) in pieces {
+            out.extend_from_slice(&data[range]);
+        }
+        Ok(Served::Owned(out))
     }
 }
 
@@ -312,7 +338,7 @@ impl Filesystem for CacheFs {
             ))
         });
         match result {
-            Ok(bytes) => reply.data(&bytes),
+            Ok(served) => reply.data(served.bytes()),
             Err(e) => {
                 eprintln!("roibin-fs: read /{} at {offset}: {e}", handle.file.path);
                 if matches!(e, OriginError::Changed { .. }) {

@@ -98,6 +98,9 @@ impl Prefetcher {
     /// Called with every block fetched from the origin: schedules the chunks an HDF5 chunk
     /// index in it lists.
     pub fn hint(&self, store: &BlockStore, file: &FileRef, block: &[u8]) {
+        if !file.hdf5 || self.hint_budget == 0 {
+            return;
+        }
         let extents = crate::hdf5_hint::chunk_extents(block, file.size);
         if extents.is_empty() {
             return;

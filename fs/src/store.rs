@@ -19,6 +19,17 @@ pub struct FileRef {
     pub url: Arc<str>,
     pub etag: Arc<str>,
     pub size: u64,
+    /// Named like an HDF5 file: blocks fetched from the origin are searched for chunk indexes.
+    pub hdf5: bool,
+}
+
+/// Extensions of HDF5 files (NeXus, CXI and netCDF-4 files are HDF5 files).
+const HDF5_EXTENSIONS: &[&str] = &["h5", "hdf5", "hdf", "he5", "nxs", "nx5", "cxi", "nc", "nc4"];
+
+/// Whether `path` is named like an HDF5 file.
+pub fn looks_like_hdf5(path: &str) -> bool {
+    path.rsplit_once('.')
+        .is_some_and(|(_, ext)| HDF5_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 impl FileRef {

@@ -31,10 +31,17 @@ pub enum BlockFileError {
 
 /// The header and data of `key`'s block, ready to be written.
 pub fn encode(key: &BlockKey, data: &[u8]) -> Vec<u8> {
+    let mut out = header(key, data);
+    out.extend_from_slice(data);
+    out
+}
+
+/// The header of `key`'s block holding `data` (written before the data, without copying it).
+pub fn header(key: &BlockKey, data: &[u8]) -> Vec<u8> {
     let url = &key.url.as_bytes()[..key.url.len().min(MAX_FIELD)];
     let etag = &key.etag.as_bytes()[..key.etag.len().min(MAX_FIELD)];
     let header_len = 8 + 4 + 8 + 4 + 4 + 2 + url.len() + 2 + etag.len() + 4;
-    let mut out = Vec::with_capacity(header_len + data.len());
+    let mut out = Vec::with_capacity(header_len);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(header_len as u32).to_le_bytes());
     out.extend_from_slice(&key.index.to_le_bytes());
@@ -46,7 +53,6 @@ pub fn encode(key: &BlockKey, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(etag);
     let header_crc = crc32c::crc32c(&out);
     out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(data);
     out
 }
 

@@ -214,8 +214,8 @@ impl DiskCache {
     /// Stores a block. Room is made first (evicting to the low-water mark) and reserved, so
     /// the cache's real usage never exceeds the cap by more than one block's rounding.
     pub fn insert(&self, key: &BlockKey, data: &[u8]) -> std::io::Result<()> {
-        let file = block_file::encode(key, data);
-        let reserve = (file.len() as u64).div_ceil(4096) * 4096;
+        let header = block_file::header(key, data);
+        let reserve = ((header.len() + data.len()) as u64).div_ceil(4096) * 4096;
         let path = block_path(&self.blocks_dir, key);
         {
             let mut s = self.state.lock().unwrap();
@@ -232,7 +232,7 @@ impl DiskCache {
             }
             s.used += reserve;
         }
-        let written = write_atomically(&path, &file);
+        let written = write_atomically(&path, &[&header, data]);
         let mut s = self.state.lock().unwrap();
         s.used -= reserve;
         let disk = written?;
@@ -330,9 +330,9 @@ impl DiskCache {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it into place; returns the
+/// Writes `parts` to a temporary file beside `path` and renames it into place; returns the
 /// file's real disk usage.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
+fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<u64> {
     let dir = path.parent().expect("block paths have a parent");
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -343,7 +343,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
     ));
     let result = (|| {
         let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         let disk = disk_bytes(&f.metadata()?);
         fs::rename(&tmp, path)?;
         Ok(disk)
