@@ -419,3 +419,33 @@ fn a_second_client_is_served_by_the_proxy_tier_with_failover() {
         "{b_lines:?}"
     );
 }
+
+#[test]
+fn a_path_origin_reads_and_revalidates() {
+    let dir = scratch("path");
+    let v1 = pattern(3 * MIB + 7, 13);
+    let data = origin_dir(&dir, &[("f.bin", &v1), ("sub/g.bin", b"small")]);
+    let m = Mount::start(data.to_str().unwrap(), &dir, "64M", &["--ttl", "1s"]);
+    assert_eq!(read_all(&m.path("f.bin")), v1);
+    assert_eq!(read_all(&m.path("sub/g.bin")), b"small");
+    let v2 = pattern(MIB, 14);
+    std::fs::write(data.join("f.tmp"), &v2).unwrap();
+    std::fs::rename(data.join("f.tmp"), data.join("f.bin")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(read_all(&m.path("f.bin")), v2);
+    // --upstream means nothing to a path origin: refused with a reason.
+    let out = roibin_fs()
+        .args(["mount", data.to_str().unwrap()])
+        .arg(dir.join("mnt"))
+        .args([
+            "--cache-dir",
+            "/nonexistent",
+            "--cache-size",
+            "1G",
+            "--upstream",
+            "http://a:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP origin only"));
+}

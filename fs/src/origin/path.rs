@@ -168,3 +168,45 @@ impl Origin for PathOrigin {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_call_that_never_returns_is_abandoned_at_the_deadline() {
+        let origin = PathOrigin::new(".", Duration::from_millis(200)).unwrap();
+        let start = Instant::now();
+        let r = origin.bounded("stat", || {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(())
+        });
+        assert!(matches!(r, Err(OriginError::Unavailable(m)) if m.contains("no answer")));
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reads_check_the_version() {
+        let dir = std::env::temp_dir().join(format!("roibin-fs-path-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("f"), b"0123456789").unwrap();
+        let origin = PathOrigin::new(dir.to_str().unwrap(), Duration::from_secs(5)).unwrap();
+        let meta = origin.stat("f").unwrap();
+        assert_eq!(origin.read("f", &meta.etag, 2, 3).unwrap(), b"234");
+        assert!(matches!(
+            origin.read("f", "\"other\"", 0, 1),
+            Err(OriginError::Changed { .. })
+        ));
+        assert!(matches!(
+            origin.read("f", &meta.etag, 8, 5),
+            Err(OriginError::Unavailable(_))
+        ));
+        assert!(matches!(
+            origin.stat("missing"),
+            Err(OriginError::NotFound(_))
+        ));
+        assert_eq!(origin.list("").unwrap()[0].name, "f");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
