@@ -1,11 +1,9 @@
 //! The `roibin-fs` binary: argument parsing only; the work is in the library.
 
 use clap::{Parser, Subcommand};
-use roibin_fs::parse_size;
 use roibin_fs::run::{self, MountOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -25,56 +23,11 @@ struct Cli {
     command: Command,
 }
 
-fn size(text: &str) -> Result<u64, String> {
-    parse_size(text)
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("'{text}': {e} (e.g. 60s, 5m)"))
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Mount ORIGIN (an http:// URL answering range requests, or a directory) at MOUNTPOINT
     /// and serve until unmounted.
-    Mount {
-        origin: String,
-        mountpoint: PathBuf,
-        /// Directory of the on-disk block cache (kept across mounts).
-        #[arg(long)]
-        cache_dir: PathBuf,
-        /// Hard cap on the cache's real disk usage.
-        #[arg(long, value_parser = size)]
-        cache_size: u64,
-        /// RAM tier size.
-        #[arg(long, value_parser = size, default_value = "512M")]
-        ram: u64,
-        /// Block size (a power of two, 4K to 64M).
-        #[arg(long, value_parser = size, default_value = "1M")]
-        block: u64,
-        /// How long a file's version and a listing are trusted before asking the origin again.
-        #[arg(long, value_parser = duration, default_value = "60s", conflicts_with = "immutable")]
-        ttl: Duration,
-        /// Files never change once written (closed beamline files): never revalidate them.
-        #[arg(long)]
-        immutable: bool,
-        /// Servers to ask instead of the origin's host, in order, failing over:
-        /// "http://proxyA:3128|http://proxyB:3128" (scheme://host:port; the origin's path is kept).
-        #[arg(long)]
-        upstream: Option<String>,
-        /// Deadline for any call to the origin: past it the read fails with EIO.
-        #[arg(long, value_parser = duration, default_value = "10s")]
-        timeout: Duration,
-        /// Threads serving FUSE requests (and as many prefetching).
-        #[arg(long, default_value_t = 8)]
-        threads: usize,
-        /// Furthest sequential readahead runs ahead of a reader (0: off).
-        #[arg(long, value_parser = size, default_value = "32M")]
-        readahead: u64,
-        /// Bytes of chunks one HDF5 chunk-index node may prefetch (0: off).
-        #[arg(long, value_parser = size, default_value = "256M")]
-        hdf5_prefetch: u64,
-    },
+    Mount(MountOptions),
     /// What a cache directory holds (blocks, bytes, files; the last mount's counters).
     Status {
         #[arg(long)]
@@ -88,7 +41,7 @@ enum Command {
         #[arg(long)]
         cache_dir: PathBuf,
         /// Evict down to this size (default: everything).
-        #[arg(long, value_parser = size, default_value = "0")]
+        #[arg(long, value_parser = roibin_fs::parse_size, default_value = "0")]
         to: u64,
     },
     /// Read every block and check its header and CRC-32C; bad blocks are deleted.
@@ -112,40 +65,7 @@ fn main() -> ExitCode {
 
 fn run_command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Mount {
-            origin,
-            mountpoint,
-            cache_dir,
-            cache_size,
-            ram,
-            block,
-            ttl,
-            immutable,
-            upstream,
-            timeout,
-            threads,
-            readahead,
-            hdf5_prefetch,
-        } => {
-            let upstreams = upstream
-                .map(|u| u.split('|').map(|s| s.trim().to_string()).collect())
-                .unwrap_or_default();
-            run::mount(MountOptions {
-                origin,
-                mountpoint,
-                cache_dir,
-                cache_size,
-                ram,
-                block,
-                ttl,
-                immutable,
-                upstreams,
-                timeout,
-                threads,
-                readahead,
-                hdf5_prefetch,
-            })?;
-        }
+        Command::Mount(options) => run::mount(options)?,
         Command::Status { cache_dir, json } => {
             let s = run::status(&cache_dir)?;
             if json {

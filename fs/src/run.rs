@@ -15,20 +15,68 @@ use std::time::Duration;
 /// Largest block size accepted: blocks are held whole in memory.
 pub const MAX_BLOCK: u64 = 64 << 20;
 
+fn size(text: &str) -> Result<u64, String> {
+    crate::parse_size(text)
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("'{text}': {e} (e.g. 60s, 5m)"))
+}
+
+/// What `roibin-fs mount` is given (its command-line arguments).
+#[derive(clap::Args)]
 pub struct MountOptions {
+    /// The origin: an http(s):// URL answering range requests, or a directory (NFS)
     pub origin: String,
+    /// Where to mount it (an existing directory)
     pub mountpoint: PathBuf,
+    /// Directory of the on-disk block cache (kept across mounts)
+    #[arg(long)]
     pub cache_dir: PathBuf,
+    /// Hard cap on the cache's real disk usage
+    #[arg(long, value_parser = size)]
     pub cache_size: u64,
+    /// RAM tier size
+    #[arg(long, value_parser = size, default_value = "512M")]
     pub ram: u64,
+    /// Block size (a power of two, 4K to 64M)
+    #[arg(long, value_parser = size, default_value = "1M")]
     pub block: u64,
+    /// How long a file's version and a listing are trusted before asking the origin again
+    #[arg(long, value_parser = duration, default_value = "60s", conflicts_with = "immutable")]
     pub ttl: Duration,
+    /// Files never change once written (closed beamline files): never revalidate them
+    #[arg(long)]
     pub immutable: bool,
-    pub upstreams: Vec<String>,
+    /// Servers to ask instead of the origin's host, in order, failing over:
+    /// "http://proxyA:3128|http://proxyB:3128" (scheme://host:port; the origin's path is kept)
+    #[arg(long = "upstream", value_parser = upstream_list, default_value = "", hide_default_value = true)]
+    pub upstreams: Upstreams,
+    /// Deadline for any call to the origin: past it the read fails with EIO
+    #[arg(long, value_parser = duration, default_value = "10s")]
     pub timeout: Duration,
+    /// Threads serving FUSE requests (and as many prefetching)
+    #[arg(long, default_value_t = 8)]
     pub threads: usize,
+    /// Furthest sequential readahead runs ahead of a reader (0: off)
+    #[arg(long, value_parser = size, default_value = "32M")]
     pub readahead: u64,
+    /// Bytes of chunks one HDF5 chunk-index node may prefetch (0: off)
+    #[arg(long, value_parser = size, default_value = "256M")]
     pub hdf5_prefetch: u64,
+}
+
+/// `--upstream "A|B"`, split.
+#[derive(Clone, Debug, Default)]
+pub struct Upstreams(pub Vec<String>);
+
+fn upstream_list(text: &str) -> Result<Upstreams, String> {
+    Ok(Upstreams(
+        text.split('|')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+    ))
 }
 
 /// Mounts and serves until unmounted (`fusermount3 -u`, or a signal).
@@ -53,7 +101,7 @@ pub fn mount(o: MountOptions) -> anyhow::Result<()> {
         o.mountpoint.display()
     );
     let origin: Arc<dyn crate::origin::Origin> =
-        Arc::from(crate::origin::open(&o.origin, &o.upstreams, o.timeout)?);
+        Arc::from(crate::origin::open(&o.origin, &o.upstreams.0, o.timeout)?);
     if let Err(e) = origin.list("") {
         eprintln!("roibin-fs: warning: the origin does not answer yet ({e}); mounting anyway");
     }

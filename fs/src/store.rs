@@ -139,11 +139,22 @@ impl BlockStore {
         offset: u64,
         len: usize,
     ) -> Result<Vec<u8>, OriginError> {
+        self.fetch_origin(file, offset, len, &self.stats.origin_range_gets)
+    }
+
+    /// `len` bytes at `offset` from the origin, counted under `requests`.
+    fn fetch_origin(
+        &self,
+        file: &FileRef,
+        offset: u64,
+        len: usize,
+        requests: &AtomicU64,
+    ) -> Result<Vec<u8>, OriginError> {
         let data = self
             .origin
             .read(&file.path, &file.etag, offset, len)
             .inspect_err(|_| bump(&self.stats.origin_errors, 1))?;
-        bump(&self.stats.origin_range_gets, 1);
+        bump(requests, 1);
         bump(&self.stats.origin_bytes, len as u64);
         Ok(data)
     }
@@ -217,12 +228,7 @@ impl BlockStore {
             return Ok((Arc::new(Vec::new()), Tier::Ram));
         }
         let len = (file.size - offset).min(self.block_size) as usize;
-        let data = self
-            .origin
-            .read(&file.path, &file.etag, offset, len)
-            .inspect_err(|_| bump(&self.stats.origin_errors, 1))?;
-        bump(&self.stats.origin_gets, 1);
-        bump(&self.stats.origin_bytes, len as u64);
+        let data = self.fetch_origin(file, offset, len, &self.stats.origin_gets)?;
         if let Err(e) = self.disk.insert(key, &data) {
             // A full or failing cache disk costs speed, not correctness: serve the bytes.
             if self.stats.disk_write_errors.fetch_add(1, Ordering::Relaxed) == 0 {

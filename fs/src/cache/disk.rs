@@ -291,7 +291,7 @@ impl DiskCache {
         let stale: Vec<BlockKey> = s
             .entries
             .keys()
-            .filter(|k| &*k.url == url && &*k.etag != keep)
+            .filter(|k| k.is_stale_version(url, keep))
             .cloned()
             .collect();
         for k in &stale {

@@ -16,3 +16,10 @@ pub struct BlockKey {
     pub etag: Arc<str>,
     pub index: u64,
 }
+
+impl BlockKey {
+    /// Whether this block belongs to another version of `url` than `keep`.
+    pub fn is_stale_version(&self, url: &str, keep: &str) -> bool {
+        &*self.url == url && &*self.etag != keep
+    }
+}

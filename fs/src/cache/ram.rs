@@ -67,7 +67,7 @@ impl RamCache {
         let stale: Vec<BlockKey> = s
             .blocks
             .keys()
-            .filter(|k| &*k.url == url && &*k.etag != keep)
+            .filter(|k| k.is_stale_version(url, keep))
             .cloned()
             .collect();
         for k in stale {
