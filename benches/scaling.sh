@@ -4,7 +4,7 @@
 #   benches/scaling.sh [ROIBIN] [OUT_DIR] [TASKS...]
 #
 # ROIBIN: the roibin command (default target/release/roibin; a bare machine runs the bundle's
-# `devbundle/run`, see the README). For each task count, JUNGFRAU-like calibrated frames
+# `devbundle/run`, see docs/tuning.md). For each task count, JUNGFRAU-like calibrated frames
 # (64 × 8×512×1024 f32) are compressed with the ROIBIN graph and, as a read-bound contrast,
 # Eiger-like u16 counts with bitshuffle|lz4; every stage's threads stay 0 (they run in the
 # tasks' pool, so N tasks use N workers). Median of 3 runs; prints a table and writes it to

@@ -1,7 +1,8 @@
 //! `roibin`: the command line. Thin: every command is a small module over the library crates.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use roibin_tools::cmd;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -40,13 +41,41 @@ enum Cmd {
     Serve(cmd::serve::Args),
     /// The main job on built-in data: synthesise frames, compress them with several graphs, verify, report
     Demo(cmd::demo::Args),
+    /// Print a shell completion script: `roibin completions bash > /etc/bash_completion.d/roibin`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (roibin.1 and one per command) into a folder: `roibin man --out /usr/local/share/man/man1`
+    Man {
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// `roibin man`: one page for the tool and one per command (`roibin-compress.1`, …).
+fn write_man_pages(out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let roibin = Cli::command();
+    let mut pages = vec![("roibin".to_string(), roibin.clone())];
+    for sub in roibin.get_subcommands() {
+        let name = format!("roibin-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, command) in pages {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        std::fs::write(out.join(format!("{name}.1")), page)?;
+    }
+    println!("man pages written to {}", out.display());
+    Ok(())
 }
 
 fn main() {
     let cli = Cli::parse();
     if matches!(
         cli.cmd,
-        Cmd::List(_) | Cmd::Cdvalues(_) | Cmd::Info(_) | Cmd::Peaks(_)
+        Cmd::List(_) | Cmd::Cdvalues(_) | Cmd::Info(_) | Cmd::Peaks(_) | Cmd::Completions { .. }
     ) {
         // These print listings: piped into `head` and closed early, they end quietly as other
         // command line tools do, instead of a panic on a failed print. (Not the server nor
@@ -69,6 +98,11 @@ fn main() {
         Cmd::Autotune(a) => cmd::autotune::run(a),
         Cmd::Stxm(a) => cmd::stxm::run(*a),
         Cmd::Serve(a) => cmd::serve::run(a),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "roibin", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man { out } => write_man_pages(&out),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");
