@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on built-in sample data: synthesise Eiger-4M-like frames (u16, u32, f32),
 # compress them with the auto/fast/strong graphs, read everything back through libhdf5 and
-# check it is bit-exact, then open one result from h5py through the plugin.
+# check it is bit-exact; then the ROIBIN graph on JUNGFRAU-like frames against plain sz, with
+# the science check (peaks kept) and pictures; then open one result from h5py through the plugin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

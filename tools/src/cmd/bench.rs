@@ -108,10 +108,41 @@ pub struct Science {
     pub read_mb_s: f64,
 }
 
+impl Args {
+    /// The science check of `spec` (the default ROIBIN graph when `None`) on `input`'s
+    /// calibrated frames, as `roibin bench --science --spec SPEC input` runs it.
+    pub fn science_of(input: &str, spec: Option<&str>) -> Args {
+        Args {
+            science: true,
+            input: Some(input.to_string()),
+            dataset: "/entry_1/data_1/data".into(),
+            spec: spec.map(str::to_string),
+            finder: None,
+            panel_rows: None,
+            frames: None,
+            out: "bench-out".into(),
+            decoded: None,
+            verbose: false,
+            json: None,
+        }
+    }
+}
+
 pub fn run(a: Args) -> Result<()> {
     if !a.science {
         bail!("`roibin bench` runs the science check: add --science (kernel benchmarks are `cargo bench`)");
     }
+    let (s, finder_spec, input, has_truth) = science(&a)?;
+    print_science(&s, &finder_spec, &input, has_truth);
+    if let Some(j) = &a.json {
+        std::fs::write(j, serde_json::to_string_pretty(&s)?)?;
+    }
+    Ok(())
+}
+
+/// Runs the check; returns the figures, the finder used, the input file and whether it had
+/// true peaks.
+pub fn science(a: &Args) -> Result<(Science, String, String, bool)> {
     let _ = roibin_compressors::codec_names();
     let input = match &a.input {
         Some(f) => f.clone(),
@@ -327,7 +358,15 @@ pub fn run(a: Args) -> Result<()> {
         write_mb_s: mb / enc_s,
         read_mb_s: mb / dec_s,
     };
-    println!("science check of `{}` on {n} frames of {input}", s.spec);
+    let has_truth = truth.is_some();
+    Ok((s, finder_spec, input, has_truth))
+}
+
+fn print_science(s: &Science, finder_spec: &str, input: &str, has_truth: bool) {
+    println!(
+        "science check of `{}` on {} frames of {input}",
+        s.spec, s.frames
+    );
     println!("  finder: {finder_spec}");
     println!(
         "  peaks: {} on the originals, {} on the decoded frames; recall {:.2}%, precision {:.2}%",
@@ -341,7 +380,7 @@ pub fn run(a: Args) -> Result<()> {
         100.0 * s.intensity_err_median,
         100.0 * s.intensity_err_max
     );
-    if truth.is_some() {
+    if has_truth {
         println!(
             "  {} true weak peaks the finder missed (in the background): 5×5 box sum error mean {:.2} photons, max {:.2}",
             s.weak_true_peaks, s.weak_err_photons_mean, s.weak_err_photons_max
@@ -359,8 +398,4 @@ pub fn run(a: Args) -> Result<()> {
         "  ratio {:.1} vs uint16 raw, {:.1} vs input; encode {:.0} MB/s, decode {:.0} MB/s (one frame at a time, all cores)",
         s.ratio_vs_u16, s.ratio_vs_input, s.write_mb_s, s.read_mb_s
     );
-    if let Some(j) = &a.json {
-        std::fs::write(j, serde_json::to_string_pretty(&s)?)?;
-    }
-    Ok(())
 }

@@ -33,6 +33,7 @@ pub fn run(a: Args) -> Result<()> {
         "{:<7} {:<8} {:<24} {:>8} {:>11} {:>10}  read back",
         "dtype", "graph", "spec", "ratio", "write MB/s", "read MB/s"
     );
+    let mut points = Vec::new();
     for dtype in [DType::U16, DType::U32, DType::F32] {
         let input = format!("{}/eiger_{}.h5", a.out, dtype.name());
         let _ = std::fs::remove_file(&input);
@@ -77,11 +78,20 @@ pub fn run(a: Args) -> Result<()> {
             if !exact {
                 bail!("{output}: read-back differs from the input");
             }
+            if dtype == DType::U16 {
+                let ratio = rep.raw_bytes as f64 / rep.stored_bytes as f64;
+                points.push((
+                    label.to_string(),
+                    ratio,
+                    mb / rep.total.as_secs_f64(),
+                    false,
+                ));
+            }
         }
     }
     println!(
         "\nread MB/s includes the comparison read of the input. Open the files from h5py with"
     );
     println!("  HDF5_PLUGIN_PATH=<folder of libh5roibin.so> python3 -c \"import h5py; print(h5py.File('{}/eiger_u16_fast.h5')['/entry/data/data'][0].sum())\"", a.out);
-    Ok(())
+    crate::cmd::demo_roibin::run(&a.out, a.frames, points)
 }

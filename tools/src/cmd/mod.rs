@@ -3,6 +3,7 @@ pub mod bench;
 pub mod cdvalues;
 pub mod compress;
 pub mod demo;
+pub mod demo_roibin;
 pub mod info;
 pub mod list;
 pub mod peaks;
