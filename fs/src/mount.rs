@@ -191,7 +191,7 @@ impl CacheFs {
         // for just these bytes and let a prefetch thread bring the block for the next reads.
         let first = offset / bs;
         if !in_order
-            && end - offset <= bs / 8
+            && end - offset <= bs / 32
             && (end - 1) / bs == first
             && !self.store.is_cached_or_coming(&file.key(first))
         {

@@ -139,7 +139,8 @@ fn pool(v: &[f64], h: usize, w: usize) -> Vec<f64> {
         for x in 0..sw * 4 {
             let o = &mut out[(y / 4) * sw + x / 4];
             let val = v[y * w + x];
-            if !val.is_nan() && !(*o >= val) {
+            // `o` starts as NaN: the first number replaces it.
+            if !val.is_nan() && (o.is_nan() || val > *o) {
                 *o = val;
             }
         }
