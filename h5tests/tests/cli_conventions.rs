@@ -35,3 +35,32 @@ fn completions_and_man_pages_cover_every_command() {
     let page = std::fs::read_to_string(dir.join("roibin-compress.1")).unwrap();
     assert!(page.contains("spec"), "roibin-compress.1 lacks its options");
 }
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let commands = [
+        "list",
+        "cdvalues",
+        "compress",
+        "decompress",
+        "peaks",
+        "info",
+        "synth",
+        "bench",
+        "autotune",
+        "stxm",
+        "serve",
+        "demo",
+    ];
+    for c in commands {
+        let text = stdout(&ok(roibin(&[c, "--help"])));
+        assert!(
+            text.contains("Examples:\n  roibin") || text.contains("Examples:\n  mpirun"),
+            "roibin {c} --help has no examples:\n{text}"
+        );
+    }
+    let top = stdout(&ok(roibin(&["--help"])));
+    for c in commands {
+        assert!(top.contains(c), "roibin --help does not list {c}");
+    }
+}
