@@ -1,6 +1,6 @@
 //! The `roibin-fs` binary: argument parsing only; the work is in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use roibin_fs::run::{self, MountOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +51,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script: `roibin-fs completions bash > /etc/bash_completion.d/roibin-fs`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `roibin-fs man > /usr/local/share/man/man1/roibin-fs.1`
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -120,6 +127,15 @@ fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "roibin-fs",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -449,3 +449,22 @@ fn a_path_origin_reads_and_revalidates() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP origin only"));
 }
+
+#[test]
+fn completions_and_man_page() {
+    let out = roibin_fs().args(["completions", "bash"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in [
+        "mount",
+        "status",
+        "evict",
+        "verify",
+        "--cache-size",
+        "--upstream",
+    ] {
+        assert!(text.contains(c), "bash completion lacks {c}");
+    }
+    let out = roibin_fs().arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && page.contains(".TH") && page.contains("roibin-fs"));
+}
