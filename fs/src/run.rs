@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest block size accepted: blocks are held whole in memory.
-pub const MAX_BLOCK: u64 = 64 << 20;
+pub use crate::cache::disk::MAX_BLOCK;
 
 fn size(text: &str) -> Result<u64, String> {
     crate::parse_size(text)

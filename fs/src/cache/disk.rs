@@ -19,6 +19,9 @@ use std::sync::Mutex;
 const LOW_WATER: f64 = 0.9;
 /// Longest header a block file can have (two u16-long fields and fixed fields).
 const MAX_HEADER: usize = 2 * 65_535 + 64;
+/// Largest block (blocks are read whole into memory): a file in the cache directory that
+/// claims more is not ours and is dropped at mount.
+pub const MAX_BLOCK: u64 = 64 << 20;
 
 pub struct DiskCache {
     blocks_dir: PathBuf,
@@ -143,7 +146,10 @@ impl DiskCache {
         let mut found: Vec<(BlockKey, PathBuf, u64, i64)> = Vec::new();
         for (path, header) in blocks {
             match header {
-                Ok((h, m)) if block_path(&blocks_dir, &h.key) == path => {
+                Ok((h, m))
+                    if block_path(&blocks_dir, &h.key) == path
+                        && h.data_len as u64 <= MAX_BLOCK =>
+                {
                     found.push((h.key, path, disk_bytes(&m), m.mtime()));
                 }
                 _ => {
@@ -417,6 +423,25 @@ mod tests {
         // The newest block survives, the oldest went.
         assert_eq!(cache.get(&key(47)).unwrap(), block);
         assert!(matches!(cache.get(&key(0)), Err(Miss::Absent)));
+        drop(cache);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_block_file_claiming_more_than_the_largest_block_is_dropped() {
+        let d = tmpdir("huge");
+        let (cache, _) = DiskCache::open(&d, 1 << 40).unwrap();
+        drop(cache);
+        let data = vec![0u8; MAX_BLOCK as usize + 1];
+        let header = block_file::header(&key(9), &data);
+        let path = block_path(&d.join("blocks"), &key(9));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let f = File::create(&path).unwrap();
+        (&f).write_all(&header).unwrap();
+        f.set_len((header.len() + data.len()) as u64).unwrap(); // sparse: costs no disk
+        let (cache, report) = DiskCache::open(&d, 1 << 40).unwrap();
+        assert_eq!((report.blocks, report.dropped), (0, 1));
+        assert!(matches!(cache.get(&key(9)), Err(Miss::Absent)));
         drop(cache);
         fs::remove_dir_all(&d).unwrap();
     }
