@@ -120,8 +120,9 @@ impl BlockStore {
         size.div_ceil(self.block_size)
     }
 
+    /// Whether the block is in RAM (a question: it does not refresh the block's recency).
     pub fn is_in_ram(&self, key: &BlockKey) -> bool {
-        self.ram.get(key).is_some()
+        self.ram.contains(key)
     }
 
     /// Whether a read of this block would be served without a new request to the origin.

@@ -37,6 +37,11 @@ impl RamCache {
         Some(data)
     }
 
+    /// Whether the block is held, without counting as a use.
+    pub fn contains(&self, key: &BlockKey) -> bool {
+        self.state.lock().unwrap().blocks.contains_key(key)
+    }
+
     pub fn insert(&self, key: BlockKey, data: Arc<Vec<u8>>) {
         let len = data.len() as u64;
         if len > self.cap {

@@ -512,7 +512,11 @@ pub fn disk_usage(dir: &Path) -> u64 {
     let mut total = 0;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            let m = e.metadata().unwrap();
+            // A block evicted (or a temporary file renamed) between the listing and the stat
+            // no longer uses space.
+            let Ok(m) = e.metadata() else {
+                continue;
+            };
             total += if m.is_dir() {
                 disk_usage(&e.path())
             } else {
