@@ -28,8 +28,8 @@ if ((${#need_apt[@]})); then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import h5py, hdf5plugin, numpy' 2>/dev/null; then
-    pip=(python3 -m pip install -q --disable-pip-version-check "h5py>=3.16" hdf5plugin numpy)
+if ! python3 -c 'import h5py, hdf5plugin, numpy, pytest' 2>/dev/null; then
+    pip=(python3 -m pip install -q --disable-pip-version-check "h5py>=3.16" hdf5plugin numpy pytest)
     # Debian's own python3 refuses system-wide pip installs (PEP 668); say that we mean it.
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi

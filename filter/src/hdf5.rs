@@ -5,7 +5,6 @@
 
 use libloading::os::unix::{Library, RTLD_LAZY};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::sync::OnceLock;
 
 pub type Hid = i64;
 type Herr = c_int;
@@ -41,6 +40,9 @@ pub struct Api {
     pub tget_size: unsafe extern "C" fn(Hid) -> usize,
     pub tget_sign: unsafe extern "C" fn(Hid) -> c_int,
     pub tget_order: unsafe extern "C" fn(Hid) -> c_int,
+    /// `H5Zregister(const void *cls)`: how a host that does not scan plugin paths (Python,
+    /// through `roibin.register()`) adds our class to its own libhdf5.
+    zregister: unsafe extern "C" fn(*const c_void) -> Herr,
     is_valid: unsafe extern "C" fn(Hid) -> c_int,
     epush2: unsafe extern "C" fn(
         Hid,
@@ -107,6 +109,7 @@ impl Api {
                 tget_size: sym!("H5Tget_size"),
                 tget_sign: sym!("H5Tget_sign"),
                 tget_order: sym!("H5Tget_order"),
+                zregister: sym!("H5Zregister"),
                 is_valid: sym!("H5Iis_valid"),
                 epush2: sym!("H5Epush2"),
                 is_paused: lib.get(b"H5Eis_paused\0").ok().map(|s| *s),
@@ -214,32 +217,96 @@ fn loaded_libhdf5() -> Vec<String> {
     out
 }
 
-/// Every usable libhdf5 in the process, resolved once, on first use (not at dlopen).
-pub fn apis() -> &'static [Api] {
-    static APIS: OnceLock<Vec<Api>> = OnceLock::new();
-    APIS.get_or_init(|| {
-        loaded_libhdf5()
-            .iter()
-            .filter_map(|p| Api::open(p))
-            .collect()
-    })
+/// Every libhdf5 seen in this process so far. Each is opened once and kept (leaked) for the
+/// process's life, as the host never unloads the library it filters for.
+static APIS: std::sync::Mutex<Vec<&'static Api>> = std::sync::Mutex::new(Vec::new());
+
+/// Add the libhdf5s mapped since the last scan.
+fn rescan() -> Vec<&'static Api> {
+    let Ok(mut known) = APIS.lock() else {
+        return vec![];
+    };
+    for path in loaded_libhdf5() {
+        if !known.iter().any(|a| a.path == path) {
+            if let Some(api) = Api::open(&path) {
+                known.push(Box::leak(Box::new(api)));
+            }
+        }
+    }
+    known.clone()
 }
+
+/// Every usable libhdf5 in the process; scanned on first use (not at dlopen) and again while
+/// none is found.
+pub fn apis() -> Vec<&'static Api> {
+    let known = APIS.lock().map(|k| k.clone()).unwrap_or_default();
+    if known.is_empty() {
+        rescan()
+    } else {
+        known
+    }
+}
+
+/// Paths of the libraries [`register`] added our class to. HDF5 calls the filter back without
+/// saying which library calls, and ids of two libraries in one process can collide (Python
+/// with h5py's HDF5 2.x and Debian's 1.10 loaded by roibin's STXM engine): the one we
+/// registered with is the one calling.
+static REGISTERED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 /// The libhdf5 that owns `id`, or the only one loaded.
 pub fn api_for(id: Hid) -> Option<&'static Api> {
     let all = apis();
-    match all {
+    let registered = REGISTERED.lock().map(|r| r.clone()).unwrap_or_default();
+    match all.as_slice() {
         [] => None,
-        [one] => Some(one),
-        many => many.iter().find(|a| a.knows(id)).or(many.first()),
+        [one] => Some(*one),
+        many => many
+            .iter()
+            .find(|a| registered.contains(&a.path) && a.knows(id))
+            // Our class is only in the libraries we registered it with (HDF5 2.x hands
+            // callbacks a property list id that its own H5Iis_valid denies).
+            .or_else(|| many.iter().find(|a| registered.contains(&a.path)))
+            .or_else(|| many.iter().find(|a| a.knows(id)))
+            .or(many.first())
+            .copied(),
     }
+}
+
+/// Register `class` (our `H5Z_class2_t`) with every libhdf5 loaded in this process whose path
+/// `select` accepts; returns their paths. An error when none is loaded or one refuses.
+///
+/// # Safety
+/// `class` must point to a valid `H5Z_class2_t` that lives as long as the process.
+pub unsafe fn register(
+    class: *const c_void,
+    select: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, String> {
+    let mut done = vec![];
+    let all = rescan();
+    for api in all.iter().filter(|a| select(&a.path)) {
+        // SAFETY: `class` is valid for the process's lifetime (caller's contract); H5Zregister copies it.
+        if unsafe { (api.zregister)(class) } < 0 {
+            return Err(format!("H5Zregister failed in {}", api.path));
+        }
+        done.push(api.path.clone());
+    }
+    if done.is_empty() {
+        let loaded: Vec<&str> = all.iter().map(|a| a.path.as_str()).collect();
+        return Err(format!(
+            "no matching libhdf5 in this process (loaded: {loaded:?}); import h5py first"
+        ));
+    }
+    if let Ok(mut r) = REGISTERED.lock() {
+        r.extend(done.iter().cloned());
+    }
+    Ok(done)
 }
 
 /// Report an error through whatever libhdf5 is loaded (stderr when none is).
 pub fn report(id: Option<Hid>, func: &str, msg: &str) {
     let api = match id {
         Some(id) => api_for(id),
-        None => apis().first(),
+        None => apis().first().copied(),
     };
     if std::env::var_os("ROIBIN_DEBUG").is_some() {
         eprintln!(
