@@ -10,14 +10,18 @@ cargo fmt --all --check
 features=(--features roibin-tools/mpi)
 cargo check --release -p roibin-tools
 cargo build --release --workspace --exclude roibin-benches "${features[@]}"
+# The Python package, installed as users install it (maturin builds it and bundles the
+# plugin), before the tests: the README's h5py example imports it.
+pip=(python3 -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python)
+"${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 cargo clippy --release --workspace --all-targets "${features[@]}" -- -D warnings
 log=$(mktemp)
 cargo test --release --workspace --exclude roibin-benches "${features[@]}" 2>&1 | tee "$log"
-# The Python package, installed as users install it (maturin builds it and bundles the
-# plugin), then its tests, with no HDF5_PLUGIN_PATH: `import roibin` registers the filter.
-pip=(python3 -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./python)
-"${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
-(cd /tmp && env -u HDF5_PLUGIN_PATH python3 -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests") 2>&1 | tee -a "$log"
+# The Python package's tests and docs/python.md's examples, with no HDF5_PLUGIN_PATH: `import
+# roibin` registers the filter. Run from /tmp so the source folder does not shadow the install.
+(cd /tmp && env -u HDF5_PLUGIN_PATH python3 -m pytest -q -p no:cacheprovider \
+    --doctest-glob=python.md -o doctest_optionflags=ELLIPSIS \
+    "$OLDPWD/python/tests" "$OLDPWD/docs/python.md") 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo's last line is that of the last doc-test crate).
 # pytest's last line ("71 passed, 1 failed in 3.2s") counts too.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }

@@ -14,19 +14,19 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 create_exception!(
-    _roibin,
+    roibin,
     RoibinError,
     PyValueError,
     "Base class of every error roibin raises (a ValueError: a spec, an option or bytes were wrong)."
 );
 create_exception!(
-    _roibin,
+    roibin,
     SpecError,
     RoibinError,
     "A graph spec or option that is not valid; the message names it."
 );
 create_exception!(
-    _roibin,
+    roibin,
     CorruptError,
     RoibinError,
     "Bytes that do not decode: truncated, corrupted, or not a roibin chunk."
