@@ -11,12 +11,14 @@ fi
 
 # `--mpi` (the tests): also OpenMPI and libclang, for the `mpi` cargo feature (rsmpi generates
 # its bindings with bindgen) and the multi-rank tests, Chromium with its driver for the web
-# page's browser test (Selenium from PyPI drives it), and fuse3 and nginx for roibin-fs.
+# page's browser test (Selenium from PyPI drives it), fuse3 and nginx for roibin-fs, and DIALS.
 pkgs=(libhdf5-dev hdf5-tools pkg-config)
 if [[ "${1:-}" == "--mpi" ]]; then
     pkgs+=(openmpi-bin libopenmpi-dev libclang-dev chromium chromium-driver)
     # roibin-fs: real FUSE mounts (fusermount3), Debian's nginx as origin and proxy tier.
     pkgs+=(fuse3 nginx)
+    # DIALS (Debian's 3.12, about 3.5 minutes to install) reads NXmx files of filter 443.
+    pkgs+=(dials)
 fi
 need_apt=()
 for pkg in "${pkgs[@]}"; do
