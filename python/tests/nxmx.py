@@ -27,9 +27,11 @@ def _axis(group, name, value, kind, vector, depends_on, units, offset=None):
 
 
 def write_skeleton(path, shape, mask=None, wavelength=0.9763, distance_mm=150.0, pixel_mm=0.075,
-                   beam_px=None, osc_deg=0.1):
+                   beam_px=None, osc_deg=0.1, counts=True):
     """Everything of an NXmx file except /entry/data/data (``shape``: frames, rows, cols),
-    which the caller writes (with h5py, or `roibin compress` into this file)."""
+    which the caller writes (with h5py, or `roibin compress` into this file). ``counts``:
+    integer photon counts, whose gaps (read as int32 -1) must not be trusted; calibrated float
+    data (ADU, negative after pedestal subtraction) get no underload."""
     n, ny, nx = shape
     by, bx = beam_px or (ny / 2, nx / 2)
     with h5py.File(path, "w") as f:
@@ -53,7 +55,9 @@ def write_skeleton(path, shape, mask=None, wavelength=0.9763, distance_mm=150.0,
         det.create_dataset("distance", data=distance_mm / 1000).attrs["units"] = "m"
         det.create_dataset("count_time", data=0.01).attrs["units"] = "s"
         det["saturation_value"] = numpy.int64(1_000_000)
-        det["underload_value"] = numpy.int64(-1)
+        if counts:
+            # dxtbx trusts values above underload_value - 1: gaps read as int32 -1 do not.
+            det["underload_value"] = numpy.int64(0)
         det["depends_on"] = "/entry/instrument/detector/transformations/det_z"
         if mask is not None:
             det.create_dataset("pixel_mask", data=mask.astype("u4"), compression="gzip")
