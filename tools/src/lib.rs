@@ -9,4 +9,5 @@ pub mod maxlipo;
 pub mod scan;
 pub mod synth;
 pub mod transcode;
+pub mod ui;
 pub mod world;

@@ -13,6 +13,9 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// No progress bars, summaries or hints (results, --json and errors still print); also ROIBIN_QUIET=1
+    #[arg(short, long, global = true, env = "ROIBIN_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +106,7 @@ fn write_man_pages(out: &std::path::Path) -> anyhow::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    roibin_tools::ui::set_quiet(cli.quiet);
     if matches!(
         cli.cmd,
         Cmd::List(_) | Cmd::Cdvalues(_) | Cmd::Info(_) | Cmd::Peaks(_) | Cmd::Completions { .. }

@@ -6,7 +6,7 @@ use crate::grid::{pad, Grid};
 use crate::h5io::Dataset;
 use crate::world::World;
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use roibin_registry::{container, threads, ArrayMeta, Pipeline};
 use std::time::{Duration, Instant};
@@ -26,8 +26,33 @@ pub struct Report {
 }
 
 impl Report {
+    /// The summary as JSON (`--json`): what moved, the ratio, the speed and the time per stage.
+    pub fn to_json(&self, input: &str, output: &str, spec: &str) -> serde_json::Value {
+        let secs = self.total.as_secs_f64().max(1e-9);
+        serde_json::json!({
+            "input": input,
+            "output": output,
+            "spec": spec,
+            "chunks": self.chunks,
+            "raw_bytes": self.raw_bytes,
+            "stored_bytes": self.stored_bytes,
+            "ratio": self.raw_bytes as f64 / self.stored_bytes.max(1) as f64,
+            "seconds": self.total.as_secs_f64(),
+            "mb_per_s": self.raw_bytes as f64 / 1e6 / secs,
+            "read_s": self.read.as_secs_f64(),
+            "transform_s": self.transform.as_secs_f64(),
+            "write_s": self.write.as_secs_f64(),
+            "stages": self.stages.iter().map(|(name, t, calls)| serde_json::json!({
+                "name": name, "seconds": t.as_secs_f64(), "calls": calls,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
     /// Print the final summary line block.
     pub fn print(&self, verb: &str) {
+        if crate::ui::quiet() {
+            return;
+        }
         let mb = self.raw_bytes as f64 / 1e6;
         let secs = self.total.as_secs_f64().max(1e-9);
         let work = if verb == "compressed" {
@@ -78,11 +103,9 @@ enum Source {
 }
 
 pub fn progress(len: usize, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len as u64);
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks, {per_sec}, eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+    let pb = crate::ui::bar(
+        len,
+        "{msg} [{bar:30}] {pos}/{len} chunks, {per_sec}, eta {eta}",
     );
     pb.set_message(what.to_string());
     pb

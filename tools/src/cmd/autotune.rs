@@ -11,7 +11,7 @@ use crate::h5io::{self, File};
 use crate::maxlipo::{ladder, Dim, Search};
 use crate::world::World;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use roibin_registry::spec::Value;
 use roibin_registry::tuning::{self, Entry, TuningFile};
@@ -410,14 +410,9 @@ fn run_on(a: Args, world: &World) -> Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.budget);
     let pb = match world.is_root() {
-        true => ProgressBar::new(a.max_evals as u64),
+        true => crate::ui::bar(a.max_evals, "autotune [{bar:30}] {pos}/{len} {msg}"),
         false => ProgressBar::hidden(),
     };
-    pb.set_style(
-        ProgressStyle::with_template("autotune [{bar:30}] {pos}/{len} {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
     let mut best: Option<(Allocation, Measured)> = None;
     let p0 = search
         .point_of(&space.values(&default))

@@ -33,6 +33,9 @@ pub struct CompressArgs {
     /// not say otherwise
     #[arg(long, value_name = "FILE")]
     tuning: Option<std::path::PathBuf>,
+    /// Print the summary as JSON on stdout (ratio, speed, time per stage)
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -44,6 +47,9 @@ pub struct DecompressArgs {
     /// Chunks decoded at once (0 = one per core)
     #[arg(long, default_value_t = 0)]
     tasks: usize,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    json: bool,
 }
 
 fn targets(input: &str, output: &str) -> Result<(String, String, String, String)> {
@@ -127,9 +133,15 @@ fn compress_on(a: CompressArgs, world: &World) -> Result<()> {
         },
     )?;
     if world.is_root() {
-        eprintln!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
+        if a.json {
+            let mut v = report.to_json(&format!("{fi}:{di}"), &format!("{fo}:{dout}"), &canonical);
+            v["ranks"] = world.size().into();
+            println!("{v}");
+            return Ok(());
+        }
+        crate::note!("{fi}:{di} → {fo}:{dout} with `{canonical}`");
         if world.size() > 1 {
-            eprintln!("  {} ranks; times are rank 0's", world.size());
+            crate::note!("  {} ranks; times are rank 0's", world.size());
         }
         report.print("compressed");
     }
@@ -200,7 +212,7 @@ pub fn compress_dataset(
         entry.apply(&mut tuned)?;
         pipeline = roibin_compressors::pipeline(&tuned, &chunk_meta)?;
         if world.is_root() {
-            eprintln!(
+            crate::note!(
                 "tuned for {host}: chunk {chunk:?}, {tasks} tasks, `{}`",
                 pipeline.canonical()
             );
@@ -292,7 +304,12 @@ fn decompress_on(a: DecompressArgs, world: &World) -> Result<()> {
         world,
     )?;
     finish(dst, out, atomic)?;
-    if world.is_root() {
+    if world.is_root() && a.json {
+        println!(
+            "{}",
+            report.to_json(&format!("{fi}:{di}"), &format!("{fo}:{dout}"), "")
+        );
+    } else if world.is_root() {
         report.print("decompressed");
     }
     Ok(())

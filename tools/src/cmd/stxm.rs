@@ -3,7 +3,7 @@
 
 use crate::world::{pack, unpack, World};
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use roibin_stxm::cache::{Cache, DEFAULT_CAP};
 use roibin_stxm::output::{self, Style};
 use roibin_stxm::{source, Reduction, Request, RunOptions};
@@ -132,13 +132,10 @@ fn bar(frames: usize, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::new(frames as u64);
-    pb.set_style(
-        ProgressStyle::with_template("stxm [{bar:30}] {pos}/{len} frames, {per_sec}, eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
-    pb
+    crate::ui::bar(
+        frames,
+        "stxm [{bar:30}] {pos}/{len} frames, {per_sec}, eta {eta}",
+    )
 }
 
 /// Combine the ranks' line results into rank 0's.
@@ -270,6 +267,9 @@ fn summary(r: &Reduction, out: &str, ranks: usize, json: bool) {
             "stats": s,
         });
         println!("{v}");
+        return;
+    }
+    if crate::ui::quiet() {
         return;
     }
     if s.cached {

@@ -198,7 +198,7 @@ pub fn run(a: Args) -> Result<()> {
             dtype,
             a.bslz4,
         )?;
-        eprintln!("{s}");
+        crate::note!("{s}");
         return Ok(());
     }
     let dtype_name = a.dtype.as_deref().unwrap_or("u16");
@@ -213,7 +213,7 @@ pub fn run(a: Args) -> Result<()> {
             bail!("CXI layouts are calibrated float32 (--dtype f32)");
         }
         let s = write_cxi(file, &det, a.frames, a.chunk_frames, a.seed)?;
-        eprintln!("{s}");
+        crate::note!("{s}");
         return Ok(());
     }
     let dtype = DType::parse(dtype_name)?;
@@ -224,9 +224,10 @@ pub fn run(a: Args) -> Result<()> {
         a.frames,
         a.seed,
     )?;
-    eprintln!(
+    crate::note!(
         "wrote {} Eiger-4M-like {dtype} frames to {}",
-        a.frames, a.output
+        a.frames,
+        a.output
     );
     Ok(())
 }
