@@ -4,7 +4,7 @@ use crate::array::{new_filled, with_bytes};
 use crate::to_py;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use roibin_registry::{container, lookup, threads, Config, Graph};
+use roibin_registry::{container, threads, Graph};
 
 /// Parse `spec` and check every stage's codec and options (nested graphs included), without a
 /// dtype: what can be checked before data arrives.
@@ -12,23 +12,8 @@ fn parse(spec: &str) -> PyResult<Graph> {
     // Link the codecs in (they register through `inventory`).
     let _ = roibin_compressors::codec_names();
     let graph: Graph = spec.parse().map_err(to_py)?;
-    check(&graph, "").map_err(to_py)?;
+    roibin_registry::check_graph(&graph).map_err(to_py)?;
     Ok(graph)
-}
-
-fn check(graph: &Graph, path: &str) -> roibin_registry::Result<()> {
-    for stage in &graph.stages {
-        let info = lookup(&stage.name)?;
-        let here = if path.is_empty() {
-            stage.name.clone()
-        } else {
-            format!("{path}/{}", stage.name)
-        };
-        let config = Config::from_stage(stage, info.options, &here)?;
-        // Building runs the codec's own checks (ranges that depend on each other, nested graphs).
-        (info.build)(&config)?;
-    }
-    Ok(())
 }
 
 /// Encode a numpy array with the graph `spec` into one roibin chunk (self-describing bytes).

@@ -113,3 +113,10 @@ def test_filter_objects_carry_the_checked_spec():
     with pytest.raises(roibin.SpecError, match="background"):
         roibin.Roibin(abs=1, background="sz(abs=1)")
     assert roibin.encode(numpy.arange(16, dtype="u2"), roibin.Fast())
+
+
+def test_nested_graphs_are_checked_too():
+    with pytest.raises(roibin.SpecError, match="roibin/background/sz:abz"):
+        roibin.Roibin(background="sz(abz=1)")
+    with pytest.raises(roibin.SpecError, match="chunked/codec/zstd:level"):
+        roibin.Filter("chunked(codec=zstd(level=99))")

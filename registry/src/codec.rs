@@ -139,6 +139,37 @@ pub struct CodecInfo {
 inventory::collect!(CodecInfo);
 
 /// Every registered codec, sorted by name.
+/// Check a graph before any data: every stage's codec exists, its options are valid (with the
+/// codec's own checks, which run when it is built), and so are its nested graphs. Dtype, rank
+/// and files named by options are checked when a pipeline is built for data.
+///
+/// ```
+/// use roibin_registry::{check_graph, Graph};
+/// // No codec is registered in this crate alone: every name is unknown here.
+/// let g: Graph = "nosuchcodec(level=3)".parse().unwrap();
+/// assert!(check_graph(&g).unwrap_err().to_string().contains("unknown codec `nosuchcodec`"));
+/// ```
+pub fn check_graph(graph: &Graph) -> Result<()> {
+    check_at(graph, "")
+}
+
+fn check_at(graph: &Graph, path: &str) -> Result<()> {
+    for stage in &graph.stages {
+        let info = lookup(&stage.name)?;
+        let here = if path.is_empty() {
+            stage.name.clone()
+        } else {
+            format!("{path}/{}", stage.name)
+        };
+        let config = Config::from_stage(stage, info.options, &here)?;
+        (info.build)(&config)?;
+        for (name, nested) in config.graphs() {
+            check_at(nested, &format!("{here}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn codecs() -> Vec<&'static CodecInfo> {
     let mut v: Vec<&'static CodecInfo> = inventory::iter::<CodecInfo>.into_iter().collect();
     v.sort_by_key(|c| c.name);

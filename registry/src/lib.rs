@@ -17,7 +17,7 @@ pub mod stream;
 pub mod threads;
 pub mod tuning;
 
-pub use codec::{codecs, lookup, Accepts, Codec, CodecInfo, Purpose};
+pub use codec::{check_graph, codecs, lookup, Accepts, Codec, CodecInfo, Purpose};
 pub use dtype::{ArrayMeta, DType, DataKind};
 pub use error::{Error, Result};
 pub use options::{Config, OptionSpec, OptionType};

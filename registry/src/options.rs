@@ -216,6 +216,17 @@ impl Config {
         })
     }
 
+    /// The nested graphs among the options (given or default), by option name.
+    pub fn graphs(&self) -> Vec<(&'static str, &Graph)> {
+        self.values
+            .iter()
+            .filter_map(|(s, v)| match v {
+                Some(OptValue::Graph(g)) => Some((s.name, g)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The value of a declared option (its default when not given; `None` when it has no
     /// default and was not given). Asking for an option the codec did not declare is an
     /// error that names it, never a panic: it can be reached from a file's stored spec.

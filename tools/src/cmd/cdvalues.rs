@@ -9,11 +9,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let _ = roibin_compressors::codec_names();
-    // Check the codecs and options exist before printing values a client would store.
+    // Check the codecs and options (nested graphs too) before printing values a client would store.
     let g: roibin_registry::Graph = roibin_registry::spec::spec_text(&a.spec)?.parse()?;
-    for s in &g.stages {
-        roibin_registry::lookup(&s.name)?;
-    }
+    roibin_registry::check_graph(&g)?;
     let (tuple, ud) = h5roibin::client_strings(&a.spec)?;
     println!("filter id:  {}", h5roibin::FILTER_ID);
     println!(
