@@ -78,6 +78,8 @@ def main():
         [np.fromfile(data / f"jungfrau_module_conv{k}.f32", "<f4").reshape(512, 1024) for k in range(4)])
     env = {k: v for k, v in os.environ.items() if k != "HDF5_PLUGIN_PATH"}
     env["HDF5_PLUGIN_PATH"] = f"{a.plugin}:{hdf5plugin.PLUGIN_PATH}"
+    # Debian's dials on Debian's numpy and h5py, ahead of pip's system-wide numpy 2.
+    env["PYTHONPATH"] = "/usr/lib/python3/dist-packages"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, frames) in enumerate(sets.items()):
