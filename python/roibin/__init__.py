@@ -88,14 +88,18 @@ def encode(array: Any, spec: str = "auto", *, threads: Optional[int] = None) -> 
     return _roibin.encode(_native(array), spec, threads)
 
 
-def decode(data: Union[bytes, bytearray, memoryview], *, threads: Optional[int] = None) -> numpy.ndarray:
+def decode(
+    data: Union[bytes, bytearray, memoryview], *, threads: Optional[int] = None, max_bytes: Optional[int] = None
+) -> numpy.ndarray:
     """Decode one roibin chunk into a new numpy array (its dtype and shape are in the chunk).
 
-    Raises CorruptError on bytes that are truncated, corrupted or not a roibin chunk.
+    Raises CorruptError on bytes that are truncated, corrupted or not a roibin chunk. A chunk
+    declaring more than ``max_bytes`` is refused before anything is allocated (default: 64 MiB
+    or 1024 times its stored size, whichever is more, as the HDF5 filter allows).
     """
     if not isinstance(data, bytes):
         data = bytes(data)
-    return _roibin.decode(data, threads)
+    return _roibin.decode(data, threads, max_bytes)
 
 
 def register() -> list:

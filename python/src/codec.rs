@@ -40,15 +40,32 @@ pub fn encode<'py>(
 }
 
 /// Decode a roibin chunk into a new numpy array (decoded straight into the array's memory).
+///
+/// A chunk is untrusted input: before anything is allocated, its declared size must stay under
+/// `max_bytes`, by default what the HDF5 filter allows a chunk it knows nothing about (64 MiB,
+/// or 1024 times the stored size if that is more).
 #[pyfunction]
-#[pyo3(signature = (data, threads = None))]
+#[pyo3(signature = (data, threads = None, max_bytes = None))]
 pub fn decode<'py>(
     py: Python<'py>,
     data: &[u8],
     threads: Option<usize>,
+    max_bytes: Option<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let header = container::read_header(data).map_err(to_py)?;
+    let cap = max_bytes.unwrap_or_else(|| {
+        h5roibin::UNRESOLVED_MAX_BYTES
+            .max(data.len().saturating_mul(h5roibin::UNRESOLVED_MAX_RATIO))
+    });
     let meta = header.meta.clone();
+    if meta.nbytes() > cap {
+        return Err(crate::RoibinError::new_err(format!(
+            "the chunk declares {meta} ({} bytes) from {} stored bytes, more than the {cap} allowed; pass max_bytes={} if you trust it",
+            meta.nbytes(),
+            data.len(),
+            meta.nbytes()
+        )));
+    }
     new_filled(py, &meta, |dst| {
         threads::install(threads.unwrap_or(0), || {
             container::decode_header_into(&header, dst)

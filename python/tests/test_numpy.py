@@ -120,3 +120,32 @@ def test_nested_graphs_are_checked_too():
         roibin.Roibin(background="sz(abz=1)")
     with pytest.raises(roibin.SpecError, match="chunked/codec/zstd:level"):
         roibin.Filter("chunked(codec=zstd(level=99))")
+
+
+def test_a_chunk_declaring_a_huge_array_is_refused_before_allocating():
+    # Valid containers (CRC and all) that claim 2 GiB and 16 GiB of float64 from a few bytes.
+    import struct
+
+    def forged(elements):
+        spec = b"zstd(level=3)"
+        body = b"RBIN" + bytes([1, 0, 10, 1]) + struct.pack("<Q", elements) + struct.pack("<H", len(spec)) + spec
+        body += bytes([1]) + struct.pack("<Q", 4) + b"\0\0\0\0"
+        return body + struct.pack("<I", crc32c(body))
+
+    with pytest.raises(roibin.RoibinError, match="max_bytes"):
+        roibin.decode(forged(1 << 28))
+    with pytest.raises(roibin.CorruptError, match="too large"):
+        roibin.decode(forged(1 << 31), max_bytes=1 << 40)
+    # A highly compressible legitimate chunk within the default is fine.
+    zeros = numpy.zeros((1024, 1024), "u4")
+    assert numpy.array_equal(roibin.decode(roibin.encode(zeros, "strong")), zeros)
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), bitwise: enough for a forged test header."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
