@@ -14,6 +14,7 @@
 //! Strong pixels form spots by 8-connectivity; spots of `min_pix`..=`max_pix` pixels are kept,
 //! the brightest `max_peaks` of them. Sums run over pixels below 2^24, as DIALS's do.
 
+use super::boxsum;
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
@@ -109,65 +110,6 @@ pub struct DispersionParams {
 /// Pixels at or above this are left out of the local sums (DIALS: "about 16m counts").
 const BIG: f32 = (1 << 24) as f32;
 
-/// Summed-area tables of count, sum and sum of squares over the pixels `use_px` allows.
-struct Sat {
-    cols: usize,
-    m: Vec<u32>,
-    x: Vec<f64>,
-    y: Vec<f64>,
-}
-
-impl Sat {
-    fn new(v: &[f32], rows: usize, cols: usize, use_px: impl Fn(usize) -> bool) -> Sat {
-        // One extra row and column of zeros: box sums need no edge cases.
-        let w = cols + 1;
-        let mut s = Sat {
-            cols: w,
-            m: vec![0; (rows + 1) * w],
-            x: vec![0.0; (rows + 1) * w],
-            y: vec![0.0; (rows + 1) * w],
-        };
-        for r in 0..rows {
-            let (mut m, mut x, mut y) = (0u32, 0f64, 0f64);
-            for c in 0..cols {
-                let k = r * cols + c;
-                if use_px(k) && v[k] < BIG {
-                    let a = v[k] as f64;
-                    m += 1;
-                    x += a;
-                    y += a * a;
-                }
-                let t = (r + 1) * w + c + 1;
-                s.m[t] = s.m[t - w] + m;
-                s.x[t] = s.x[t - w] + x;
-                s.y[t] = s.y[t - w] + y;
-            }
-        }
-        s
-    }
-
-    /// (count, sum, sum of squares) over rows r0..r1 and columns c0..c1 (exclusive ends).
-    fn window(&self, r0: usize, r1: usize, c0: usize, c1: usize) -> (f64, f64, f64) {
-        let w = self.cols;
-        let (a, b, c, d) = (r0 * w + c0, r0 * w + c1, r1 * w + c0, r1 * w + c1);
-        (
-            (self.m[d] + self.m[a]) as f64 - (self.m[b] + self.m[c]) as f64,
-            self.x[d] - self.x[b] - self.x[c] + self.x[a],
-            self.y[d] - self.y[b] - self.y[c] + self.y[a],
-        )
-    }
-
-    /// The box of half-size `k` around (r, c), clipped to the panel.
-    fn around(&self, r: usize, c: usize, k: usize, rows: usize, cols: usize) -> (f64, f64, f64) {
-        self.window(
-            r.saturating_sub(k),
-            (r + k + 1).min(rows),
-            c.saturating_sub(k),
-            (c + k + 1).min(cols),
-        )
-    }
-}
-
 /// Strong pixels of one panel.
 fn strong_pixels(
     v: &[f32],
@@ -177,37 +119,29 @@ fn strong_pixels(
     p: &DispersionParams,
     gain: f64,
 ) -> Vec<bool> {
-    let sat = Sat::new(v, rows, cols, |k| good[k]);
     let k = p.kernel;
+    let (nb, threshold) = (p.sigma_background, p.threshold);
+    // σ_s·√(g·x·m) compared squared: no square root per pixel.
+    let strong_sq = p.sigma_strong * p.sigma_strong * gain;
+    let min_local = p.min_local as u32;
     let mut strong = vec![false; rows * cols];
-    let nb = p.sigma_background;
-    // Rows are independent once the table is built: threads take bands of rows.
-    let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
-    strong
-        .par_chunks_mut(cols.max(1))
-        .enumerate()
-        .with_min_len(band)
-        .for_each(|(r, row)| {
-            for (c, out) in row.iter_mut().enumerate() {
-                let i = r * cols + c;
-                if !good[i] {
-                    continue;
-                }
-                let (m, x, y) = sat.around(r, c, k, rows, cols);
-                if m < p.min_local as f64 || x < 0.0 {
-                    continue;
-                }
-                let a = m * y - x * x;
-                let dispersed = a > gain * x * (m - 1.0 + nb * (2.0 * (m - 1.0)).sqrt());
-                *out = if p.extended {
-                    dispersed
-                } else {
-                    let val = v[i] as f64;
-                    let above = m * val - x > p.sigma_strong * (gain * x * m).sqrt();
-                    dispersed && above && val > p.threshold
-                };
-            }
-        });
+    let taken = boxsum::Taken::new(v, |i| good[i] && v[i] < BIG);
+    boxsum::map_rows(&taken, (rows, cols), k, &mut strong, |r, s, out| {
+        let row = r * cols..(r + 1) * cols;
+        let px = v[row.clone()].iter().zip(&good[row]);
+        let sums = s.m.iter().zip(&s.x).zip(&s.y);
+        // Every test evaluated and combined without branches: about half the pixels are
+        // above their local mean, a coin flip the branch predictor loses.
+        for ((o, (&val, &ok)), ((&m, &x), &y)) in out.iter_mut().zip(px).zip(sums) {
+            let (mf, val) = (m as f64, val as f64);
+            let m1 = mf - 1.0;
+            let dispersed = mf * y - x * x > gain * x * (m1 + nb * (2.0 * m1).sqrt());
+            let d = mf * val - x;
+            let above = (d > 0.0) & (d * d > strong_sq * x * mf) & (val > threshold);
+            let tested = ok & (m >= min_local) & (x >= 0.0);
+            *o = tested & dispersed & (p.extended | above);
+        }
+    });
     if p.extended {
         extend(v, good, rows, cols, p, gain, &mut strong);
     }
@@ -226,22 +160,38 @@ fn extend(
 ) {
     let k = p.kernel;
     let core = eroded(strong, rows, cols, k);
-    // Background for the final mean: good pixels outside the cores.
-    let sat = Sat::new(v, rows, cols, |i| good[i] && !core[i]);
+    // The mean over the box of half-size k + 2 of the good pixels outside the cores, at core
+    // pixels only: they are few (spot interiors), so the box is summed where it is needed.
+    let kb = k + 2;
     let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
     strong
         .par_chunks_mut(cols.max(1))
         .enumerate()
         .with_min_len(band)
         .for_each(|(r, row)| {
+            let (r0, r1) = (r.saturating_sub(kb), (r + kb + 1).min(rows));
             for (c, out) in row.iter_mut().enumerate() {
                 let i = r * cols + c;
                 *out = false;
                 if !good[i] || !core[i] {
                     continue;
                 }
-                let (m, x, _) = sat.around(r, c, k + 2, rows, cols);
-                let mean = if m >= 2.0 { x / m } else { 0.0 };
+                let (c0, c1) = (c.saturating_sub(kb), (c + kb + 1).min(cols));
+                let (mut m, mut x) = (0u32, 0f64);
+                for rr in r0..r1 {
+                    let span = rr * cols + c0..rr * cols + c1;
+                    let px = v[span.clone()]
+                        .iter()
+                        .zip(&good[span.clone()])
+                        .zip(&core[span]);
+                    for ((&a, &ok), &in_core) in px {
+                        if ok && !in_core && a < BIG {
+                            m += 1;
+                            x += a as f64;
+                        }
+                    }
+                }
+                let mean = if m >= 2 { x / m as f64 } else { 0.0 };
                 let val = v[i] as f64;
                 *out = val > p.threshold
                     && val >= mean + p.sigma_strong * (gain * mean.max(0.0)).sqrt();
@@ -250,39 +200,22 @@ fn extend(
 }
 
 /// The pixels of `mask` at Chebyshev distance ≥ `k` from every `false` pixel of the panel:
-/// those whose box of half-size k−1 (clipped to the panel) is all `true`. A count over a
-/// summed-area table, rows in parallel; the same as thresholding the Chebyshev distance to
-/// the nearest `false` pixel at `k` (DIALS's chamfer passes), which the tests check.
+/// those whose box of half-size k−1 (clipped to the panel) is all `true`. A box count,
+/// streamed by rows; the same as thresholding the Chebyshev distance to the nearest `false`
+/// pixel at `k` (DIALS's chamfer passes), which the tests check.
 fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
     if k == 0 {
         return mask.to_vec();
     }
-    let w = cols + 1;
-    let mut sat = vec![0u32; (rows + 1) * w];
-    for r in 0..rows {
-        let mut run = 0u32;
-        for c in 0..cols {
-            run += mask[r * cols + c] as u32;
-            sat[(r + 1) * w + c + 1] = sat[r * w + c + 1] + run;
-        }
-    }
     let h = k - 1;
     let mut out = vec![false; rows * cols];
-    let band = (threads::MIN_TASK_BYTES / cols.max(1)).max(1);
-    out.par_chunks_mut(cols.max(1))
-        .enumerate()
-        .with_min_len(band)
-        .for_each(|(r, row)| {
-            let (r0, r1) = (r.saturating_sub(h), (r + h + 1).min(rows));
-            for (c, o) in row.iter_mut().enumerate() {
-                if !mask[r * cols + c] {
-                    continue;
-                }
-                let (c0, c1) = (c.saturating_sub(h), (c + h + 1).min(cols));
-                let n = sat[r1 * w + c1] + sat[r0 * w + c0] - sat[r0 * w + c1] - sat[r1 * w + c0];
-                *o = n as usize == (r1 - r0) * (c1 - c0);
-            }
-        });
+    boxsum::map_counts(mask, (rows, cols), h, &mut out, |r, counts, row| {
+        let (r0, r1) = (r.saturating_sub(h), (r + h + 1).min(rows));
+        for (c, o) in row.iter_mut().enumerate() {
+            let (c0, c1) = (c.saturating_sub(h), (c + h + 1).min(cols));
+            *o = mask[r * cols + c] && counts[c] as usize == (r1 - r0) * (c1 - c0);
+        }
+    });
     out
 }
 
@@ -333,20 +266,26 @@ fn chebyshev_to_background(mask: &[bool], rows: usize, cols: usize) -> Vec<usize
 pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
     let b = 16;
     let mut ratios = vec![];
+    // Sums per box of a band of `b` rows, accumulated row by row along contiguous runs.
+    let nbox = cols.div_ceil(b);
+    let mut sums = vec![(0u32, 0f64, 0f64); nbox];
     for r0 in (0..rows).step_by(b) {
-        for c0 in (0..cols).step_by(b) {
-            let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
-            for r in r0..(r0 + b).min(rows) {
-                for c in c0..(c0 + b).min(cols) {
-                    let i = r * cols + c;
-                    if good[i] && v[i] < BIG {
-                        let a = v[i] as f64;
-                        n += 1.0;
-                        s += a;
-                        s2 += a * a;
-                    }
+        sums.fill((0, 0.0, 0.0));
+        for r in r0..(r0 + b).min(rows) {
+            let row = r * cols..(r + 1) * cols;
+            let px = v[row.clone()].chunks(b).zip(good[row].chunks(b));
+            for (sum, (vals, oks)) in sums.iter_mut().zip(px) {
+                for (&a, &ok) in vals.iter().zip(oks) {
+                    let take = ok & (a < BIG);
+                    let a = if take { a as f64 } else { 0.0 };
+                    sum.0 += take as u32;
+                    sum.1 += a;
+                    sum.2 += a * a;
                 }
             }
+        }
+        for &(n, s, s2) in &sums {
+            let n = n as f64;
             if n >= 16.0 && s > 0.0 {
                 let mean = s / n;
                 let var = (s2 - s * s / n) / (n - 1.0);
@@ -510,29 +449,6 @@ mod tests {
         assert_eq!(d[8], 1);
         assert_eq!(d[6 * 7 + 6], 6);
         assert_eq!(d[3 * 7 + 5], 5);
-    }
-
-    #[test]
-    fn box_sums_match_a_direct_sum() {
-        let (rows, cols) = (9, 11);
-        let v: Vec<f32> = (0..rows * cols).map(|i| (i * 7 % 13) as f32).collect();
-        let good: Vec<bool> = (0..rows * cols).map(|i| i % 5 != 0).collect();
-        let sat = Sat::new(&v, rows, cols, |k| good[k]);
-        for (r, c) in [(0, 0), (4, 5), (8, 10), (2, 9)] {
-            let (m, x, y) = sat.around(r, c, 3, rows, cols);
-            let (mut m2, mut x2, mut y2) = (0.0, 0.0, 0.0);
-            for rr in r.saturating_sub(3)..(r + 4).min(rows) {
-                for cc in c.saturating_sub(3)..(c + 4).min(cols) {
-                    let k = rr * cols + cc;
-                    if good[k] {
-                        m2 += 1.0;
-                        x2 += v[k] as f64;
-                        y2 += (v[k] as f64).powi(2);
-                    }
-                }
-            }
-            assert_eq!((m, x, y), (m2, x2, y2));
-        }
     }
 
     #[test]

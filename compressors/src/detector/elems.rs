@@ -4,17 +4,35 @@ use roibin_registry::DType;
 
 pub use roibin_registry::metrics::{element_f64 as get, to_f64_into as row_f64};
 
-/// All elements as f32 (what the peak finders work on), into a reused buffer.
+/// All elements as f32 (what the peak finders work on), into a reused buffer; integer
+/// detector sentinels (see [`is_sentinel`]) become NaN: flags, not counts, so no finder takes
+/// them for a peak or a background. One pass, the dtype matched once.
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
     out.clear();
-    if dtype == DType::F32 {
-        out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4"))),
-        );
-    } else {
-        out.extend((0..bytes.len() / dtype.size()).map(|i| get(bytes, dtype, i) as f32));
+    out.reserve(bytes.len() / dtype.size().max(1));
+    macro_rules! conv {
+        ($t:ty, $n:expr, $flag:expr) => {
+            out.extend(bytes.chunks_exact($n).map(|c| {
+                let v = <$t>::from_le_bytes(c.try_into().expect("element"));
+                if $flag(v) {
+                    f32::NAN
+                } else {
+                    v as f32
+                }
+            }))
+        };
+    }
+    match dtype {
+        DType::U8 => conv!(u8, 1, |v| v == u8::MAX),
+        DType::U16 => conv!(u16, 2, |v| v == u16::MAX),
+        DType::U32 => conv!(u32, 4, |v| v == u32::MAX),
+        DType::U64 => conv!(u64, 8, |v| v == u64::MAX),
+        DType::I8 => conv!(i8, 1, |v| v < 0 || v == i8::MAX),
+        DType::I16 => conv!(i16, 2, |v| v < 0 || v == i16::MAX),
+        DType::I32 => conv!(i32, 4, |v| v < 0 || v == i32::MAX),
+        DType::I64 => conv!(i64, 8, |v| v < 0 || v == i64::MAX),
+        DType::F32 => conv!(f32, 4, |_| false),
+        DType::F64 => conv!(f64, 8, |_| false),
     }
 }
 
@@ -176,5 +194,20 @@ mod tests {
         assert!(representable(-1.0, DType::I32) && !representable(-1e30, DType::I32));
         assert!(!representable(0.5, DType::U16) && !representable(-1.0, DType::U8));
         assert!(representable(1e30, DType::F32) && !representable(1e39, DType::F32));
+    }
+
+    #[test]
+    fn finder_pixels_flag_sentinels_as_nan() {
+        let b: Vec<u8> = [-2i32, 5, i32::MAX]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let mut v = vec![];
+        to_f32(&b, DType::I32, &mut v);
+        assert!(v[0].is_nan() && v[1] == 5.0 && v[2].is_nan());
+        to_f32(&[1, 0, 255, 255], DType::U16, &mut v);
+        assert!(v[0] == 1.0 && v[1].is_nan());
+        to_f32(&7.5f64.to_le_bytes(), DType::F64, &mut v);
+        assert_eq!(v, [7.5]);
     }
 }

@@ -2,6 +2,7 @@
 //! meta codecs that keep Bragg-peak windows exact and compress the background.
 
 pub mod bin;
+mod boxsum;
 pub mod dispersion;
 pub mod elems;
 pub mod npy;

@@ -11,7 +11,7 @@ use roibin_registry::stream::Reader;
 use roibin_registry::{
     ArrayMeta, Codec, Config, DataKind, Error, OptionSpec, OptionType, Purpose, Result,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One peak, in the frame's raw (unassembled, panels stacked along rows) coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -203,17 +203,59 @@ pub const RADIUS: OptionSpec = OptionSpec {
     doc: "path of a .npy map of each pixel's distance from the beam in pixels (raw layout); default: distance from the frame's centre",
 };
 
-/// Per-pixel facts of one frame layout: good pixels and radius bins. Loaded once per finder.
+/// Per-pixel facts of one frame layout: good pixels, and radius bins for the finders that
+/// use radial statistics (worked out on first use: dispersion and pfv3 never need them).
 #[derive(Debug)]
 pub struct Geometry {
     pub good: Vec<bool>,
-    pub radius: Vec<f32>,
-    /// `radius` rounded: the bin of each pixel for radial statistics.
+    panels: Panels,
+    /// The `radius` file's map; None: distance from the frame's centre.
+    radius: Option<Vec<f32>>,
+    radial: OnceLock<RadialBins>,
+}
+
+/// Each pixel's rounded radius, the bin of radial statistics.
+#[derive(Debug)]
+pub struct RadialBins {
     pub bin: Vec<u32>,
     pub nbins: usize,
     /// `bin` for good pixels, `nbins` for masked ones: per-bin tables get one extra entry
     /// that never passes a test, so the hot loops need no mask branch.
     pub key: Vec<u32>,
+}
+
+impl Geometry {
+    /// The radius bins, computed on first call.
+    pub fn radial(&self) -> &RadialBins {
+        self.radial.get_or_init(|| {
+            let p = self.panels;
+            let (h, w) = ((p.panels * p.rows) as f32, p.cols as f32);
+            let radius = |i: usize| match &self.radius {
+                Some(map) => map[i],
+                None => {
+                    let (y, x) = ((i / p.cols) as f32, (i % p.cols) as f32);
+                    ((y - (h - 1.0) / 2.0).powi(2) + (x - (w - 1.0) / 2.0).powi(2)).sqrt()
+                }
+            };
+            let bin: Vec<u32> = (0..p.pixels())
+                .map(|i| {
+                    let r = radius(i);
+                    if r.is_finite() && r >= 0.0 {
+                        r.round().min(1e6) as u32
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let nbins = bin.iter().copied().max().unwrap_or(0) as usize + 1;
+            let key = bin
+                .iter()
+                .zip(&self.good)
+                .map(|(&b, &ok)| if ok { b } else { nbins as u32 })
+                .collect();
+            RadialBins { bin, nbins, key }
+        })
+    }
 }
 
 /// Mask and radius files, resolved lazily against the first frame's layout and kept.
@@ -254,42 +296,22 @@ impl GeometrySource {
             let m = super::npy::read_map(codec, &self.mask, p)?;
             m.iter().map(|&v| v != 0.0).collect()
         };
-        let radius: Vec<f32> = if self.radius.is_empty() {
-            let (h, w) = ((p.panels * p.rows) as f32, p.cols as f32);
-            (0..n)
-                .map(|i| {
-                    let (y, x) = ((i / p.cols) as f32, (i % p.cols) as f32);
-                    ((y - (h - 1.0) / 2.0).powi(2) + (x - (w - 1.0) / 2.0).powi(2)).sqrt()
-                })
-                .collect()
+        // Read now, so that a missing or wrong-shaped file fails when the dataset is created.
+        let radius = if self.radius.is_empty() {
+            None
         } else {
-            super::npy::read_map(codec, &self.radius, p)?
-                .iter()
-                .map(|&v| v as f32)
-                .collect()
+            Some(
+                super::npy::read_map(codec, &self.radius, p)?
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect(),
+            )
         };
-        let bin: Vec<u32> = radius
-            .iter()
-            .map(|&r| {
-                if r.is_finite() && r >= 0.0 {
-                    r.round().min(1e6) as u32
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let nbins = bin.iter().copied().max().unwrap_or(0) as usize + 1;
-        let key = bin
-            .iter()
-            .zip(&good)
-            .map(|(&b, &ok)| if ok { b } else { nbins as u32 })
-            .collect();
         let geo = Arc::new(Geometry {
-            key,
             good,
+            panels: p,
             radius,
-            bin,
-            nbins,
+            radial: OnceLock::new(),
         });
         *g = Some((p, geo.clone()));
         Ok(geo)
@@ -342,16 +364,8 @@ impl<P: Send + Sync> Codec for Finder<P> {
         let p = Panels::of(self.name, m)?;
         let g = self.geo.get(self.name, p)?;
         let mut pixels = Vec::new();
+        // Integer sentinels (gaps, bad pixels, overloads) come back as NaN.
         elems::to_f32(data, m.dtype, &mut pixels);
-        // Integer sentinels (gaps, bad pixels, overloads) are flags, not counts: no finder
-        // may take them for a peak or a background.
-        if !m.dtype.is_float() {
-            for (i, p) in pixels.iter_mut().enumerate() {
-                if elems::is_sentinel(data, m.dtype, i) {
-                    *p = f32::NAN;
-                }
-            }
-        }
         roibin_registry::threads::install(self.threads, || {
             (self.find)(&pixels, p, &g, &self.params)
         })

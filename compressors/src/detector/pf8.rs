@@ -108,7 +108,7 @@ fn bin_sums(
             // Two accumulator sets, alternating by pixel, so neighbouring pixels of the
             // same bin do not wait on each other's store.
             let (mut a0, mut a1) = (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]);
-            let keys = &g.key[ci * chunk..ci * chunk + c.len()];
+            let keys = &g.radial().key[ci * chunk..ci * chunk + c.len()];
             for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
                 let (lo, hi) = bounds[b as usize];
                 if x > lo && x < hi {
@@ -135,13 +135,13 @@ fn bin_sums(
 
 fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
     // One extra bin collects masked pixels; its bounds never admit anything.
-    let nb = g.nbins + 1;
+    let nb = g.radial().nbins + 1;
     // (lower, upper) per bin: one cache line holds both for the hot compare.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
     for round in 0..5 {
         let sums = bin_sums(v, g, &bounds, nb);
-        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.nbins) {
+        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.radial().nbins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
             // of declaring it empty, which would blind the finder in that bin.
@@ -162,7 +162,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
             );
         }
     }
-    bounds[g.nbins] = (f32::INFINITY, f32::NEG_INFINITY);
+    bounds[g.radial().nbins] = (f32::INFINITY, f32::NEG_INFINITY);
     let upper: Vec<f32> = bounds.iter().map(|b| b.1.max(p.adc)).collect();
     // Seeds also respect the radius limits, per rounded-radius bin.
     let seed = upper
@@ -170,7 +170,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
         .enumerate()
         .map(|(b, &u)| {
             let r = b as f32;
-            if b < g.nbins && r >= p.min_res && r <= p.max_res {
+            if b < g.radial().nbins && r >= p.min_res && r <= p.max_res {
                 u
             } else {
                 f32::INFINITY
@@ -205,7 +205,7 @@ fn panel_peaks(
     let (n, panel_row0) = (rows * cols, k * rows);
     let base = k * n;
     let idx = |r: usize, c: usize| base + r * cols + c;
-    let key = &g.key[base..base + n];
+    let key = &g.radial().key[base..base + n];
     let vp = &v[base..base + n];
     // NaN compares false, so non-finite pixels never join a peak.
     let above = |i: usize| vp[i - base] > rad.seed[key[i - base] as usize];
@@ -255,7 +255,7 @@ fn panel_peaks(
                 .iter()
                 .map(|&(y, x)| {
                     let i = idx(y, x);
-                    (v[i] - rad.offset[g.bin[i] as usize]) as f64
+                    (v[i] - rad.offset[g.radial().bin[i] as usize]) as f64
                 })
                 .sum();
             if raw_total <= 0.0 {
@@ -280,7 +280,7 @@ fn panel_peaks(
                     let i = idx(y, x);
                     if mark[y * cols + x] != 0
                         || !peaks::usable(g, v, i)
-                        || v[i] >= rad.upper[g.bin[i] as usize]
+                        || v[i] >= rad.upper[g.radial().bin[i] as usize]
                     {
                         continue;
                     }
@@ -294,7 +294,7 @@ fn panel_peaks(
                 let m = bs / bn as f64;
                 (m, (bs2 / bn as f64 - m * m).max(0.0).sqrt())
             } else {
-                (rad.offset[g.bin[idx(r, c)] as usize] as f64, 0.01)
+                (rad.offset[g.radial().bin[idx(r, c)] as usize] as f64, 0.01)
             };
             let lsd = if lsd > 0.0 { lsd } else { 0.01 };
             let mut total = 0f64;
@@ -404,7 +404,7 @@ mod tests {
         let g = peaks::GeometrySource::new(Purpose::Encode, "", "")
             .get("pf8", p)
             .unwrap();
-        let nb = g.nbins + 1;
+        let nb = g.radial().nbins + 1;
         let open = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
         let sums = |t: usize| {
             threads::install(t, || bin_sums(&v, &g, &open, nb))
