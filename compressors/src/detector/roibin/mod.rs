@@ -465,19 +465,48 @@ impl Roibin {
         infos: &[FrameInfo],
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        let bg = self.encode_background(data, m, l, infos)?;
+        self.write_stream(data, m, l, infos, &bg, out)
+    }
+
+    /// The flagged pixels (see [`background::flagged_pixels`]) and the background graph's
+    /// encoding of the chunk with the windows `infos` and those pixels filled in.
+    fn encode_background(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        infos: &[FrameInfo],
+    ) -> Result<EncodedBackground> {
         let dtype = m.dtype;
-        let enc_win = self.encode_windows(data, m, l, infos)?;
         let masked = self.masked_pixels(l)?;
-        let in_win = background::window_masks(l, infos);
         let flagged = threads::install(self.threads, || {
             background::flagged_pixels(data, dtype, l, &masked, self.rules, self.auto())
         });
-        let exact = background::outside_windows(&flagged, l, &in_win);
-        let mut enc_bg = Vec::new();
+        let mut encoded = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
             let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
-            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut enc_bg))?;
+            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut encoded))?;
         }
+        Ok(EncodedBackground { flagged, encoded })
+    }
+
+    /// The stream of the chunk with the windows `infos` over the background `bg` (encoded
+    /// with these windows or fewer: a window the background was not prepared for is pasted
+    /// over it all the same).
+    fn write_stream(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        infos: &[FrameInfo],
+        bg: &EncodedBackground,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let dtype = m.dtype;
+        let enc_win = self.encode_windows(data, m, l, infos)?;
+        let in_win = background::window_masks(l, infos);
+        let exact = background::outside_windows(&bg.flagged, l, &in_win);
         stream::write_head(l, infos, self.background.is_some(), out);
         exact::write(
             &exact,
@@ -490,7 +519,7 @@ impl Roibin {
             out,
         )?;
         stream::write_section(&enc_win, out);
-        stream::write_section(&enc_bg, out);
+        stream::write_section(&bg.encoded, out);
         Ok(())
     }
 
@@ -691,6 +720,24 @@ impl Roibin {
     }
 }
 
+/// What [`Roibin::encode_background`] makes: the flagged pixels and the background's encoding.
+struct EncodedBackground {
+    flagged: Vec<usize>,
+    encoded: Vec<u8>,
+}
+
+/// Copy the pixels of the windows `added` (frame, window) from `data` into `dst`: what a
+/// decoder makes of a stream once those windows join it.
+fn paste_windows(data: &[u8], dst: &mut [u8], l: Layout, es: usize, added: &[(usize, Window)]) {
+    for &(f, w) in added {
+        let base = f * l.frame_pixels();
+        for (y, x) in window_pixels(w, l).flatten() {
+            let i = (base + y * l.cols + x) * es;
+            dst[i..i + es].copy_from_slice(&data[i..i + es]);
+        }
+    }
+}
+
 /// The peaks `finder` finds on every frame of `data`.
 fn spots(finder: &Pipeline, data: &[u8], l: Layout, dtype: DType) -> Result<Vec<Vec<Peak>>> {
     data.par_chunks(l.frame_pixels() * dtype.size())
@@ -794,20 +841,20 @@ impl Codec for Roibin {
         if !self.auto() || self.background.is_none() {
             return self.encode_with(data, m, l, &infos, out);
         }
-        // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again.
+        // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again. The
+        // background is encoded once, with the finder's windows: windows the check adds are
+        // pasted over it, so the next decoded chunk is this one with their pixels put back
+        // (no re-encoding, no decoding), and only the check runs again.
         let check = self.check_finder(m.dtype, l)?;
         let orig = threads::install(self.threads, || spots(&check, data, l, m.dtype))?;
+        let bg = self.encode_background(data, m, l, &infos)?;
         let start = out.len();
-        for round in 0..AUTO_ROUNDS {
-            out.truncate(start);
-            self.encode_with(data, m, l, &infos, out)?;
-            if round + 1 == AUTO_ROUNDS {
-                break;
-            }
-            let mut back = vec![0u8; data.len()];
-            self.decode_into(&out[start..], input, &mut back)?;
+        self.write_stream(data, m, l, &infos, &bg, out)?;
+        let mut back = vec![0u8; data.len()];
+        self.decode_into(&out[start..], input, &mut back)?;
+        for _ in 1..AUTO_ROUNDS {
             let dec = threads::install(self.threads, || spots(&check, &back, l, m.dtype))?;
-            let mut added = 0;
+            let mut added = vec![];
             for (f, info) in infos.iter_mut().enumerate() {
                 for p in unmatched(&orig[f], &dec[f]) {
                     // As large as the spot needs: a large diffuse spot's centroid moves with
@@ -816,14 +863,17 @@ impl Codec for Roibin {
                     if let Some(w) = self.window_for(p, l).map(|w| Window { r: r as u8, ..w }) {
                         if !info.windows.contains(&w) {
                             info.windows.push(w);
-                            added += 1;
+                            added.push((f, w));
                         }
                     }
                 }
             }
-            if added == 0 {
+            if added.is_empty() {
                 break;
             }
+            out.truncate(start);
+            self.write_stream(data, m, l, &infos, &bg, out)?;
+            paste_windows(data, &mut back, l, m.dtype.size(), &added);
         }
         Ok(())
     }
