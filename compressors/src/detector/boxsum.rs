@@ -19,14 +19,16 @@ pub struct Taken {
 }
 
 impl Taken {
-    /// The pixels of `v` that `take` accepts.
-    pub fn new(v: &[f32], take: impl Fn(usize) -> bool) -> Taken {
-        let count: Vec<u8> = (0..v.len()).map(|i| take(i) as u8).collect();
-        let value = v
+    /// The pixels of `v` where `take` is true and the value is below `below`.
+    pub fn new(v: &[f32], take: &[bool], below: f32) -> Taken {
+        let (value, count) = v
             .iter()
-            .zip(&count)
-            .map(|(&a, &n)| if n != 0 { a } else { 0.0 })
-            .collect();
+            .zip(take)
+            .map(|(&a, &ok)| {
+                let ok = ok & (a < below);
+                (if ok { a } else { 0.0 }, ok as u8)
+            })
+            .unzip();
         Taken { value, count }
     }
 }
@@ -263,24 +265,31 @@ mod tests {
         take: &impl Fn(usize) -> bool,
         seen: &mut usize,
     ) {
-        for_rows(&Taken::new(v, take), (nr, nc), k, band, |r, s| {
-            *seen += 1;
-            for c in 0..nc {
-                let (mut m, mut x, mut y) = (0u32, 0f64, 0f64);
-                for rr in r.saturating_sub(k)..(r + k + 1).min(nr) {
-                    for cc in c.saturating_sub(k)..(c + k + 1).min(nc) {
-                        let i = rr * nc + cc;
-                        if take(i) {
-                            m += 1;
-                            x += v[i] as f64;
-                            y += (v[i] as f64).powi(2);
+        let taken: Vec<bool> = (0..v.len()).map(take).collect();
+        for_rows(
+            &Taken::new(v, &taken, f32::MAX),
+            (nr, nc),
+            k,
+            band,
+            |r, s| {
+                *seen += 1;
+                for c in 0..nc {
+                    let (mut m, mut x, mut y) = (0u32, 0f64, 0f64);
+                    for rr in r.saturating_sub(k)..(r + k + 1).min(nr) {
+                        for cc in c.saturating_sub(k)..(c + k + 1).min(nc) {
+                            let i = rr * nc + cc;
+                            if take(i) {
+                                m += 1;
+                                x += v[i] as f64;
+                                y += (v[i] as f64).powi(2);
+                            }
                         }
                     }
+                    assert_eq!(s.m[c], m, "r{r} c{c} k{k}");
+                    assert!((s.x[c] - x).abs() < 1e-9 && (s.y[c] - y).abs() < 1e-9);
                 }
-                assert_eq!(s.m[c], m, "r{r} c{c} k{k}");
-                assert!((s.x[c] - x).abs() < 1e-9 && (s.y[c] - y).abs() < 1e-9);
-            }
-        });
+            },
+        );
     }
 
     #[test]
@@ -289,7 +298,7 @@ mod tests {
         let v = vec![1.0f32; nr * nc];
         let mut out = vec![0u32; nr * nc];
         map_rows(
-            &Taken::new(&v, |_| true),
+            &Taken::new(&v, &vec![true; v.len()], f32::MAX),
             (nr, nc),
             2,
             &mut out,

@@ -125,7 +125,7 @@ fn strong_pixels(
     let strong_sq = p.sigma_strong * p.sigma_strong * gain;
     let min_local = p.min_local as u32;
     let mut strong = vec![false; rows * cols];
-    let taken = boxsum::Taken::new(v, |i| good[i] && v[i] < BIG);
+    let taken = boxsum::Taken::new(v, good, BIG);
     boxsum::map_rows(&taken, (rows, cols), k, &mut strong, |r, s, out| {
         let row = r * cols..(r + 1) * cols;
         let px = v[row.clone()].iter().zip(&good[row]);
@@ -169,11 +169,15 @@ fn extend(
         .enumerate()
         .with_min_len(band)
         .for_each(|(r, row)| {
+            row.fill(false);
+            let row_core = &core[r * cols..(r + 1) * cols];
+            if !row_core.contains(&true) {
+                return;
+            }
             let (r0, r1) = (r.saturating_sub(kb), (r + kb + 1).min(rows));
             for (c, out) in row.iter_mut().enumerate() {
                 let i = r * cols + c;
-                *out = false;
-                if !good[i] || !core[i] {
+                if !good[i] || !row_core[c] {
                     continue;
                 }
                 let (c0, c1) = (c.saturating_sub(kb), (c + kb + 1).min(cols));
@@ -211,9 +215,20 @@ fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
     let mut out = vec![false; rows * cols];
     boxsum::map_counts(mask, (rows, cols), h, &mut out, |r, counts, row| {
         let (r0, r1) = (r.saturating_sub(h), (r + h + 1).min(rows));
-        for (c, o) in row.iter_mut().enumerate() {
+        let row_mask = &mask[r * cols..(r + 1) * cols];
+        // Inside the row, every box is 2h + 1 wide.
+        let full = ((r1 - r0) * (2 * h + 1)) as u32;
+        let (lo, hi) = (h.min(cols), cols.saturating_sub(h).max(h.min(cols)));
+        let inner = row[lo..hi]
+            .iter_mut()
+            .zip(&row_mask[lo..hi])
+            .zip(&counts[lo..hi]);
+        for ((o, &m), &n) in inner {
+            *o = m & (n == full);
+        }
+        for c in (0..lo).chain(hi..cols) {
             let (c0, c1) = (c.saturating_sub(h), (c + h + 1).min(cols));
-            *o = mask[r * cols + c] && counts[c] as usize == (r1 - r0) * (c1 - c0);
+            row[c] = row_mask[c] && counts[c] as usize == (r1 - r0) * (c1 - c0);
         }
     });
     out

@@ -394,7 +394,9 @@ pub fn per_panel(
         .into_par_iter()
         .map(|k| {
             let s = k * per..(k + 1) * per;
-            let good: Vec<bool> = s.clone().map(|i| usable(g, v, i)).collect();
+            let good: Vec<bool> = (v[s.clone()].iter().zip(&g.good[s.clone()]))
+                .map(|(&x, &ok)| ok & x.is_finite())
+                .collect();
             panel_peaks(&v[s], &good, panels.rows, panels.cols, k * panels.rows)
         })
         .collect();
