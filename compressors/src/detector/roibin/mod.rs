@@ -836,22 +836,34 @@ impl Codec for Roibin {
         let l = self.layout(m)?;
         // Taken here, on the caller's thread: the frame loop runs on pool threads.
         let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
-        let mut infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
         // `roi` has no background to check: its auto windows are the finder's.
         if !self.auto() || self.background.is_none() {
+            let infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
             return self.encode_with(data, m, l, &infos, out);
         }
         // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again. The
         // background is encoded once, with the finder's windows: windows the check adds are
         // pasted over it, so the next decoded chunk is this one with their pixels put back
-        // (no re-encoding, no decoding), and only the check runs again.
+        // (no re-encoding, no decoding), and only the check runs again. The check of the
+        // originals needs nothing of the encoding, so it runs beside the first one.
         let check = self.check_finder(m.dtype, l)?;
-        let orig = threads::install(self.threads, || spots(&check, data, l, m.dtype))?;
-        let bg = self.encode_background(data, m, l, &infos)?;
+        let (orig, first) = threads::install(self.threads, || {
+            rayon::join(
+                || spots(&check, data, l, m.dtype),
+                || -> Result<_> {
+                    let infos = self.frames(data, m, l, supplied)?;
+                    let bg = self.encode_background(data, m, l, &infos)?;
+                    let mut stream = Vec::new();
+                    self.write_stream(data, m, l, &infos, &bg, &mut stream)?;
+                    let mut back = vec![0u8; data.len()];
+                    self.decode_into(&stream, input, &mut back)?;
+                    Ok((infos, bg, stream, back))
+                },
+            )
+        });
+        let (orig, (mut infos, bg, stream, mut back)) = (orig?, first?);
         let start = out.len();
-        self.write_stream(data, m, l, &infos, &bg, out)?;
-        let mut back = vec![0u8; data.len()];
-        self.decode_into(&out[start..], input, &mut back)?;
+        out.extend_from_slice(&stream);
         for _ in 1..AUTO_ROUNDS {
             let dec = threads::install(self.threads, || spots(&check, &back, l, m.dtype))?;
             let mut added = vec![];
