@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p roibin-benches` — compare graphs to each other, not to other machines.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use roibin_registry::{container, ArrayMeta, DType};
 use roibin_tools::synth;
@@ -38,7 +40,7 @@ fn bench(c: &mut Criterion) {
                 if spec.starts_with("bzip2") && threads == 0 {
                     continue;
                 }
-                let graph = roibin_compressors_with_threads(spec, threads);
+                let graph = common::with_threads(spec, threads);
                 // Codecs that do not take this dtype (zfp on u16) are skipped.
                 let Ok(p) = roibin_compressors::pipeline(&graph.parse().unwrap(), &meta) else {
                     continue;
@@ -60,25 +62,6 @@ fn bench(c: &mut Criterion) {
             g.finish();
         }
     }
-}
-
-/// Add `threads=N` to every stage that takes it.
-fn roibin_compressors_with_threads(spec: &str, threads: usize) -> String {
-    let mut g: roibin_registry::Graph = spec.parse().unwrap();
-    for s in &mut g.stages {
-        if roibin_registry::lookup(&s.name)
-            .unwrap()
-            .options
-            .iter()
-            .any(|o| o.name == "threads")
-        {
-            s.args.push(roibin_registry::spec::Arg {
-                name: Some("threads".into()),
-                value: roibin_registry::spec::Value::Number(threads.to_string()),
-            });
-        }
-    }
-    g.to_string()
 }
 
 criterion_group!(benches, bench);

@@ -62,6 +62,8 @@ def main():
     if not frames:
         sys.exit("no real frames at %s: nothing to check" % a.data)
     work = tempfile.mkdtemp(prefix="roibin-real-")
+    # Paths given relative to where the run started, as a user means them.
+    a.out, a.chart = [os.path.abspath(x) if x else x for x in (a.out, a.chart)]
     os.chdir(work)
     ext = a.judge == "dispersion_extended"
     rows = []
