@@ -4,36 +4,95 @@ use roibin_registry::DType;
 
 pub use roibin_registry::metrics::{element_f64 as get, to_f64_into as row_f64};
 
+/// One element type of a chunk: read from little-endian bytes, its detector sentinels.
+trait Elem: Copy {
+    const SIZE: usize;
+    fn read(bytes: &[u8]) -> Self;
+    /// See [`is_sentinel`].
+    fn sentinel(self) -> bool;
+    fn to_f32(self) -> f32;
+}
+
+macro_rules! elem {
+    ($t:ty, $flag:expr) => {
+        impl Elem for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn read(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("element size"))
+            }
+            #[inline]
+            fn sentinel(self) -> bool {
+                $flag(self)
+            }
+            #[inline]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+        }
+    };
+}
+
+elem!(u8, |v| v == u8::MAX);
+elem!(u16, |v| v == u16::MAX);
+elem!(u32, |v| v == u32::MAX);
+elem!(u64, |v| v == u64::MAX);
+elem!(i8, |v: i8| v < 0 || v == i8::MAX);
+elem!(i16, |v: i16| v < 0 || v == i16::MAX);
+elem!(i32, |v: i32| v < 0 || v == i32::MAX);
+elem!(i64, |v: i64| v < 0 || v == i64::MAX);
+elem!(f32, |_| false);
+elem!(f64, |_| false);
+
+/// `f::<T>()` for the element type of `dtype`: the dtype matched once, the loop inside typed.
+macro_rules! typed {
+    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
+        match $dtype {
+            DType::U8 => $f::<u8>($($arg),*),
+            DType::U16 => $f::<u16>($($arg),*),
+            DType::U32 => $f::<u32>($($arg),*),
+            DType::U64 => $f::<u64>($($arg),*),
+            DType::I8 => $f::<i8>($($arg),*),
+            DType::I16 => $f::<i16>($($arg),*),
+            DType::I32 => $f::<i32>($($arg),*),
+            DType::I64 => $f::<i64>($($arg),*),
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F64 => $f::<f64>($($arg),*),
+        }
+    };
+}
+
 /// All elements as f32 (what the peak finders work on), into a reused buffer; integer
 /// detector sentinels (see [`is_sentinel`]) become NaN: flags, not counts, so no finder takes
 /// them for a peak or a background. One pass, the dtype matched once.
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
-    out.clear();
-    out.reserve(bytes.len() / dtype.size().max(1));
-    macro_rules! conv {
-        ($t:ty, $n:expr, $flag:expr) => {
-            out.extend(bytes.chunks_exact($n).map(|c| {
-                let v = <$t>::from_le_bytes(c.try_into().expect("element"));
-                if $flag(v) {
-                    f32::NAN
-                } else {
-                    v as f32
-                }
-            }))
-        };
+    fn conv<T: Elem>(bytes: &[u8], out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(bytes.chunks_exact(T::SIZE).map(|c| {
+            let v = T::read(c);
+            if v.sentinel() {
+                f32::NAN
+            } else {
+                v.to_f32()
+            }
+        }));
     }
-    match dtype {
-        DType::U8 => conv!(u8, 1, |v| v == u8::MAX),
-        DType::U16 => conv!(u16, 2, |v| v == u16::MAX),
-        DType::U32 => conv!(u32, 4, |v| v == u32::MAX),
-        DType::U64 => conv!(u64, 8, |v| v == u64::MAX),
-        DType::I8 => conv!(i8, 1, |v| v < 0 || v == i8::MAX),
-        DType::I16 => conv!(i16, 2, |v| v < 0 || v == i16::MAX),
-        DType::I32 => conv!(i32, 4, |v| v < 0 || v == i32::MAX),
-        DType::I64 => conv!(i64, 8, |v| v < 0 || v == i64::MAX),
-        DType::F32 => conv!(f32, 4, |_| false),
-        DType::F64 => conv!(f64, 8, |_| false),
+    typed!(dtype, conv(bytes, out))
+}
+
+/// Whether each element is a detector sentinel (see [`is_sentinel`]); empty for float dtypes,
+/// which have none.
+pub fn sentinel_flags(bytes: &[u8], dtype: DType) -> Vec<bool> {
+    fn flags<T: Elem>(bytes: &[u8]) -> Vec<bool> {
+        bytes
+            .chunks_exact(T::SIZE)
+            .map(|c| T::read(c).sentinel())
+            .collect()
     }
+    if dtype.is_float() {
+        return vec![];
+    }
+    typed!(dtype, flags(bytes))
 }
 
 /// Write `v` as one element of `dtype` into `dst` (integers rounded to nearest and clamped to
@@ -115,27 +174,10 @@ pub fn representable(v: f64, dtype: DType) -> bool {
 /// overloads, 0xFFFF…); floats have NaN and ±Inf instead (see [`non_finite`]).
 #[inline]
 pub fn is_sentinel(bytes: &[u8], dtype: DType, i: usize) -> bool {
-    let e = &bytes[i * dtype.size()..(i + 1) * dtype.size()];
-    match dtype {
-        DType::U8 => e[0] == u8::MAX,
-        DType::U16 => u16::from_le_bytes([e[0], e[1]]) == u16::MAX,
-        DType::U32 => u32::from_le_bytes(e.try_into().expect("4")) == u32::MAX,
-        DType::U64 => u64::from_le_bytes(e.try_into().expect("8")) == u64::MAX,
-        DType::I8 => (e[0] as i8) < 0 || e[0] as i8 == i8::MAX,
-        DType::I16 => {
-            let v = i16::from_le_bytes([e[0], e[1]]);
-            v < 0 || v == i16::MAX
-        }
-        DType::I32 => {
-            let v = i32::from_le_bytes(e.try_into().expect("4"));
-            v < 0 || v == i32::MAX
-        }
-        DType::I64 => {
-            let v = i64::from_le_bytes(e.try_into().expect("8"));
-            v < 0 || v == i64::MAX
-        }
-        DType::F32 | DType::F64 => false,
+    fn at<T: Elem>(bytes: &[u8], i: usize) -> bool {
+        T::read(&bytes[i * T::SIZE..(i + 1) * T::SIZE]).sentinel()
     }
+    typed!(dtype, at(bytes, i))
 }
 
 /// Move every integer sentinel in `bytes` (see [`is_sentinel`]) to the nearest ordinary value:
@@ -209,5 +251,11 @@ mod tests {
         assert!(v[0] == 1.0 && v[1].is_nan());
         to_f32(&7.5f64.to_le_bytes(), DType::F64, &mut v);
         assert_eq!(v, [7.5]);
+        let b: Vec<u8> = [-2i16, 5, i16::MAX]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(sentinel_flags(&b, DType::I16), [true, false, true]);
+        assert!(sentinel_flags(&[0; 8], DType::F32).is_empty());
     }
 }

@@ -31,6 +31,12 @@ pub struct Rules {
 pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Rules) -> Vec<usize> {
     let mut out = vec![];
     let mut next_masked = masked.iter().peekable();
+    // One typed pass (empty for floats), not a dtype match per pixel.
+    let sentinel = if rules.sentinels {
+        elems::sentinel_flags(frame, dtype)
+    } else {
+        vec![]
+    };
     for (k, &x) in v.iter().enumerate() {
         let is_masked = next_masked.next_if(|&&m| m == k).is_some();
         // A masked pixel is kept or filled as `masked` says, whatever its value: with
@@ -41,8 +47,7 @@ pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Ru
         } else {
             rules.above.is_some_and(|t| x > t) || rules.below.is_some_and(|t| x < t)
         };
-        let keep =
-            !x.is_finite() || (rules.sentinels && elems::is_sentinel(frame, dtype, k)) || outlier;
+        let keep = !x.is_finite() || sentinel.get(k).copied().unwrap_or(false) || outlier;
         if keep {
             out.push(k);
         }
