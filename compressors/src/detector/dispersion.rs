@@ -189,10 +189,9 @@ fn extend(
                         .zip(&good[span.clone()])
                         .zip(&core[span]);
                     for ((&a, &ok), &in_core) in px {
-                        if ok && !in_core && a < BIG {
-                            m += 1;
-                            x += a as f64;
-                        }
+                        let take = ok & !in_core & (a < BIG);
+                        m += take as u32;
+                        x += if take { a as f64 } else { 0.0 };
                     }
                 }
                 let mean = if m >= 2 { x / m as f64 } else { 0.0 };

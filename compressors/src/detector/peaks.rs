@@ -125,16 +125,25 @@ impl PeakList {
 /// order, takes the nearest free peak of `b` within `tol` pixels. Returns the (a, b) index
 /// pairs.
 pub fn match_peaks(a: &[Peak], b: &[Peak], tol: f32) -> Vec<(usize, usize)> {
+    // Candidates by row, so each peak looks only at the band within `tol` of it (an EIGER
+    // frame has 3000 spots: all pairs cost 10⁷ distances); the nearest wins, ties to the
+    // lower index, as a scan of all of `b` in order would choose.
+    let mut by_row: Vec<usize> = (0..b.len()).collect();
+    by_row.sort_by(|&i, &j| b[i].y.total_cmp(&b[j].y).then(i.cmp(&j)));
     let mut used = vec![false; b.len()];
     let mut out = vec![];
     for (i, p) in a.iter().enumerate() {
-        let best = b
+        // The band a little wider than `tol`: f32 rounding of y ± tol must not drop a peak
+        // whose distance rounds to within it; the distance test below decides.
+        let band = tol * 1.001 + 1e-3;
+        let lo = by_row.partition_point(|&j| b[j].y < p.y - band);
+        let best = by_row[lo..]
             .iter()
-            .enumerate()
-            .filter(|(j, _)| !used[*j])
-            .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
+            .take_while(|&&j| b[j].y <= p.y + band)
+            .filter(|&&j| !used[j])
+            .map(|&j| (j, (b[j].y - p.y).hypot(b[j].x - p.x)))
             .filter(|&(_, d)| d <= tol)
-            .min_by(|x, y| x.1.total_cmp(&y.1));
+            .min_by(|x, y| x.1.total_cmp(&y.1).then(x.0.cmp(&y.0)));
         if let Some((j, _)) = best {
             used[j] = true;
             out.push((i, j));
@@ -427,4 +436,61 @@ pub fn check_input(codec: &str, input: &DataKind, geo: &GeometrySource) -> Resul
         geo.get(codec, p)?;
     }
     Ok(DataKind::Bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The banded matcher pairs exactly as a scan of every pair in order does.
+    #[test]
+    fn banded_matching_equals_all_pairs() {
+        let mut s = 3u64;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let peak = |y: f32, x: f32| Peak {
+            y,
+            x,
+            total: 1.0,
+            max: 1.0,
+            npix: 1,
+            extent: 0,
+        };
+        let a: Vec<Peak> = (0..400).map(|_| peak(rnd() * 60.0, rnd() * 60.0)).collect();
+        let mut b: Vec<Peak> = a
+            .iter()
+            .map(|p| peak(p.y + rnd() * 2.0 - 1.0, p.x + rnd() * 2.0 - 1.0))
+            .collect();
+        b.push(peak(a[0].y, a[0].x)); // a tie-prone duplicate
+        b.push(peak(f32::NAN, 3.0));
+        let all_pairs = |a: &[Peak], b: &[Peak], tol: f32| {
+            let mut used = vec![false; b.len()];
+            let mut out = vec![];
+            for (i, p) in a.iter().enumerate() {
+                let best = b
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| !used[*j])
+                    .map(|(j, q)| (j, (q.y - p.y).hypot(q.x - p.x)))
+                    .filter(|&(_, d)| d <= tol)
+                    .min_by(|x, y| x.1.total_cmp(&y.1));
+                if let Some((j, _)) = best {
+                    used[j] = true;
+                    out.push((i, j));
+                }
+            }
+            out
+        };
+        for tol in [0.5, 1.5, 3.0] {
+            assert_eq!(
+                match_peaks(&a, &b, tol),
+                all_pairs(&a, &b, tol),
+                "tol {tol}"
+            );
+        }
+    }
 }
