@@ -46,6 +46,25 @@ def roundtrip(img, kw, repeat):
     return back, stored, mb / best_w, mb / best_r
 
 
+def chart(rows, path, judge):
+    """Ratio vs write speed, and the science kept vs ratio, one point per frame and codec."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+    for lab in sorted(set(r["codec"] for r in rows)):
+        rs = [r for r in rows if r["codec"] == lab]
+        ax[0].scatter([r["write"] for r in rs], [r["ratio"] for r in rs], label=lab)
+        ax[1].scatter([r["ratio"] for r in rs], [100 * min(r["recall"], r["precision"]) for r in rs], label=lab)
+    ax[0].set_xlabel("write MB/s"); ax[0].set_ylabel("ratio vs uint16"); ax[0].set_yscale("log"); ax[0].set_xscale("log")
+    ax[1].set_xlabel("ratio vs uint16"); ax[1].set_ylabel("min(recall, precision) vs DIALS, %"); ax[1].set_xscale("log")
+    ax[1].axhline(99.5, color="grey", ls=":")
+    ax[0].legend(fontsize=8)
+    fig.suptitle("Real frames (JUNGFRAU, Rayonix, EIGER 4M) judged by DIALS %s" % judge)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "../../../shared/data"))
@@ -55,7 +74,12 @@ def main():
     ap.add_argument("--chart")
     ap.add_argument("--only", help="comma-separated frame names")
     ap.add_argument("--check", help="roibin(auto)'s check finder (default: its own, DIALS's default)")
+    ap.add_argument("--replot", help="draw --chart from the JSON of an earlier --out file, run nothing")
     a = ap.parse_args()
+    if a.replot:
+        text = open(a.replot).read()
+        chart(json.loads(text.split("```json\n")[1].split("```")[0]), a.chart, a.judge)
+        return
     frames = real_frames(a.data)
     if a.only:
         frames = [f for f in frames if f[0] in a.only.split(",")]
@@ -131,21 +155,7 @@ def main():
         with open(a.out, "w") as f:
             f.write("\n".join(table) + "\n\n```json\n" + json.dumps(rows, indent=1) + "\n```\n")
     if a.chart:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
-        for lab in sorted(set(r["codec"] for r in rows)):
-            rs = [r for r in rows if r["codec"] == lab]
-            ax[0].scatter([r["write"] for r in rs], [r["ratio"] for r in rs], label=lab)
-            ax[1].scatter([r["ratio"] for r in rs], [100 * min(r["recall"], r["precision"]) for r in rs], label=lab)
-        ax[0].set_xlabel("write MB/s"); ax[0].set_ylabel("ratio vs uint16"); ax[0].set_yscale("log"); ax[0].set_xscale("log")
-        ax[1].set_xlabel("ratio vs uint16"); ax[1].set_ylabel("min(recall, precision) vs DIALS, %"); ax[1].set_xscale("log")
-        ax[1].axhline(99.5, color="grey", ls=":")
-        ax[0].legend(fontsize=8)
-        fig.suptitle("Real frames (JUNGFRAU, Rayonix, EIGER 4M) judged by DIALS %s" % a.judge)
-        fig.tight_layout()
-        fig.savefig(a.chart, dpi=110)
+        chart(rows, a.chart, a.judge)
 
 
 if __name__ == "__main__":
