@@ -9,9 +9,11 @@ use roibin_registry::{container, ArrayMeta, DType};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let spec = args.first().ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS]")?;
+    let spec = args
+        .first()
+        .ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS]")?;
     let n: usize = args.get(1).map_or(Ok(20), |s| s.parse())?;
-    let (path, rows, cols) = match &args[2..] {
+    let (path, rows, cols) = match args.get(2..).unwrap_or_default() {
         [p, r, c, ..] => (p.clone(), r.parse()?, c.parse()?),
         _ => (
             "../shared/data/jungfrau_module_conv0.f32".to_string(),
