@@ -181,9 +181,12 @@ impl Codec for Bin {
                 .for_each(|(row, o)| {
                     let (pp, rr) = (row / r, row % r);
                     let src = ((pp / fp) * br + rr / fr) * bc;
-                    for cc in 0..c {
-                        let s = (src + cc / fc) * es;
-                        o[cc * es..(cc + 1) * es].copy_from_slice(&data[s..s + es]);
+                    // Each binned value fills its fc columns: no division per pixel.
+                    let bins = data[src * es..(src + bc) * es].chunks_exact(es);
+                    for (run, v) in o.chunks_mut(fc * es).zip(bins) {
+                        for e in run.chunks_exact_mut(es) {
+                            e.copy_from_slice(v);
+                        }
                     }
                 });
         });
