@@ -728,31 +728,55 @@ fn roibin_auto_on_multi_frame_panel_chunks() {
 #[test]
 fn roibin_auto_decoded_spots_have_the_original_pixels() {
     let check = "dispersion_extended(gain=0,min_pix=1,max_peaks=1048576)";
-    let mut cases = vec![(
-        "synthetic",
-        bytes(&frame(2, 17).0),
-        vec![128, 96],
-        "roibin(auto,background=bin(2,2)|sz(abs=45))",
-    )];
+    // Counts with a gap column (u16 sentinels), at a bound of several counts.
+    let counts: Vec<u8> = frame(2, 23)
+        .0
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &x)| {
+            let c = if i % 96 == 50 {
+                u16::MAX
+            } else {
+                (x / 45.0).round().max(0.0) as u16
+            };
+            c.to_le_bytes()
+        })
+        .collect();
+    let mut cases = vec![
+        (
+            "synthetic",
+            bytes(&frame(2, 17).0),
+            DType::F32,
+            vec![128, 96],
+            "roibin(auto,background=bin(2,2)|sz(abs=45))",
+        ),
+        (
+            "counts with gaps",
+            counts,
+            DType::U16,
+            vec![128, 96],
+            "roibin(auto,background=bin(2,2)|sz(abs=3))",
+        ),
+    ];
     for i in 0..4 {
         let path = format!("../../shared/data/jungfrau_module_conv{i}.f32");
         match std::fs::read(&path) {
             Ok(b) => cases.push((
                 "jungfrau",
                 b,
+                DType::F32,
                 vec![512, 1024],
                 "roibin(auto,background=bin(2,2)|sz(abs=1))",
             )),
             Err(_) => eprintln!("{path} absent: real-frame case skipped"),
         }
     }
-    for (name, data, shape, spec) in cases {
-        let meta = ArrayMeta::new(DType::F32, shape.clone());
+    for (name, data, dtype, shape, spec) in cases {
+        let meta = ArrayMeta::new(dtype, shape.clone());
         let enc = encode_chunk(spec, &meta, &data).unwrap();
         let back = decode_chunk(&enc).unwrap().1;
         let finder =
-            Pipeline::from_spec(check, &DataKind::Array(ArrayMeta::new(DType::F32, shape)))
-                .unwrap();
+            Pipeline::from_spec(check, &DataKind::Array(ArrayMeta::new(dtype, shape))).unwrap();
         let spots = |b: &[u8]| PeakList::read(&finder.encode(b).unwrap()).unwrap().peaks;
         let (orig, dec) = (spots(&data), spots(&back));
         assert!(orig.len() >= 6, "{name}: {} spots", orig.len());
