@@ -41,14 +41,18 @@ pub fn flagged_pixels(
     data.par_chunks(fb)
         .enumerate()
         .map(|(f, frame)| {
-            let mut v = Vec::with_capacity(fp);
-            elems::row_f64(frame, dtype, &mut v);
+            // No f64 copy of the frame (36 MB for an EIGER 4M u32 frame): the noise takes a
+            // sample, the selection reads the elements in place.
             let rules = if from_noise {
-                noise_rules(&v, rules, !dtype.is_float())
+                let sample: Vec<f64> = (0..fp)
+                    .step_by(7)
+                    .map(|i| elems::get(frame, dtype, i))
+                    .collect();
+                noise_rules(&sample, rules, !dtype.is_float())
             } else {
                 rules
             };
-            exact::select(frame, dtype, &v, masked, rules)
+            exact::select(frame, dtype, masked, rules)
                 .into_iter()
                 .map(|k| f * fp + k)
                 .collect::<Vec<_>>()
@@ -150,15 +154,10 @@ pub fn prepare(
 /// `roibin(auto)`'s outlier thresholds for one frame, in units of its background noise: the
 /// median and the MAD (×1.4826, at least one count for integers) of a sample of its finite
 /// pixels; pixels more than [`AUTO_BELOW_SIGMA`] below or [`AUTO_ABOVE_SIGMA`] above the
-/// median (dead, cold, hot pixels) are kept exactly and out of the bins. Thresholds the user
+/// median (dead, cold, hot pixels) are kept exactly; `sample` is every 7th element of the frame and out of the bins. Thresholds the user
 /// gave take precedence.
-pub fn noise_rules(v: &[f64], rules: Rules, integer: bool) -> Rules {
-    let mut sample: Vec<f64> = v
-        .iter()
-        .step_by(7)
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
+pub fn noise_rules(sample: &[f64], rules: Rules, integer: bool) -> Rules {
+    let mut sample: Vec<f64> = sample.iter().copied().filter(|x| x.is_finite()).collect();
     if sample.len() < 16 {
         return rules;
     }

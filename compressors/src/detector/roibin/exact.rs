@@ -26,9 +26,9 @@ pub struct Rules {
     pub below: Option<f64>,
 }
 
-/// Sorted frame-relative indices of the flagged pixels of one frame (`v` its elements as
-/// f64), windows included; `masked` are the mask's bad pixels (sorted).
-pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Rules) -> Vec<usize> {
+/// Sorted frame-relative indices of the flagged pixels of one frame, windows included;
+/// `masked` are the mask's bad pixels (sorted).
+pub fn select(frame: &[u8], dtype: DType, masked: &[usize], rules: Rules) -> Vec<usize> {
     let mut out = vec![];
     let mut next_masked = masked.iter().peekable();
     // One typed pass (empty for floats), not a dtype match per pixel.
@@ -37,7 +37,8 @@ pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Ru
     } else {
         vec![]
     };
-    for (k, &x) in v.iter().enumerate() {
+    let mut k = 0;
+    roibin_registry::metrics::for_each_f64(frame, dtype, |x| {
         let is_masked = next_masked.next_if(|&&m| m == k).is_some();
         // A masked pixel is kept or filled as `masked` says, whatever its value: with
         // masked=fill a hot pixel is filled from its neighbours, not stored by `exact_above`
@@ -51,7 +52,8 @@ pub fn select(frame: &[u8], dtype: DType, v: &[f64], masked: &[usize], rules: Ru
         if keep {
             out.push(k);
         }
-    }
+        k += 1;
+    });
     out
 }
 
