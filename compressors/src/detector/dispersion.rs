@@ -111,7 +111,7 @@ pub struct DispersionParams {
 const BIG: f32 = (1 << 24) as f32;
 
 /// Strong pixels of one panel.
-fn strong_pixels(
+pub(crate) fn strong_pixels(
     v: &[f32],
     good: &[bool],
     rows: usize,
@@ -335,12 +335,35 @@ fn panel_peaks(
     row0: usize,
     p: &DispersionParams,
 ) -> Vec<Peak> {
-    let gain = if p.gain > 0.0 {
+    let gain = panel_gain(v, good, rows, cols, p);
+    let strong = strong_pixels(v, good, rows, cols, p, gain);
+    spots_of(v, strong, rows, cols, row0, p)
+}
+
+/// The gain a panel's test uses: the option's, or from the data (`gain=0`).
+pub(crate) fn panel_gain(
+    v: &[f32],
+    good: &[bool],
+    rows: usize,
+    cols: usize,
+    p: &DispersionParams,
+) -> f64 {
+    if p.gain > 0.0 {
         p.gain
     } else {
         gain_from_data(v, good, rows, cols)
-    };
-    let mut strong = strong_pixels(v, good, rows, cols, p, gain);
+    }
+}
+
+/// The spots of a panel's strong-pixel mask: 8-connected regions, sized within limits.
+pub(crate) fn spots_of(
+    v: &[f32],
+    mut strong: Vec<bool>,
+    rows: usize,
+    cols: usize,
+    row0: usize,
+    p: &DispersionParams,
+) -> Vec<Peak> {
     let mut out = vec![];
     let mut stack = vec![];
     for start in 0..rows * cols {
@@ -378,6 +401,16 @@ fn panel_peaks(
     out
 }
 
+/// How far (pixels) a changed pixel can change the strong mask: the local box, and for
+/// `dispersion_extended` the erosion and the wider mean's box as well.
+pub(crate) fn reach(p: &DispersionParams) -> usize {
+    if p.extended {
+        3 * p.kernel + 1
+    } else {
+        p.kernel
+    }
+}
+
 /// Run the dispersion spot finder on pixels `v` of a frame of `panels`.
 pub fn find(
     v: &[f32],
@@ -390,8 +423,9 @@ pub fn find(
     })
 }
 
-fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {
-    let params = DispersionParams {
+/// The parameters a `dispersion`/`dispersion_extended` configuration holds.
+pub(crate) fn params(c: &Config, extended: bool) -> Result<DispersionParams> {
+    Ok(DispersionParams {
         extended,
         gain: c.get("gain")?,
         sigma_background: c.get("sigma_background")?,
@@ -402,9 +436,15 @@ fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec
         min_pix: c.get::<i64>("min_pix")? as usize,
         max_pix: c.get::<i64>("max_pix")? as usize,
         max_peaks: c.get::<i64>("max_peaks")? as usize,
-    };
-    peaks::Finder::build(name, c, params, find)
+    })
 }
+
+fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {
+    peaks::Finder::build(name, c, params(c, extended)?, find)
+}
+
+/// The options both finders take (for configurations built outside the registry).
+pub(crate) const DISPERSION_OPTIONS: &[OptionSpec] = OPTIONS;
 
 inventory::submit! {
     CodecInfo {

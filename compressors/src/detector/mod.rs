@@ -9,4 +9,5 @@ pub mod npy;
 pub mod peaks;
 pub mod pf8;
 pub mod pfv3;
+pub mod recheck;
 pub mod roibin;

@@ -26,6 +26,7 @@ mod stream;
 
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
+use super::recheck::{FrameCheck, Recheck};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::spec::{Graph, Value};
@@ -190,6 +191,15 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// One frame as the finders see it.
+    pub fn panel_view(&self) -> Panels {
+        Panels {
+            panels: self.panels,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
     /// Pixels of one frame (all its panels).
     pub fn frame_pixels(&self) -> usize {
         self.panels
@@ -726,6 +736,15 @@ struct EncodedBackground {
     encoded: Vec<u8>,
 }
 
+/// The rows and columns (of the stacked frame) that window `w` covers inside its panel.
+fn window_rect(w: Window, l: Layout) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let (y, x, r) = (w.y as usize, w.x as usize, w.r as usize);
+    let top = y / l.rows * l.rows;
+    let rows = y.saturating_sub(r).max(top)..(y + r + 1).min(top + l.rows);
+    let cols = x.saturating_sub(r)..(x + r + 1).min(l.cols);
+    (rows, cols)
+}
+
 /// Copy the pixels of the windows `added` (frame, window) from `data` into `dst`: what a
 /// decoder makes of a stream once those windows join it.
 fn paste_windows(data: &[u8], dst: &mut [u8], l: Layout, es: usize, added: &[(usize, Window)]) {
@@ -864,8 +883,22 @@ impl Codec for Roibin {
         let (orig, (mut infos, bg, stream, mut back)) = (orig?, first?);
         let start = out.len();
         out.extend_from_slice(&stream);
+        // A dispersion check is re-run only around the windows pasted since (the same spots
+        // as a full run: see `recheck`); any other check runs on the whole chunk each round.
+        let fb = l.frame_pixels() * m.dtype.size();
+        let recheck = Recheck::of(&self.check, l.panel_view());
+        let mut checked: Option<Vec<FrameCheck>> = recheck.as_ref().map(|rc| {
+            threads::install(self.threads, || {
+                back.par_chunks(fb).map(|f| rc.full(f, m.dtype)).collect()
+            })
+        });
         for _ in 1..AUTO_ROUNDS {
-            let dec = threads::install(self.threads, || spots(&check, &back, l, m.dtype))?;
+            let dec = match (&recheck, &checked) {
+                (Some(rc), Some(frames)) => threads::install(self.threads, || {
+                    frames.par_iter().map(|fc| rc.spots(fc)).collect()
+                }),
+                _ => threads::install(self.threads, || spots(&check, &back, l, m.dtype))?,
+            };
             let mut added = vec![];
             for (f, info) in infos.iter_mut().enumerate() {
                 for p in unmatched(&orig[f], &dec[f]) {
@@ -886,6 +919,18 @@ impl Codec for Roibin {
             out.truncate(start);
             self.write_stream(data, m, l, &infos, &bg, out)?;
             paste_windows(data, &mut back, l, m.dtype.size(), &added);
+            if let (Some(rc), Some(frames)) = (&recheck, &mut checked) {
+                for (f, fc) in frames.iter_mut().enumerate() {
+                    let rects: Vec<_> = added
+                        .iter()
+                        .filter(|(af, _)| *af == f)
+                        .map(|&(_, w)| window_rect(w, l))
+                        .collect();
+                    if !rects.is_empty() {
+                        rc.update(fc, &back[f * fb..(f + 1) * fb], m.dtype, &rects);
+                    }
+                }
+            }
         }
         Ok(())
     }

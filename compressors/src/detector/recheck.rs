@@ -1,0 +1,317 @@
+//! A dispersion check re-run where a frame changed: `roibin(auto)` pastes windows over a
+//! decoded frame and must know DIALS's spots on the result; only pixels within the finder's
+//! reach of a pasted window can change class, so the strong mask is recomputed on crops around
+//! them and the spots are regrouped from the whole mask. The same functions as the finder
+//! codec, so the spots are those a full run gives (tested).
+
+use super::dispersion::{self, DispersionParams};
+use super::elems;
+use super::peaks::{Panels, Peak, PeakList};
+use roibin_registry::spec::Graph;
+use roibin_registry::{Config, DType};
+use std::ops::Range;
+
+/// A `dispersion` or `dispersion_extended` check without mask or radius files.
+pub struct Recheck {
+    params: DispersionParams,
+    panels: Panels,
+}
+
+/// One frame's check: its pixels as the finder sees them, and per panel the gain and the
+/// strong-pixel mask.
+pub struct FrameCheck {
+    v: Vec<f32>,
+    good: Vec<bool>,
+    gain: Vec<f64>,
+    strong: Vec<bool>,
+}
+
+impl Recheck {
+    /// The check `graph` for frames of `panels`, if it is a single dispersion-family stage
+    /// that reads no files (a mask changes which pixels count: those checks run in full).
+    pub fn of(graph: &Graph, panels: Panels) -> Option<Recheck> {
+        let [stage] = &graph.stages[..] else {
+            return None;
+        };
+        let extended = match stage.name.as_str() {
+            "dispersion" => false,
+            "dispersion_extended" => true,
+            _ => return None,
+        };
+        let names_a_file = stage
+            .args
+            .iter()
+            .any(|a| matches!(a.name.as_deref(), Some("mask" | "radius")));
+        if names_a_file {
+            return None;
+        }
+        let c = Config::from_stage(stage, dispersion::DISPERSION_OPTIONS, &stage.name).ok()?;
+        let params = dispersion::params(&c, extended).ok()?;
+        Some(Recheck { params, panels })
+    }
+
+    /// The whole check of `frame` (its bytes).
+    pub fn full(&self, frame: &[u8], dtype: DType) -> FrameCheck {
+        let mut v = Vec::new();
+        elems::to_f32(frame, dtype, &mut v);
+        let good = v.iter().map(|x| x.is_finite()).collect();
+        let mut fc = FrameCheck {
+            v,
+            good,
+            gain: vec![0.0; self.panels.panels],
+            strong: vec![false; self.panels.pixels()],
+        };
+        for k in 0..self.panels.panels {
+            self.panel(&mut fc, k);
+        }
+        fc
+    }
+
+    /// Recompute panel `k` of `fc` in full.
+    fn panel(&self, fc: &mut FrameCheck, k: usize) {
+        let (rows, cols) = (self.panels.rows, self.panels.cols);
+        let s = k * rows * cols..(k + 1) * rows * cols;
+        let (v, good) = (&fc.v[s.clone()], &fc.good[s.clone()]);
+        fc.gain[k] = dispersion::panel_gain(v, good, rows, cols, &self.params);
+        let strong = dispersion::strong_pixels(v, good, rows, cols, &self.params, fc.gain[k]);
+        fc.strong[s].copy_from_slice(&strong);
+    }
+
+    /// `fc` for `frame`, which differs from the frame `fc` was made for only inside `changed`
+    /// (rows and columns of the stacked frame, each within one panel).
+    pub fn update(
+        &self,
+        fc: &mut FrameCheck,
+        frame: &[u8],
+        dtype: DType,
+        changed: &[(Range<usize>, Range<usize>)],
+    ) {
+        let (rows, cols, es) = (self.panels.rows, self.panels.cols, dtype.size());
+        let mut row_px = Vec::new();
+        for (ys, xs) in changed {
+            for y in ys.clone() {
+                let i = y * cols;
+                elems::to_f32(
+                    &frame[(i + xs.start) * es..(i + xs.end) * es],
+                    dtype,
+                    &mut row_px,
+                );
+                fc.v[i + xs.start..i + xs.end].copy_from_slice(&row_px);
+                for (g, x) in fc.good[i + xs.start..i + xs.end].iter_mut().zip(&row_px) {
+                    *g = x.is_finite();
+                }
+            }
+        }
+        let reach = dispersion::reach(&self.params);
+        for k in 0..self.panels.panels {
+            let mine: Vec<_> = changed
+                .iter()
+                .filter(|(ys, _)| ys.start / rows == k)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let s = k * rows * cols..(k + 1) * rows * cols;
+            let gain =
+                dispersion::panel_gain(&fc.v[s.clone()], &fc.good[s], rows, cols, &self.params);
+            if gain != fc.gain[k] {
+                // The gain is the panel's: a change anywhere may move every test.
+                self.panel(fc, k);
+                continue;
+            }
+            for (ys, xs) in mine {
+                let (y0, x0) = (ys.start - k * rows, xs.start);
+                let (y1, x1) = (ys.end - k * rows, xs.end);
+                // Pixels whose class may change, and the crop that decides them.
+                let near = (y0.saturating_sub(reach), (y1 + reach).min(rows));
+                let nearx = (x0.saturating_sub(reach), (x1 + reach).min(cols));
+                let crop = (near.0.saturating_sub(reach), (near.1 + reach).min(rows));
+                let cropx = (nearx.0.saturating_sub(reach), (nearx.1 + reach).min(cols));
+                self.recompute(fc, k, crop, cropx, near, nearx, gain);
+            }
+        }
+    }
+
+    /// Recompute the strong mask of panel `k` over rows `near` × columns `nearx` from the crop
+    /// `crop` × `cropx` around them (reaching `reach` further, or to the panel's edge).
+    #[allow(clippy::too_many_arguments)]
+    fn recompute(
+        &self,
+        fc: &mut FrameCheck,
+        k: usize,
+        crop: (usize, usize),
+        cropx: (usize, usize),
+        near: (usize, usize),
+        nearx: (usize, usize),
+        gain: f64,
+    ) {
+        let (rows, cols) = (self.panels.rows, self.panels.cols);
+        let (h, w) = (crop.1 - crop.0, cropx.1 - cropx.0);
+        let at = |y: usize, x: usize| (k * rows + y) * cols + x;
+        let mut v = Vec::with_capacity(h * w);
+        let mut good = Vec::with_capacity(h * w);
+        for y in crop.0..crop.1 {
+            v.extend_from_slice(&fc.v[at(y, cropx.0)..at(y, cropx.1)]);
+            good.extend_from_slice(&fc.good[at(y, cropx.0)..at(y, cropx.1)]);
+        }
+        let strong = dispersion::strong_pixels(&v, &good, h, w, &self.params, gain);
+        for y in near.0..near.1 {
+            let src = (y - crop.0) * w + (nearx.0 - cropx.0);
+            fc.strong[at(y, nearx.0)..at(y, nearx.1)]
+                .copy_from_slice(&strong[src..src + (nearx.1 - nearx.0)]);
+        }
+    }
+
+    /// The spots of `fc`, as the finder codec reports them (the brightest `max_peaks`).
+    pub fn spots(&self, fc: &FrameCheck) -> Vec<Peak> {
+        let (rows, cols) = (self.panels.rows, self.panels.cols);
+        let per_panel = (0..self.panels.panels)
+            .map(|k| {
+                let s = k * rows * cols..(k + 1) * rows * cols;
+                let (v, strong) = (&fc.v[s.clone()], fc.strong[s].to_vec());
+                dispersion::spots_of(v, strong, rows, cols, k * rows, &self.params)
+            })
+            .collect();
+        PeakList::capped(per_panel, self.params.max_peaks).peaks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roibin_registry::{ArrayMeta, DataKind, Pipeline};
+
+    /// A noisy two-panel frame with spots, as bytes.
+    fn frame(seed: u64, rows: usize, cols: usize) -> Vec<f32> {
+        let mut s = seed;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut v: Vec<f32> = (0..rows * cols).map(|_| (rnd() * 6.0).floor()).collect();
+        for _ in 0..40 {
+            let (y, x) = (
+                (rnd() * rows as f32) as usize,
+                (rnd() * cols as f32) as usize,
+            );
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                if y + dy < rows && x + dx < cols {
+                    v[(y + dy) * cols + x + dx] += 40.0 + 200.0 * rnd();
+                }
+            }
+        }
+        v
+    }
+
+    fn bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Pasting other pixels into rectangles and updating gives what a full check of the new
+    /// frame gives, mask and spots, and those are the finder codec's spots.
+    #[test]
+    fn updated_checks_equal_full_ones() {
+        let panels = Panels {
+            panels: 2,
+            rows: 60,
+            cols: 80,
+        };
+        for spec in [
+            "dispersion_extended(gain=0,min_pix=1,max_peaks=1048576)",
+            "dispersion(gain=1)",
+            "dispersion_extended(kernel=2,gain=3)",
+        ] {
+            let graph: Graph = spec.parse().unwrap();
+            let rc = Recheck::of(&graph, panels).unwrap();
+            for seed in 0..12u64 {
+                let mut v = frame(3 + seed, 120, 80);
+                let orig = frame(1000 + seed, 120, 80);
+                let mut fc = rc.full(&bytes(&v), DType::F32);
+                // Windows at the corners, the panel border, the middle, overlapping, and
+                // some at random.
+                let mut changed = vec![
+                    (0..7, 0..9),
+                    (55..60, 30..45),
+                    (60..64, 70..80),
+                    (30..50, 20..41),
+                    (33..36, 18..25),
+                ];
+                let mut s = seed;
+                for _ in 0..4 {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let (y, x, r) = (
+                        (s >> 33) as usize % 120,
+                        (s >> 20) as usize % 80,
+                        (s >> 50) as usize % 6,
+                    );
+                    let top = y / 60 * 60;
+                    changed.push((
+                        y.saturating_sub(r).max(top)..(y + r + 1).min(top + 60),
+                        x.saturating_sub(r)..(x + r + 1).min(80),
+                    ));
+                }
+                for (ys, xs) in &changed {
+                    for y in ys.clone() {
+                        for x in xs.clone() {
+                            v[y * 80 + x] = orig[y * 80 + x];
+                        }
+                    }
+                }
+                rc.update(&mut fc, &bytes(&v), DType::F32, &changed);
+                let full = rc.full(&bytes(&v), DType::F32);
+                assert_eq!(fc.strong, full.strong, "{spec} seed {seed}");
+                let codec = Pipeline::from_spec(
+                    spec,
+                    &DataKind::Array(ArrayMeta::new(DType::F32, vec![2, 60, 80])),
+                )
+                .unwrap();
+                let want = PeakList::read(&codec.encode(&bytes(&v)).unwrap())
+                    .unwrap()
+                    .peaks;
+                assert_eq!(rc.spots(&fc), want, "{spec} seed {seed}");
+                assert!(!want.is_empty(), "{spec}");
+            }
+        }
+        let masked: Graph = "dispersion(mask=\"m.npy\")".parse().unwrap();
+        assert!(Recheck::of(&masked, panels).is_none());
+        assert!(Recheck::of(&"pf8".parse().unwrap(), panels).is_none());
+    }
+
+    /// No change of one pixel moves the strong mask farther than `reach` from it (checked by
+    /// changing pixels of frames with spots, each time comparing two full checks).
+    #[test]
+    fn one_pixel_moves_the_mask_no_farther_than_reach() {
+        let (rows, cols) = (48, 48);
+        let panels = Panels {
+            panels: 1,
+            rows,
+            cols,
+        };
+        for spec in ["dispersion_extended(gain=1)", "dispersion(gain=1)"] {
+            let rc = Recheck::of(&spec.parse().unwrap(), panels).unwrap();
+            let reach = dispersion::reach(&rc.params) as i64;
+            let mut farthest = 0;
+            for seed in 0..3u64 {
+                let v = frame(seed, rows, cols);
+                let before = rc.full(&bytes(&v), DType::F32).strong;
+                for p in (0..rows * cols).step_by(5) {
+                    for new in [0.0, 25.0, 400.0, 1e5] {
+                        let mut w = v.clone();
+                        w[p] = new;
+                        let after = rc.full(&bytes(&w), DType::F32).strong;
+                        for i in (0..rows * cols).filter(|&i| before[i] != after[i]) {
+                            let dy = (i / cols) as i64 - (p / cols) as i64;
+                            let dx = (i % cols) as i64 - (p % cols) as i64;
+                            let d = dy.abs().max(dx.abs());
+                            farthest = farthest.max(d);
+                        }
+                    }
+                }
+            }
+            assert!(farthest <= reach, "{spec}: {farthest} > {reach}");
+            assert!(farthest > 0, "{spec}: no change seen");
+        }
+    }
+}
