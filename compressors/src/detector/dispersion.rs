@@ -20,7 +20,8 @@ use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{threads, Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
 
-const OPTIONS: &[OptionSpec] = &[
+/// The options both finders take.
+pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "gain",
         ty: OptionType::Float { min: 0.0, max: 1e6 },
@@ -442,9 +443,6 @@ pub(crate) fn params(c: &Config, extended: bool) -> Result<DispersionParams> {
 fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {
     peaks::Finder::build(name, c, params(c, extended)?, find)
 }
-
-/// The options both finders take (for configurations built outside the registry).
-pub(crate) const DISPERSION_OPTIONS: &[OptionSpec] = OPTIONS;
 
 inventory::submit! {
     CodecInfo {

@@ -45,7 +45,7 @@ impl Recheck {
         if names_a_file {
             return None;
         }
-        let c = Config::from_stage(stage, dispersion::DISPERSION_OPTIONS, &stage.name).ok()?;
+        let c = Config::from_stage(stage, dispersion::OPTIONS, &stage.name).ok()?;
         let params = dispersion::params(&c, extended).ok()?;
         Some(Recheck { params, panels })
     }
