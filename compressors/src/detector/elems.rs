@@ -1,13 +1,13 @@
 //! Element conversion between a chunk's dtype and the floats detector stages compute in.
 
+use crate::sz::quant::Sample;
 use roibin_registry::DType;
 
 pub use roibin_registry::metrics::{element_f64 as get, to_f64_into as row_f64};
 
-/// One element type of a chunk: read from little-endian bytes, its detector sentinels.
-trait Elem: Copy {
-    const SIZE: usize;
-    fn read(bytes: &[u8]) -> Self;
+/// One element type of a chunk (read as `sz` reads it): its detector sentinels, its value as
+/// f32.
+trait Elem: Sample {
     /// See [`is_sentinel`].
     fn sentinel(self) -> bool;
     fn to_f32(self) -> f32;
@@ -16,11 +16,6 @@ trait Elem: Copy {
 macro_rules! elem {
     ($t:ty, $flag:expr) => {
         impl Elem for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            #[inline]
-            fn read(bytes: &[u8]) -> Self {
-                <$t>::from_le_bytes(bytes.try_into().expect("element size"))
-            }
             #[inline]
             fn sentinel(self) -> bool {
                 $flag(self)

@@ -17,7 +17,7 @@
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
 mod predict;
-mod quant;
+pub(crate) mod quant;
 
 use crate::blocked;
 use crate::huffman;

@@ -350,19 +350,12 @@ impl Roibin {
             })
         });
         let v = match path {
-            Some(path) => {
-                let p = Panels {
-                    panels: l.panels,
-                    rows: l.rows,
-                    cols: l.cols,
-                };
-                super::npy::read_map(self.name, &path, p)?
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &g)| g == 0.0)
-                    .map(|(i, _)| i)
-                    .collect()
-            }
+            Some(path) => super::npy::read_map(self.name, &path, l.panel_view())?
+                .iter()
+                .enumerate()
+                .filter(|(_, &g)| g == 0.0)
+                .map(|(i, _)| i)
+                .collect(),
             None => vec![],
         };
         let v = Arc::new(v);
