@@ -12,8 +12,29 @@ pub fn to_f64(bytes: &[u8], dtype: DType) -> Vec<f64> {
 /// [`to_f64`] into a reused buffer (cleared first); the dtype is matched once per call.
 pub fn to_f64_into(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
     out.clear();
-    out.reserve(bytes.len() / dtype.size());
-    for_each_f64(bytes, dtype, |v| out.push(v));
+    // `extend` from an exact-size iterator: no capacity check per element, so the loop
+    // vectorises (a `push` per element ran at ~3 ns each).
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            out.extend(
+                bytes
+                    .chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
+            )
+        };
+    }
+    match dtype {
+        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
+        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
+        DType::U16 => conv!(u16, 2),
+        DType::I16 => conv!(i16, 2),
+        DType::U32 => conv!(u32, 4),
+        DType::I32 => conv!(i32, 4),
+        DType::F32 => conv!(f32, 4),
+        DType::U64 => conv!(u64, 8),
+        DType::I64 => conv!(i64, 8),
+        DType::F64 => conv!(f64, 8),
+    }
 }
 
 /// Call `f` with every element of `bytes` (of `dtype`) as f64, in order, without a copy; the

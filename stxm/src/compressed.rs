@@ -68,8 +68,6 @@ pub struct BinForm {
     /// column: a pixel's bin without a division.
     row_bin: Vec<u32>,
     col_bin: Vec<u32>,
-    /// `2^64 / width + 1`: frame row of a pixel index by a multiplication.
-    div_width: u64,
 }
 
 impl BinForm {
@@ -141,12 +139,19 @@ impl BinForm {
             dense,
             row_bin,
             col_bin,
-            div_width: u64::MAX / g.width as u64 + 1,
         })
     }
 
-    /// Accumulators of frame `f` of `parts` (whose bins must be this form's).
-    pub fn accumulate(&self, lin: &Linear, parts: &Parts, f: usize, acc: &mut [f64]) -> Result<()> {
+    /// Accumulators of frame `f` of `parts` (whose bins must be this form's); `seen` is
+    /// scratch reused between frames.
+    pub fn accumulate(
+        &self,
+        lin: &Linear,
+        parts: &Parts,
+        f: usize,
+        acc: &mut [f64],
+        seen: &mut Vec<u64>,
+    ) -> Result<()> {
         if Bins::of(parts) != self.bins || f >= parts.layout.frames {
             return Err(Error::Source(
                 "internal: bin form of another chunk layout".into(),
@@ -188,19 +193,15 @@ impl BinForm {
                 }
             }
         }
-        let width = lin.geometry.width;
-        for (p, v) in parts.frame_exact(f) {
-            // p < 2^32 (a frame), so the multiply-shift is an exact p / width.
-            let y = ((p as u128 * self.div_width as u128) >> 64) as usize;
-            let x = p - y * width;
+        parts.for_each_exact(f, seen, |y, x, v| {
             let b = bins[(self.row_bin[y] + self.col_bin[x]) as usize];
             let delta = valid(v, dtype) - valid(b, dtype);
             if delta != 0.0 {
-                if let Some((l, w, qx, qy)) = lin.pixel_at(p, y, x) {
+                if let Some((l, w, qx, qy)) = lin.pixel_at(y * lin.geometry.width + x, y, x) {
                     add(acc, &lin.detector, l, w * delta, qx, qy);
                 }
             }
-        }
+        });
         Ok(())
     }
 }

@@ -235,6 +235,7 @@ impl Plan {
             },
             None => None,
         };
+        let mut seen = Vec::new();
         Some(
             want.map(|g| {
                 let f = g - first;
@@ -242,7 +243,7 @@ impl Plan {
                 let r = match (&self.linear, &form) {
                     (Some(lin), Some(form)) => {
                         let mut acc = vec![0f64; lin.detector.len()];
-                        form.accumulate(lin, &p, f, &mut acc)
+                        form.accumulate(lin, &p, f, &mut acc, &mut seen)
                             .and_then(|_| self.reducer.finish(Input::Sums(&acc), &mut out))
                     }
                     _ => self.reducer.finish(Input::Parts(&p, f), &mut out),

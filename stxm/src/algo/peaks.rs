@@ -29,14 +29,9 @@ impl Reducer for Peaks {
         };
         let info = &parts.infos[f];
         out[0] = if self.bragg {
-            let fp = parts.layout.frame_pixels();
-            let dtype = parts.meta.dtype;
-            let win = roibin_compressors::detector::roibin::parts::window_indices(parts, f);
-            parts
-                .frame_exact(f)
-                .filter(|(p, _)| win.binary_search(&(f * fp + p)).is_ok())
-                .map(|(_, v)| valid(v, dtype))
-                .sum()
+            let (dtype, mut sum) = (parts.meta.dtype, 0.0);
+            parts.for_each_window_pixel(f, &mut Vec::new(), |_, _, v| sum += valid(v, dtype));
+            sum
         } else {
             info.found as f64
         };

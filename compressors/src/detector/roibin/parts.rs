@@ -6,7 +6,7 @@
 //! (the STXM engine's compressed-domain path). Reading the parts is as pure as decoding: it
 //! builds the codec for decoding from the chunk's own spec.
 
-use super::{window_pixels, FrameInfo, Layout, Roibin};
+use super::{FrameInfo, Layout, Roibin};
 use crate::detector::elems;
 use roibin_registry::spec::Graph;
 use roibin_registry::{
@@ -36,39 +36,107 @@ pub struct Parts {
     pub layout: Layout,
     pub infos: Vec<FrameInfo>,
     pub background: Background,
-    /// Exact pixels (windows and pixels kept bit-exact): chunk indices, frame by frame, no
-    /// repeats (not sorted within a frame).
-    pub exact_index: Vec<usize>,
+    /// Pixels of the exact list (`exact_above`, sentinels, non-finite): chunk indices, sorted,
+    /// no repeats.
+    listed_index: Vec<usize>,
     /// Their values, as f64.
-    pub exact_value: Vec<f64>,
-    /// Where each frame's exact pixels start (`frames + 1` entries).
-    pub frame_start: Vec<usize>,
+    listed_value: Vec<f64>,
+    /// Where each frame's listed pixels start (`frames + 1` entries).
+    listed_start: Vec<usize>,
+    /// Every window's pixels in stream order, as f64: rows of `2r+1`, the ones outside the
+    /// window's panel included (as the stream holds them).
+    window_value: Vec<f64>,
+    /// Where each frame's windows start in `window_value` (`frames + 1` entries).
+    window_start: Vec<usize>,
 }
 
 impl Parts {
-    /// The exact pixels of frame `f`: (frame index, value) pairs.
-    pub fn frame_exact(&self, f: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
-        let fp = self.layout.frame_pixels();
-        let (lo, hi) = (self.frame_start[f], self.frame_start[f + 1]);
-        self.exact_index[lo..hi]
-            .iter()
-            .zip(&self.exact_value[lo..hi])
-            .map(move |(&i, &v)| (i - f * fp, v))
+    /// Visit each exact pixel of frame `f` once (listed pixels, then window pixels not seen
+    /// yet) as (frame row, column, value). Both hold original elements, so a pixel in both,
+    /// or in two windows, has one value. `seen` is scratch reused between calls: the windows
+    /// are walked in place, with no list of their pixels built.
+    pub fn for_each_exact(
+        &self,
+        f: usize,
+        seen: &mut Vec<u64>,
+        visit: impl FnMut(usize, usize, f64),
+    ) {
+        self.walk(f, seen, true, visit)
     }
-}
 
-/// Sorted chunk indices (no repeats) of the pixels inside frame `f`'s windows.
-pub fn window_indices(p: &Parts, f: usize) -> Vec<usize> {
-    let (l, fp) = (p.layout, p.layout.frame_pixels());
-    let mut v: Vec<usize> = p.infos[f]
-        .windows
-        .iter()
-        .flat_map(|&w| window_pixels(w, l).flatten())
-        .map(|(y, x)| f * fp + y * l.cols + x)
-        .collect();
-    v.sort_unstable();
-    v.dedup();
-    v
+    /// Visit each pixel inside frame `f`'s windows once, as (frame row, column, value).
+    pub fn for_each_window_pixel(
+        &self,
+        f: usize,
+        seen: &mut Vec<u64>,
+        visit: impl FnMut(usize, usize, f64),
+    ) {
+        self.walk(f, seen, false, visit)
+    }
+
+    /// Exact pixels in the whole chunk (a pixel in several windows counts once).
+    pub fn exact_count(&self) -> usize {
+        let mut seen = Vec::new();
+        (0..self.layout.frames)
+            .map(|f| {
+                let mut n = 0;
+                self.for_each_exact(f, &mut seen, |_, _, _| n += 1);
+                n
+            })
+            .sum()
+    }
+
+    fn walk(
+        &self,
+        f: usize,
+        seen: &mut Vec<u64>,
+        listed: bool,
+        mut visit: impl FnMut(usize, usize, f64),
+    ) {
+        let l = self.layout;
+        let fp = l.frame_pixels();
+        seen.clear();
+        seen.resize(fp.div_ceil(64), 0);
+        let mut first_time = |local: usize| {
+            let (word, bit) = (local / 64, 1u64 << (local % 64));
+            let new = seen[word] & bit == 0;
+            seen[word] |= bit;
+            new
+        };
+        if listed {
+            let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
+            for (&i, &v) in self.listed_index[lo..hi]
+                .iter()
+                .zip(&self.listed_value[lo..hi])
+            {
+                let local = i - f * fp;
+                first_time(local);
+                visit(local / l.cols, local % l.cols, v);
+            }
+        }
+        let mut k = self.window_start[f];
+        for &w in &self.infos[f].windows {
+            // Row by row over the part of the window inside its panel.
+            let (r, side) = (w.r as usize, 2 * w.r as usize + 1);
+            let panel = w.y as usize / l.rows;
+            let (top, bottom) = (panel * l.rows, (panel + 1) * l.rows);
+            let (y0, x0) = (w.y as i64 - r as i64, w.x as i64 - r as i64);
+            let xs = x0.max(0) as usize..((x0 + side as i64).min(l.cols as i64)).max(0) as usize;
+            for dy in 0..side {
+                let y = y0 + dy as i64;
+                if y < top as i64 || y >= bottom as i64 {
+                    continue;
+                }
+                let (y, row) = (y as usize, &self.window_value[k + dy * side..][..side]);
+                for x in xs.clone() {
+                    if first_time(y * l.cols + x) {
+                        visit(y, x, row[(x as i64 - x0) as usize]);
+                    }
+                }
+            }
+            k += side * side;
+        }
+    }
 }
 
 /// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only).
@@ -124,9 +192,6 @@ fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
         Some(g) => binned(codec, g, p.background, dtype, l)?,
         None => Background::Fill(codec.fill),
     };
-    // Exact pixels per frame: the listed ones (sorted), then the windows'. Both hold original
-    // elements, so a pixel in both, or in two windows, has one value: a bitmap of the frame
-    // keeps the first (no sort of the whole chunk's pixels).
     let (mut indices, values) = codec.exact_pixels(&p.exact, dtype)?;
     let mut listed = Vec::with_capacity(indices.len());
     elems::row_f64(&values, dtype, &mut listed);
@@ -139,69 +204,50 @@ fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
     if indices.iter().any(|&i| i >= m.len()) {
         return Err(Error::corrupt(codec.name, "exact pixel index out of range"));
     }
-    let win = codec.window_values(&p, m)?;
-    let mut win_values = Vec::new();
-    if let Some(w) = &win {
-        elems::row_f64(w, dtype, &mut win_values);
-    }
     let fp = l.frame_pixels();
-    let mut seen = vec![0u64; fp.div_ceil(64)];
-    let (mut exact_index, mut exact_value) = (Vec::new(), Vec::new());
-    let mut frame_start = vec![0usize];
-    let (mut next_listed, mut k) = (0usize, 0usize);
-    for (f, info) in p.infos.iter().enumerate() {
-        let first = exact_index.len();
-        let mut keep = |i: usize, v: f64, seen: &mut [u64]| {
-            let local = i - f * fp;
-            let (word, bit) = (local / 64, 1u64 << (local % 64));
-            if seen[word] & bit == 0 {
-                seen[word] |= bit;
-                exact_index.push(i);
-                exact_value.push(v);
+    let mut listed_start = vec![0usize];
+    let (mut listed_index, mut listed_value) = (Vec::new(), Vec::new());
+    let mut next = 0usize;
+    for f in 0..l.frames {
+        while next < indices.len() && indices[next] < (f + 1) * fp {
+            // Sorted, so a repeated pixel follows its first: keep the first.
+            if listed_index.last() != Some(&indices[next]) {
+                listed_index.push(indices[next]);
+                listed_value.push(listed[next]);
             }
-        };
-        while next_listed < indices.len() && indices[next_listed] < (f + 1) * fp {
-            keep(indices[next_listed], listed[next_listed], &mut seen);
-            next_listed += 1;
+            next += 1;
         }
-        for &w in &info.windows {
-            // Row by row over the part of the window inside its panel (window_pixels' order:
-            // rows of 2r+1 pixels, outside ones included).
-            let (r, side) = (w.r as usize, 2 * w.r as usize + 1);
-            let panel = w.y as usize / l.rows;
-            let (top, bottom) = (panel * l.rows, (panel + 1) * l.rows);
-            let (y0, x0) = (w.y as i64 - r as i64, w.x as i64 - r as i64);
-            let xs = x0.max(0) as usize..((x0 + side as i64).min(l.cols as i64)).max(0) as usize;
-            for dy in 0..side {
-                let y = y0 + dy as i64;
-                if y < top as i64 || y >= bottom as i64 {
-                    continue;
-                }
-                let row = f * fp + y as usize * l.cols;
-                let base = k + dy * side;
-                for x in xs.clone() {
-                    keep(
-                        row + x,
-                        win_values[base + (x as i64 - x0) as usize],
-                        &mut seen,
-                    );
-                }
-            }
-            k += side * side;
-        }
-        for &i in &exact_index[first..] {
-            seen[(i - f * fp) / 64] = 0;
-        }
-        frame_start.push(exact_index.len());
+        listed_start.push(listed_index.len());
+    }
+    let mut window_value = Vec::new();
+    if let Some(w) = codec.window_values(&p, m)? {
+        elems::row_f64(&w, dtype, &mut window_value);
+    }
+    let mut window_start = vec![0usize];
+    for info in &p.infos {
+        let n: usize = info
+            .windows
+            .iter()
+            .map(|w| (2 * w.r as usize + 1).pow(2))
+            .sum();
+        window_start.push(window_start[window_start.len() - 1] + n);
+    }
+    if window_start[l.frames] != window_value.len() {
+        return Err(Error::corrupt(
+            codec.name,
+            "window pixels do not match the windows",
+        ));
     }
     Ok(Parts {
         meta: m.clone(),
         layout: l,
         infos: p.infos,
         background,
-        exact_index,
-        exact_value,
-        frame_start,
+        listed_index,
+        listed_value,
+        listed_start,
+        window_value,
+        window_start,
     })
 }
 
@@ -279,8 +325,9 @@ pub fn assemble(p: &Parts) -> Vec<f64> {
             }
         }
     }
-    for (&i, &v) in p.exact_index.iter().zip(&p.exact_value) {
-        out[i] = v;
+    let (fp, mut seen) = (l.frame_pixels(), Vec::new());
+    for f in 0..l.frames {
+        p.for_each_exact(f, &mut seen, |y, x, v| out[f * fp + y * l.cols + x] = v);
     }
     out
 }
@@ -320,7 +367,7 @@ mod tests {
             let mut want = vec![];
             elems::row_f64(&decoded, DType::U32, &mut want);
             assert_eq!(assemble(&p), want, "{spec}");
-            assert!(!p.exact_index.is_empty(), "{spec}");
+            assert!(p.exact_count() > 0, "{spec}");
         }
     }
 
