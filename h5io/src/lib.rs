@@ -534,6 +534,54 @@ impl Dataset {
         }
     }
 
+    /// Where the box `start`+`count` lies in [`Dataset::storage_file`] as one run of bytes
+    /// that HDF5 would return unchanged (no filter, the native type, allocated): its address,
+    /// to be shifted by the user block. None when HDF5 must read it: filters, a converted
+    /// type, external or virtual storage, a box that is not one run (a contiguous dataset's
+    /// box must span whole frames; a chunked one's must be one whole chunk).
+    pub fn raw_range(&self, start: &[usize], count: &[usize]) -> Result<Option<u64>> {
+        // SAFETY: `self.type_id` is this dataset's open datatype; H5Tequal only reads it and
+        // the native type id (a library constant).
+        let native = unsafe { h5t::H5Tequal(self.type_id.0, native_type(self.dtype)) } > 0;
+        if !native || !self.filters.is_empty() || start.len() != self.shape.len() {
+            return Ok(None);
+        }
+        let elem = self.dtype.size() as u64;
+        match &self.chunk {
+            None => {
+                let whole_rows =
+                    start[1..].iter().all(|&s| s == 0) && count[1..] == self.shape[1..];
+                if !whole_rows || start[0] + count[0] > self.shape[0] {
+                    return Ok(None);
+                }
+                // SAFETY: `self.id` is an open dataset; the call only reads it.
+                let base = unsafe { h5d::H5Dget_offset(self.id.0) };
+                // HADDR_UNDEF: not allocated, external, virtual or compact storage.
+                if base == u64::MAX {
+                    return Ok(None);
+                }
+                let frame: u64 = self.shape[1..].iter().map(|&d| d as u64).product::<u64>() * elem;
+                Ok(Some(base + start[0] as u64 * frame))
+            }
+            Some(chunk) => {
+                if count != &chunk[..]
+                    || start
+                        .iter()
+                        .zip(count)
+                        .zip(&self.shape)
+                        .any(|((s, c), n)| s + c > *n)
+                {
+                    return Ok(None);
+                }
+                let bytes = chunk.iter().map(|&d| d as u64).product::<u64>() * elem;
+                Ok(match self.chunk_location(start)? {
+                    Some((addr, size, 0)) if size == bytes => Some(addr),
+                    _ => None,
+                })
+            }
+        }
+    }
+
     /// Where the chunk at `offset` is stored: (address in its file, bytes, filter mask), None
     /// when it is not allocated (it reads as the fill value).
     pub fn chunk_location(&self, offset: &[usize]) -> Result<Option<(u64, u64, u32)>> {

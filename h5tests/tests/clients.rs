@@ -240,6 +240,18 @@ fn roibin_tools_read_and_write_the_same_files() {
         "--chunk",
         "2,16,41",
     ]);
+    // Whole frames of a contiguous dataset: the tasks read them from the file themselves.
+    tool(&[
+        "compress",
+        &format!("{}:/contig_u2", d("plain.h5")),
+        &format!("{}:/contig_frames", d("c.h5")),
+        "--spec",
+        "zstd(1)",
+        "--chunk",
+        "1,40,41",
+        "--tasks",
+        "2",
+    ]);
     tool(&[
         "compress",
         &format!("{}:/chunked_f4", d("plain.h5")),
@@ -259,6 +271,13 @@ fn roibin_tools_read_and_write_the_same_files() {
     same(
         &d("c.h5"),
         "/contig",
+        &d("plain.h5"),
+        "contig_u2",
+        Expect::Roibin,
+    );
+    same(
+        &d("c.h5"),
+        "/contig_frames",
         &d("plain.h5"),
         "contig_u2",
         Expect::Roibin,
