@@ -34,6 +34,33 @@ pub fn for_each_block(
     total: usize,
     mut f: impl FnMut(usize, &[u8]),
 ) -> Result<()> {
+    let mut plain = Vec::new();
+    blocks(chunk, elem, total, |offset, block| match block {
+        Block::Packed { bits, elems } => {
+            plain.resize(elems * elem, 0);
+            bitshuffle::unshuffle_block(bits, elem, &mut plain);
+            f(offset, &plain)
+        }
+        Block::Plain(bytes) => f(offset, bytes),
+    })
+}
+
+/// One piece of a chunk as [`blocks`] hands it over.
+pub enum Block<'a> {
+    /// A block of `elems` elements, LZ4-decoded but still bitshuffled.
+    Packed { bits: &'a [u8], elems: usize },
+    /// The last `elements mod 8` elements, stored as they are.
+    Plain(&'a [u8]),
+}
+
+/// [`for_each_block`] without the transpose: each block as its bit planes, for reductions
+/// that read them directly ([`crate::bitplanes`]).
+pub fn blocks(
+    chunk: &[u8],
+    elem: usize,
+    total: usize,
+    mut f: impl FnMut(usize, Block<'_>),
+) -> Result<()> {
     ensure!(
         chunk.len() >= 12,
         "bitshuffle-LZ4 chunk of {} bytes: too short",
@@ -52,7 +79,7 @@ pub fn for_each_block(
     );
     let n = total / elem;
     let size = block_bytes.min(total);
-    let (mut packed, mut plain) = (vec![0u8; size], vec![0u8; size]);
+    let mut packed = vec![0u8; size];
     let mut pos = 12;
     let mut start = 0usize;
     while start + 8 <= n {
@@ -78,9 +105,13 @@ pub fn for_each_block(
             "LZ4 block holds {got} bytes, not {}",
             out.len()
         );
-        let plain = &mut plain[..m * elem];
-        bitshuffle::unshuffle_block(out, elem, plain);
-        f(start * elem, plain);
+        f(
+            start * elem,
+            Block::Packed {
+                bits: out,
+                elems: m,
+            },
+        );
         start += m;
     }
     let rest = total - start * elem;
@@ -93,10 +124,14 @@ pub fn for_each_block(
         chunk.len() - pos - rest
     );
     if rest > 0 {
-        f(start * elem, tail);
+        f(start * elem, Block::Plain(tail));
     }
     Ok(())
 }
+
+/// Literal runs and matches up to [`SHORT`] bytes are copied in fixed-size moves of this many.
+const WIDE: usize = 16;
+const SHORT: usize = 64;
 
 /// Decode one LZ4 block (the raw block format, no frame) into `dst`; returns the bytes
 /// written. Every length and offset is checked against both buffers before use, so a crafted
@@ -122,10 +157,20 @@ pub fn lz4_block(src: &[u8], dst: &mut [u8]) -> Result<usize, &'static str> {
         let token = *src.get(i).ok_or("block ends before its last literals")?;
         i += 1;
         let lit = length(src, &mut i, (token >> 4) as usize)?;
-        let from = src.get(i..i + lit).ok_or("literals run past the block")?;
-        dst.get_mut(o..o + lit)
-            .ok_or("literals run past the output")?
-            .copy_from_slice(from);
+        if lit <= SHORT && i + lit + WIDE <= src.len() && o + lit + WIDE <= dst.len() {
+            // A short run (most are, in bitshuffled counts) as fixed-size copies, no library
+            // call: the bytes past `lit` land in output not written yet, which later
+            // sequences overwrite.
+            for k in (0..lit).step_by(WIDE) {
+                let w: [u8; WIDE] = src[i + k..i + k + WIDE].try_into().expect("WIDE");
+                dst[o + k..o + k + WIDE].copy_from_slice(&w);
+            }
+        } else {
+            let from = src.get(i..i + lit).ok_or("literals run past the block")?;
+            dst.get_mut(o..o + lit)
+                .ok_or("literals run past the output")?
+                .copy_from_slice(from);
+        }
         i += lit;
         o += lit;
         if i == src.len() {
@@ -141,7 +186,21 @@ pub fn lz4_block(src: &[u8], dst: &mut [u8]) -> Result<usize, &'static str> {
         if len > dst.len() - o {
             return Err("match runs past the output");
         }
-        if offset == 1 {
+        if len <= SHORT && o + len + WIDE <= dst.len() && (offset == 1 || offset >= WIDE) {
+            // Short matches as fixed-size stores, as for literals. In order, each source
+            // piece (`offset` ≥ WIDE back) is output already final.
+            let fill = [dst[o - 1]; WIDE];
+            for k in (0..len).step_by(WIDE) {
+                let w: [u8; WIDE] = if offset == 1 {
+                    fill
+                } else {
+                    dst[o + k - offset..o + k - offset + WIDE]
+                        .try_into()
+                        .expect("WIDE")
+                };
+                dst[o + k..o + k + WIDE].copy_from_slice(&w);
+            }
+        } else if offset == 1 {
             let b = dst[o - 1];
             dst[o..o + len].fill(b);
         } else {
@@ -304,6 +363,23 @@ mod tests {
         cases.push(
             (0..70_000u32)
                 .map(|i| (i % 251 % (1 + i / 3000)) as u8)
+                .collect(),
+        );
+        // Short matches at every offset (words drawn from a small vocabulary) and literal
+        // runs of every length up to past the fixed-size copy.
+        let words: Vec<[u8; 5]> = (0..40u8).map(|k| [k, k ^ 0x5a, 3, k / 2, 200]).collect();
+        cases.push(
+            (0..60_000)
+                .flat_map(|i: usize| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let lit = (0..(x % 23) as usize).map(move |j| (i * 31 + j * 7) as u8);
+                    words[(x >> 20) as usize % words.len()]
+                        .into_iter()
+                        .chain(lit)
+                })
+                .take(200_000)
                 .collect(),
         );
         for data in cases {

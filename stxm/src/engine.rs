@@ -6,13 +6,15 @@
 //! results are cached when a [`Cache`] is given.
 
 use crate::algo::{self, Input, Reducer};
+use crate::bslz4::{self, Block};
 use crate::cache::Cache;
 use crate::compressed::{BinForm, Bins};
 use crate::geometry::{row_values, Geometry, Linear};
 use crate::request::{Image, Mask, Request};
 use crate::source::{ChunkCodec, Info, Item, Source};
-use crate::{bslz4, Error, Result};
+use crate::{bitplanes, Error, Result};
 use rayon::prelude::*;
+use roibin_compressors::bitshuffle;
 use roibin_compressors::detector::roibin::parts::{self, Parts};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -268,8 +270,31 @@ impl Plan {
         let es = dtype.size();
         let mut accs = vec![vec![0f64; lin.detector.len()]; want.len()];
         accs.iter_mut().for_each(|a| lin.begin(a));
-        let mut row = Vec::new();
-        let done = bslz4::for_each_block(bytes, es, slots * fb, |offset, block| {
+        let (mut row, mut plain) = (Vec::new(), Vec::new());
+        let planes = lin.is_plain_sum(dtype);
+        let done = bslz4::blocks(bytes, es, slots * fb, |offset, block| {
+            let block = match block {
+                Block::Packed { bits, elems } => {
+                    let f = offset / fb;
+                    let p0 = (offset - f * fb) / es;
+                    // A plain sum from the bit planes, when the block lies in one frame and
+                    // its mask bits are whole bytes.
+                    if planes && offset + elems * es <= (f + 1) * fb && p0 % 8 == 0 {
+                        if let Some(acc) = (first + f)
+                            .checked_sub(want.start)
+                            .and_then(|i| accs.get_mut(i))
+                        {
+                            let masked = lin.mask_bits(p0, elems);
+                            acc[0] += bitplanes::block_sum(bits, es, elems, masked) as f64;
+                        }
+                        return;
+                    }
+                    plain.resize(elems * es, 0);
+                    bitshuffle::unshuffle_block(bits, es, &mut plain);
+                    &plain[..]
+                }
+                Block::Plain(bytes) => bytes,
+            };
             let (mut o, mut rest) = (offset, block);
             while !rest.is_empty() {
                 let f = o / fb;

@@ -323,6 +323,8 @@ pub struct Linear {
     /// When every weight is 0 or 1 and few are 0 (a pixel mask, no division): the sorted
     /// masked pixels, subtracted after an unweighted sum (cheaper than weighting every pixel).
     zeroed: Option<Vec<usize>>,
+    /// `zeroed` as a bitmap of the raw frame (a bit per pixel, set when masked).
+    mask_bits: Option<Vec<u8>>,
 }
 
 impl Linear {
@@ -371,7 +373,13 @@ impl Linear {
                 .collect();
             (binary && z.len() <= w.len() / 20).then_some(z)
         });
+        let mask_bits = zeroed.as_ref().map(|z| {
+            let mut bits = vec![0u8; (g.height * g.width).div_ceil(8) + 1];
+            z.iter().for_each(|&p| bits[p / 8] |= 1 << (p % 8));
+            bits
+        });
         Linear {
+            mask_bits,
             zeroed,
             geometry,
             detector,
@@ -390,6 +398,27 @@ impl Linear {
     pub fn accumulate(&self, frame: &[u8], dtype: DType, acc: &mut [f64], row: &mut Vec<f64>) {
         self.begin(acc);
         self.accumulate_range(frame, dtype, 0, acc, row);
+    }
+
+    /// Whether the accumulators are the plain sum of every pixel of a frame of `dtype`, masked
+    /// pixels (a 0/1 mask) left out and sentinels counting 0: `Itot` with no ROI, labels or
+    /// weights. Then bitshuffled blocks can be summed from their bit planes.
+    pub fn is_plain_sum(&self, dtype: DType) -> bool {
+        let g = &self.geometry;
+        matches!(dtype, DType::U16 | DType::U32)
+            && !self.detector.moments
+            && self.detector.n_labels == 1
+            && self.raw_labels.is_none()
+            && (g.weight.is_none() || self.zeroed.is_some())
+            && g.used() == (0..g.height, 0..g.width)
+    }
+
+    /// The 0/1 mask's bits for raw pixels `first..first + n` (`first` and `n` multiples of
+    /// 8): pixel `first + j` at bit `j % 8` of byte `j / 8`, set when masked. None: no mask.
+    pub fn mask_bits(&self, first: usize, n: usize) -> Option<&[u8]> {
+        self.mask_bits
+            .as_ref()
+            .map(|b| &b[first / 8..(first + n) / 8])
     }
 
     /// Start a frame's accumulators (at minus the difference image's).

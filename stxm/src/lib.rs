@@ -16,6 +16,7 @@
 //! - [`output`]: NXdata HDF5, PNG, 32-bit float TIFF, JSON, ASCII. [`cache`]: results on disk.
 
 pub mod algo;
+pub mod bitplanes;
 pub mod bslz4;
 pub mod cache;
 pub mod compressed;
