@@ -99,6 +99,17 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     fn refill(&mut self) {
+        if self.n <= 56 && self.pos + 8 <= self.data.len() {
+            // Eight bytes at once, keeping the whole bytes that fit. The bits of the byte that
+            // does not fit whole are left in `acc` below the count: they are that byte's own
+            // bits, so OR-ing it in again at the next refill changes nothing.
+            let w = u64::from_be_bytes(self.data[self.pos..self.pos + 8].try_into().expect("8"));
+            self.acc |= w >> self.n;
+            let take = (63 - self.n) / 8;
+            self.pos += take as usize;
+            self.n += 8 * take;
+            return;
+        }
         while self.n <= 56 && self.pos < self.data.len() {
             self.acc |= (self.data[self.pos] as u64) << (56 - self.n);
             self.pos += 1;
