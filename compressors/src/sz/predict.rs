@@ -171,11 +171,11 @@ fn lorenzo_plane(n1: usize, n2: usize, base: usize, f: &mut [f64], q: &mut impl 
         if i1 == 0 {
             let mut left = q.next(row, 0.0);
             f[row] = left;
-            for i in row + 1..row + n2 {
+            for (j, v) in f[row + 1..row + n2].iter_mut().enumerate() {
                 // `+ 0.0 - 0.0` as the general loop adds its absent neighbours: it turns a
                 // -0.0 into +0.0, which the decoded bits of a zero depend on.
-                left = q.next(i, left + 0.0 - 0.0);
-                f[i] = left;
+                left = q.next(row + 1 + j, left + 0.0 - 0.0);
+                *v = left;
             }
             continue;
         }
