@@ -9,32 +9,45 @@ pub fn to_f64(bytes: &[u8], dtype: DType) -> Vec<f64> {
     out
 }
 
+/// `$body` with `$it` bound to the elements of `$bytes` (of `$dtype`) as an exact-size iterator
+/// of f64: the dtype matched once, the loop inside typed.
+macro_rules! with_f64s {
+    ($bytes:expr, $dtype:expr, |$it:ident| $body:expr) => {{
+        macro_rules! typed {
+            ($t:ty, $n:expr) => {{
+                let $it = $bytes
+                    .chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64);
+                $body
+            }};
+        }
+        match $dtype {
+            DType::U8 => {
+                let $it = $bytes.iter().map(|&b| b as f64);
+                $body
+            }
+            DType::I8 => {
+                let $it = $bytes.iter().map(|&b| b as i8 as f64);
+                $body
+            }
+            DType::U16 => typed!(u16, 2),
+            DType::I16 => typed!(i16, 2),
+            DType::U32 => typed!(u32, 4),
+            DType::I32 => typed!(i32, 4),
+            DType::F32 => typed!(f32, 4),
+            DType::U64 => typed!(u64, 8),
+            DType::I64 => typed!(i64, 8),
+            DType::F64 => typed!(f64, 8),
+        }
+    }};
+}
+
 /// [`to_f64`] into a reused buffer (cleared first); the dtype is matched once per call.
 pub fn to_f64_into(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
     out.clear();
     // `extend` from an exact-size iterator: no capacity check per element, so the loop
     // vectorises (a `push` per element ran at ~3 ns each).
-    macro_rules! conv {
-        ($t:ty, $n:expr) => {
-            out.extend(
-                bytes
-                    .chunks_exact($n)
-                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("size")) as f64),
-            )
-        };
-    }
-    match dtype {
-        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
-        DType::I8 => out.extend(bytes.iter().map(|&b| b as i8 as f64)),
-        DType::U16 => conv!(u16, 2),
-        DType::I16 => conv!(i16, 2),
-        DType::U32 => conv!(u32, 4),
-        DType::I32 => conv!(i32, 4),
-        DType::F32 => conv!(f32, 4),
-        DType::U64 => conv!(u64, 8),
-        DType::I64 => conv!(i64, 8),
-        DType::F64 => conv!(f64, 8),
-    }
+    with_f64s!(bytes, dtype, |values| out.extend(values))
 }
 
 /// Call `f` with every element of `bytes` (of `dtype`) as f64, in order, without a copy; the
@@ -47,25 +60,7 @@ pub fn to_f64_into(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
 /// assert_eq!(sum, 3.0);
 /// ```
 pub fn for_each_f64(bytes: &[u8], dtype: DType, mut f: impl FnMut(f64)) {
-    macro_rules! conv {
-        ($t:ty, $n:expr) => {
-            bytes
-                .chunks_exact($n)
-                .for_each(|c| f(<$t>::from_le_bytes(c.try_into().expect("size")) as f64))
-        };
-    }
-    match dtype {
-        DType::U8 => bytes.iter().for_each(|&b| f(b as f64)),
-        DType::I8 => bytes.iter().for_each(|&b| f(b as i8 as f64)),
-        DType::U16 => conv!(u16, 2),
-        DType::I16 => conv!(i16, 2),
-        DType::U32 => conv!(u32, 4),
-        DType::I32 => conv!(i32, 4),
-        DType::F32 => conv!(f32, 4),
-        DType::U64 => conv!(u64, 8),
-        DType::I64 => conv!(i64, 8),
-        DType::F64 => conv!(f64, 8),
-    }
+    with_f64s!(bytes, dtype, |values| values.for_each(&mut f))
 }
 
 /// Element `i` of `bytes` (of `dtype`) as f64.
