@@ -12,6 +12,7 @@
 use crate::geometry::{add, valid, Linear};
 use crate::{Error, Result};
 use roibin_compressors::detector::roibin::parts::{Background, Parts};
+use roibin_registry::DType;
 
 /// How a chunk's frames are binned: bins of `fr × fc` over each panel of `panel_rows` rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,14 +173,14 @@ impl BinForm {
             .for_each(|(a, c)| *a = -c);
         match &self.dense {
             Some(d) => {
-                let k = lin.detector.k();
-                let mut lanes = [0f64; 3];
-                for (&b, c) in bins.iter().zip(d.chunks_exact(k)) {
-                    let b = valid(b, dtype);
-                    for j in 0..k {
-                        lanes[j] += b * c[j];
-                    }
-                }
+                // The dtype's flag test picked once, outside the loop over every bin.
+                let lanes = match (lin.detector.k(), dtype) {
+                    (1, DType::U16) => dense_sums::<1>(bins, d, |v| v == u16::MAX as f64),
+                    (1, DType::U32) => dense_sums::<1>(bins, d, |v| v == u32::MAX as f64),
+                    (1, DType::F32 | DType::F64) => dense_sums::<1>(bins, d, |v| !v.is_finite()),
+                    (1, _) => dense_sums::<1>(bins, d, |v| valid(v, dtype) != v),
+                    (_, _) => dense_sums::<3>(bins, d, |v| valid(v, dtype) != v),
+                };
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
             None => {
@@ -204,4 +205,18 @@ impl BinForm {
         });
         Ok(())
     }
+}
+
+/// `Σ_k B_k·c_k` per accumulator (`K` coefficients per bin), flagged bins (see
+/// [`valid`]) counting 0.
+#[inline(always)]
+fn dense_sums<const K: usize>(bins: &[f64], coef: &[f64], flag: impl Fn(f64) -> bool) -> [f64; 3] {
+    let mut lanes = [0f64; 3];
+    for (&b, c) in bins.iter().zip(coef.chunks_exact(K)) {
+        let b = if flag(b) { 0.0 } else { b };
+        for j in 0..K {
+            lanes[j] += b * c[j];
+        }
+    }
+    lanes
 }
