@@ -7,7 +7,8 @@
 //! count as 0, as in [`crate::geometry::valid`]; they are found as the bits set in every plane,
 //! which only needs computing when the top plane is not empty.
 
-/// Sum of the `m` elements (of `elem` bytes) in the bitshuffled block `bits`, sentinels as 0,
+/// Sum of the `m` elements (of `elem` bytes) in the bitshuffled block `bits`, sentinels (the
+/// type's maximum: what [`crate::geometry::valid`] flags for u16 and u32) as 0,
 /// leaving out the elements whose bit is set in `masked` (`m / 8` bytes, element `j` at bit
 /// `j % 8` of byte `j / 8`, as in a plane).
 pub fn block_sum(bits: &[u8], elem: usize, m: usize, masked: Option<&[u8]>) -> u64 {
@@ -35,12 +36,13 @@ fn block_sum_body(bits: &[u8], elem: usize, m: usize, masked: Option<&[u8]>) -> 
     let keep = masked.filter(|k| k.iter().any(|&b| b != 0));
     assert!(keep.is_none_or(|k| k.len() == row), "a mask row per block");
     let plane = |k: usize| &bits[k * row..(k + 1) * row];
-    let mut sum = 0u64;
+    let (mut sum, mut top) = (0u64, 0u64);
     for k in 0..planes {
-        sum += ones(plane(k), keep) << k;
+        top = ones(plane(k), keep);
+        sum += top << k;
     }
     // Sentinels (every bit set) have the top bit set: with an empty top plane there are none.
-    if ones(plane(planes - 1), keep) > 0 {
+    if top > 0 {
         let mut all = plane(0).to_vec();
         for k in 1..planes {
             all.iter_mut().zip(plane(k)).for_each(|(a, b)| *a &= b);

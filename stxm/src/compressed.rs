@@ -9,7 +9,7 @@
 //! background decode (un-binning) and a pass over every pixel. Equal to decode-then-reduce up
 //! to floating-point summation order (tested).
 
-use crate::geometry::{add, valid, Linear};
+use crate::geometry::{add, flagged, valid, Linear};
 use crate::{Error, Result};
 use roibin_compressors::detector::roibin::parts::{Background, Parts};
 use roibin_registry::DType;
@@ -173,13 +173,14 @@ impl BinForm {
             .for_each(|(a, c)| *a = -c);
         match &self.dense {
             Some(d) => {
-                // The dtype's flag test picked once, outside the loop over every bin.
-                let lanes = match (lin.detector.k(), dtype) {
-                    (1, DType::U16) => dense_sums::<1>(bins, d, |v| v == u16::MAX as f64),
-                    (1, DType::U32) => dense_sums::<1>(bins, d, |v| v == u32::MAX as f64),
-                    (1, DType::F32 | DType::F64) => dense_sums::<1>(bins, d, |v| !v.is_finite()),
-                    (1, _) => dense_sums::<1>(bins, d, |v| valid(v, dtype) != v),
-                    (_, _) => dense_sums::<3>(bins, d, |v| valid(v, dtype) != v),
+                // The dtype's flag test picked once, outside the loop over every bin: with
+                // the dtype a constant, `flagged` folds to one comparison.
+                let k = lin.detector.k();
+                let lanes = match dtype {
+                    DType::U16 => dense_sums(k, bins, d, |v| flagged(v, DType::U16)),
+                    DType::U32 => dense_sums(k, bins, d, |v| flagged(v, DType::U32)),
+                    DType::F32 => dense_sums(k, bins, d, |v| flagged(v, DType::F32)),
+                    _ => dense_sums(k, bins, d, |v| flagged(v, dtype)),
                 };
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
@@ -207,10 +208,21 @@ impl BinForm {
     }
 }
 
-/// `Σ_k B_k·c_k` per accumulator (`K` coefficients per bin), flagged bins (see
-/// [`valid`]) counting 0.
+/// `Σ_k B_k·c_k` per accumulator (`k` coefficients per bin: 1 or 3), flagged bins counting 0.
 #[inline(always)]
-fn dense_sums<const K: usize>(bins: &[f64], coef: &[f64], flag: impl Fn(f64) -> bool) -> [f64; 3] {
+fn dense_sums(k: usize, bins: &[f64], coef: &[f64], flag: impl Fn(f64) -> bool) -> [f64; 3] {
+    match k {
+        1 => dense_sums_k::<1>(bins, coef, flag),
+        _ => dense_sums_k::<3>(bins, coef, flag),
+    }
+}
+
+#[inline(always)]
+fn dense_sums_k<const K: usize>(
+    bins: &[f64],
+    coef: &[f64],
+    flag: impl Fn(f64) -> bool,
+) -> [f64; 3] {
     let mut lanes = [0f64; 3];
     for (&b, c) in bins.iter().zip(coef.chunks_exact(K)) {
         let b = if flag(b) { 0.0 } else { b };

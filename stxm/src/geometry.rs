@@ -19,16 +19,21 @@ pub const NONE: u32 = u32::MAX;
 /// A pixel's value as the reduction sees it (see the module doc).
 #[inline]
 pub fn valid(v: f64, dtype: DType) -> f64 {
-    let flag = match dtype {
+    if flagged(v, dtype) {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// Whether `v` is a flag of `dtype` (a sentinel or a non-finite value), not a count.
+#[inline(always)]
+pub fn flagged(v: f64, dtype: DType) -> bool {
+    match dtype {
         DType::U16 => v == u16::MAX as f64,
         DType::U32 => v == u32::MAX as f64,
         DType::I8 | DType::I16 | DType::I32 | DType::I64 => v < 0.0,
         _ => !v.is_finite(),
-    };
-    if flag {
-        0.0
-    } else {
-        v
     }
 }
 
@@ -374,7 +379,7 @@ impl Linear {
             (binary && z.len() <= w.len() / 20).then_some(z)
         });
         let mask_bits = zeroed.as_ref().map(|z| {
-            let mut bits = vec![0u8; (g.height * g.width).div_ceil(8) + 1];
+            let mut bits = vec![0u8; (g.height * g.width).div_ceil(8)];
             z.iter().for_each(|&p| bits[p / 8] |= 1 << (p % 8));
             bits
         });
