@@ -1,4 +1,4 @@
-//! Best-of-N wall time of one encode of a raw frame file: the quick before/after timer behind
+//! Best-of-N wall time of one encode and one decode of a raw frame file: the quick before/after timer behind
 //! `benches/results/roibin_auto_speed_2026-12-03.txt` (criterion's `finders` bench is the
 //! steady one).
 //!
@@ -24,12 +24,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
     let meta = ArrayMeta::new(DType::F32, vec![rows, cols]);
     let p = roibin_compressors::pipeline(&spec.parse()?, &meta)?;
-    let (mut best, mut len) = (f64::MAX, 0);
+    let (mut best, mut chunk) = (f64::MAX, vec![]);
     for _ in 0..n {
         let t = std::time::Instant::now();
-        len = container::encode_with(&p, &meta, &bytes)?.len();
+        chunk = container::encode_with(&p, &meta, &bytes)?;
         best = best.min(t.elapsed().as_secs_f64());
     }
-    println!("{spec}: best {:.2} ms, {len} bytes", best * 1e3);
+    let (mut best_dec, mut back) = (f64::MAX, vec![]);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        back = container::decode(&chunk)?.1;
+        best_dec = best_dec.min(t.elapsed().as_secs_f64());
+    }
+    // Hashes of the chunk and of the decoded frame: a change that must not move the bytes
+    // (a faster decoder, say) shows here.
+    let hash = |b: &[u8]| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        b.hash(&mut h);
+        h.finish()
+    };
+    println!(
+        "{spec}: encode best {:.2} ms, {} bytes (hash {:016x}); decode best {:.2} ms (hash {:016x})",
+        best * 1e3,
+        chunk.len(),
+        hash(&chunk),
+        best_dec * 1e3,
+        hash(&back)
+    );
     Ok(())
 }

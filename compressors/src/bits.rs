@@ -140,6 +140,17 @@ impl<'a> BitReader<'a> {
         Ok(())
     }
 
+    /// Consume a run of zero bits, at most `max` of them; returns its length (0 when the next
+    /// bit is a one or the stream has ended).
+    #[inline(always)]
+    pub fn zero_run(&mut self, max: usize) -> usize {
+        self.refill();
+        let z = (self.acc.leading_zeros().min(self.n) as usize).min(max);
+        self.acc = self.acc.checked_shl(z as u32).unwrap_or(0);
+        self.n -= z as u32;
+        z
+    }
+
     /// Read one bit.
     #[inline]
     pub fn bit(&mut self) -> Result<bool> {

@@ -270,10 +270,25 @@ fn decode_with(
             }
         }
     }
+    // The first symbol in canonical order has the all-zero code. When that code is one bit
+    // long, a run of zero bits is a run of it: sz's codes for a flat background are mostly the
+    // one symbol "no change", decoded here a run at a time.
+    let runs = lens[sorted[0]] == 1;
     let mut br = BitReader::new(bytes, "huffman");
     out.reserve(count);
-    for _ in 0..count {
-        let (s, l) = table[br.peek(FAST) as usize];
+    let end = out.len() + count;
+    while out.len() < end {
+        let next = br.peek(FAST);
+        let (s, l) = table[next as usize];
+        // Only runs of at least FAST zeros: shorter ones are cheaper one symbol at a time.
+        if runs && next == 0 {
+            let z = br.zero_run(end - out.len());
+            if z == 0 {
+                return Err(bad("bit stream ends early"));
+            }
+            out.extend(std::iter::repeat_n(s, z));
+            continue;
+        }
         if l > 0 {
             br.skip(l as u32)?;
             out.push(s);
@@ -312,6 +327,21 @@ mod tests {
         let mut back = vec![];
         decode(&mut r, symbols.len(), alphabet, &mut back).unwrap();
         assert_eq!(back, symbols);
+    }
+
+    #[test]
+    fn runs_of_a_one_bit_symbol() {
+        // One symbol over half the stream: a one-bit code, decoded a run at a time, with runs
+        // longer than the reader's 64-bit buffer and runs at both ends.
+        let mut v = vec![7u32; 300];
+        for i in 0..200u32 {
+            v.push(i % 5);
+            v.extend(std::iter::repeat_n(7, (i * 37 % 90) as usize));
+        }
+        v.extend([7; 130]);
+        round_trip(&v, 16);
+        round_trip(&[3], 16);
+        round_trip(&[3, 3, 3], 16);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
+mod plane;
 mod predict;
 pub(crate) mod quant;
 
@@ -567,19 +568,29 @@ fn decode_body(
     }
     recon.clear();
     recon.resize(n, 0.0);
+    // Lorenzo within 2-D planes decodes several rows at once (bit-identical, faster).
+    let planar = pred == Predictor::Lorenzo2d || (pred == Predictor::Lorenzo && dims[0] == 1);
+    macro_rules! run {
+        ($q:ident) => {
+            if planar {
+                !plane::decode_planes(dims[0], dims[1], dims[2], codes, recon, &mut $q)
+            } else {
+                pred.run(dims, recon, &mut $q, &means);
+                $q.cur.bad
+            }
+        };
+    }
     macro_rules! float {
         ($t:ty) => {{
             let mut q = FloatDecoder::<$t>::new(Cursor::new(codes, unpred), eb, radius, dst);
-            pred.run(dims, recon, &mut q, &means);
-            q.cur.bad
+            run!(q)
         }};
     }
     macro_rules! int {
         ($t:ty) => {{
             let mut q =
                 IntDecoder::<$t>::new(Cursor::new(codes, unpred), eb.floor() as u64, radius, dst);
-            pred.run(dims, recon, &mut q, &means);
-            q.cur.bad
+            run!(q)
         }};
     }
     let bad_flag = for_dtype!(dtype, float, int);

@@ -164,16 +164,41 @@ impl<'a> Cursor<'a> {
         c
     }
 
-    /// The next escaped element of `size` bytes.
+    /// Escaped element number `*e` of `size` bytes; advances `*e`.
     #[inline]
-    fn escaped(&mut self, size: usize) -> Option<&'a [u8]> {
-        let v = self.unpred.get(self.u * size..(self.u + 1) * size);
+    fn escaped_at(&mut self, e: &mut usize, size: usize) -> Option<&'a [u8]> {
+        let v = self.unpred.get(*e * size..(*e + 1) * size);
         match v {
-            Some(_) => self.u += 1,
+            Some(_) => *e += 1,
             None => self.bad = true,
         }
         v
     }
+}
+
+/// A decoder's rule for one element, with the escape position passed in: the row-interleaved
+/// Lorenzo decoder ([`super::plane`]) keeps one escape position per row, where the visiting
+/// order keeps one for the piece.
+pub trait ElementDecoder {
+    /// Element `i` from its code `c` and prediction `pred`; code 0 takes escaped value `*e`
+    /// and advances `*e`. Returns the value later predictions see.
+    fn element(&mut self, i: usize, c: u32, pred: f64, e: &mut usize) -> f64;
+    /// Set when the codes asked for escaped values the piece does not hold.
+    fn bad(&self) -> bool;
+}
+
+/// [`Quant::next`] of a decoder: the next code, escapes in visiting order.
+macro_rules! next_in_order {
+    () => {
+        #[inline]
+        fn next(&mut self, i: usize, pred: f64) -> f64 {
+            let c = self.cur.code();
+            let mut e = self.cur.u;
+            let v = self.element(i, c, pred, &mut e);
+            self.cur.u = e;
+            v
+        }
+    };
 }
 
 pub struct FloatDecoder<'a, T: Float> {
@@ -202,12 +227,15 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
     fn set_scale(&mut self, scale: f64) {
         self.eb = self.base / scale;
     }
-    #[inline]
-    fn next(&mut self, i: usize, pred: f64) -> f64 {
-        let c = self.cur.code();
+    next_in_order!();
+}
+
+impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
+    #[inline(always)]
+    fn element(&mut self, i: usize, c: u32, pred: f64, e: &mut usize) -> f64 {
         let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
         if c == 0 {
-            let Some(raw) = self.cur.escaped(T::SIZE) else {
+            let Some(raw) = self.cur.escaped_at(e, T::SIZE) else {
                 return 0.0;
             };
             dst.copy_from_slice(raw);
@@ -217,6 +245,9 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
         let r = T::from_f64(pred + q * 2.0 * self.eb);
         r.write(dst);
         r.to_f64()
+    }
+    fn bad(&self) -> bool {
+        self.cur.bad
     }
 }
 
@@ -304,12 +335,18 @@ impl<T: Int> Quant for IntDecoder<'_, T> {
     fn set_scale(&mut self, scale: f64) {
         self.eb = (self.base as f64 / scale).floor() as u64;
     }
-    #[inline]
-    fn next(&mut self, i: usize, pred: f64) -> f64 {
-        let c = self.cur.code();
+    next_in_order!();
+}
+
+impl<T: Int> ElementDecoder for IntDecoder<'_, T> {
+    fn bad(&self) -> bool {
+        self.cur.bad
+    }
+    #[inline(always)]
+    fn element(&mut self, i: usize, c: u32, pred: f64, e: &mut usize) -> f64 {
         let dst = &mut self.out[i * T::SIZE..(i + 1) * T::SIZE];
         if c == 0 {
-            let Some(raw) = self.cur.escaped(T::SIZE) else {
+            let Some(raw) = self.cur.escaped_at(e, T::SIZE) else {
                 return 0.0;
             };
             dst.copy_from_slice(raw);
