@@ -13,7 +13,7 @@
 use super::quant::ElementDecoder;
 
 /// Rows decoded together.
-const ROWS: usize = 8;
+const ROWS: usize = 4;
 
 /// Decode `planes` Lorenzo planes of `n1 × n2` elements (a C-order piece) from `codes` (one
 /// per element) into `recon` through `d`. Returns false if the codes ask for escaped values
