@@ -84,47 +84,13 @@ impl BinForm {
             )));
         }
         let k = lin.detector.k();
+        let (ptr, idx, coef, dense) = if lin.detector.n_labels == 1 {
+            (vec![], vec![], vec![], Some(dense_coefficients(lin, bins, k)))
+        } else {
+            let (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
+            (ptr, idx, coef, None)
+        };
         let (br, bc) = (bins.bin_rows(), bins.bin_cols());
-        let mut ptr = vec![0u32];
-        let (mut idx, mut coef) = (vec![], vec![]);
-        let mut entries: Vec<(u32, f64)> = vec![];
-        for panel in 0..bins.panels {
-            for by in 0..br {
-                for bx in 0..bc {
-                    entries.clear();
-                    let y0 = panel * bins.panel_rows + by * bins.fr;
-                    let y1 = (y0 + bins.fr).min((panel + 1) * bins.panel_rows);
-                    for y in y0..y1 {
-                        for x in bx * bins.fc..((bx + 1) * bins.fc).min(bins.cols) {
-                            if let Some((l, w, qx, qy)) = lin.pixel(y * g.width + x) {
-                                let base = l * k as u32;
-                                let terms = [(base, w), (base + 1, w * qx), (base + 2, w * qy)];
-                                for &(a, c) in &terms[..k] {
-                                    match entries.iter_mut().find(|e| e.0 == a) {
-                                        Some(e) => e.1 += c,
-                                        None => entries.push((a, c)),
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    for &(a, c) in &entries {
-                        idx.push(a);
-                        coef.push(c);
-                    }
-                    ptr.push(idx.len() as u32);
-                }
-            }
-        }
-        let dense = (lin.detector.n_labels == 1).then(|| {
-            let mut d = vec![0f64; (ptr.len() - 1) * k];
-            for b in 0..ptr.len() - 1 {
-                for e in ptr[b] as usize..ptr[b + 1] as usize {
-                    d[b * k + idx[e] as usize] += coef[e];
-                }
-            }
-            d
-        });
         let row_bin = (0..g.height)
             .map(|y| {
                 let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
@@ -206,6 +172,81 @@ impl BinForm {
         });
         Ok(())
     }
+}
+
+/// Calls `f(bin, label, weight, x, y)` for every pixel the detector counts, bin by bin in
+/// bin order, pixels in raster order inside each bin.
+fn for_each_binned_pixel(
+    lin: &Linear,
+    bins: Bins,
+    mut f: impl FnMut(usize, u32, f64, f64, f64),
+) {
+    let width = lin.geometry.width;
+    let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+    for panel in 0..bins.panels {
+        for by in 0..br {
+            let y0 = panel * bins.panel_rows + by * bins.fr;
+            let y1 = (y0 + bins.fr).min((panel + 1) * bins.panel_rows);
+            for bx in 0..bc {
+                let b = (panel * br + by) * bc + bx;
+                for y in y0..y1 {
+                    for x in bx * bins.fc..((bx + 1) * bins.fc).min(bins.cols) {
+                        if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
+                            f(b, l, w, qx, qy);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One label: `k` coefficient sums per bin (1, x, y times the weight).
+fn dense_coefficients(lin: &Linear, bins: Bins, k: usize) -> Vec<f64> {
+    let mut d = vec![0f64; bins.per_frame() * k];
+    for_each_binned_pixel(lin, bins, |b, _, w, qx, qy| {
+        let terms = [w, w * qx, w * qy];
+        for (a, c) in d[b * k..(b + 1) * k].iter_mut().zip(terms) {
+            *a += c;
+        }
+    });
+    d
+}
+
+/// Several labels: per bin, (accumulator, coefficient sum) lists in CSR form.
+fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
+    let mut ptr = vec![0u32];
+    let (mut idx, mut coef) = (vec![], vec![]);
+    let mut entries: Vec<(u32, f64)> = vec![];
+    let mut current = 0;
+    let flush = |entries: &mut Vec<(u32, f64)>, idx: &mut Vec<u32>, coef: &mut Vec<f64>| {
+        for &(a, c) in entries.iter() {
+            idx.push(a);
+            coef.push(c);
+        }
+        entries.clear();
+    };
+    for_each_binned_pixel(lin, bins, |b, l, w, qx, qy| {
+        while current < b {
+            flush(&mut entries, &mut idx, &mut coef);
+            ptr.push(idx.len() as u32);
+            current += 1;
+        }
+        let base = l * k as u32;
+        let terms = [(base, w), (base + 1, w * qx), (base + 2, w * qy)];
+        for &(a, c) in &terms[..k] {
+            match entries.iter_mut().find(|e| e.0 == a) {
+                Some(e) => e.1 += c,
+                None => entries.push((a, c)),
+            }
+        }
+    });
+    while current < bins.per_frame() {
+        flush(&mut entries, &mut idx, &mut coef);
+        ptr.push(idx.len() as u32);
+        current += 1;
+    }
+    (ptr, idx, coef)
 }
 
 /// `Σ_k B_k·c_k` per accumulator (`k` coefficients per bin: 1 or 3), flagged bins counting 0.
