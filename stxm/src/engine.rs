@@ -325,9 +325,15 @@ impl Plan {
     }
 
     /// [`Plan::reduce_item`], where a bug in a reducer costs its frames, not the user's run.
-    fn reduce_item_guarded(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
+    /// `buf` is the worker's chunk buffer, reused from item to item.
+    fn reduce_item_guarded(
+        &self,
+        item: &Item,
+        decode: bool,
+        buf: &mut Vec<u8>,
+    ) -> (Vec<FrameResult>, usize) {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.reduce_item(item, decode)
+            self.reduce_item(item, decode, buf)
         }))
         .unwrap_or_else(|_| {
             let frames = match item {
@@ -340,7 +346,12 @@ impl Plan {
     }
 
     /// Decode and reduce one item: (source frame, values or error) per frame.
-    fn reduce_item(&self, item: &Item, decode: bool) -> (Vec<FrameResult>, usize) {
+    fn reduce_item(
+        &self,
+        item: &Item,
+        decode: bool,
+        buf: &mut Vec<u8>,
+    ) -> (Vec<FrameResult>, usize) {
         let fb = self.frame_bytes();
         let frames =
             |first: usize, want: std::ops::Range<usize>, bytes: &[u8]| -> Vec<FrameResult> {
@@ -387,14 +398,13 @@ impl Plan {
                 codec,
                 bytes,
             } => {
-                let bytes = match bytes.load() {
+                let bytes = match bytes.load_into(buf) {
                     Ok(b) => b,
                     Err(e) => {
                         let msg = format!("cannot read the chunk: {e}");
                         return (want.clone().map(|g| (g, Err(msg.clone()))).collect(), 0);
                     }
                 };
-                let bytes: &[u8] = &bytes;
                 if *codec == ChunkCodec::Roibin && !decode {
                     if let Some(r) = self.reduce_parts(bytes, *first, *slots, want.clone()) {
                         let n = r.len();
@@ -662,8 +672,8 @@ pub fn run_plan(
             }
             (read_s, bytes)
         });
-        rx.into_iter().par_bridge().for_each(|it| {
-            let out = plan.reduce_item_guarded(&it, opts.decode);
+        rx.into_iter().par_bridge().for_each_init(Vec::new, |buf, it| {
+            let out = plan.reduce_item_guarded(&it, opts.decode, buf);
             if let Some(p) = opts.progress {
                 p(out.0.len());
             }
