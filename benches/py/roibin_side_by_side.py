@@ -44,8 +44,13 @@ def main():
     spec_file = lambda name, s: (open(os.path.join(work, name), "w").write(s), "@" + os.path.join(work, name))[1]
     rb = 'roibin(peaks=%s,panel_rows=512,exact_above=250,background=bin(2,2)|sz(abs=90))' % finder
     rbx = 'roibin(peaks=%s,panel_rows=512,window=extent,exact_above=250,background=bin(2,2)|sz(abs=90))' % finder
+    # masked=keep (the default since 2026-12-02) stores the 0.8 % bad pixels bit-exact; this
+    # synthetic detector puts noise and hot values there, so they cost more than the rest of
+    # the chunk. masked=fill (the default before) shows what the graph costs without them.
+    rbf = 'roibin(peaks=%s,panel_rows=512,exact_above=250,masked=fill,background=bin(2,2)|sz(abs=90))' % finder
     codecs = [
         ("roibin 17×17, bin 2×2, sz abs 90", dict(compression=ROIBIN_ID, compression_opts=opts(spec_file("rb.spec", rb)))),
+        ("roibin masked=fill, 17×17, bin 2×2, sz abs 90", dict(compression=ROIBIN_ID, compression_opts=opts(spec_file("rbf.spec", rbf)))),
         ("roibin extent windows, bin 2×2, sz abs 90", dict(compression=ROIBIN_ID, compression_opts=opts(spec_file("rbx.spec", rbx)))),
         ("roibin sz abs 90 (no ROI, no binning)", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=90)"))),
         ("hdf5plugin SZ3 abs 90 (32024)", dict(**hdf5plugin.SZ3(absolute=90))),
@@ -100,9 +105,9 @@ def main():
     print("\n" + "\n".join(table))
     for cf in sorted(set(r["chunk"] for r in rows)):
         get = lambda name: next(r for r in rows if r["chunk"] == cf and r["codec"].startswith(name))
-        ours, sz3 = get("roibin 17×17"), get("hdf5plugin SZ3")
-        print("chunk %d: roibin ratio %.1f (target ≥ 190); write %.2f× SZ3's (target ≥ 3×); read %.2f× SZ3's (target ≥ 2×); recall %.2f%%, precision %.2f%% (target ≥ 99.5%%)" % (
-            cf, ours["ratio_u16"], ours["write"] / sz3["write"], ours["read"] / sz3["read"], 100 * ours["recall"], 100 * ours["precision"]))
+        ours, sz3, filled = get("roibin 17×17"), get("hdf5plugin SZ3"), get("roibin masked=fill")
+        print("chunk %d: roibin ratio %.1f (masked=fill: %.1f; target ≥ 190); write %.2f× SZ3's (target ≥ 3×); read %.2f× SZ3's (target ≥ 2×); recall %.2f%%, precision %.2f%% (target ≥ 99.5%%)" % (
+            cf, ours["ratio_u16"], filled["ratio_u16"], ours["write"] / sz3["write"], ours["read"] / sz3["read"], 100 * ours["recall"], 100 * ours["precision"]))
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "roibin_side_by_side.json"), "w") as f:
         json.dump(rows, f, indent=1)
