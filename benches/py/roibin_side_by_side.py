@@ -70,9 +70,13 @@ def main():
                 f.flush()
                 wt = time.perf_counter() - t
                 stored = ds.id.get_storage_size()
-                t = time.perf_counter()
-                back = ds[()]
-                rt = time.perf_counter() - t
+                # Best of three reads: the first one into a fresh array pays its page faults
+                # (and our plugin's thread pool start), which no codec should be judged by.
+                rt = float("inf")
+                for _ in range(3):
+                    t = time.perf_counter()
+                    back = ds[()]
+                    rt = min(rt, time.perf_counter() - t)
             fin = np.isfinite(data)
             gerr = float(np.abs(data.astype(np.float64) - back)[:, good].max())
             err = np.abs(data[fin].astype(np.float64) - back[fin])

@@ -85,7 +85,12 @@ impl BinForm {
         }
         let k = lin.detector.k();
         let (ptr, idx, coef, dense) = if lin.detector.n_labels == 1 {
-            (vec![], vec![], vec![], Some(dense_coefficients(lin, bins, k)))
+            (
+                vec![],
+                vec![],
+                vec![],
+                Some(dense_coefficients(lin, bins, k)),
+            )
         } else {
             let (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
             (ptr, idx, coef, None)
@@ -176,11 +181,7 @@ impl BinForm {
 
 /// Calls `f(bin, label, weight, x, y)` for every pixel the detector counts, bin by bin in
 /// bin order, pixels in raster order inside each bin.
-fn for_each_binned_pixel(
-    lin: &Linear,
-    bins: Bins,
-    mut f: impl FnMut(usize, u32, f64, f64, f64),
-) {
+fn for_each_binned_pixel(lin: &Linear, bins: Bins, mut f: impl FnMut(usize, u32, f64, f64, f64)) {
     let width = lin.geometry.width;
     let (br, bc) = (bins.bin_rows(), bins.bin_cols());
     for panel in 0..bins.panels {

@@ -672,13 +672,15 @@ pub fn run_plan(
             }
             (read_s, bytes)
         });
-        rx.into_iter().par_bridge().for_each_init(Vec::new, |buf, it| {
-            let out = plan.reduce_item_guarded(&it, opts.decode, buf);
-            if let Some(p) = opts.progress {
-                p(out.0.len());
-            }
-            results.lock().unwrap_or_else(|e| e.into_inner()).push(out);
-        });
+        rx.into_iter()
+            .par_bridge()
+            .for_each_init(Vec::new, |buf, it| {
+                let out = plan.reduce_item_guarded(&it, opts.decode, buf);
+                if let Some(p) = opts.progress {
+                    p(out.0.len());
+                }
+                results.lock().unwrap_or_else(|e| e.into_inner()).push(out);
+            });
         reader.join()
     });
     let (read_s, bytes_read) =

@@ -176,21 +176,61 @@ impl Codec for Bin {
             ));
         }
         threads::install(self.threads, || {
-            dst.par_chunks_mut((c * es).max(1))
-                .enumerate()
-                .for_each(|(row, o)| {
-                    let (pp, rr) = (row / r, row % r);
-                    let src = ((pp / fp) * br + rr / fr) * bc;
-                    // Each binned value fills its fc columns: no division per pixel.
-                    let bins = data[src * es..(src + bc) * es].chunks_exact(es);
-                    for (run, v) in o.chunks_mut(fc * es).zip(bins) {
-                        for e in run.chunks_exact_mut(es) {
-                            e.copy_from_slice(v);
-                        }
-                    }
-                });
+            unbin(data, dst, [p, r, c], [fp, fr, fc], es)
         });
         Ok(())
+    }
+}
+
+/// Un-bin `data` (binned values of `es` bytes) into `dst`, a `[p, r, c]` array binned by
+/// `[fp, fr, fc]`; sizes checked by the caller. Runs on the current rayon pool.
+fn unbin(data: &[u8], dst: &mut [u8], [_, r, c]: [usize; 3], [fp, fr, fc]: [usize; 3], es: usize) {
+    let (br, bc) = (r.div_ceil(fr), c.div_ceil(fc));
+    let (row_bytes, plane_bytes) = (c * es, r * c * es);
+    if row_bytes == 0 {
+        return;
+    }
+    for (plane, out) in dst.chunks_mut(plane_bytes).enumerate() {
+        let src_plane = (plane / fp) * br * bc;
+        // A group of `fr` rows shares its bins: the first row is filled, the others are
+        // copies of it.
+        out.par_chunks_mut(fr * row_bytes)
+            .enumerate()
+            .for_each(|(g, rows)| {
+                let src = (src_plane + g * bc) * es;
+                let (first, rest) = rows.split_at_mut(row_bytes);
+                fill_row(first, &data[src..src + bc * es], fc, es);
+                for row in rest.chunks_mut(row_bytes) {
+                    row.copy_from_slice(first);
+                }
+            });
+    }
+}
+
+/// One un-binned row: each `es`-byte binned value repeated over its `fc` columns.
+fn fill_row(row: &mut [u8], bins: &[u8], fc: usize, es: usize) {
+    match es {
+        1 => fill_row_n::<1>(row, bins, fc),
+        2 => fill_row_n::<2>(row, bins, fc),
+        4 => fill_row_n::<4>(row, bins, fc),
+        8 => fill_row_n::<8>(row, bins, fc),
+        _ => {
+            for (run, v) in row.chunks_mut(fc * es).zip(bins.chunks_exact(es)) {
+                for e in run.chunks_exact_mut(es) {
+                    e.copy_from_slice(v);
+                }
+            }
+        }
+    }
+}
+
+/// [`fill_row`] for `N`-byte elements: fixed-size stores, not a copy call per element.
+fn fill_row_n<const N: usize>(row: &mut [u8], bins: &[u8], fc: usize) {
+    for (run, v) in row.chunks_mut(fc * N).zip(bins.chunks_exact(N)) {
+        let v: [u8; N] = v.try_into().expect("N bytes");
+        for e in run.chunks_exact_mut(N) {
+            e.copy_from_slice(&v);
+        }
     }
 }
 
@@ -231,5 +271,41 @@ inventory::submit! {
         accepts: Accepts::ARRAYS,
         thread_safe: true,
         build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Un-binning matches its definition, `out[z][y][x] = bins[z/fp][y/fr][x/fc]`, for every
+    /// element size and for shapes the factors do not divide.
+    #[test]
+    fn unbin_matches_the_definition() {
+        for es in [1, 2, 3, 4, 8] {
+            for (shape, f) in [
+                ([1, 5, 7], [1, 2, 3]),
+                ([4, 6, 4], [2, 4, 1]),
+                ([3, 1, 9], [2, 1, 4]),
+            ] {
+                let [p, r, c]: [usize; 3] = shape;
+                let [fp, fr, fc]: [usize; 3] = f;
+                let (bp, br, bc) = (p.div_ceil(fp), r.div_ceil(fr), c.div_ceil(fc));
+                let data: Vec<u8> = (0..bp * br * bc * es)
+                    .map(|i| (i * 37 % 251) as u8)
+                    .collect();
+                let mut dst = vec![0u8; p * r * c * es];
+                unbin(&data, &mut dst, shape, f, es);
+                for z in 0..p {
+                    for y in 0..r {
+                        for x in 0..c {
+                            let b = ((z / fp) * br + y / fr) * bc + x / fc;
+                            let o = (z * r + y) * c + x;
+                            assert_eq!(dst[o * es..(o + 1) * es], data[b * es..(b + 1) * es]);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
