@@ -9,7 +9,7 @@ Eiger-4M-like frames from `roibin synth --dtype f32` (45 ADU per photon), chunk 
 
     HDF5_PLUGIN_PATH=target/release python3 benches/py/lossy_side_by_side.py
 """
-import argparse, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 
 import h5py
 import hdf5plugin
@@ -35,9 +35,48 @@ def codecs(bound):
         ("hdf5plugin SZ abs (32017)", dict(**hdf5plugin.SZ(absolute=bound))),
         ("hdf5plugin ZFP accuracy (32013)", dict(**hdf5plugin.Zfp(accuracy=bound))),
         ("roibin sz(abs)", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=%g)" % bound))),
-        ("roibin sz(abs), 1 thread", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=%g,threads=1)" % bound))),
+        (ONE_CORE + "roibin sz(abs)", dict(compression=ROIBIN_ID, compression_opts=opts("sz(abs=%g)" % bound))),
         ("roibin zfp(accuracy)", dict(compression=ROIBIN_ID, compression_opts=opts("zfp(accuracy=%g)" % bound))),
+        (ONE_CORE + "roibin zfp(accuracy)", dict(compression=ROIBIN_ID, compression_opts=opts("zfp(accuracy=%g)" % bound))),
     ]
+
+
+# Rows run in a child process pinned to one core. A spec's `threads` is a run-time option the
+# filter leaves out of the stored spec, so it cannot ask for one thread through h5py, and
+# pinning this process would not move the plugin's worker threads (affinity is per thread);
+# a child started on one core gives the per-core figure the single-threaded anchors are
+# compared with.
+ONE_CORE = "one core: "
+
+
+def once_pinned(label, data, chunks, kw):
+    if not label.startswith(ONE_CORE):
+        return once(data, chunks, kw)
+    work = tempfile.mkdtemp(prefix="roibin-one-core-")
+    np.save(os.path.join(work, "in.npy"), data)
+    cpu = min(os.sched_getaffinity(0))
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", work, json.dumps([list(chunks), kw])],
+                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), capture_output=True, text=True, check=True)
+    w, r, stored = json.loads(p.stdout)
+    out = np.load(os.path.join(work, "out.npy"))
+    for f in ("in.npy", "out.npy"):
+        os.remove(os.path.join(work, f))
+    os.rmdir(work)
+    return w, r, stored, out
+
+
+def child(work, args):
+    chunks, kw = json.loads(args)
+    data = np.load(os.path.join(work, "in.npy"))
+    kw["compression_opts"] = tuple(kw["compression_opts"])
+    # Three times, keeping the fastest of each: the first runs of a fresh process pay the
+    # plugin's load, its thread pool's start and the allocator's first-touch page faults
+    # (a read of frames measured 257, 259, then 683 MB/s), which a long-lived writer pays once.
+    runs = [once(data, tuple(chunks), kw) for _ in range(3)]
+    w, r = min(x[0] for x in runs), min(x[1] for x in runs)
+    np.save(os.path.join(work, "out.npy"), runs[-1][3])
+    print(json.dumps([w, r, runs[-1][2]]))
+    return 0
 
 
 def once(data, chunks, kw):
@@ -78,7 +117,7 @@ def main():
             best = {}
             for _ in range(a.repeat):
                 for label, kw in codecs(bound):
-                    w, r, stored, out = once(data, chunks, kw)
+                    w, r, stored, out = once_pinned(label, data, chunks, kw)
                     bw, br, _, _ = best.get(label, (1e9, 1e9, 0, None))
                     best[label] = (min(w, bw), min(r, br), stored, out)
             rng = float(data.max() - data.min())
@@ -96,15 +135,19 @@ def main():
         for bound in [float(b) for b in a.bounds.split(",")]:
             by = {s[2]: s for s in summary if s[0] == name and s[1] == bound}
             sz, sz3, sz2 = by["roibin sz(abs)"], by["hdf5plugin SZ3 abs (32024)"], by["hdf5plugin SZ abs (32017)"]
+            sz1 = by[ONE_CORE + "roibin sz(abs)"]
             ref = sz3 if "smooth" in name else sz2
             faster = max(sz3[5], sz2[5])
-            print("- %s abs %g: sz ratio / %s ratio = %.2f (target ≥ 1); sz write / faster of SZ3,SZ2 = %.2f (target ≥ 2)"
-                  % (name, bound, "SZ3" if ref is sz3 else "SZ2", sz[3] / ref[3], sz[5] / faster))
+            print("- %s abs %g: sz ratio / %s ratio = %.2f (target ≥ 1); sz write / faster of SZ3,SZ2 = %.2f (target ≥ 2), on one core %.2f"
+                  % (name, bound, "SZ3" if ref is sz3 else "SZ2", sz[3] / ref[3], sz[5] / faster, sz1[5] / faster))
             z, zr = by["roibin zfp(accuracy)"], by["hdf5plugin ZFP accuracy (32013)"]
-            print("- %s abs %g: zfp ratio / ZFP ratio = %.2f (target ≥ 0.95); zfp write / ZFP write = %.2f, read %.2f (target ≥ 1)"
-                  % (name, bound, z[3] / zr[3], z[5] / zr[5], z[6] / zr[6]))
+            z1 = by[ONE_CORE + "roibin zfp(accuracy)"]
+            print("- %s abs %g: zfp ratio / ZFP ratio = %.2f (target ≥ 0.95); zfp write / ZFP write = %.2f, read %.2f (target ≥ 1); on one core %.2f, %.2f"
+                  % (name, bound, z[3] / zr[3], z[5] / zr[5], z[6] / zr[6], z1[5] / zr[5], z1[6] / zr[6]))
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        sys.exit(child(sys.argv[2], sys.argv[3]))
     sys.exit(main())
