@@ -341,12 +341,12 @@ fn zstd_into(src: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
             *c = Some((level, zstd::bulk::Compressor::new(level).map_err(err)?));
         }
         let (_, cctx) = c.as_mut().expect("just set");
-        let start = out.len();
-        out.resize(start + zstd::zstd_safe::compress_bound(src.len()), 0);
-        let n = cctx
-            .compress_to_buffer(src, &mut out[start..])
-            .map_err(err)?;
-        out.truncate(start + n);
+        // Into `out`'s spare capacity after its bytes: no zero-fill of the bound first.
+        out.reserve(zstd::zstd_safe::compress_bound(src.len()));
+        let start = out.len() as u64;
+        let mut at = std::io::Cursor::new(&mut *out);
+        at.set_position(start);
+        cctx.compress_to_buffer(src, &mut at).map_err(err)?;
         Ok(())
     })
 }
