@@ -437,17 +437,21 @@ impl Plan {
 /// images read and folded in.
 pub fn prepare_geometry(req: &Request, source: &mut dyn Source, info: &Info) -> Result<Geometry> {
     let mut geometry = Geometry::new(req, info.height, info.width)?;
-    let mask = match &req.mask {
-        Mask::Auto => info.mask.clone(),
+    let from_file: Option<Vec<bool>>;
+    let mask: Option<&[bool]> = match &req.mask {
+        Mask::Auto => info.mask.as_deref(),
         Mask::None => None,
-        Mask::File(f) => Some(
-            read_image(f, info.height, info.width, "mask")?
-                .iter()
-                .map(|&v| v != 0.0)
-                .collect(),
-        ),
+        Mask::File(f) => {
+            from_file = Some(
+                read_image(f, info.height, info.width, "mask")?
+                    .iter()
+                    .map(|&v| v != 0.0)
+                    .collect(),
+            );
+            from_file.as_deref()
+        }
     };
-    if let Some(m) = &mask {
+    if let Some(m) = mask {
         geometry.set_mask(m)?;
     }
     for (param, image) in crate::geometry::image_param(req) {

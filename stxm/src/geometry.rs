@@ -11,6 +11,7 @@
 
 use crate::request::{Image, Rect, Request};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use roibin_registry::DType;
 
 /// Label of a pixel that no output uses.
@@ -182,18 +183,22 @@ impl Geometry {
                 ),
             ));
         }
-        if !bad.iter().any(|&b| b) {
+        if !bad.par_iter().any(|&b| b) {
             return Ok(());
         }
-        let mut w = self
-            .weight
-            .take()
-            .unwrap_or_else(|| vec![1.0; self.height * self.width]);
-        for (w, &b) in w.iter_mut().zip(bad) {
-            if b {
-                *w = 0.0;
+        // Frame-sized passes in parallel: setting up a 4 M-pixel mask was most of the serial
+        // start of a run (page faults included), which caps its scaling on many cores.
+        let w = match self.weight.take() {
+            Some(mut w) => {
+                w.par_iter_mut().zip(bad).for_each(|(w, &b)| {
+                    if b {
+                        *w = 0.0;
+                    }
+                });
+                w
             }
-        }
+            None => bad.par_iter().map(|&b| if b { 0.0 } else { 1.0 }).collect(),
+        };
         self.weight = Some(w);
         Ok(())
     }
@@ -369,9 +374,9 @@ impl Linear {
             }
         }
         let zeroed = g.weight.as_ref().and_then(|w| {
-            let binary = w.iter().all(|&x| x == 0.0 || x == 1.0);
+            let binary = w.par_iter().all(|&x| x == 0.0 || x == 1.0);
             let z: Vec<usize> = w
-                .iter()
+                .par_iter()
                 .enumerate()
                 .filter(|(_, &x)| x == 0.0)
                 .map(|(p, _)| p)
