@@ -9,8 +9,9 @@
 //! background decode (un-binning) and a pass over every pixel. Equal to decode-then-reduce up
 //! to floating-point summation order (tested).
 
-use crate::geometry::{add, flagged, valid, Linear};
+use crate::geometry::{add, row_values, valid, Linear};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Parts};
 use roibin_registry::DType;
 
@@ -25,12 +26,13 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// The bins of a chunk's parts (a `roi` chunk's fill is one bin per panel).
+    /// The bins of a chunk's parts (a `roi` chunk's fill, or a background not read, is one
+    /// bin per panel).
     pub fn of(p: &Parts) -> Bins {
         let l = p.layout;
         let (fr, fc) = match &p.background {
             Background::Binned { factors, .. } => *factors,
-            Background::Fill(_) => (l.rows, l.cols),
+            Background::Fill(_) | Background::Skipped => (l.rows, l.cols),
         };
         Bins {
             fr,
@@ -65,6 +67,10 @@ pub struct BinForm {
     coef: Vec<f64>,
     /// One label: `k` coefficients per bin (accumulators 0..k).
     dense: Option<Vec<f64>>,
+    /// One label, and most bins' coefficients products of a row and a column factor (no
+    /// weights but a pixel mask): those factors and the other bins' differences. Replaces
+    /// `dense`, whose three f64 per bin a frame had to stream (the sums waited on memory).
+    separable: Option<Separable>,
     /// Bin row offset (`(panel·bin_rows + row/fr)·bin_cols`) per frame row, bin column per
     /// column: a pixel's bin without a division.
     row_bin: Vec<u32>,
@@ -84,17 +90,17 @@ impl BinForm {
             )));
         }
         let k = lin.detector.k();
-        let (ptr, idx, coef, dense) = if lin.detector.n_labels == 1 {
-            (
-                vec![],
-                vec![],
-                vec![],
-                Some(dense_coefficients(lin, bins, k)),
-            )
+        let (mut ptr, mut idx, mut coef, mut dense, mut separable) =
+            (vec![], vec![], vec![], None, None);
+        if let Some(masked) = lin.unit_weights_except() {
+            separable = Some(Separable::masked(lin, bins, k, masked));
+        } else if lin.detector.n_labels == 1 {
+            let d = dense_coefficients(lin, bins, k);
+            separable = Separable::new(lin, bins, k, &d);
+            dense = separable.is_none().then_some(d);
         } else {
-            let (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
-            (ptr, idx, coef, None)
-        };
+            (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
+        }
         let (br, bc) = (bins.bin_rows(), bins.bin_cols());
         let row_bin = (0..g.height)
             .map(|y| {
@@ -109,6 +115,7 @@ impl BinForm {
             idx,
             coef,
             dense,
+            separable,
             row_bin,
             col_bin,
         })
@@ -131,33 +138,76 @@ impl BinForm {
         }
         let dtype = parts.meta.dtype;
         let n = self.bins.per_frame();
-        let fill;
-        let bins: &[f64] = match &parts.background {
-            Background::Binned { values, .. } => &values[f * n..(f + 1) * n],
-            Background::Fill(v) => {
-                fill = vec![*v; n];
-                &fill
+        let frame_bins: &[u8] = match &parts.background {
+            Background::Binned { elements, .. } => {
+                let es = dtype.size();
+                &elements[f * n * es..(f + 1) * n * es]
+            }
+            Background::Fill(_) => &[],
+            Background::Skipped => {
+                return Err(Error::Source(
+                    "internal: roibin chunk read without its background".into(),
+                ))
             }
         };
+        let bin = |i: usize| valid(parts.background.bin_value(i + f * n, dtype), dtype);
         acc.iter_mut()
             .zip(lin.constant())
             .for_each(|(a, c)| *a = -c);
+        match &self.separable {
+            Some(sep) => {
+                let bc = self.bins.bin_cols();
+                let lanes = sep.sums(lin.detector.k(), |r, row| match &parts.background {
+                    Background::Binned { .. } => {
+                        let es = dtype.size();
+                        row_values(&frame_bins[r * bc * es..(r + 1) * bc * es], dtype, row)
+                    }
+                    // `roi`: one fill value under every bin.
+                    _ => {
+                        row.clear();
+                        row.resize(bc, bin(0));
+                    }
+                });
+                acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
+            }
+            None => self.bin_sums(lin, parts, f, frame_bins, acc),
+        }
+        parts.for_each_exact(f, seen, |y, x, v| {
+            let delta = valid(v, dtype) - bin((self.row_bin[y] + self.col_bin[x]) as usize);
+            if delta != 0.0 {
+                if let Some((l, w, qx, qy)) = lin.pixel_at(y * lin.geometry.width + x, y, x) {
+                    add(acc, &lin.detector, l, w * delta, qx, qy);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.
+    fn bin_sums(&self, lin: &Linear, parts: &Parts, f: usize, frame_bins: &[u8], acc: &mut [f64]) {
+        let dtype = parts.meta.dtype;
+        let n = self.bins.per_frame();
+        let bin = |i: usize| valid(parts.background.bin_value(i + f * n, dtype), dtype);
         match &self.dense {
             Some(d) => {
-                // The dtype's flag test picked once, outside the loop over every bin: with
-                // the dtype a constant, `flagged` folds to one comparison.
                 let k = lin.detector.k();
-                let lanes = match dtype {
-                    DType::U16 => dense_sums(k, bins, d, |v| flagged(v, DType::U16)),
-                    DType::U32 => dense_sums(k, bins, d, |v| flagged(v, DType::U32)),
-                    DType::F32 => dense_sums(k, bins, d, |v| flagged(v, DType::F32)),
-                    _ => dense_sums(k, bins, d, |v| flagged(v, dtype)),
+                let lanes = match &parts.background {
+                    Background::Binned { .. } => dense_sums(k, frame_bins, dtype, d),
+                    // `roi`: one fill value under every bin.
+                    _ => {
+                        let v = bin(0);
+                        let mut lanes = [0f64; 3];
+                        for c in d.chunks_exact(k) {
+                            lanes.iter_mut().zip(c).for_each(|(l, c)| *l += v * c);
+                        }
+                        lanes
+                    }
                 };
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
             None => {
-                for (k, &b) in bins.iter().enumerate() {
-                    let b = valid(b, dtype);
+                for k in 0..n {
+                    let b = bin(k);
                     if b != 0.0 {
                         for e in self.ptr[k] as usize..self.ptr[k + 1] as usize {
                             acc[self.idx[e] as usize] += b * self.coef[e];
@@ -166,16 +216,6 @@ impl BinForm {
                 }
             }
         }
-        parts.for_each_exact(f, seen, |y, x, v| {
-            let b = bins[(self.row_bin[y] + self.col_bin[x]) as usize];
-            let delta = valid(v, dtype) - valid(b, dtype);
-            if delta != 0.0 {
-                if let Some((l, w, qx, qy)) = lin.pixel_at(y * lin.geometry.width + x, y, x) {
-                    add(acc, &lin.detector, l, w * delta, qx, qy);
-                }
-            }
-        });
-        Ok(())
     }
 }
 
@@ -202,13 +242,195 @@ fn for_each_binned_pixel(lin: &Linear, bins: Bins, mut f: impl FnMut(usize, u32,
     }
 }
 
-/// One label: `k` coefficient sums per bin (1, x, y times the weight).
+/// One label's bin coefficients as `row factor × column factor` plus a list of the bins that
+/// differ. Without weights, a pixel adds `(1, qx, qy)`, `qx` set by its column and `qy` by its
+/// row, so bin `(r, c)` sums to `(n_r·n_c, n_r·X_c, Y_r·n_c)` (counted and summed over the
+/// processed rows and columns it covers); a pixel mask changes only the bins it touches.
+#[derive(Debug, Clone)]
+struct Separable {
+    /// Per bin row (all panels): processed rows `n_r` and the sum of their `qy`, `Y_r`.
+    rows: Vec<[f64; 2]>,
+    /// Per bin column: processed columns `n_c` and the sum of their `qx`, `X_c`.
+    cols_n: Vec<f64>,
+    cols_x: Vec<f64>,
+    /// Bins whose coefficients are not the product: index, sorted, and `k` differences each.
+    fix_bin: Vec<u32>,
+    fix: Vec<f64>,
+}
+
+impl Separable {
+    /// The factors of the coefficients `dense` (`k` per bin), or None when more than a
+    /// quarter of the bins differ from their product (weights, a sector's labels): then the
+    /// dense form streams less.
+    fn new(lin: &Linear, bins: Bins, k: usize, dense: &[f64]) -> Option<Separable> {
+        let mut s = Separable::factors(lin, bins);
+        let bc = bins.bin_cols();
+        for (b, c) in dense.chunks_exact(k).enumerate() {
+            let model = s.model(b / bc, b % bc);
+            if c.iter().zip(model).any(|(c, m)| *c != m) {
+                s.fix_bin.push(b as u32);
+                s.fix.extend(c.iter().zip(model).map(|(c, m)| c - m));
+            }
+        }
+        (s.fix_bin.len() * 4 <= dense.len() / k).then_some(s)
+    }
+
+    /// The coefficients of unit weights but at the `masked` raw pixels (sorted), straight
+    /// from the geometry: each masked pixel the request counts takes its `(1, qx, qy)` off
+    /// its bin.
+    fn masked(lin: &Linear, bins: Bins, k: usize, masked: &[usize]) -> Separable {
+        let mut s = Separable::factors(lin, bins);
+        let g = &lin.geometry;
+        let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+        let mut fixes: Vec<(u32, [f64; 3])> = masked
+            .iter()
+            .filter_map(|&p| {
+                let (y, x) = (p / g.width, p % g.width);
+                let (qx, qy) = (g.qx(x)?, g.qy(y)?);
+                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
+                let b = (panel * br + yy / bins.fr) * bc + x / bins.fc;
+                Some((b as u32, [-1.0, -(qx as f64), -(qy as f64)]))
+            })
+            .collect();
+        fixes.sort_by_key(|f| f.0);
+        for (b, d) in fixes {
+            if s.fix_bin.last() != Some(&b) {
+                s.fix_bin.push(b);
+                s.fix.extend_from_slice(&[0.0; 3][..k]);
+            }
+            let at = s.fix.len() - k;
+            s.fix[at..].iter_mut().zip(d).for_each(|(f, d)| *f += d);
+        }
+        s
+    }
+
+    /// Bin `(r, c)`'s coefficients without fixes.
+    fn model(&self, r: usize, c: usize) -> [f64; 3] {
+        let [n_r, y_r] = self.rows[r];
+        [
+            n_r * self.cols_n[c],
+            n_r * self.cols_x[c],
+            y_r * self.cols_n[c],
+        ]
+    }
+
+    /// The row and column factors of the request's ROI and binning, no fixes yet.
+    fn factors(lin: &Linear, bins: Bins) -> Separable {
+        let g = &lin.geometry;
+        let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+        let mut rows = vec![[0f64; 2]; bins.panels * br];
+        for y in 0..g.height {
+            if let Some(q) = g.qy(y) {
+                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
+                let r = &mut rows[panel * br + yy / bins.fr];
+                r[0] += 1.0;
+                r[1] += q as f64;
+            }
+        }
+        let (mut cols_n, mut cols_x) = (vec![0f64; bc], vec![0f64; bc]);
+        for x in 0..g.width {
+            if let Some(q) = g.qx(x) {
+                cols_n[x / bins.fc] += 1.0;
+                cols_x[x / bins.fc] += q as f64;
+            }
+        }
+        Separable {
+            rows,
+            cols_n,
+            cols_x,
+            fix_bin: vec![],
+            fix: vec![],
+        }
+    }
+
+    /// `Σ_k B_k·c_k` per accumulator; `row(r, buf)` puts bin row `r`'s valid values in `buf`.
+    fn sums(&self, k: usize, mut row: impl FnMut(usize, &mut Vec<f64>)) -> [f64; 3] {
+        let mut lanes = [0f64; 3];
+        let mut values = Vec::with_capacity(self.cols_n.len());
+        let bc = self.cols_n.len();
+        let mut fixes = self.fix_bin.iter().zip(self.fix.chunks_exact(k)).peekable();
+        for (r, &[n_r, y_r]) in self.rows.iter().enumerate() {
+            row(r, &mut values);
+            let (a, x) = if k == 1 {
+                (dot(&values, &self.cols_n), 0.0)
+            } else {
+                dot2(&values, &self.cols_n, &self.cols_x)
+            };
+            lanes[0] += n_r * a;
+            lanes[1] += n_r * x;
+            lanes[2] += y_r * a;
+            let end = ((r + 1) * bc) as u32;
+            while let Some((&b, d)) = fixes.next_if(|(&b, _)| b < end) {
+                let v = values[b as usize - r * bc];
+                lanes.iter_mut().zip(d).for_each(|(l, d)| *l += v * d);
+            }
+        }
+        if k == 1 {
+            [lanes[0], 0.0, 0.0]
+        } else {
+            lanes
+        }
+    }
+}
+
+/// `Σ a_i·b_i` in four lanes.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut l = [0f64; 4];
+    let n = a.len() / 4 * 4;
+    for (a, b) in a[..n].chunks_exact(4).zip(b[..n].chunks_exact(4)) {
+        for i in 0..4 {
+            l[i] += a[i] * b[i];
+        }
+    }
+    let tail: f64 = a[n..].iter().zip(&b[n..]).map(|(a, b)| a * b).sum();
+    (l[0] + l[1]) + (l[2] + l[3]) + tail
+}
+
+/// `(Σ a_i·b_i, Σ a_i·c_i)` in four lanes each.
+fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
+    let (mut l, mut m) = ([0f64; 4], [0f64; 4]);
+    let n = a.len() / 4 * 4;
+    for ((a, b), c) in a[..n]
+        .chunks_exact(4)
+        .zip(b[..n].chunks_exact(4))
+        .zip(c[..n].chunks_exact(4))
+    {
+        for i in 0..4 {
+            l[i] += a[i] * b[i];
+            m[i] += a[i] * c[i];
+        }
+    }
+    let (mut tl, mut tm) = (0.0, 0.0);
+    for ((a, b), c) in a[n..].iter().zip(&b[n..]).zip(&c[n..]) {
+        tl += a * b;
+        tm += a * c;
+    }
+    (
+        (l[0] + l[1]) + (l[2] + l[3]) + tl,
+        (m[0] + m[1]) + (m[2] + m[3]) + tm,
+    )
+}
+
+/// One label: `k` coefficient sums per bin (1, x, y times the weight). Bin rows in parallel,
+/// each walked in raster order: a bin's pixels are added in the same order as bin by bin
+/// (row by row inside it), so the sums are the same.
 fn dense_coefficients(lin: &Linear, bins: Bins, k: usize) -> Vec<f64> {
+    let (width, br, bc) = (lin.geometry.width, bins.bin_rows(), bins.bin_cols());
+    let col_bin: Vec<usize> = (0..width).map(|x| x / bins.fc).collect();
     let mut d = vec![0f64; bins.per_frame() * k];
-    for_each_binned_pixel(lin, bins, |b, _, w, qx, qy| {
-        let terms = [w, w * qx, w * qy];
-        for (a, c) in d[b * k..(b + 1) * k].iter_mut().zip(terms) {
-            *a += c;
+    d.par_chunks_mut(bc * k).enumerate().for_each(|(r, row)| {
+        let (panel, by) = (r / br, r % br);
+        let y0 = panel * bins.panel_rows + by * bins.fr;
+        let y1 = (y0 + bins.fr).min((panel + 1) * bins.panel_rows);
+        for y in y0..y1 {
+            for (x, &b) in col_bin.iter().enumerate() {
+                if let Some((_, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
+                    let terms = [w, w * qx, w * qy];
+                    for (a, c) in row[b * k..(b + 1) * k].iter_mut().zip(terms) {
+                        *a += c;
+                    }
+                }
+            }
         }
     });
     d
@@ -250,27 +472,43 @@ fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32
     (ptr, idx, coef)
 }
 
-/// `Σ_k B_k·c_k` per accumulator (`k` coefficients per bin: 1 or 3), flagged bins counting 0.
-#[inline(always)]
-fn dense_sums(k: usize, bins: &[f64], coef: &[f64], flag: impl Fn(f64) -> bool) -> [f64; 3] {
+/// `Σ_k B_k·c_k` per accumulator (`k` coefficients per bin: 1 or 3) over the bins' raw
+/// elements, flagged bins counting 0.
+fn dense_sums(k: usize, elements: &[u8], dtype: DType, coef: &[f64]) -> [f64; 3] {
     match k {
-        1 => dense_sums_k::<1>(bins, coef, flag),
-        _ => dense_sums_k::<3>(bins, coef, flag),
+        1 => dense_sums_k::<1>(elements, dtype, coef),
+        _ => dense_sums_k::<3>(elements, dtype, coef),
     }
 }
 
-#[inline(always)]
-fn dense_sums_k<const K: usize>(
-    bins: &[f64],
-    coef: &[f64],
-    flag: impl Fn(f64) -> bool,
-) -> [f64; 3] {
-    let mut lanes = [0f64; 3];
-    for (&b, c) in bins.iter().zip(coef.chunks_exact(K)) {
-        let b = if flag(b) { 0.0 } else { b };
-        for j in 0..K {
-            lanes[j] += b * c[j];
+/// Bins converted a block at a time (a block of f64 stays in L1; a frame of them did not fit
+/// any cache) and summed in four interleaved lanes per accumulator, so the adds do not wait
+/// on each other (one chain ran at an add's latency per bin).
+fn dense_sums_k<const K: usize>(elements: &[u8], dtype: DType, coef: &[f64]) -> [f64; 3] {
+    const BLOCK: usize = 1024;
+    let es = dtype.size();
+    let mut lanes = [[0f64; K]; 4];
+    let mut values = Vec::with_capacity(BLOCK);
+    for (block, c) in elements.chunks(BLOCK * es).zip(coef.chunks(BLOCK * K)) {
+        row_values(block, dtype, &mut values);
+        let quads = values.chunks_exact(4).zip(c.chunks_exact(4 * K));
+        for (b, c) in quads {
+            for i in 0..4 {
+                for j in 0..K {
+                    lanes[i][j] += b[i] * c[i * K + j];
+                }
+            }
+        }
+        let done = values.len() / 4 * 4;
+        for (b, c) in values[done..].iter().zip(c[done * K..].chunks_exact(K)) {
+            for j in 0..K {
+                lanes[0][j] += b * c[j];
+            }
         }
     }
-    lanes
+    let mut out = [0f64; 3];
+    for j in 0..K {
+        out[j] = (lanes[0][j] + lanes[1][j]) + (lanes[2][j] + lanes[3][j]);
+    }
+    out
 }

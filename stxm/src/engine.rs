@@ -101,6 +101,18 @@ impl Reduction {
     }
 }
 
+/// A worker's buffers, reused from chunk to chunk (a frame-sized allocation per chunk cost
+/// page faults and zero fills as large as the work).
+#[derive(Default)]
+struct Scratch {
+    /// The chunk's stored bytes.
+    chunk: Vec<u8>,
+    /// A roibin chunk's background bins.
+    bins: Vec<u8>,
+    /// Pixels of a frame's windows already visited.
+    seen: Vec<u64>,
+}
+
 /// A request bound to a source: geometry, reducer, scan.
 pub struct Plan {
     pub request: Request,
@@ -205,19 +217,23 @@ impl Plan {
     }
 
     /// Values of the wanted frames of a roibin chunk from its parts, without decoding it;
-    /// None when the chunk must be decoded instead.
+    /// None when the chunk must be decoded instead. `bins` and `seen` are the worker's
+    /// buffers (the bins are read only where a linear signal needs them).
     fn reduce_parts(
         &self,
         bytes: &[u8],
         first: usize,
         slots: usize,
         want: std::ops::Range<usize>,
+        bins: &mut Vec<u8>,
+        seen: &mut Vec<u64>,
     ) -> Option<Vec<FrameResult>> {
         let compressed = self.linear.is_some() || self.reducer.needs_parts();
         if !compressed || !parts::is_roibin_chunk(bytes) {
             return None;
         }
-        let p = match parts::parts(bytes) {
+        let buffer = self.linear.is_some().then(|| std::mem::take(bins));
+        let mut p = match parts::parts_with(bytes, buffer) {
             Ok(p) => p,
             Err(e) => {
                 return Some(
@@ -237,23 +253,23 @@ impl Plan {
             },
             None => None,
         };
-        let mut seen = Vec::new();
-        Some(
-            want.map(|g| {
+        let results = want
+            .map(|g| {
                 let f = g - first;
                 let mut out = vec![0f64; self.per_point()];
                 let r = match (&self.linear, &form) {
                     (Some(lin), Some(form)) => {
                         let mut acc = vec![0f64; lin.detector.len()];
-                        form.accumulate(lin, &p, f, &mut acc, &mut seen)
+                        form.accumulate(lin, &p, f, &mut acc, seen)
                             .and_then(|_| self.reducer.finish(Input::Sums(&acc), &mut out))
                     }
                     _ => self.reducer.finish(Input::Parts(&p, f), &mut out),
                 };
                 (g, r.map(|_| out).map_err(|e| e.to_string()))
             })
-            .collect(),
-        )
+            .collect();
+        *bins = p.take_bins();
+        Some(results)
     }
 
     /// Linear signals of a bitshuffle-LZ4 chunk, each block reduced as soon as it is decoded
@@ -325,15 +341,15 @@ impl Plan {
     }
 
     /// [`Plan::reduce_item`], where a bug in a reducer costs its frames, not the user's run.
-    /// `buf` is the worker's chunk buffer, reused from item to item.
+    /// `scratch` is the worker's, reused from item to item.
     fn reduce_item_guarded(
         &self,
         item: &Item,
         decode: bool,
-        buf: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> (Vec<FrameResult>, usize) {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.reduce_item(item, decode, buf)
+            self.reduce_item(item, decode, scratch)
         }))
         .unwrap_or_else(|_| {
             let frames = match item {
@@ -350,7 +366,7 @@ impl Plan {
         &self,
         item: &Item,
         decode: bool,
-        buf: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> (Vec<FrameResult>, usize) {
         let fb = self.frame_bytes();
         let frames =
@@ -398,7 +414,8 @@ impl Plan {
                 codec,
                 bytes,
             } => {
-                let bytes = match bytes.load_into(buf) {
+                let Scratch { chunk, bins, seen } = scratch;
+                let bytes = match bytes.load_into(chunk) {
                     Ok(b) => b,
                     Err(e) => {
                         let msg = format!("cannot read the chunk: {e}");
@@ -406,7 +423,8 @@ impl Plan {
                     }
                 };
                 if *codec == ChunkCodec::Roibin && !decode {
-                    if let Some(r) = self.reduce_parts(bytes, *first, *slots, want.clone()) {
+                    let (first, slots, want) = (*first, *slots, want.clone());
+                    if let Some(r) = self.reduce_parts(bytes, first, slots, want, bins, seen) {
                         let n = r.len();
                         return (r, n);
                     }
@@ -678,8 +696,8 @@ pub fn run_plan(
         });
         rx.into_iter()
             .par_bridge()
-            .for_each_init(Vec::new, |buf, it| {
-                let out = plan.reduce_item_guarded(&it, opts.decode, buf);
+            .for_each_init(Scratch::default, |scratch, it| {
+                let out = plan.reduce_item_guarded(&it, opts.decode, scratch);
                 if let Some(p) = opts.progress {
                     p(out.0.len());
                 }

@@ -423,6 +423,20 @@ impl Linear {
             && g.used() == (0..g.height, 0..g.width)
     }
 
+    /// With one label and every counted pixel weighing 1 but the masked ones (a 0/1 mask, or
+    /// none): the masked raw pixels, sorted (empty without a mask). None with weights or
+    /// labels.
+    pub fn unit_weights_except(&self) -> Option<&[usize]> {
+        if self.detector.n_labels != 1 || self.raw_labels.is_some() {
+            return None;
+        }
+        match (&self.geometry.weight, &self.zeroed) {
+            (None, _) => Some(&[]),
+            (Some(_), Some(z)) => Some(z),
+            (Some(_), None) => None,
+        }
+    }
+
     /// The 0/1 mask's bits for raw pixels `first..first + n` (`first` and `n` multiples of
     /// 8): pixel `first + j` at bit `j % 8` of byte `j / 8`, set when masked. None: no mask.
     pub fn mask_bits(&self, first: usize, n: usize) -> Option<&[u8]> {

@@ -93,8 +93,20 @@ proptest! {
         fc in 1usize..5,
         roi in 1usize..4,
         lossy in any::<bool>(),
+        masked in any::<bool>(),
         seed in any::<u64>(),
     ) {
+        // A pixel mask (the requests' default `mask=auto` reads it): half a column, a peak's
+        // pixel and a few more; few enough to be a 0/1 mask on most frames, too many on narrow
+        // ones (then general weights), so both bin-coefficient forms are checked.
+        let mask = masked.then(|| {
+            let mut m = vec![false; h * w];
+            (0..h / 2).for_each(|y| m[y * w + w / 2] = true);
+            for (y, x) in [(h / 2, w / 3 + 2), (0, 0), (h - 1, w - 1), (5, 7)] {
+                m[y * w + x] = true;
+            }
+            m
+        });
         let dtype = [DType::U16, DType::U32, DType::F32][dt];
         let bg = if lossy { format!("bin({fr},{fc})|sz(abs=2)") } else { format!("bin({fr},{fc})") };
         let spec = format!("roibin(peaks=pf8(snr=3,min_pix=1,adc=100),roi={roi},background={bg})");
@@ -115,7 +127,7 @@ proptest! {
             let mut maps = vec![];
             for decode in [false, true] {
                 let mut src = Chunks {
-                    info: Info { frames: n, height: h, width: w, dtype, scan: None, mask: None, identity: String::new(), read_path: String::new() },
+                    info: Info { frames: n, height: h, width: w, dtype, scan: None, mask: mask.clone(), identity: String::new(), read_path: String::new() },
                     chunks: chunks.clone(),
                 };
                 let r = roibin_stxm::run(&req, &mut src, &RunOptions { decode, ..RunOptions::default() }).unwrap();

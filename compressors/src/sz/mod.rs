@@ -566,10 +566,18 @@ fn decode_body(
     if !r.is_empty() {
         return Err(bad("trailing bytes in a piece"));
     }
-    recon.clear();
-    recon.resize(n, 0.0);
     // Lorenzo within 2-D planes decodes several rows at once (bit-identical, faster).
     let planar = pred == Predictor::Lorenzo2d || (pred == Predictor::Lorenzo && dims[0] == 1);
+    if planar {
+        // Every value is written before a prediction reads it: the reused buffer needs no
+        // zero fill (8 bytes per element, a pass as long as the decode's own on flat data).
+        if recon.len() < n {
+            recon.resize(n, 0.0);
+        }
+    } else {
+        recon.clear();
+        recon.resize(n, 0.0);
+    }
     macro_rules! run {
         ($q:ident) => {
             if planar {

@@ -17,16 +17,31 @@ use roibin_registry::{
 #[derive(Debug, Clone, PartialEq)]
 pub enum Background {
     /// Bins of `factors` (rows, cols) over each panel plane `[frames·panels, rows, cols]`:
-    /// `values` is `[frames·panels, bin_rows, bin_cols]`, each the element every pixel of the
-    /// bin decodes to (sentinel-cleared as the decoder does), as f64.
+    /// `elements` is `[frames·panels, bin_rows, bin_cols]` little-endian elements of the
+    /// chunk's dtype, each the element every pixel of the bin decodes to (sentinel-cleared as
+    /// the decoder does). Kept as elements, not f64: a reduction converts them as it streams
+    /// (a frame-sized f64 copy cost as much as the sums).
     Binned {
         factors: (usize, usize),
         bin_rows: usize,
         bin_cols: usize,
-        values: Vec<f64>,
+        elements: Vec<u8>,
     },
     /// `roi`: every pixel outside the windows decodes to `fill`.
     Fill(f64),
+    /// Not read ([`parts_with`] without a buffer): the windows and frame facts only.
+    Skipped,
+}
+
+impl Background {
+    /// Bin `i` as f64 (`Binned` only).
+    pub fn bin_value(&self, i: usize, dtype: DType) -> f64 {
+        match self {
+            Background::Binned { elements, .. } => elems::get(elements, dtype, i),
+            Background::Fill(v) => *v,
+            Background::Skipped => f64::NAN,
+        }
+    }
 }
 
 /// A chunk's parts.
@@ -51,6 +66,15 @@ pub struct Parts {
 }
 
 impl Parts {
+    /// The background's element buffer, for the next chunk's [`parts_with`] (empty when
+    /// there is none); the background is [`Background::Skipped`] afterwards.
+    pub fn take_bins(&mut self) -> Vec<u8> {
+        match std::mem::replace(&mut self.background, Background::Skipped) {
+            Background::Binned { elements, .. } => elements,
+            _ => Vec::new(),
+        }
+    }
+
     /// Visit each exact pixel of frame `f` once (listed pixels, then window pixels not seen
     /// yet) as (frame row, column, value). Both hold original elements, so a pixel in both,
     /// or in two windows, has one value. `seen` is scratch reused between calls: the windows
@@ -153,6 +177,14 @@ pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
 /// other graphs, for chunks stored raw, for a background graph whose binning mixes frames,
 /// and for corrupt chunks.
 pub fn parts(chunk: &[u8]) -> Result<Parts> {
+    parts_with(chunk, Some(Vec::new()))
+}
+
+/// [`parts`] with the background's bins decoded into `buffer` (its allocation reused: a chunk
+/// loop hands back the previous chunk's [`Parts::take_bins`]), or not decoded at all when
+/// `buffer` is None (reductions of the windows alone: the background is
+/// [`Background::Skipped`]).
+pub fn parts_with(chunk: &[u8], buffer: Option<Vec<u8>>) -> Result<Parts> {
     let h = container::read_header(chunk)?;
     if h.raw {
         return Err(Error::Other("chunk stored raw (no windows)".into()));
@@ -182,15 +214,21 @@ pub fn parts(chunk: &[u8]) -> Result<Parts> {
         background,
     )?;
     let section = h.sections.first().copied().unwrap_or(&[]);
-    codec_parts(&codec, section, &h.meta)
+    codec_parts(&codec, section, &h.meta, buffer)
 }
 
-fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
+fn codec_parts(
+    codec: &Roibin,
+    data: &[u8],
+    m: &ArrayMeta,
+    buffer: Option<Vec<u8>>,
+) -> Result<Parts> {
     let (l, p) = codec.parse(data, m)?;
     let dtype = m.dtype;
-    let background = match &codec.background {
-        Some(g) => binned(codec, g, p.background, dtype, l)?,
-        None => Background::Fill(codec.fill),
+    let background = match (&codec.background, buffer) {
+        (_, None) => Background::Skipped,
+        (Some(g), Some(buffer)) => binned(codec, g, p.background, dtype, l, buffer)?,
+        (None, Some(_)) => Background::Fill(codec.fill),
     };
     let (mut indices, values) = codec.exact_pixels(&p.exact, dtype)?;
     let mut listed = Vec::with_capacity(indices.len());
@@ -253,7 +291,14 @@ fn codec_parts(codec: &Roibin, data: &[u8], m: &ArrayMeta) -> Result<Parts> {
 
 /// The background section as bins: the graph after its leading `bin` stage is decoded, the
 /// bins are not spread back over their pixels.
-fn binned(codec: &Roibin, g: &Graph, data: &[u8], dtype: DType, l: Layout) -> Result<Background> {
+fn binned(
+    codec: &Roibin,
+    g: &Graph,
+    data: &[u8],
+    dtype: DType,
+    l: Layout,
+    mut bytes: Vec<u8>,
+) -> Result<Background> {
     let planes = l.frames * l.panels;
     let leading_bin = g.stages.first().is_some_and(|s| s.name == "bin");
     let factors = match g.stages.first() {
@@ -277,28 +322,30 @@ fn binned(codec: &Roibin, g: &Graph, data: &[u8], dtype: DType, l: Layout) -> Re
     let rest = Graph {
         stages: g.stages[leading_bin as usize..].to_vec(),
     };
-    let mut bytes = if rest.stages.is_empty() {
-        data.to_vec()
+    if rest.stages.is_empty() {
+        if data.len() != bin_meta.nbytes() {
+            return Err(Error::corrupt(
+                codec.name,
+                format!("background holds {} bytes, not {bin_meta}", data.len()),
+            ));
+        }
+        bytes.clear();
+        bytes.extend_from_slice(data);
     } else {
         let pipe = Pipeline::decoder(&rest, &DataKind::Array(bin_meta.clone()))?;
-        threads::install(codec.threads, || pipe.decode(data))?
-    };
-    if bytes.len() != bin_meta.nbytes() {
-        return Err(Error::corrupt(
-            codec.name,
-            format!("background holds {} bytes, not {bin_meta}", bytes.len()),
-        ));
+        // Sized without a zero fill when the buffer is a previous chunk's (the decoder
+        // writes every byte or fails).
+        bytes.resize(bin_meta.nbytes(), 0);
+        threads::install(codec.threads, || pipe.decode_into(data, &mut bytes))?;
     }
     if codec.rules.sentinels {
         elems::clear_sentinels(&mut bytes, dtype);
     }
-    let mut values = Vec::with_capacity(bin_meta.len());
-    elems::row_f64(&bytes, dtype, &mut values);
     Ok(Background::Binned {
         factors: (fr, fc),
         bin_rows: br,
         bin_cols: bc,
-        values,
+        elements: bytes,
     })
 }
 
@@ -313,17 +360,18 @@ pub fn assemble(p: &Parts) -> Vec<f64> {
             factors: (fr, fc),
             bin_rows,
             bin_cols,
-            values,
+            ..
         } => {
             for (plane, rows) in out.chunks_mut(l.rows * l.cols).enumerate() {
                 for (y, row) in rows.chunks_mut(l.cols).enumerate() {
                     let base = (plane * bin_rows + y / fr) * bin_cols;
                     for (x, o) in row.iter_mut().enumerate() {
-                        *o = values[base + x / fc];
+                        *o = p.background.bin_value(base + x / fc, p.meta.dtype);
                     }
                 }
             }
         }
+        Background::Skipped => out.iter_mut().for_each(|o| *o = f64::NAN),
     }
     let (fp, mut seen) = (l.frame_pixels(), Vec::new());
     for f in 0..l.frames {
