@@ -9,7 +9,7 @@
 //! background decode (un-binning) and a pass over every pixel. Equal to decode-then-reduce up
 //! to floating-point summation order (tested).
 
-use crate::geometry::{add, row_values, valid, Linear};
+use crate::geometry::{add, row_values_inline, valid, Linear};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Parts};
@@ -154,23 +154,17 @@ impl BinForm {
         acc.iter_mut()
             .zip(lin.constant())
             .for_each(|(a, c)| *a = -c);
+        let bins = match &parts.background {
+            Background::Binned { .. } => FrameBins::Elements(frame_bins, dtype),
+            // `roi`: one fill value under every bin.
+            _ => FrameBins::Fill(bin(0)),
+        };
         match &self.separable {
             Some(sep) => {
-                let bc = self.bins.bin_cols();
-                let lanes = sep.sums(lin.detector.k(), |r, row| match &parts.background {
-                    Background::Binned { .. } => {
-                        let es = dtype.size();
-                        row_values(&frame_bins[r * bc * es..(r + 1) * bc * es], dtype, row)
-                    }
-                    // `roi`: one fill value under every bin.
-                    _ => {
-                        row.clear();
-                        row.resize(bc, bin(0));
-                    }
-                });
+                let lanes = sep.sums(lin.detector.k(), bins);
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
-            None => self.bin_sums(lin, parts, f, frame_bins, acc),
+            None => self.bin_sums(lin.detector.k(), bins, acc),
         }
         parts.for_each_exact(f, seen, |y, x, v| {
             let delta = valid(v, dtype) - bin((self.row_bin[y] + self.col_bin[x]) as usize);
@@ -184,38 +178,47 @@ impl BinForm {
     }
 
     /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.
-    fn bin_sums(&self, lin: &Linear, parts: &Parts, f: usize, frame_bins: &[u8], acc: &mut [f64]) {
-        let dtype = parts.meta.dtype;
-        let n = self.bins.per_frame();
-        let bin = |i: usize| valid(parts.background.bin_value(i + f * n, dtype), dtype);
+    fn bin_sums(&self, k: usize, bins: FrameBins<'_>, acc: &mut [f64]) {
         match &self.dense {
             Some(d) => {
-                let k = lin.detector.k();
-                let lanes = match &parts.background {
-                    Background::Binned { .. } => dense_sums(k, frame_bins, dtype, d),
-                    // `roi`: one fill value under every bin.
-                    _ => {
-                        let v = bin(0);
-                        let mut lanes = [0f64; 3];
-                        for c in d.chunks_exact(k) {
-                            lanes.iter_mut().zip(c).for_each(|(l, c)| *l += v * c);
-                        }
-                        lanes
-                    }
+                let lanes = match k {
+                    1 => dense_sums::<1>(bins, self.bins.per_frame(), d),
+                    _ => dense_sums::<3>(bins, self.bins.per_frame(), d),
                 };
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
-            None => {
-                for k in 0..n {
-                    let b = bin(k);
-                    if b != 0.0 {
-                        for e in self.ptr[k] as usize..self.ptr[k + 1] as usize {
-                            acc[self.idx[e] as usize] += b * self.coef[e];
+            None => for_each_block(bins, self.bins.per_frame(), |start, values| {
+                for (b, &v) in (start..).zip(values) {
+                    if v != 0.0 {
+                        for e in self.ptr[b] as usize..self.ptr[b + 1] as usize {
+                            acc[self.idx[e] as usize] += v * self.coef[e];
                         }
                     }
                 }
+            }),
+        }
+    }
+}
+
+/// Calls `f(first, values)` with the valid values of a frame's `n` bins, a block at a time (a
+/// block of f64 stays in L1; a frame of them fits no cache).
+#[inline(always)]
+fn for_each_block(bins: FrameBins<'_>, n: usize, mut f: impl FnMut(usize, &[f64])) {
+    const BLOCK: usize = 1024;
+    let mut values = Vec::with_capacity(BLOCK);
+    for start in (0..n).step_by(BLOCK) {
+        let end = (start + BLOCK).min(n);
+        match bins {
+            FrameBins::Elements(e, dtype) => {
+                let es = dtype.size();
+                row_values_inline(&e[start * es..end * es], dtype, &mut values);
+            }
+            FrameBins::Fill(v) => {
+                values.clear();
+                values.resize(end - start, v);
             }
         }
+        f(start, &values);
     }
 }
 
@@ -343,14 +346,41 @@ impl Separable {
         }
     }
 
-    /// `Σ_k B_k·c_k` per accumulator; `row(r, buf)` puts bin row `r`'s valid values in `buf`.
-    fn sums(&self, k: usize, mut row: impl FnMut(usize, &mut Vec<f64>)) -> [f64; 3] {
+    /// `Σ_k B_k·c_k` per accumulator over a frame's bins.
+    fn sums(&self, k: usize, bins: FrameBins<'_>) -> [f64; 3] {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above), all `sums_avx2` asks for.
+            return unsafe { self.sums_avx2(k, bins) };
+        }
+        self.sums_body(k, bins)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sums_avx2(&self, k: usize, bins: FrameBins<'_>) -> [f64; 3] {
+        self.sums_body(k, bins)
+    }
+
+    /// Row by row: the row's values converted into a buffer that stays in L1, two dot
+    /// products with the column factors, the row factors applied, then the row's fixes.
+    #[inline(always)]
+    fn sums_body(&self, k: usize, bins: FrameBins<'_>) -> [f64; 3] {
         let mut lanes = [0f64; 3];
-        let mut values = Vec::with_capacity(self.cols_n.len());
         let bc = self.cols_n.len();
+        let mut values = Vec::with_capacity(bc);
         let mut fixes = self.fix_bin.iter().zip(self.fix.chunks_exact(k)).peekable();
         for (r, &[n_r, y_r]) in self.rows.iter().enumerate() {
-            row(r, &mut values);
+            match bins {
+                FrameBins::Elements(e, dtype) => {
+                    let es = dtype.size();
+                    row_values_inline(&e[r * bc * es..(r + 1) * bc * es], dtype, &mut values);
+                }
+                FrameBins::Fill(v) => {
+                    values.clear();
+                    values.resize(bc, v);
+                }
+            }
             let (a, x) = if k == 1 {
                 (dot(&values, &self.cols_n), 0.0)
             } else {
@@ -373,7 +403,15 @@ impl Separable {
     }
 }
 
+/// A frame's bins: its elements (of the dtype), or one fill value under every bin (`roi`).
+#[derive(Clone, Copy)]
+enum FrameBins<'a> {
+    Elements(&'a [u8], DType),
+    Fill(f64),
+}
+
 /// `Σ a_i·b_i` in four lanes.
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut l = [0f64; 4];
     let n = a.len() / 4 * 4;
@@ -387,6 +425,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// `(Σ a_i·b_i, Σ a_i·c_i)` in four lanes each.
+#[inline(always)]
 fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
     let (mut l, mut m) = ([0f64; 4], [0f64; 4]);
     let n = a.len() / 4 * 4;
@@ -472,27 +511,14 @@ fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32
     (ptr, idx, coef)
 }
 
-/// `Σ_k B_k·c_k` per accumulator (`k` coefficients per bin: 1 or 3) over the bins' raw
-/// elements, flagged bins counting 0.
-fn dense_sums(k: usize, elements: &[u8], dtype: DType, coef: &[f64]) -> [f64; 3] {
-    match k {
-        1 => dense_sums_k::<1>(elements, dtype, coef),
-        _ => dense_sums_k::<3>(elements, dtype, coef),
-    }
-}
-
-/// Bins converted a block at a time (a block of f64 stays in L1; a frame of them did not fit
-/// any cache) and summed in four interleaved lanes per accumulator, so the adds do not wait
-/// on each other (one chain ran at an add's latency per bin).
-fn dense_sums_k<const K: usize>(elements: &[u8], dtype: DType, coef: &[f64]) -> [f64; 3] {
-    const BLOCK: usize = 1024;
-    let es = dtype.size();
+/// `Σ_k B_k·c_k` per accumulator (`K` coefficients per bin: 1 or 3) over a frame's `n` bins,
+/// flagged bins counting 0, summed in four interleaved lanes per accumulator so the adds do
+/// not wait on each other (one chain ran at an add's latency per bin).
+fn dense_sums<const K: usize>(bins: FrameBins<'_>, n: usize, coef: &[f64]) -> [f64; 3] {
     let mut lanes = [[0f64; K]; 4];
-    let mut values = Vec::with_capacity(BLOCK);
-    for (block, c) in elements.chunks(BLOCK * es).zip(coef.chunks(BLOCK * K)) {
-        row_values(block, dtype, &mut values);
-        let quads = values.chunks_exact(4).zip(c.chunks_exact(4 * K));
-        for (b, c) in quads {
+    for_each_block(bins, n, |start, values| {
+        let c = &coef[start * K..(start + values.len()) * K];
+        for (b, c) in values.chunks_exact(4).zip(c.chunks_exact(4 * K)) {
             for i in 0..4 {
                 for j in 0..K {
                     lanes[i][j] += b[i] * c[i * K + j];
@@ -505,7 +531,7 @@ fn dense_sums_k<const K: usize>(elements: &[u8], dtype: DType, coef: &[f64]) -> 
                 lanes[0][j] += b * c[j];
             }
         }
-    }
+    });
     let mut out = [0f64; 3];
     for j in 0..K {
         out[j] = (lanes[0][j] + lanes[1][j]) + (lanes[2][j] + lanes[3][j]);

@@ -44,7 +44,7 @@ pub fn row_values(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
 }
 
 #[inline(always)]
-fn row_values_inline(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
+pub(crate) fn row_values_inline(bytes: &[u8], dtype: DType, out: &mut Vec<f64>) {
     out.clear();
     match dtype {
         DType::U32 => out.extend(bytes.chunks_exact(4).map(|c| {

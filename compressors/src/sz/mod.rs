@@ -568,9 +568,10 @@ fn decode_body(
     }
     // Lorenzo within 2-D planes decodes several rows at once (bit-identical, faster).
     let planar = pred == Predictor::Lorenzo2d || (pred == Predictor::Lorenzo && dims[0] == 1);
-    if planar {
-        // Every value is written before a prediction reads it: the reused buffer needs no
-        // zero fill (8 bytes per element, a pass as long as the decode's own on flat data).
+    if planar || pred == Predictor::BlockMean {
+        // Every value is written before a prediction reads it (block means read none): the
+        // reused buffer needs no zero fill (8 bytes per element, a pass as long as the
+        // decode's own on flat data).
         if recon.len() < n {
             recon.resize(n, 0.0);
         }
