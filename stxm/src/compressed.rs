@@ -71,6 +71,8 @@ pub struct BinForm {
     /// weights but a pixel mask): those factors and the other bins' differences. Replaces
     /// `dense`, whose three f64 per bin a frame had to stream (the sums waited on memory).
     separable: Option<Separable>,
+    /// Row and column factors of a pixel's coefficients when weights are 1 but the mask's.
+    unit: Option<UnitPixels>,
     /// Bin row offset (`(panel·bin_rows + row/fr)·bin_cols`) per frame row, bin column per
     /// column: a pixel's bin without a division.
     row_bin: Vec<u32>,
@@ -92,8 +94,10 @@ impl BinForm {
         let k = lin.detector.k();
         let (mut ptr, mut idx, mut coef, mut dense, mut separable) =
             (vec![], vec![], vec![], None, None);
+        let mut unit = None;
         if let Some(masked) = lin.unit_weights_except() {
             separable = Some(Separable::masked(lin, bins, k, masked));
+            unit = Some(UnitPixels::new(lin));
         } else if lin.detector.n_labels == 1 {
             let d = dense_coefficients(lin, bins, k);
             separable = Separable::new(lin, bins, k, &d);
@@ -116,6 +120,7 @@ impl BinForm {
             coef,
             dense,
             separable,
+            unit,
             row_bin,
             col_bin,
         })
@@ -166,6 +171,22 @@ impl BinForm {
             }
             None => self.bin_sums(lin.detector.k(), bins, acc),
         }
+        if let (Some(unit), FrameBins::Elements(..)) = (&self.unit, bins) {
+            let sums = match dtype {
+                DType::U8 => self.exact_unit::<u8>(lin, unit, parts, f, frame_bins, seen),
+                DType::I8 => self.exact_unit::<i8>(lin, unit, parts, f, frame_bins, seen),
+                DType::U16 => self.exact_unit::<u16>(lin, unit, parts, f, frame_bins, seen),
+                DType::I16 => self.exact_unit::<i16>(lin, unit, parts, f, frame_bins, seen),
+                DType::U32 => self.exact_unit::<u32>(lin, unit, parts, f, frame_bins, seen),
+                DType::I32 => self.exact_unit::<i32>(lin, unit, parts, f, frame_bins, seen),
+                DType::F32 => self.exact_unit::<f32>(lin, unit, parts, f, frame_bins, seen),
+                DType::U64 => self.exact_unit::<u64>(lin, unit, parts, f, frame_bins, seen),
+                DType::I64 => self.exact_unit::<i64>(lin, unit, parts, f, frame_bins, seen),
+                DType::F64 => self.exact_unit::<f64>(lin, unit, parts, f, frame_bins, seen),
+            };
+            acc.iter_mut().zip(sums).for_each(|(a, s)| *a += s);
+            return Ok(());
+        }
         parts.for_each_exact(f, seen, |y, x, v| {
             let delta = valid(v, dtype) - bin((self.row_bin[y] + self.col_bin[x]) as usize);
             if delta != 0.0 {
@@ -175,6 +196,38 @@ impl BinForm {
             }
         });
         Ok(())
+    }
+
+    /// The exact pixels' `Σ (I_p − B_bin(p))·(1, qx, qy)` with unit weights but the mask:
+    /// typed bin reads and the geometry's row and column factors instead of a per-pixel
+    /// dtype match and [`Linear::pixel_at`] (roibin(auto) chunks hold a quarter of their
+    /// pixels exact).
+    fn exact_unit<E: BinElem>(
+        &self,
+        lin: &Linear,
+        unit: &UnitPixels,
+        parts: &Parts,
+        f: usize,
+        frame_bins: &[u8],
+        seen: &mut Vec<u64>,
+    ) -> [f64; 3] {
+        let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
+        let mut s = [0f64; 3];
+        parts.for_each_exact(f, seen, |y, x, v| {
+            let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
+            if w != 0.0 {
+                let b = (self.row_bin[y] + self.col_bin[x]) as usize * E::SIZE;
+                let d = E::valid(v) - E::read(&frame_bins[b..b + E::SIZE]);
+                s[0] += d;
+                s[1] += d * unit.col_x[x];
+                s[2] += d * unit.row_y[y];
+            }
+        });
+        if lin.detector.k() == 1 {
+            [s[0], 0.0, 0.0]
+        } else {
+            s
+        }
     }
 
     /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.
@@ -402,6 +455,69 @@ impl Separable {
         }
     }
 }
+
+/// A counted pixel's coefficients `(1, qx, qy)` as row and column factors: 1/0 whether its
+/// row and column are counted, and their processed coordinates.
+#[derive(Debug, Clone)]
+struct UnitPixels {
+    row_w: Vec<f64>,
+    row_y: Vec<f64>,
+    col_w: Vec<f64>,
+    col_x: Vec<f64>,
+}
+
+impl UnitPixels {
+    fn new(lin: &Linear) -> UnitPixels {
+        let g = &lin.geometry;
+        let factors = |q: &dyn Fn(usize) -> Option<usize>, n: usize| -> (Vec<f64>, Vec<f64>) {
+            (0..n)
+                .map(|i| q(i).map_or((0.0, 0.0), |q| (1.0, q as f64)))
+                .unzip()
+        };
+        let (row_w, row_y) = factors(&|y| g.qy(y), g.height);
+        let (col_w, col_x) = factors(&|x| g.qx(x), g.width);
+        UnitPixels {
+            row_w,
+            row_y,
+            col_w,
+            col_x,
+        }
+    }
+}
+
+/// A bin's element type: its value as f64, flags (sentinels, non-finite) reading 0 as
+/// [`valid`] makes them.
+trait BinElem {
+    const SIZE: usize;
+    fn read(bytes: &[u8]) -> f64;
+    fn valid(v: f64) -> f64;
+}
+
+macro_rules! bin_elem {
+    ($t:ty, $dtype:expr) => {
+        impl BinElem for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn read(bytes: &[u8]) -> f64 {
+                Self::valid(<$t>::from_le_bytes(bytes.try_into().expect("size")) as f64)
+            }
+            #[inline(always)]
+            fn valid(v: f64) -> f64 {
+                valid(v, $dtype)
+            }
+        }
+    };
+}
+bin_elem!(u8, DType::U8);
+bin_elem!(i8, DType::I8);
+bin_elem!(u16, DType::U16);
+bin_elem!(i16, DType::I16);
+bin_elem!(u32, DType::U32);
+bin_elem!(i32, DType::I32);
+bin_elem!(f32, DType::F32);
+bin_elem!(u64, DType::U64);
+bin_elem!(i64, DType::I64);
+bin_elem!(f64, DType::F64);
 
 /// A frame's bins: its elements (of the dtype), or one fill value under every bin (`roi`).
 #[derive(Clone, Copy)]
