@@ -107,8 +107,8 @@ impl Reduction {
 struct Scratch {
     /// The chunk's stored bytes.
     chunk: Vec<u8>,
-    /// A roibin chunk's background bins.
-    bins: Vec<u8>,
+    /// A roibin chunk's background bins and window pixels.
+    parts: parts::Buffers,
     /// Pixels of a frame's windows already visited.
     seen: Vec<u64>,
 }
@@ -217,23 +217,22 @@ impl Plan {
     }
 
     /// Values of the wanted frames of a roibin chunk from its parts, without decoding it;
-    /// None when the chunk must be decoded instead. `bins` and `seen` are the worker's
-    /// buffers (the bins are read only where a linear signal needs them).
+    /// None when the chunk must be decoded instead. `buffers` and `seen` are the worker's
+    /// (the background is read only where a linear signal needs it).
     fn reduce_parts(
         &self,
         bytes: &[u8],
         first: usize,
         slots: usize,
         want: std::ops::Range<usize>,
-        bins: &mut Vec<u8>,
+        buffers: &mut parts::Buffers,
         seen: &mut Vec<u64>,
     ) -> Option<Vec<FrameResult>> {
         let compressed = self.linear.is_some() || self.reducer.needs_parts();
         if !compressed || !parts::is_roibin_chunk(bytes) {
             return None;
         }
-        let buffer = self.linear.is_some().then(|| std::mem::take(bins));
-        let mut p = match parts::parts_with(bytes, buffer) {
+        let p = match parts::parts_with(bytes, self.linear.is_some(), std::mem::take(buffers)) {
             Ok(p) => p,
             Err(e) => {
                 return Some(
@@ -268,7 +267,7 @@ impl Plan {
                 (g, r.map(|_| out).map_err(|e| e.to_string()))
             })
             .collect();
-        *bins = p.take_bins();
+        *buffers = p.into_buffers();
         Some(results)
     }
 
@@ -414,7 +413,7 @@ impl Plan {
                 codec,
                 bytes,
             } => {
-                let Scratch { chunk, bins, seen } = scratch;
+                let Scratch { chunk, parts, seen } = scratch;
                 let bytes = match bytes.load_into(chunk) {
                     Ok(b) => b,
                     Err(e) => {
@@ -424,7 +423,7 @@ impl Plan {
                 };
                 if *codec == ChunkCodec::Roibin && !decode {
                     let (first, slots, want) = (*first, *slots, want.clone());
-                    if let Some(r) = self.reduce_parts(bytes, first, slots, want, bins, seen) {
+                    if let Some(r) = self.reduce_parts(bytes, first, slots, want, parts, seen) {
                         let n = r.len();
                         return (r, n);
                     }

@@ -598,6 +598,18 @@ impl Roibin {
     /// The decoded pixels of every window, in stream order (None when there are none). Window
     /// sizes come from the stream: they are checked against the spec before allocating.
     fn window_values(&self, p: &stream::Parsed<'_>, m: &ArrayMeta) -> Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        Ok(self.window_values_into(p, m, &mut buf)?.then_some(buf))
+    }
+
+    /// The window pixels' elements decoded into `buf` (its allocation reused; no zero fill
+    /// when it already has the size); false when there are no windows.
+    fn window_values_into(
+        &self,
+        p: &stream::Parsed<'_>,
+        m: &ArrayMeta,
+        buf: &mut Vec<u8>,
+    ) -> Result<bool> {
         if let Some(w) = p
             .infos
             .iter()
@@ -616,7 +628,8 @@ impl Roibin {
             .map(|w| (2 * w.r as usize + 1).pow(2))
             .sum();
         if nwin == 0 {
-            return Ok(None);
+            buf.clear();
+            return Ok(false);
         }
         if nwin > max_window_pixels(m.len()) {
             return Err(Error::corrupt(
@@ -624,9 +637,10 @@ impl Roibin {
                 format!("{nwin} window pixels for a chunk of {m}"),
             ));
         }
-        Ok(Some(
-            self.windows_pipeline(m.dtype, nwin)?.decode(p.windows)?,
-        ))
+        buf.resize(nwin * m.dtype.size(), 0);
+        self.windows_pipeline(m.dtype, nwin)?
+            .decode_into(p.windows, buf)?;
+        Ok(true)
     }
 
     /// The exact pixels of a stream: chunk indices (unchecked) and their elements.

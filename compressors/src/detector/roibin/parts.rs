@@ -8,6 +8,7 @@
 
 use super::{FrameInfo, Layout, Roibin};
 use crate::detector::elems;
+use crate::sz::quant::Sample;
 use roibin_registry::spec::Graph;
 use roibin_registry::{
     container, threads, ArrayMeta, Config, DType, DataKind, Error, Pipeline, Purpose, Result,
@@ -58,20 +59,35 @@ pub struct Parts {
     listed_value: Vec<f64>,
     /// Where each frame's listed pixels start (`frames + 1` entries).
     listed_start: Vec<usize>,
-    /// Every window's pixels in stream order, as f64: rows of `2r+1`, the ones outside the
-    /// window's panel included (as the stream holds them).
-    window_value: Vec<f64>,
-    /// Where each frame's windows start in `window_value` (`frames + 1` entries).
+    /// Every window's pixels in stream order, as elements of the chunk's dtype (converted
+    /// as they are visited: a quarter of a roibin(auto) frame is windows, twice over where
+    /// they overlap): rows of `2r+1`, the ones outside the window's panel included (as the
+    /// stream holds them).
+    window_elements: Vec<u8>,
+    /// Where each frame's windows start in `window_elements`, in elements (`frames + 1`
+    /// entries).
     window_start: Vec<usize>,
 }
 
+/// The buffers a chunk's parts are decoded into, handed from chunk to chunk
+/// ([`Parts::into_buffers`] → [`parts_with`]) so a chunk loop does not allocate and zero
+/// them each time.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    pub bins: Vec<u8>,
+    pub windows: Vec<u8>,
+}
+
 impl Parts {
-    /// The background's element buffer, for the next chunk's [`parts_with`] (empty when
-    /// there is none); the background is [`Background::Skipped`] afterwards.
-    pub fn take_bins(&mut self) -> Vec<u8> {
-        match std::mem::replace(&mut self.background, Background::Skipped) {
+    /// The parts' buffers, for the next chunk's [`parts_with`].
+    pub fn into_buffers(self) -> Buffers {
+        let bins = match self.background {
             Background::Binned { elements, .. } => elements,
             _ => Vec::new(),
+        };
+        Buffers {
+            bins,
+            windows: self.window_elements,
         }
     }
 
@@ -115,18 +131,38 @@ impl Parts {
         f: usize,
         seen: &mut Vec<u64>,
         listed: bool,
+        visit: impl FnMut(usize, usize, f64),
+    ) {
+        macro_rules! typed {
+            ($t:ty) => {
+                self.walk_typed::<$t>(f, seen, listed, visit)
+            };
+        }
+        match self.meta.dtype {
+            DType::U8 => typed!(u8),
+            DType::I8 => typed!(i8),
+            DType::U16 => typed!(u16),
+            DType::I16 => typed!(i16),
+            DType::U32 => typed!(u32),
+            DType::I32 => typed!(i32),
+            DType::F32 => typed!(f32),
+            DType::U64 => typed!(u64),
+            DType::I64 => typed!(i64),
+            DType::F64 => typed!(f64),
+        }
+    }
+
+    fn walk_typed<T: WindowElem>(
+        &self,
+        f: usize,
+        seen: &mut Vec<u64>,
+        listed: bool,
         mut visit: impl FnMut(usize, usize, f64),
     ) {
         let l = self.layout;
         let fp = l.frame_pixels();
         seen.clear();
         seen.resize(fp.div_ceil(64), 0);
-        let mut first_time = |local: usize| {
-            let (word, bit) = (local / 64, 1u64 << (local % 64));
-            let new = seen[word] & bit == 0;
-            seen[word] |= bit;
-            new
-        };
         if listed {
             let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
             for (&i, &v) in self.listed_index[lo..hi]
@@ -134,7 +170,7 @@ impl Parts {
                 .zip(&self.listed_value[lo..hi])
             {
                 let local = i - f * fp;
-                first_time(local);
+                seen[local / 64] |= 1u64 << (local % 64);
                 visit(local / l.cols, local % l.cols, v);
             }
         }
@@ -151,17 +187,48 @@ impl Parts {
                 if y < top as i64 || y >= bottom as i64 {
                     continue;
                 }
-                let (y, row) = (y as usize, &self.window_value[k + dy * side..][..side]);
-                for x in xs.clone() {
-                    if first_time(y * l.cols + x) {
-                        visit(y, x, row[(x as i64 - x0) as usize]);
+                let y = y as usize;
+                let row = &self.window_elements[(k + dy * side) * T::SIZE..][..side * T::SIZE];
+                // A word of `seen` at a time: pixels an earlier window covered (half of a
+                // roibin(auto) frame's window pixels) cost nothing each.
+                let mut x = xs.start;
+                while x < xs.end {
+                    let local = y * l.cols + x;
+                    let (word, bit) = (local / 64, local % 64);
+                    let n = (64 - bit).min(xs.end - x);
+                    let run = (u64::MAX >> (64 - n)) << bit;
+                    let mut fresh = !seen[word] & run;
+                    seen[word] |= run;
+                    while fresh != 0 {
+                        let xx = x + fresh.trailing_zeros() as usize - bit;
+                        fresh &= fresh - 1;
+                        let at = (xx as i64 - x0) as usize * T::SIZE;
+                        visit(y, xx, T::read(&row[at..at + T::SIZE]).as_f64());
                     }
+                    x += n;
                 }
             }
             k += side * side;
         }
     }
 }
+
+/// A window element read as f64.
+trait WindowElem: Sample {
+    fn as_f64(self) -> f64;
+}
+
+macro_rules! window_elem {
+    ($($t:ty),*) => {$(
+        impl WindowElem for $t {
+            #[inline(always)]
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+window_elem!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
 
 /// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only).
 pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
@@ -177,14 +244,13 @@ pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
 /// other graphs, for chunks stored raw, for a background graph whose binning mixes frames,
 /// and for corrupt chunks.
 pub fn parts(chunk: &[u8]) -> Result<Parts> {
-    parts_with(chunk, Some(Vec::new()))
+    parts_with(chunk, true, Buffers::default())
 }
 
-/// [`parts`] with the background's bins decoded into `buffer` (its allocation reused: a chunk
-/// loop hands back the previous chunk's [`Parts::take_bins`]), or not decoded at all when
-/// `buffer` is None (reductions of the windows alone: the background is
-/// [`Background::Skipped`]).
-pub fn parts_with(chunk: &[u8], buffer: Option<Vec<u8>>) -> Result<Parts> {
+/// [`parts`] decoded into `buffers` (a chunk loop hands back the previous chunk's
+/// [`Parts::into_buffers`]); without `read_background` the background is not decoded at all
+/// (reductions of the windows alone: it is [`Background::Skipped`]).
+pub fn parts_with(chunk: &[u8], read_background: bool, buffers: Buffers) -> Result<Parts> {
     let h = container::read_header(chunk)?;
     if h.raw {
         return Err(Error::Other("chunk stored raw (no windows)".into()));
@@ -214,21 +280,23 @@ pub fn parts_with(chunk: &[u8], buffer: Option<Vec<u8>>) -> Result<Parts> {
         background,
     )?;
     let section = h.sections.first().copied().unwrap_or(&[]);
-    codec_parts(&codec, section, &h.meta, buffer)
+    codec_parts(&codec, section, &h.meta, read_background, buffers)
 }
 
 fn codec_parts(
     codec: &Roibin,
     data: &[u8],
     m: &ArrayMeta,
-    buffer: Option<Vec<u8>>,
+    read_background: bool,
+    buffers: Buffers,
 ) -> Result<Parts> {
     let (l, p) = codec.parse(data, m)?;
     let dtype = m.dtype;
-    let background = match (&codec.background, buffer) {
-        (_, None) => Background::Skipped,
-        (Some(g), Some(buffer)) => binned(codec, g, p.background, dtype, l, buffer)?,
-        (None, Some(_)) => Background::Fill(codec.fill),
+    let Buffers { bins, mut windows } = buffers;
+    let background = match &codec.background {
+        _ if !read_background => Background::Skipped,
+        Some(g) => binned(codec, g, p.background, dtype, l, bins)?,
+        None => Background::Fill(codec.fill),
     };
     let (mut indices, values) = codec.exact_pixels(&p.exact, dtype)?;
     let mut listed = Vec::with_capacity(indices.len());
@@ -257,10 +325,7 @@ fn codec_parts(
         }
         listed_start.push(listed_index.len());
     }
-    let mut window_value = Vec::new();
-    if let Some(w) = codec.window_values(&p, m)? {
-        elems::row_f64(&w, dtype, &mut window_value);
-    }
+    codec.window_values_into(&p, m, &mut windows)?;
     let mut window_start = vec![0usize];
     for info in &p.infos {
         let n: usize = info
@@ -270,7 +335,7 @@ fn codec_parts(
             .sum();
         window_start.push(window_start[window_start.len() - 1] + n);
     }
-    if window_start[l.frames] != window_value.len() {
+    if window_start[l.frames] * dtype.size() != windows.len() {
         return Err(Error::corrupt(
             codec.name,
             "window pixels do not match the windows",
@@ -284,7 +349,7 @@ fn codec_parts(
         listed_index,
         listed_value,
         listed_start,
-        window_value,
+        window_elements: windows,
         window_start,
     })
 }
