@@ -12,7 +12,7 @@
 use crate::geometry::{add, row_values_inline, valid, Linear};
 use crate::{Error, Result};
 use rayon::prelude::*;
-use roibin_compressors::detector::roibin::parts::{Background, Parts};
+use roibin_compressors::detector::roibin::parts::{Background, Element, Parts};
 use roibin_registry::DType;
 
 /// How a chunk's frames are binned: bins of `fr × fc` over each panel of `panel_rows` rows.
@@ -202,7 +202,7 @@ impl BinForm {
     /// typed bin reads and the geometry's row and column factors instead of a per-pixel
     /// dtype match and [`Linear::pixel_at`] (roibin(auto) chunks hold a quarter of their
     /// pixels exact).
-    fn exact_unit<E: BinElem>(
+    fn exact_unit<E: Element>(
         &self,
         lin: &Linear,
         unit: &UnitPixels,
@@ -213,11 +213,12 @@ impl BinForm {
     ) -> [f64; 3] {
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
         let mut s = [0f64; 3];
-        parts.for_each_exact(f, seen, |y, x, v| {
+        parts.for_each_exact_as::<E>(f, seen, |y, x, v| {
             let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
             if w != 0.0 {
                 let b = (self.row_bin[y] + self.col_bin[x]) as usize * E::SIZE;
-                let d = E::valid(v) - E::read(&frame_bins[b..b + E::SIZE]);
+                let bin = E::read_f64(&frame_bins[b..b + E::SIZE]);
+                let d = valid_as::<E>(v) - valid_as::<E>(bin);
                 s[0] += d;
                 s[1] += d * unit.col_x[x];
                 s[2] += d * unit.row_y[y];
@@ -485,39 +486,11 @@ impl UnitPixels {
     }
 }
 
-/// A bin's element type: its value as f64, flags (sentinels, non-finite) reading 0 as
-/// [`valid`] makes them.
-trait BinElem {
-    const SIZE: usize;
-    fn read(bytes: &[u8]) -> f64;
-    fn valid(v: f64) -> f64;
+/// A flag (sentinel, non-finite) of element type `E` reads 0, as [`valid`] makes it.
+#[inline(always)]
+fn valid_as<E: Element>(v: f64) -> f64 {
+    valid(v, E::DTYPE)
 }
-
-macro_rules! bin_elem {
-    ($t:ty, $dtype:expr) => {
-        impl BinElem for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            #[inline(always)]
-            fn read(bytes: &[u8]) -> f64 {
-                Self::valid(<$t>::from_le_bytes(bytes.try_into().expect("size")) as f64)
-            }
-            #[inline(always)]
-            fn valid(v: f64) -> f64 {
-                valid(v, $dtype)
-            }
-        }
-    };
-}
-bin_elem!(u8, DType::U8);
-bin_elem!(i8, DType::I8);
-bin_elem!(u16, DType::U16);
-bin_elem!(i16, DType::I16);
-bin_elem!(u32, DType::U32);
-bin_elem!(i32, DType::I32);
-bin_elem!(f32, DType::F32);
-bin_elem!(u64, DType::U64);
-bin_elem!(i64, DType::I64);
-bin_elem!(f64, DType::F64);
 
 /// A frame's bins: its elements (of the dtype), or one fill value under every bin (`roi`).
 #[derive(Clone, Copy)]

@@ -8,7 +8,6 @@
 
 use super::{FrameInfo, Layout, Roibin};
 use crate::detector::elems;
-use crate::sz::quant::Sample;
 use roibin_registry::spec::Graph;
 use roibin_registry::{
     container, threads, ArrayMeta, Config, DType, DataKind, Error, Pipeline, Purpose, Result,
@@ -104,6 +103,21 @@ impl Parts {
         self.walk(f, seen, true, visit)
     }
 
+    /// [`Parts::for_each_exact`] for a caller that has matched the dtype already (`T` must be
+    /// the chunk's element type): one instance per element type, not ten.
+    #[inline(always)]
+    pub fn for_each_exact_as<T: Element>(
+        &self,
+        f: usize,
+        seen: &mut Vec<u64>,
+        visit: impl FnMut(usize, usize, f64),
+    ) {
+        assert_eq!(T::DTYPE, self.meta.dtype, "element type of another chunk");
+        // Inlined into the caller with `visit`, whose sums then stay in registers (called
+        // through, they went to memory and back for each of a million pixels a frame).
+        self.walk_typed::<T>(f, seen, true, visit)
+    }
+
     /// Visit each pixel inside frame `f`'s windows once, as (frame row, column, value).
     pub fn for_each_window_pixel(
         &self,
@@ -152,7 +166,8 @@ impl Parts {
         }
     }
 
-    fn walk_typed<T: WindowElem>(
+    #[inline(always)]
+    fn walk_typed<T: Element>(
         &self,
         f: usize,
         seen: &mut Vec<u64>,
@@ -203,7 +218,7 @@ impl Parts {
                         let xx = x + fresh.trailing_zeros() as usize - bit;
                         fresh &= fresh - 1;
                         let at = (xx as i64 - x0) as usize * T::SIZE;
-                        visit(y, xx, T::read(&row[at..at + T::SIZE]).as_f64());
+                        visit(y, xx, T::read_f64(&row[at..at + T::SIZE]));
                     }
                     x += n;
                 }
@@ -213,22 +228,28 @@ impl Parts {
     }
 }
 
-/// A window element read as f64.
-trait WindowElem: Sample {
-    fn as_f64(self) -> f64;
+/// An element type a chunk can hold, read as f64.
+pub trait Element {
+    const DTYPE: DType;
+    const SIZE: usize;
+    /// The little-endian element at the start of `b` (`SIZE` bytes) as f64.
+    fn read_f64(b: &[u8]) -> f64;
 }
 
-macro_rules! window_elem {
-    ($($t:ty),*) => {$(
-        impl WindowElem for $t {
+macro_rules! element {
+    ($($t:ty => $d:ident),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            const SIZE: usize = std::mem::size_of::<$t>();
             #[inline(always)]
-            fn as_f64(self) -> f64 {
-                self as f64
+            fn read_f64(b: &[u8]) -> f64 {
+                <$t>::from_le_bytes(b.try_into().expect("element")) as f64
             }
         }
     )*};
 }
-window_elem!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
+element!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
+    i64 => I64, f32 => F32, f64 => F64);
 
 /// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only).
 pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
