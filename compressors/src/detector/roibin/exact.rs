@@ -133,8 +133,7 @@ pub fn read<'a>(r: &mut Reader<'a>, pixels: usize) -> Result<Parsed<'a>> {
     let packed_len = r.len_at_most(usize::MAX)?;
     let packed = r.take(packed_len)?;
     let mut runs = vec![0u8; runs_len];
-    let got = zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(packed, &mut runs[..]))
+    let got = crate::zstd::block_into(packed, &mut runs[..])
         .map_err(|e| Error::corrupt("roibin", format!("exact pixel runs: {e}")))?;
     if got != runs_len {
         return Err(bad("exact pixel runs shorter than recorded"));

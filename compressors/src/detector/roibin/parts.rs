@@ -328,7 +328,8 @@ fn codec_parts(
         pairs.sort_unstable_by_key(|&(i, _)| i);
         (indices, listed) = pairs.into_iter().unzip();
     }
-    if indices.iter().any(|&i| i >= m.len()) {
+    let len = m.len();
+    if indices.iter().any(|&i| i >= len) {
         return Err(Error::corrupt(codec.name, "exact pixel index out of range"));
     }
     let fp = l.frame_pixels();
