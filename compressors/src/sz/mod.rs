@@ -568,10 +568,15 @@ fn decode_body(
     }
     // Lorenzo within 2-D planes decodes several rows at once (bit-identical, faster).
     let planar = pred == Predictor::Lorenzo2d || (pred == Predictor::Lorenzo && dims[0] == 1);
-    if planar || pred == Predictor::BlockMean {
-        // Every value is written before a prediction reads it (block means read none): the
-        // reused buffer needs no zero fill (8 bytes per element, a pass as long as the
-        // decode's own on flat data).
+    if planar {
+        // A ring of rows, each value written before a prediction reads it: no zero fill.
+        let ring = plane::RING * dims[2];
+        if recon.len() < ring {
+            recon.resize(ring, 0.0);
+        }
+    } else if pred == Predictor::BlockMean {
+        // Block means read no reconstructed value: the reused buffer needs no zero fill (8
+        // bytes per element, a pass as long as the decode's own on flat data).
         if recon.len() < n {
             recon.resize(n, 0.0);
         }

@@ -15,9 +15,14 @@ use super::quant::ElementDecoder;
 /// Rows decoded together.
 const ROWS: usize = 4;
 
+/// Rows of reconstructed values a plane's decode keeps: a group's rows and the row above them.
+/// A ring of them (a few KB, in L1) instead of the whole piece: the values are read only by
+/// the next row, and a frame-sized f64 buffer was 8 bytes written and read per element.
+pub const RING: usize = ROWS + 1;
+
 /// Decode `planes` Lorenzo planes of `n1 × n2` elements (a C-order piece) from `codes` (one
-/// per element) into `recon` through `d`. Returns false if the codes ask for escaped values
-/// the piece does not hold.
+/// per element) through `d`; `recon` is scratch of at least [`RING`] rows of `n2`. Returns
+/// false if the codes ask for escaped values the piece does not hold.
 pub fn decode_planes<D: ElementDecoder>(
     planes: usize,
     n1: usize,
@@ -27,7 +32,7 @@ pub fn decode_planes<D: ElementDecoder>(
     d: &mut D,
 ) -> bool {
     let n = planes * n1 * n2;
-    if n2 == 0 || codes.len() < n || recon.len() < n {
+    if n2 == 0 || codes.len() < n || recon.len() < RING * n2 {
         return n == 0;
     }
     // Escapes are stored in visiting order: `escapes` counts those of the rows already done.
@@ -38,11 +43,17 @@ pub fn decode_planes<D: ElementDecoder>(
         let mut r = 1;
         while r < n1 {
             let g = ROWS.min(n1 - r);
-            rows(base + r * n2, g, n2, codes, recon, d, &mut escapes);
+            rows(base, r, g, n2, codes, recon, d, &mut escapes);
             r += g;
         }
     }
     !d.bad()
+}
+
+/// Where plane row `r`'s values sit in the ring.
+#[inline(always)]
+fn ring_row(r: usize, n2: usize) -> usize {
+    (r % RING) * n2
 }
 
 /// The plane's first row: no row above, one chain.
@@ -55,19 +66,21 @@ fn first_row<D: ElementDecoder>(
     escapes: &mut usize,
 ) {
     let mut left = d.element(row, codes[row], 0.0, escapes);
-    recon[row] = left;
-    for i in row + 1..row + n2 {
+    recon[0] = left;
+    for j in 1..n2 {
         // `+ 0.0 - 0.0`, as the visiting-order loop adds the absent neighbours: a -0.0 turns
         // into +0.0 there, and so here.
-        left = d.element(i, codes[i], left + 0.0 - 0.0, escapes);
-        recon[i] = left;
+        left = d.element(row + j, codes[row + j], left + 0.0 - 0.0, escapes);
+        recon[j] = left;
     }
 }
 
-/// `g ≤ ROWS` rows from element `start` (not a plane's first row), row `k` one column behind
-/// row `k - 1`.
+/// Rows `r..r + g` (`g ≤ ROWS`, `r ≥ 1`) of the plane at element `base`, row `k` one column
+/// behind row `k - 1`.
+#[allow(clippy::too_many_arguments)]
 fn rows<D: ElementDecoder>(
-    start: usize,
+    base: usize,
+    r: usize,
     g: usize,
     n2: usize,
     codes: &[u32],
@@ -75,6 +88,7 @@ fn rows<D: ElementDecoder>(
     d: &mut D,
     escapes: &mut usize,
 ) {
+    let start = base + r * n2;
     // Where each row's escapes start: after those of the rows above it.
     let mut e = [0usize; ROWS];
     e[0] = *escapes;
@@ -83,10 +97,12 @@ fn rows<D: ElementDecoder>(
         e[k] = e[k - 1] + codes[above..above + n2].iter().filter(|&&c| c == 0).count();
     }
     let mut left = [0.0f64; ROWS];
+    let rings: [(usize, usize); ROWS] =
+        std::array::from_fn(|k| (ring_row(r + k, n2), ring_row(r + k + RING - 1, n2)));
     let mut step = |t: usize, k: usize, left: &mut [f64; ROWS], e: &mut [usize; ROWS]| {
         element(
             start + k * n2,
-            n2,
+            rings[k],
             t - k,
             codes,
             recon,
@@ -112,12 +128,13 @@ fn rows<D: ElementDecoder>(
     *escapes = e[g - 1];
 }
 
-/// Element `j` of the row at `row` (not a plane's first row), `left` its row's last value.
+/// Element `j` of the row at element `row` (not a plane's first row), whose values go to
+/// ring offset `cur` with the row above at `up`; `left` its row's last value.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn element<D: ElementDecoder>(
     row: usize,
-    n2: usize,
+    (cur, up): (usize, usize),
     j: usize,
     codes: &[u32],
     recon: &mut [f64],
@@ -126,15 +143,14 @@ fn element<D: ElementDecoder>(
     e: &mut usize,
 ) {
     let i = row + j;
-    let up = i - n2;
     // The visiting-order loop's sums, term for term: (left + up) − up-left.
     let pred = if j == 0 {
         0.0 + recon[up] - 0.0
     } else {
-        *left + recon[up] - recon[up - 1]
+        *left + recon[up + j] - recon[up + j - 1]
     };
     let v = d.element(i, codes[i], pred, e);
-    recon[i] = v;
+    recon[cur + j] = v;
     *left = v;
 }
 
@@ -177,7 +193,7 @@ mod tests {
             dims[1],
             dims[2],
             &codes.codes,
-            &mut vec![0.0; n],
+            &mut vec![0.0; RING * dims[2]],
             &mut d
         ));
         assert_eq!(a, b);
@@ -240,7 +256,7 @@ mod tests {
             7,
             11,
             &codes.codes,
-            &mut vec![0.0; n],
+            &mut vec![0.0; RING * 11],
             &mut d
         ));
         assert_eq!(a, b);
@@ -260,6 +276,13 @@ mod tests {
         let codes = vec![0u32; 12];
         let mut out = vec![0u8; 48];
         let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), 1.0, 8, &mut out);
-        assert!(!decode_planes(1, 3, 4, &codes, &mut [0.0; 12], &mut d));
+        assert!(!decode_planes(
+            1,
+            3,
+            4,
+            &codes,
+            &mut [0.0; RING * 4],
+            &mut d
+        ));
     }
 }
