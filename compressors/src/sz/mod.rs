@@ -16,6 +16,7 @@
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
+mod means;
 mod plane;
 mod predict;
 pub(crate) mod quant;
@@ -574,13 +575,7 @@ fn decode_body(
         if recon.len() < ring {
             recon.resize(ring, 0.0);
         }
-    } else if pred == Predictor::BlockMean {
-        // Block means read no reconstructed value: the reused buffer needs no zero fill (8
-        // bytes per element, a pass as long as the decode's own on flat data).
-        if recon.len() < n {
-            recon.resize(n, 0.0);
-        }
-    } else {
+    } else if pred != Predictor::BlockMean {
         recon.clear();
         recon.resize(n, 0.0);
     }
@@ -588,6 +583,8 @@ fn decode_body(
         ($q:ident) => {
             if planar {
                 !plane::decode_planes(dims[0], dims[1], dims[2], codes, recon, &mut $q)
+            } else if pred == Predictor::BlockMean {
+                !means::decode_block_means(dims, codes, &means, &mut $q)
             } else {
                 pred.run(dims, recon, &mut $q, &means);
                 $q.cur.bad
