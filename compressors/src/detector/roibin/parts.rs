@@ -334,7 +334,10 @@ fn codec_parts(
     }
     let fp = l.frame_pixels();
     let mut listed_start = vec![0usize];
-    let (mut listed_index, mut listed_value) = (Vec::new(), Vec::new());
+    let (mut listed_index, mut listed_value) = (
+        Vec::with_capacity(indices.len()),
+        Vec::with_capacity(indices.len()),
+    );
     let mut next = 0usize;
     for f in 0..l.frames {
         while next < indices.len() && indices[next] < (f + 1) * fp {
