@@ -171,64 +171,73 @@ impl BinForm {
             }
             None => self.bin_sums(lin.detector.k(), bins, acc),
         }
-        if let (Some(unit), FrameBins::Elements(..)) = (&self.unit, bins) {
-            let sums = match dtype {
-                DType::U8 => self.exact_unit::<u8>(lin, unit, parts, f, frame_bins, seen),
-                DType::I8 => self.exact_unit::<i8>(lin, unit, parts, f, frame_bins, seen),
-                DType::U16 => self.exact_unit::<u16>(lin, unit, parts, f, frame_bins, seen),
-                DType::I16 => self.exact_unit::<i16>(lin, unit, parts, f, frame_bins, seen),
-                DType::U32 => self.exact_unit::<u32>(lin, unit, parts, f, frame_bins, seen),
-                DType::I32 => self.exact_unit::<i32>(lin, unit, parts, f, frame_bins, seen),
-                DType::F32 => self.exact_unit::<f32>(lin, unit, parts, f, frame_bins, seen),
-                DType::U64 => self.exact_unit::<u64>(lin, unit, parts, f, frame_bins, seen),
-                DType::I64 => self.exact_unit::<i64>(lin, unit, parts, f, frame_bins, seen),
-                DType::F64 => self.exact_unit::<f64>(lin, unit, parts, f, frame_bins, seen),
+        let fill = bin(0);
+        macro_rules! typed {
+            ($t:ty) => {
+                self.exact_sums::<$t>(lin, parts, f, frame_bins, fill, seen, acc)
             };
-            acc.iter_mut().zip(sums).for_each(|(a, s)| *a += s);
-            return Ok(());
         }
-        parts.for_each_exact(f, seen, |y, x, v| {
-            let delta = valid(v, dtype) - bin((self.row_bin[y] + self.col_bin[x]) as usize);
-            if delta != 0.0 {
-                if let Some((l, w, qx, qy)) = lin.pixel_at(y * lin.geometry.width + x, y, x) {
-                    add(acc, &lin.detector, l, w * delta, qx, qy);
-                }
-            }
-        });
+        match dtype {
+            DType::U8 => typed!(u8),
+            DType::I8 => typed!(i8),
+            DType::U16 => typed!(u16),
+            DType::I16 => typed!(i16),
+            DType::U32 => typed!(u32),
+            DType::I32 => typed!(i32),
+            DType::F32 => typed!(f32),
+            DType::U64 => typed!(u64),
+            DType::I64 => typed!(i64),
+            DType::F64 => typed!(f64),
+        }
         Ok(())
     }
 
-    /// The exact pixels' `Σ (I_p − B_bin(p))·(1, qx, qy)` with unit weights but the mask:
-    /// typed bin reads and the geometry's row and column factors instead of a per-pixel
-    /// dtype match and [`Linear::pixel_at`] (roibin(auto) chunks hold a quarter of their
-    /// pixels exact).
-    fn exact_unit<E: Element>(
+    /// The exact pixels' `Σ c_p·(I_p − B_bin(p))` into `acc`, with typed bin reads (a
+    /// roibin(auto) chunk holds a quarter of its pixels exact). With unit weights but the
+    /// mask, `c_p` comes from the geometry's row and column factors, not from
+    /// [`Linear::pixel_at`]. `frame_bins` empty: every bin is `fill`.
+    #[allow(clippy::too_many_arguments)]
+    fn exact_sums<E: Element>(
         &self,
         lin: &Linear,
-        unit: &UnitPixels,
         parts: &Parts,
         f: usize,
         frame_bins: &[u8],
+        fill: f64,
         seen: &mut Vec<u64>,
-    ) -> [f64; 3] {
+        acc: &mut [f64],
+    ) {
+        let bin_at = |y: usize, x: usize| {
+            let b = (self.row_bin[y] + self.col_bin[x]) as usize * E::SIZE;
+            match frame_bins.get(b..b + E::SIZE) {
+                Some(e) => valid_as::<E>(E::read_f64(e)),
+                None => fill,
+            }
+        };
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
+        let Some(unit) = &self.unit else {
+            parts.for_each_exact_as::<E>(f, seen, |y, x, v| {
+                let delta = valid_as::<E>(v) - bin_at(y, x);
+                if delta != 0.0 {
+                    if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
+                        add(acc, &lin.detector, l, w * delta, qx, qy);
+                    }
+                }
+            });
+            return;
+        };
         let mut s = [0f64; 3];
         parts.for_each_exact_as::<E>(f, seen, |y, x, v| {
             let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
             if w != 0.0 {
-                let b = (self.row_bin[y] + self.col_bin[x]) as usize * E::SIZE;
-                let bin = E::read_f64(&frame_bins[b..b + E::SIZE]);
-                let d = valid_as::<E>(v) - valid_as::<E>(bin);
+                let d = valid_as::<E>(v) - bin_at(y, x);
                 s[0] += d;
                 s[1] += d * unit.col_x[x];
                 s[2] += d * unit.row_y[y];
             }
         });
-        if lin.detector.k() == 1 {
-            [s[0], 0.0, 0.0]
-        } else {
-            s
-        }
+        let k = lin.detector.k();
+        acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
     }
 
     /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.
