@@ -28,6 +28,10 @@ pub mod zstd;
 
 use roibin_registry::{container, ArrayMeta, DataKind, Graph, Pipeline, Result};
 
+/// For this crate's exported macros ([`with_element_type!`]).
+#[doc(hidden)]
+pub use roibin_registry as __registry;
+
 /// Encode one chunk into a self-describing container with the graph `spec`.
 pub fn encode_chunk(spec: &str, meta: &ArrayMeta, data: &[u8]) -> Result<Vec<u8>> {
     container::encode(&spec.parse()?, meta, data)

@@ -172,23 +172,9 @@ impl BinForm {
             None => self.bin_sums(lin.detector.k(), bins, acc),
         }
         let fill = bin(0);
-        macro_rules! typed {
-            ($t:ty) => {
-                self.exact_sums::<$t>(lin, parts, f, frame_bins, fill, seen, acc)
-            };
-        }
-        match dtype {
-            DType::U8 => typed!(u8),
-            DType::I8 => typed!(i8),
-            DType::U16 => typed!(u16),
-            DType::I16 => typed!(i16),
-            DType::U32 => typed!(u32),
-            DType::I32 => typed!(i32),
-            DType::F32 => typed!(f32),
-            DType::U64 => typed!(u64),
-            DType::I64 => typed!(i64),
-            DType::F64 => typed!(f64),
-        }
+        roibin_compressors::with_element_type!(dtype, T => {
+            self.exact_sums::<T>(lin, parts, f, frame_bins, fill, seen, acc)
+        });
         Ok(())
     }
 

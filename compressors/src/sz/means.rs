@@ -46,7 +46,7 @@ pub fn decode_block_means<D: ElementDecoder>(
 #[cfg(test)]
 mod tests {
     use super::super::predict::{block_means, Predictor};
-    use super::super::quant::{Codes, Cursor, FloatDecoder, FloatEncoder};
+    use super::super::quant::{f32_codes, Cursor, FloatDecoder};
     use super::*;
 
     #[test]
@@ -63,17 +63,8 @@ mod tests {
                 .collect();
             let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let means = block_means(dims, &data.iter().map(|&v| v as f64).collect::<Vec<_>>());
-            let mut codes = Codes::default();
-            let mut q = FloatEncoder::<f32> {
-                data: &bytes,
-                eb,
-                base: eb,
-                radius: 64,
-                out: &mut codes,
-                _t: std::marker::PhantomData,
-            };
             let pred = Predictor::BlockMean;
-            pred.run(dims, &mut vec![0.0; n], &mut q, &means);
+            let codes = f32_codes(pred, dims, &bytes, eb, &means);
             let mut a = vec![0u8; bytes.len()];
             let mut d =
                 FloatDecoder::<f32>::new(Cursor::new(&codes.codes, &codes.unpred), eb, 64, &mut a);

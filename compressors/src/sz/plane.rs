@@ -157,7 +157,7 @@ fn element<D: ElementDecoder>(
 #[cfg(test)]
 mod tests {
     use super::super::predict::Predictor;
-    use super::super::quant::{Codes, Cursor, FloatDecoder, FloatEncoder, IntDecoder, IntEncoder};
+    use super::super::quant::{f32_codes, Codes, Cursor, FloatDecoder, IntDecoder, IntEncoder};
     use super::*;
 
     /// Codes of `data` under a Lorenzo predictor, decoded in visiting order and row-interleaved:
@@ -165,21 +165,12 @@ mod tests {
     fn both_orders_f32(dims: [usize; 3], data: &[f32], eb: f64) {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         let n = data.len();
-        let mut codes = Codes::default();
         let pred = if dims[0] > 1 {
             Predictor::Lorenzo2d
         } else {
             Predictor::Lorenzo
         };
-        let mut q = FloatEncoder::<f32> {
-            data: &bytes,
-            eb,
-            base: eb,
-            radius: 64,
-            out: &mut codes,
-            _t: std::marker::PhantomData,
-        };
-        pred.run(dims, &mut vec![0.0; n], &mut q, &[]);
+        let codes = f32_codes(pred, dims, &bytes, eb, &[]);
         let mut a = vec![0u8; bytes.len()];
         let mut d =
             FloatDecoder::<f32>::new(Cursor::new(&codes.codes, &codes.unpred), eb, 64, &mut a);

@@ -110,6 +110,29 @@ pub struct FloatEncoder<'a, T: Float> {
     pub _t: std::marker::PhantomData<T>,
 }
 
+/// The codes of f32 `bytes` of `dims` under `pred` (block values `means`), radius 64: what
+/// the decoders' tests decode both ways.
+#[cfg(test)]
+pub(crate) fn f32_codes(
+    pred: super::predict::Predictor,
+    dims: [usize; 3],
+    bytes: &[u8],
+    eb: f64,
+    means: &[f64],
+) -> Codes {
+    let mut codes = Codes::default();
+    let mut q = FloatEncoder::<f32> {
+        data: bytes,
+        eb,
+        base: eb,
+        radius: 64,
+        out: &mut codes,
+        _t: std::marker::PhantomData,
+    };
+    pred.run(dims, &mut vec![0.0; bytes.len() / 4], &mut q, means);
+    codes
+}
+
 impl<T: Float> Quant for FloatEncoder<'_, T> {
     fn set_scale(&mut self, scale: f64) {
         self.eb = self.base / scale;

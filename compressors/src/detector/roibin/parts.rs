@@ -147,23 +147,7 @@ impl Parts {
         listed: bool,
         visit: impl FnMut(usize, usize, f64),
     ) {
-        macro_rules! typed {
-            ($t:ty) => {
-                self.walk_typed::<$t>(f, seen, listed, visit)
-            };
-        }
-        match self.meta.dtype {
-            DType::U8 => typed!(u8),
-            DType::I8 => typed!(i8),
-            DType::U16 => typed!(u16),
-            DType::I16 => typed!(i16),
-            DType::U32 => typed!(u32),
-            DType::I32 => typed!(i32),
-            DType::F32 => typed!(f32),
-            DType::U64 => typed!(u64),
-            DType::I64 => typed!(i64),
-            DType::F64 => typed!(f64),
-        }
+        crate::with_element_type!(self.meta.dtype, T => self.walk_typed::<T>(f, seen, listed, visit))
     }
 
     #[inline(always)]
@@ -226,6 +210,23 @@ impl Parts {
             k += side * side;
         }
     }
+}
+
+/// `$body` with `$t` the [`Element`] type of `$dtype` (matched once, the body typed).
+#[macro_export]
+macro_rules! with_element_type {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        $crate::with_element_type!(@ $dtype, $t, $body; U8 u8, I8 i8, U16 u16, I16 i16,
+            U32 u32, I32 i32, F32 f32, U64 u64, I64 i64, F64 f64)
+    };
+    (@ $dtype:expr, $t:ident, $body:expr; $($d:ident $ty:ty),*) => {
+        match $dtype {
+            $($crate::__registry::DType::$d => {
+                type $t = $ty;
+                $body
+            })*
+        }
+    };
 }
 
 /// An element type a chunk can hold, read as f64.
