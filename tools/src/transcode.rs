@@ -188,7 +188,16 @@ pub fn run(
         }),
         _ => None,
     };
-    let batch = tasks * 2;
+    // Chunks per round. Rounds run two at a time and the second is spawned right after the
+    // first, so they share the pool and finish together: the workers idle through each pair's
+    // tail until the next pair is read (device perf timeline: a third of 16 cores idle). Raw
+    // input holds no bytes until a task reads them, so its rounds can be long (fewer tails);
+    // chunks read through HDF5 are held in memory, so theirs stay short.
+    let batch = if raw_file.is_some() {
+        tasks * 8
+    } else {
+        tasks * 2
+    };
     let mut report = Report {
         chunks: grid.len(),
         ..Default::default()
@@ -246,6 +255,9 @@ pub fn run(
                             items
                                 .into_par_iter()
                                 .zip(idx.par_iter())
+                                // One chunk per job: rayon's default pieces of several chunks
+                                // left a round's tail to a few workers.
+                                .with_max_len(1)
                                 .map(|(item, &i)| {
                                     transform(
                                         item,
