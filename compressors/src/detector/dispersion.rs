@@ -441,7 +441,7 @@ pub(crate) fn params(c: &Config, extended: bool) -> Result<DispersionParams> {
 }
 
 fn build(c: &Config, name: &'static str, extended: bool) -> Result<Box<dyn Codec>> {
-    peaks::Finder::build(name, c, params(c, extended)?, find)
+    peaks::Finder::build(name, c, params(c, extended)?, false, find)
 }
 
 inventory::submit! {

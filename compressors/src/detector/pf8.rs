@@ -362,7 +362,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
         min_res: c.get::<f64>("min_res")? as f32,
         max_res: c.get::<f64>("max_res")? as f32,
     };
-    peaks::Finder::build("pf8", c, params, find)
+    peaks::Finder::build("pf8", c, params, true, find)
 }
 
 inventory::submit! {

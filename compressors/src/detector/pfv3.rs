@@ -257,7 +257,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
         atot_thr: c.get::<f64>("atot_thr")?,
         max_peaks: c.get::<i64>("max_peaks")? as usize,
     };
-    peaks::Finder::build("pfv3", c, params, find)
+    peaks::Finder::build("pfv3", c, params, false, find)
 }
 
 inventory::submit! {
