@@ -47,6 +47,11 @@ impl Bins {
         self.panel_rows.div_ceil(self.fr)
     }
 
+    /// The bin row (over all panels) of frame row `y`.
+    fn bin_row(&self, y: usize) -> usize {
+        (y / self.panel_rows) * self.bin_rows() + (y % self.panel_rows) / self.fr
+    }
+
     fn bin_cols(&self) -> usize {
         self.cols.div_ceil(self.fc)
     }
@@ -105,12 +110,9 @@ impl BinForm {
         } else {
             (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
         }
-        let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+        let bc = bins.bin_cols();
         let row_bin = (0..g.height)
-            .map(|y| {
-                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
-                ((panel * br + yy / bins.fr) * bc) as u32
-            })
+            .map(|y| (bins.bin_row(y) * bc) as u32)
             .collect();
         let col_bin = (0..g.width).map(|x| (x / bins.fc) as u32).collect();
         Ok(BinForm {
@@ -155,14 +157,17 @@ impl BinForm {
                 ))
             }
         };
-        let bin = |i: usize| valid(parts.background.bin_value(i + f * n, dtype), dtype);
+        // `roi`: one fill value under every bin.
+        let fill = match &parts.background {
+            Background::Fill(v) => valid(*v, dtype),
+            _ => 0.0,
+        };
         acc.iter_mut()
             .zip(lin.constant())
             .for_each(|(a, c)| *a = -c);
         let bins = match &parts.background {
             Background::Binned { .. } => FrameBins::Elements(frame_bins, dtype),
-            // `roi`: one fill value under every bin.
-            _ => FrameBins::Fill(bin(0)),
+            _ => FrameBins::Fill(fill),
         };
         match &self.separable {
             Some(sep) => {
@@ -171,7 +176,6 @@ impl BinForm {
             }
             None => self.bin_sums(lin.detector.k(), bins, acc),
         }
-        let fill = bin(0);
         roibin_compressors::with_element_type!(dtype, T => {
             self.exact_sums::<T>(lin, parts, f, frame_bins, fill, seen, acc)
         });
@@ -333,14 +337,13 @@ impl Separable {
     fn masked(lin: &Linear, bins: Bins, k: usize, masked: &[usize]) -> Separable {
         let mut s = Separable::factors(lin, bins);
         let g = &lin.geometry;
-        let (br, bc) = (bins.bin_rows(), bins.bin_cols());
+        let bc = bins.bin_cols();
         let mut fixes: Vec<(u32, [f64; 3])> = masked
             .iter()
             .filter_map(|&p| {
                 let (y, x) = (p / g.width, p % g.width);
                 let (qx, qy) = (g.qx(x)?, g.qy(y)?);
-                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
-                let b = (panel * br + yy / bins.fr) * bc + x / bins.fc;
+                let b = bins.bin_row(y) * bc + x / bins.fc;
                 Some((b as u32, [-1.0, -(qx as f64), -(qy as f64)]))
             })
             .collect();
@@ -373,8 +376,7 @@ impl Separable {
         let mut rows = vec![[0f64; 2]; bins.panels * br];
         for y in 0..g.height {
             if let Some(q) = g.qy(y) {
-                let (panel, yy) = (y / bins.panel_rows, y % bins.panel_rows);
-                let r = &mut rows[panel * br + yy / bins.fr];
+                let r = &mut rows[bins.bin_row(y)];
                 r[0] += 1.0;
                 r[1] += q as f64;
             }
