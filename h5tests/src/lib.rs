@@ -46,12 +46,43 @@ pub fn roibin_bin() -> PathBuf {
     p
 }
 
-/// A fresh scratch folder for one test.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh scratch folder for one test, removed when the test passes (a failed test leaves
+/// it for a look: the panic message names its files). Some tests write hundreds of MB.
+pub fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("roibin-h5tests-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
-    d
+    Scratch(d)
+}
+
+/// A test's scratch folder (see [`scratch`]); a path everywhere one is expected.
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A command with the plugin on `HDF5_PLUGIN_PATH` and nothing else of ours in its environment.
@@ -215,7 +246,7 @@ pub fn synth_scan(path: &Path, seed: u64) {
 
 /// A folder `root/` holding `root/sub/scan.h5` (see [`synth_scan`]). Returns (scratch
 /// folder, root).
-pub fn scan_root(name: &str) -> (PathBuf, PathBuf) {
+pub fn scan_root(name: &str) -> (Scratch, PathBuf) {
     let dir = scratch(name);
     let root = dir.join("root");
     std::fs::create_dir_all(root.join("sub")).unwrap();
