@@ -2,7 +2,7 @@
 //! `benches/results/roibin_auto_speed_2026-12-03.txt` (criterion's `finders` bench is the
 //! steady one).
 //!
-//! `cargo run --release -p roibin-compressors --example time_encode -- SPEC [N] [FILE ROWS COLS]`
+//! `cargo run --release -p roibin-compressors --example time_encode -- SPEC [N] [FILE ROWS COLS [DTYPE]]`
 //! (default: the real JUNGFRAU module of `../shared/data`, 512 × 1024 float32).
 
 use roibin_registry::{container, ArrayMeta, DType};
@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spec = args
         .first()
-        .ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS]")?;
+        .ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS [DTYPE]]")?;
     let n: usize = args.get(1).map_or(Ok(20), |s| s.parse())?;
     let (path, rows, cols) = match args.get(2..).unwrap_or_default() {
         [p, r, c, ..] => (p.clone(), r.parse()?, c.parse()?),
@@ -22,7 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
-    let meta = ArrayMeta::new(DType::F32, vec![rows, cols]);
+    let dtype = args.get(5).map_or(Ok(DType::F32), |s| DType::parse(s))?;
+    let meta = ArrayMeta::new(dtype, vec![rows, cols]);
     let p = roibin_compressors::pipeline(&spec.parse()?, &meta)?;
     let (mut best, mut chunk) = (f64::MAX, vec![]);
     for _ in 0..n {

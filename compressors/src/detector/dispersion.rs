@@ -120,33 +120,113 @@ pub(crate) fn strong_pixels(
     p: &DispersionParams,
     gain: f64,
 ) -> Vec<bool> {
-    let k = p.kernel;
+    let mut each = strong_pixels_each(v, good, rows, cols, &[(p, gain)]);
+    each.pop().unwrap_or_default()
+}
+
+/// Strong pixels of one panel for each of up to 8 tests (parameters and gain) that share a
+/// kernel: one pass of box sums for all (`roibin(auto)`'s finder and check look at the same
+/// frame). Tests with different kernels are run one after the other.
+pub(crate) fn strong_pixels_each(
+    v: &[f32],
+    good: &[bool],
+    rows: usize,
+    cols: usize,
+    tests: &[Test],
+) -> Vec<Vec<bool>> {
+    let Some(&(first, _)) = tests.first() else {
+        return vec![];
+    };
+    if tests.len() > 8 || tests.iter().any(|(p, _)| p.kernel != first.kernel) {
+        return tests
+            .iter()
+            .map(|&(p, gain)| strong_pixels(v, good, rows, cols, p, gain))
+            .collect();
+    }
+    // Bit t of a pixel's flags: strong by test t's dispersion (and local-mean) test.
+    let mut flags = vec![0u8; rows * cols];
+    let taken = boxsum::Taken::new(v, good, BIG);
+    boxsum::map_rows(
+        &taken,
+        (rows, cols),
+        first.kernel,
+        &mut flags,
+        |r, s, out| {
+            let row = r * cols..(r + 1) * cols;
+            for (t, &test) in tests.iter().enumerate() {
+                let (v, good) = (&v[row.clone()], &good[row.clone()]);
+                dispersion_row(RowInput { v, good, s }, test, t, out);
+            }
+        },
+    );
+    let masks: Vec<Vec<bool>> = if tests.len() == 1 {
+        // In place: the one test's flags are its mask.
+        vec![flags.into_iter().map(|f| f != 0).collect()]
+    } else {
+        let bit = |t: usize| flags.iter().map(|f| (f >> t) & 1 != 0).collect();
+        (0..tests.len()).map(bit).collect()
+    };
+    // The tests' second passes side by side: each is partly serial.
+    masks
+        .into_par_iter()
+        .zip(tests)
+        .map(|(mut strong, &(p, gain))| {
+            if p.extended {
+                extend(v, good, rows, cols, p, gain, &mut strong);
+            }
+            strong
+        })
+        .collect()
+}
+
+/// One row of a panel as the tests see it: its values, which are good, and its box sums.
+struct RowInput<'a> {
+    v: &'a [f32],
+    good: &'a [bool],
+    s: &'a boxsum::BoxRow,
+}
+
+/// A test's parameters and the gain it uses on a panel.
+pub(crate) type Test<'a> = (&'a DispersionParams, f64);
+
+/// Set bit `bit` of `out` where a pixel of `row` passes the dispersion test of `p` with
+/// `gain` (and, unless extended, the local-mean test).
+fn dispersion_row(row: RowInput, test: Test, bit: usize, out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `dispersion_row_avx2` asks for.
+        return unsafe { dispersion_row_avx2(row, test, bit, out) };
+    }
+    dispersion_row_body(row, test, bit, out)
+}
+
+/// [`dispersion_row`] four pixels to a vector (no FMA: the same roundings as the plain build).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dispersion_row_avx2(row: RowInput, test: Test, bit: usize, out: &mut [u8]) {
+    dispersion_row_body(row, test, bit, out)
+}
+
+#[inline(always)]
+fn dispersion_row_body(row: RowInput, (p, gain): Test, bit: usize, out: &mut [u8]) {
+    let RowInput { v, good, s } = row;
     let (nb, threshold) = (p.sigma_background, p.threshold);
     // σ_s·√(g·x·m) compared squared: no square root per pixel.
     let strong_sq = p.sigma_strong * p.sigma_strong * gain;
     let min_local = p.min_local as u32;
-    let mut strong = vec![false; rows * cols];
-    let taken = boxsum::Taken::new(v, good, BIG);
-    boxsum::map_rows(&taken, (rows, cols), k, &mut strong, |r, s, out| {
-        let row = r * cols..(r + 1) * cols;
-        let px = v[row.clone()].iter().zip(&good[row]);
-        let sums = s.m.iter().zip(&s.x).zip(&s.y);
-        // Every test evaluated and combined without branches: about half the pixels are
-        // above their local mean, a coin flip the branch predictor loses.
-        for ((o, (&val, &ok)), ((&m, &x), &y)) in out.iter_mut().zip(px).zip(sums) {
-            let (mf, val) = (m as f64, val as f64);
-            let m1 = mf - 1.0;
-            let dispersed = mf * y - x * x > gain * x * (m1 + nb * (2.0 * m1).sqrt());
-            let d = mf * val - x;
-            let above = (d > 0.0) & (d * d > strong_sq * x * mf) & (val > threshold);
-            let tested = ok & (m >= min_local) & (x >= 0.0);
-            *o = tested & dispersed & (p.extended | above);
-        }
-    });
-    if p.extended {
-        extend(v, good, rows, cols, p, gain, &mut strong);
+    let px = v.iter().zip(good);
+    let sums = s.m.iter().zip(&s.x).zip(&s.y);
+    // Every test evaluated and combined without branches: about half the pixels are above
+    // their local mean, a coin flip the branch predictor loses.
+    for ((o, (&val, &ok)), ((&m, &x), &y)) in out.iter_mut().zip(px).zip(sums) {
+        let (mf, val) = (m as f64, val as f64);
+        let m1 = mf - 1.0;
+        let dispersed = mf * y - x * x > gain * x * (m1 + nb * (2.0 * m1).sqrt());
+        let d = mf * val - x;
+        let above = (d > 0.0) & (d * d > strong_sq * x * mf) & (val > threshold);
+        let tested = ok & (m >= min_local) & (x >= 0.0);
+        *o |= ((tested & dispersed & (p.extended | above)) as u8) << bit;
     }
-    strong
 }
 
 /// `dispersion_extended`'s second pass over the dispersion mask `strong` (in place).
@@ -280,12 +360,12 @@ fn chebyshev_to_background(mask: &[bool], rows: usize, cols: usize) -> Vec<usize
 /// local index of dispersion (variance over mean), robust to the spots a few boxes hold.
 pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
     let b = 16;
-    let mut ratios = vec![];
-    // Sums per box of a band of `b` rows, accumulated row by row along contiguous runs.
+    // Sums per box of a band of `b` rows, accumulated row by row along contiguous runs; bands
+    // in parallel, their ratios in band order.
     let nbox = cols.div_ceil(b);
-    let mut sums = vec![(0u32, 0f64, 0f64); nbox];
-    for r0 in (0..rows).step_by(b) {
-        sums.fill((0, 0.0, 0.0));
+    let band_ratios = |r0: usize| {
+        let mut ratios = Vec::with_capacity(nbox);
+        let mut sums = vec![(0u32, 0f64, 0f64); nbox];
         for r in r0..(r0 + b).min(rows) {
             let row = r * cols..(r + 1) * cols;
             let px = v[row.clone()].chunks(b).zip(good[row].chunks(b));
@@ -307,7 +387,15 @@ pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 
                 ratios.push(var / mean);
             }
         }
-    }
+        ratios
+    };
+    let bands: Vec<usize> = (0..rows).step_by(b).collect();
+    let band_bytes = b * cols * 5;
+    let mut ratios: Vec<f64> = bands
+        .into_par_iter()
+        .with_min_len(roibin_registry::threads::min_len(band_bytes))
+        .flat_map_iter(band_ratios)
+        .collect();
     if ratios.is_empty() {
         return 1.0;
     }
@@ -349,10 +437,15 @@ pub(crate) fn panel_gain(
     cols: usize,
     p: &DispersionParams,
 ) -> f64 {
+    gain_or(p, || gain_from_data(v, good, rows, cols))
+}
+
+/// The gain option of `p`, or `estimate()` where it says to take it from the data (`gain=0`).
+pub(crate) fn gain_or(p: &DispersionParams, estimate: impl FnOnce() -> f64) -> f64 {
     if p.gain > 0.0 {
         p.gain
     } else {
-        gain_from_data(v, good, rows, cols)
+        estimate()
     }
 }
 

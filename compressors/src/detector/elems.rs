@@ -1,7 +1,8 @@
 //! Element conversion between a chunk's dtype and the floats detector stages compute in.
 
 use crate::sz::quant::Sample;
-use roibin_registry::DType;
+use rayon::prelude::*;
+use roibin_registry::{threads, DType};
 
 pub use roibin_registry::metrics::{element_f64 as get, to_f64_into as row_f64};
 
@@ -60,17 +61,19 @@ macro_rules! typed {
 /// All elements as f32 (what the peak finders work on), into a reused buffer; integer
 /// detector sentinels (see [`is_sentinel`]) become NaN: flags, not counts, so no finder takes
 /// them for a peak or a background. One pass, the dtype matched once.
+/// Pieces of at least [`threads::MIN_TASK_BYTES`] on the current pool.
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
     fn conv<T: Elem>(bytes: &[u8], out: &mut Vec<f32>) {
         out.clear();
-        out.extend(bytes.chunks_exact(T::SIZE).map(|c| {
-            let v = T::read(c);
-            if v.sentinel() {
-                f32::NAN
-            } else {
-                v.to_f32()
+        out.resize(bytes.len() / T::SIZE, 0.0);
+        let per = threads::min_len(T::SIZE);
+        let pieces = out.par_chunks_mut(per).zip(bytes.par_chunks(per * T::SIZE));
+        pieces.for_each(|(out, bytes)| {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(T::SIZE)) {
+                let v = T::read(c);
+                *o = if v.sentinel() { f32::NAN } else { v.to_f32() };
             }
-        }));
+        });
     }
     typed!(dtype, conv(bytes, out))
 }

@@ -7,6 +7,7 @@
 use super::dispersion::{self, DispersionParams};
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
+use rayon::prelude::*;
 use roibin_registry::spec::Graph;
 use roibin_registry::{Config, DType};
 use std::ops::Range;
@@ -54,7 +55,7 @@ impl Recheck {
     pub fn full(&self, frame: &[u8], dtype: DType) -> FrameCheck {
         let mut v = Vec::new();
         elems::to_f32(frame, dtype, &mut v);
-        let good = v.iter().map(|x| x.is_finite()).collect();
+        let good = finite(&v);
         let mut fc = FrameCheck {
             v,
             good,
@@ -162,6 +163,46 @@ impl Recheck {
         }
     }
 
+    /// What each of `checks` (all for frames of the same panels) finds on `frame`, as their
+    /// finder codecs report it: one conversion of the frame, one gain estimate per panel for
+    /// all that take the gain from the data, and one pass of box sums for all that share a
+    /// kernel. `roibin(auto)`'s finder and its check on the originals are two such.
+    pub fn peak_lists(checks: &[&Recheck], frame: &[u8], dtype: DType) -> Vec<PeakList> {
+        let Some(first) = checks.first() else {
+            return vec![];
+        };
+        let Panels { panels, rows, cols } = first.panels;
+        let mut v = Vec::new();
+        elems::to_f32(frame, dtype, &mut v);
+        let good = finite(&v);
+        let mut found: Vec<Vec<Vec<Peak>>> = vec![Vec::with_capacity(panels); checks.len()];
+        for k in 0..panels {
+            let s = k * rows * cols..(k + 1) * rows * cols;
+            let (v, good) = (&v[s.clone()], &good[s]);
+            let estimated = std::cell::OnceCell::new();
+            let tests: Vec<dispersion::Test> = checks
+                .iter()
+                .map(|c| {
+                    let estimate = || dispersion::gain_from_data(v, good, rows, cols);
+                    let gain = dispersion::gain_or(&c.params, || *estimated.get_or_init(estimate));
+                    (&c.params, gain)
+                })
+                .collect();
+            let strong = dispersion::strong_pixels_each(v, good, rows, cols, &tests);
+            let spots: Vec<Vec<Peak>> = (strong.into_par_iter().zip(checks))
+                .map(|(strong, c)| dispersion::spots_of(v, strong, rows, cols, k * rows, &c.params))
+                .collect();
+            for (list, spots) in found.iter_mut().zip(spots) {
+                list.push(spots);
+            }
+        }
+        found
+            .into_iter()
+            .zip(checks)
+            .map(|(per_panel, c)| PeakList::capped(per_panel, c.params.max_peaks))
+            .collect()
+    }
+
     /// The spots of `fc`, as the finder codec reports them (the brightest `max_peaks`).
     pub fn spots(&self, fc: &FrameCheck) -> Vec<Peak> {
         let (rows, cols) = (self.panels.rows, self.panels.cols);
@@ -174,6 +215,14 @@ impl Recheck {
             .collect();
         PeakList::capped(per_panel, self.params.max_peaks).peaks
     }
+}
+
+/// Whether each pixel is finite (sentinels are NaN by now: see [`elems::to_f32`]).
+fn finite(v: &[f32]) -> Vec<bool> {
+    v.par_iter()
+        .with_min_len(roibin_registry::threads::min_len(4))
+        .map(|x| x.is_finite())
+        .collect()
 }
 
 #[cfg(test)]
@@ -277,6 +326,57 @@ mod tests {
         let masked: Graph = "dispersion(mask=\"m.npy\")".parse().unwrap();
         assert!(Recheck::of(&masked, panels).is_none());
         assert!(Recheck::of(&"pf8".parse().unwrap(), panels).is_none());
+    }
+
+    /// Finders run together on a frame (one conversion, one gain estimate, one pass of box
+    /// sums where kernels agree) report what each finder codec reports alone.
+    #[test]
+    fn shared_runs_equal_separate_ones() {
+        let panels = Panels {
+            panels: 2,
+            rows: 60,
+            cols: 80,
+        };
+        let meta = DataKind::Array(ArrayMeta::new(DType::F32, vec![2, 60, 80]));
+        let sets: [&[&str]; 3] = [
+            // roibin(auto)'s finder and check.
+            &[
+                "dispersion(gain=0,sigma_background=5,sigma_strong=2.5,max_peaks=1048576)",
+                "dispersion_extended(gain=0,min_pix=1,max_peaks=1048576)",
+            ],
+            // Given and estimated gains, a cap on the peaks, a third test.
+            &[
+                "dispersion_extended(gain=2,max_peaks=5)",
+                "dispersion(gain=0,min_local=30)",
+                "dispersion(gain=1,threshold=3)",
+            ],
+            // Kernels that differ: run one after the other.
+            &[
+                "dispersion(kernel=2)",
+                "dispersion_extended(kernel=4,gain=0)",
+            ],
+        ];
+        for specs in sets {
+            let checks: Vec<Recheck> = specs
+                .iter()
+                .map(|s| Recheck::of(&s.parse().unwrap(), panels).unwrap())
+                .collect();
+            let refs: Vec<&Recheck> = checks.iter().collect();
+            // Counts, and counts scaled to ADU (an estimated gain of about 40, not 1).
+            let frames = (0..6u64).flat_map(|seed| {
+                let v = frame(50 + seed, 120, 80);
+                let adu: Vec<f32> = v.iter().map(|x| 40.0 * x).collect();
+                [bytes(&v), bytes(&adu)]
+            });
+            for f in frames {
+                let lists = Recheck::peak_lists(&refs, &f, DType::F32);
+                for (spec, got) in specs.iter().zip(lists) {
+                    let codec = Pipeline::from_spec(spec, &meta).unwrap();
+                    let want = PeakList::read(&codec.encode(&f).unwrap()).unwrap();
+                    assert_eq!((got.found, got.peaks), (want.found, want.peaks), "{spec}");
+                }
+            }
+        }
     }
 
     /// No change of one pixel moves the strong mask farther than `reach` from it (checked by

@@ -722,7 +722,12 @@ impl Roibin {
                 .map(|frame| PeakList::read(&finder.encode(frame)?))
                 .collect::<Result<_>>()?
         };
-        Ok(lists
+        Ok(self.infos(lists, l))
+    }
+
+    /// Each frame's windows around the peaks of its list.
+    fn infos(&self, lists: Vec<PeakList>, l: Layout) -> Vec<FrameInfo> {
+        lists
             .into_iter()
             .map(|list| FrameInfo {
                 found: list.found,
@@ -733,9 +738,43 @@ impl Roibin {
                     .filter_map(|p| self.window_for(p, l))
                     .collect(),
             })
-            .collect())
+            .collect()
+    }
+
+    /// `roibin(auto)`'s windows and its check's spots on the originals, per frame, when both
+    /// finders are dispersion tests that can share their work on a frame (see
+    /// [`Recheck::peak_lists`]); `None` when the check is another finder.
+    fn auto_spots(
+        &self,
+        data: &[u8],
+        m: &ArrayMeta,
+        l: Layout,
+        check: Option<&Recheck>,
+    ) -> Result<Option<AutoSpots>> {
+        let (Some(check), Some(finder)) =
+            (check, Recheck::of(&AUTO_FINDER.parse()?, l.panel_view()))
+        else {
+            return Ok(None);
+        };
+        let fb = l.frame_pixels() * m.dtype.size();
+        let (lists, orig): (Vec<PeakList>, Vec<Vec<Peak>>) = data
+            .par_chunks(fb)
+            .map(|frame| {
+                let [found, checked] = <[PeakList; 2]>::try_from(Recheck::peak_lists(
+                    &[&finder, check],
+                    frame,
+                    m.dtype,
+                ))
+                .expect("two finders, two lists");
+                (found, checked.peaks)
+            })
+            .unzip();
+        Ok(Some((self.infos(lists, l), orig)))
     }
 }
+
+/// [`Roibin::auto_spots`]: per frame, the windows and the check's spots on the original.
+type AutoSpots = (Vec<FrameInfo>, Vec<Vec<Peak>>);
 
 /// What [`Roibin::encode_background`] makes: the flagged pixels and the background's encoding.
 struct EncodedBackground {
@@ -873,27 +912,35 @@ impl Codec for Roibin {
         // (no re-encoding, no decoding), and only the check runs again. The check of the
         // originals needs nothing of the encoding, so it runs beside the first one.
         let check = self.check_finder(m.dtype, l)?;
-        let (orig, first) = threads::install(self.threads, || {
-            rayon::join(
+        // A dispersion check is re-run only around the windows pasted since (the same spots
+        // as a full run: see `recheck`); any other check runs on the whole chunk each round.
+        let recheck = Recheck::of(&self.check, l.panel_view());
+        let encode_first = |infos: &[FrameInfo]| -> Result<_> {
+            let bg = self.encode_background(data, m, l, infos)?;
+            let mut stream = Vec::new();
+            self.write_stream(data, m, l, infos, &bg, &mut stream)?;
+            let mut back = vec![0u8; data.len()];
+            self.decode_into(&stream, input, &mut back)?;
+            Ok((bg, stream, back))
+        };
+        let (orig, mut infos, (bg, stream, mut back)) = threads::install(self.threads, || {
+            if let Some((infos, orig)) = self.auto_spots(data, m, l, recheck.as_ref())? {
+                let first = encode_first(&infos)?;
+                return Ok::<_, Error>((orig, infos, first));
+            }
+            let (orig, first) = rayon::join(
                 || spots(&check, data, l, m.dtype),
                 || -> Result<_> {
                     let infos = self.frames(data, m, l, supplied)?;
-                    let bg = self.encode_background(data, m, l, &infos)?;
-                    let mut stream = Vec::new();
-                    self.write_stream(data, m, l, &infos, &bg, &mut stream)?;
-                    let mut back = vec![0u8; data.len()];
-                    self.decode_into(&stream, input, &mut back)?;
-                    Ok((infos, bg, stream, back))
+                    Ok((encode_first(&infos)?, infos))
                 },
-            )
-        });
-        let (orig, (mut infos, bg, stream, mut back)) = (orig?, first?);
+            );
+            let (first, infos) = first?;
+            Ok((orig?, infos, first))
+        })?;
         let start = out.len();
         out.extend_from_slice(&stream);
-        // A dispersion check is re-run only around the windows pasted since (the same spots
-        // as a full run: see `recheck`); any other check runs on the whole chunk each round.
         let fb = l.frame_pixels() * m.dtype.size();
-        let recheck = Recheck::of(&self.check, l.panel_view());
         let mut checked: Option<Vec<FrameCheck>> = recheck.as_ref().map(|rc| {
             threads::install(self.threads, || {
                 back.par_chunks(fb).map(|f| rc.full(f, m.dtype)).collect()
