@@ -12,6 +12,7 @@ trait Elem: Sample {
     /// See [`is_sentinel`].
     fn sentinel(self) -> bool;
     fn to_f32(self) -> f32;
+    fn to_f64(self) -> f64;
 }
 
 macro_rules! elem {
@@ -24,6 +25,10 @@ macro_rules! elem {
             #[inline]
             fn to_f32(self) -> f32 {
                 self as f32
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
             }
         }
     };
@@ -65,32 +70,43 @@ macro_rules! typed {
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
     fn conv<T: Elem>(bytes: &[u8], out: &mut Vec<f32>) {
         out.clear();
-        out.resize(bytes.len() / T::SIZE, 0.0);
-        let per = threads::min_len(T::SIZE);
-        let pieces = out.par_chunks_mut(per).zip(bytes.par_chunks(per * T::SIZE));
-        pieces.for_each(|(out, bytes)| {
-            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(T::SIZE)) {
-                let v = T::read(c);
-                *o = if v.sentinel() { f32::NAN } else { v.to_f32() };
+        // Written in place, no zero fill first (a 4M-pixel frame is 16 MB of memset).
+        let elements = bytes.par_chunks_exact(T::SIZE);
+        out.par_extend(elements.with_min_len(threads::min_len(T::SIZE)).map(|c| {
+            let v = T::read(c);
+            if v.sentinel() {
+                f32::NAN
+            } else {
+                v.to_f32()
             }
-        });
+        }));
     }
     typed!(dtype, conv(bytes, out))
 }
 
-/// Whether each element is a detector sentinel (see [`is_sentinel`]); empty for float dtypes,
-/// which have none.
-pub fn sentinel_flags(bytes: &[u8], dtype: DType) -> Vec<bool> {
-    fn flags<T: Elem>(bytes: &[u8]) -> Vec<bool> {
-        bytes
-            .chunks_exact(T::SIZE)
-            .map(|c| T::read(c).sentinel())
-            .collect()
+/// Ascending indices of the elements of `bytes` for which `keep(value, is_sentinel)` holds
+/// (see [`is_sentinel`]): one typed pass.
+pub fn indices_where(bytes: &[u8], dtype: DType, keep: impl Fn(f64, bool) -> bool) -> Vec<usize> {
+    fn pass<T: Elem>(bytes: &[u8], keep: impl Fn(f64, bool) -> bool) -> Vec<usize> {
+        let mut out = vec![];
+        for (i, c) in bytes.chunks_exact(T::SIZE).enumerate() {
+            let v = T::read(c);
+            if keep(v.to_f64(), v.sentinel()) {
+                out.push(i);
+            }
+        }
+        out
     }
-    if dtype.is_float() {
-        return vec![];
+    typed!(dtype, pass(bytes, keep))
+}
+
+/// Element `k` of `bytes`: its value and whether it is a detector sentinel.
+pub fn value_and_sentinel(bytes: &[u8], dtype: DType, k: usize) -> (f64, bool) {
+    fn one<T: Elem>(bytes: &[u8], k: usize) -> (f64, bool) {
+        let v = T::read(&bytes[k * T::SIZE..(k + 1) * T::SIZE]);
+        (v.to_f64(), v.sentinel())
     }
-    typed!(dtype, flags(bytes))
+    typed!(dtype, one(bytes, k))
 }
 
 /// Write `v` as one element of `dtype` into `dst` (integers rounded to nearest and clamped to
@@ -253,7 +269,12 @@ mod tests {
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect();
-        assert_eq!(sentinel_flags(&b, DType::I16), [true, false, true]);
-        assert!(sentinel_flags(&[0; 8], DType::F32).is_empty());
+        let sentinels = |b: &[u8], d: DType| indices_where(b, d, |_, sentinel| sentinel);
+        assert_eq!(sentinels(&b, DType::I16), [0, 2]);
+        assert_eq!(
+            value_and_sentinel(&b, DType::I16, 2),
+            (i16::MAX as f64, true)
+        );
+        assert!(sentinels(&[0; 8], DType::F32).is_empty());
     }
 }

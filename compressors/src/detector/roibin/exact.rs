@@ -29,32 +29,61 @@ pub struct Rules {
 /// Sorted frame-relative indices of the flagged pixels of one frame, windows included;
 /// `masked` are the mask's bad pixels (sorted).
 pub fn select(frame: &[u8], dtype: DType, masked: &[usize], rules: Rules) -> Vec<usize> {
-    let mut out = vec![];
-    let mut next_masked = masked.iter().peekable();
-    // One typed pass (empty for floats), not a dtype match per pixel.
-    let sentinel = if rules.sentinels {
-        elems::sentinel_flags(frame, dtype)
-    } else {
-        vec![]
-    };
-    let mut k = 0;
-    roibin_registry::metrics::for_each_f64(frame, dtype, |x| {
-        let is_masked = next_masked.next_if(|&&m| m == k).is_some();
-        // A masked pixel is kept or filled as `masked` says, whatever its value: with
-        // masked=fill a hot pixel is filled from its neighbours, not stored by `exact_above`
-        // (on JUNGFRAU-like frames 96 % of the pixels above 250 ADU are masked hot pixels).
-        let outlier = if is_masked {
-            rules.masked
-        } else {
-            rules.above.is_some_and(|t| x > t) || rules.below.is_some_and(|t| x < t)
-        };
-        let keep = !x.is_finite() || sentinel.get(k).copied().unwrap_or(false) || outlier;
-        if keep {
-            out.push(k);
-        }
-        k += 1;
+    let (below, above) = (
+        rules.below.unwrap_or(f64::NEG_INFINITY),
+        rules.above.unwrap_or(f64::INFINITY),
+    );
+    let flagged = |x: f64, sentinel: bool| !x.is_finite() || (rules.sentinels && sentinel);
+    // Every pixel by the thresholds in one typed pass, then the masked ones put right: a
+    // masked pixel is kept or filled as `masked` says, whatever its value (with masked=fill
+    // a hot pixel is filled from its neighbours, not stored by `exact_above`: on
+    // JUNGFRAU-like frames 96 % of the pixels above 250 ADU are masked hot pixels).
+    let by_value = elems::indices_where(frame, dtype, |x, sentinel| {
+        flagged(x, sentinel) | (x > above) | (x < below)
     });
-    out
+    if masked.is_empty() {
+        return by_value;
+    }
+    let n = frame.len() / dtype.size();
+    let keep_masked = |k: usize, out: &[usize]| {
+        // Pixels of the mask past the frame, or listed twice, are nothing to keep.
+        let (x, sentinel) = if k < n && out.last() != Some(&k) {
+            elems::value_and_sentinel(frame, dtype, k)
+        } else {
+            return false;
+        };
+        rules.masked || flagged(x, sentinel)
+    };
+    let mut out = Vec::with_capacity(by_value.len() + masked.len());
+    let (mut a, mut m) = (by_value.iter().peekable(), masked.iter().peekable());
+    loop {
+        match (a.peek().copied(), m.peek().copied()) {
+            (Some(&i), Some(&k)) if i < k => {
+                out.push(i);
+                a.next();
+            }
+            (Some(&i), Some(&k)) => {
+                if keep_masked(k, &out) {
+                    out.push(k);
+                }
+                if i == k {
+                    a.next();
+                }
+                m.next();
+            }
+            (Some(&i), None) => {
+                out.push(i);
+                a.next();
+            }
+            (None, Some(&k)) => {
+                if keep_masked(k, &out) {
+                    out.push(k);
+                }
+                m.next();
+            }
+            (None, None) => return out,
+        }
+    }
 }
 
 fn put_varint(mut v: u64, out: &mut Vec<u8>) {
