@@ -19,6 +19,7 @@ use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{threads, Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
+use std::ops::Range;
 
 /// The options both finders take.
 pub(crate) const OPTIONS: &[OptionSpec] = &[
@@ -356,58 +357,117 @@ fn chebyshev_to_background(mask: &[bool], rows: usize, cols: usize) -> Vec<usize
     d
 }
 
+/// Side of the boxes the gain is estimated over.
+const GAIN_BOX: usize = 16;
+
 /// The panel's gain from its own background when `gain=0`: the median over boxes of the
 /// local index of dispersion (variance over mean), robust to the spots a few boxes hold.
 pub fn estimate_gain(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
-    let b = 16;
-    // Sums per box of a band of `b` rows, accumulated row by row along contiguous runs; bands
-    // in parallel, their ratios in band order.
+    median_ratio(&box_ratios(v, good, rows, cols))
+}
+
+/// The index of dispersion of every [`GAIN_BOX`]² box of a panel (by rows of boxes; `None`
+/// where a box has too few good pixels or no counts). Bands of boxes in parallel, each
+/// streamed row by row along contiguous runs.
+pub(crate) fn box_ratios(v: &[f32], good: &[bool], rows: usize, cols: usize) -> Vec<Option<f64>> {
+    let b = GAIN_BOX;
     let nbox = cols.div_ceil(b);
     let band_ratios = |r0: usize| {
-        let mut ratios = Vec::with_capacity(nbox);
-        let mut sums = vec![(0u32, 0f64, 0f64); nbox];
+        let mut sums = vec![BoxSums::default(); nbox];
         for r in r0..(r0 + b).min(rows) {
             let row = r * cols..(r + 1) * cols;
             let px = v[row.clone()].chunks(b).zip(good[row].chunks(b));
             for (sum, (vals, oks)) in sums.iter_mut().zip(px) {
-                for (&a, &ok) in vals.iter().zip(oks) {
-                    let take = ok & (a < BIG);
-                    let a = if take { a as f64 } else { 0.0 };
-                    sum.0 += take as u32;
-                    sum.1 += a;
-                    sum.2 += a * a;
-                }
+                sum.add(vals, oks);
             }
         }
-        for &(n, s, s2) in &sums {
-            let n = n as f64;
-            if n >= 16.0 && s > 0.0 {
-                let mean = s / n;
-                let var = (s2 - s * s / n) / (n - 1.0);
-                ratios.push(var / mean);
-            }
-        }
-        ratios
+        sums.into_iter().map(BoxSums::ratio)
     };
     let bands: Vec<usize> = (0..rows).step_by(b).collect();
-    let band_bytes = b * cols * 5;
-    let mut ratios: Vec<f64> = bands
+    bands
         .into_par_iter()
-        .with_min_len(roibin_registry::threads::min_len(band_bytes))
+        .with_min_len(roibin_registry::threads::min_len(b * cols * 5))
         .flat_map_iter(band_ratios)
-        .collect();
-    if ratios.is_empty() {
+        .collect()
+}
+
+/// Recompute the entries of `ratios` (see [`box_ratios`]) of the boxes that overlap rows `ys`
+/// × columns `xs` of the panel: the same values a full run gives (each box sums its pixels
+/// in the same order).
+pub(crate) fn update_box_ratios(
+    ratios: &mut [Option<f64>],
+    (v, good): (&[f32], &[bool]),
+    (rows, cols): (usize, usize),
+    (ys, xs): (Range<usize>, Range<usize>),
+) {
+    let b = GAIN_BOX;
+    let nbox = cols.div_ceil(b);
+    for by in ys.start / b..ys.end.div_ceil(b) {
+        for bx in xs.start / b..xs.end.div_ceil(b) {
+            let mut sum = BoxSums::default();
+            let span = bx * b..((bx + 1) * b).min(cols);
+            for r in by * b..((by + 1) * b).min(rows) {
+                let row = r * cols + span.start..r * cols + span.end;
+                sum.add(&v[row.clone()], &good[row]);
+            }
+            ratios[by * nbox + bx] = sum.ratio();
+        }
+    }
+}
+
+/// Count, sum and sum of squares of a box's good pixels below 2^24.
+#[derive(Clone, Copy, Default)]
+struct BoxSums {
+    n: u32,
+    s: f64,
+    s2: f64,
+}
+
+impl BoxSums {
+    fn add(&mut self, vals: &[f32], oks: &[bool]) {
+        for (&a, &ok) in vals.iter().zip(oks) {
+            let take = ok & (a < BIG);
+            let a = if take { a as f64 } else { 0.0 };
+            self.n += take as u32;
+            self.s += a;
+            self.s2 += a * a;
+        }
+    }
+
+    /// The box's variance over mean, if it has 16 good pixels and counts.
+    fn ratio(self) -> Option<f64> {
+        let (n, s, s2) = (self.n as f64, self.s, self.s2);
+        (n >= 16.0 && s > 0.0).then(|| {
+            let mean = s / n;
+            let var = (s2 - s * s / n) / (n - 1.0);
+            var / mean
+        })
+    }
+}
+
+/// The median of the boxes' ratios (1 where no box has one).
+fn median_ratio(ratios: &[Option<f64>]) -> f64 {
+    let mut known: Vec<f64> = ratios.iter().flatten().copied().collect();
+    if known.is_empty() {
         return 1.0;
     }
-    ratios.sort_by(f64::total_cmp);
-    ratios[ratios.len() / 2].max(1e-6)
+    let mid = known.len() / 2;
+    known
+        .select_nth_unstable_by(mid, f64::total_cmp)
+        .1
+        .max(1e-6)
 }
 
 /// The gain `gain=0` uses: DIALS's default of 1 where the background looks like counts
 /// (index of dispersion up to 2: photon counting, photons, binned or sub-Poisson detectors),
 /// the estimate where the data are scaled (ADU).
 pub fn gain_from_data(v: &[f32], good: &[bool], rows: usize, cols: usize) -> f64 {
-    let g = estimate_gain(v, good, rows, cols);
+    gain_from_ratios(&box_ratios(v, good, rows, cols))
+}
+
+/// [`gain_from_data`] from the panel's [`box_ratios`].
+pub(crate) fn gain_from_ratios(ratios: &[Option<f64>]) -> f64 {
+    let g = median_ratio(ratios);
     if g <= 2.0 {
         1.0
     } else {

@@ -18,12 +18,14 @@ pub struct Recheck {
     panels: Panels,
 }
 
-/// One frame's check: its pixels as the finder sees them, and per panel the gain and the
-/// strong-pixel mask.
+/// One frame's check: its pixels as the finder sees them, and per panel the gain (with the
+/// boxes' indices of dispersion it was estimated from, for `gain=0`) and the strong-pixel
+/// mask.
 pub struct FrameCheck {
     v: Vec<f32>,
     good: Vec<bool>,
     gain: Vec<f64>,
+    ratios: Vec<Vec<Option<f64>>>,
     strong: Vec<bool>,
 }
 
@@ -60,6 +62,7 @@ impl Recheck {
             v,
             good,
             gain: vec![0.0; self.panels.panels],
+            ratios: vec![vec![]; self.panels.panels],
             strong: vec![false; self.panels.pixels()],
         };
         for k in 0..self.panels.panels {
@@ -73,7 +76,10 @@ impl Recheck {
         let (rows, cols) = (self.panels.rows, self.panels.cols);
         let s = k * rows * cols..(k + 1) * rows * cols;
         let (v, good) = (&fc.v[s.clone()], &fc.good[s.clone()]);
-        fc.gain[k] = dispersion::panel_gain(v, good, rows, cols, &self.params);
+        fc.gain[k] = dispersion::gain_or(&self.params, || {
+            fc.ratios[k] = dispersion::box_ratios(v, good, rows, cols);
+            dispersion::gain_from_ratios(&fc.ratios[k])
+        });
         let strong = dispersion::strong_pixels(v, good, rows, cols, &self.params, fc.gain[k]);
         fc.strong[s].copy_from_slice(&strong);
     }
@@ -112,9 +118,17 @@ impl Recheck {
             if mine.is_empty() {
                 continue;
             }
+            // The gain from the boxes the windows touched, the others' ratios as they were.
             let s = k * rows * cols..(k + 1) * rows * cols;
-            let gain =
-                dispersion::panel_gain(&fc.v[s.clone()], &fc.good[s], rows, cols, &self.params);
+            let panel = (&fc.v[s.clone()], &fc.good[s]);
+            let ratios = &mut fc.ratios[k];
+            let gain = dispersion::gain_or(&self.params, || {
+                for (ys, xs) in &mine {
+                    let ys = ys.start - k * rows..ys.end - k * rows;
+                    dispersion::update_box_ratios(ratios, panel, (rows, cols), (ys, xs.clone()));
+                }
+                dispersion::gain_from_ratios(ratios)
+            });
             if gain != fc.gain[k] {
                 // The gain is the panel's: a change anywhere may move every test.
                 self.panel(fc, k);
@@ -274,9 +288,12 @@ mod tests {
         ] {
             let graph: Graph = spec.parse().unwrap();
             let rc = Recheck::of(&graph, panels).unwrap();
-            for seed in 0..12u64 {
-                let mut v = frame(3 + seed, 120, 80);
-                let orig = frame(1000 + seed, 120, 80);
+            // Counts, and counts scaled to ADU (an estimated gain far from 1, which the
+            // windows move).
+            for (seed, scale) in (0..12u64).flat_map(|s| [(s, 1.0), (s, 40.0)]) {
+                let scaled = |v: Vec<f32>| v.into_iter().map(|x| x * scale).collect::<Vec<_>>();
+                let mut v = scaled(frame(3 + seed, 120, 80));
+                let orig = scaled(frame(1000 + seed, 120, 80));
                 let mut fc = rc.full(&bytes(&v), DType::F32);
                 // Windows at the corners, the panel border, the middle, overlapping, and
                 // some at random.
