@@ -18,6 +18,12 @@ pub struct Recheck {
     panels: Panels,
 }
 
+/// Rows and columns of a panel.
+struct Crop {
+    rows: Range<usize>,
+    cols: Range<usize>,
+}
+
 /// One frame's check: its pixels as the finder sees them, and per panel the gain (with the
 /// boxes' indices of dispersion it was estimated from, for `gain=0`) and the strong-pixel
 /// mask.
@@ -134,47 +140,49 @@ impl Recheck {
                 self.panel(fc, k);
                 continue;
             }
-            for (ys, xs) in mine {
-                let (y0, x0) = (ys.start - k * rows, xs.start);
-                let (y1, x1) = (ys.end - k * rows, xs.end);
-                // Pixels whose class may change, and the crop that decides them.
-                let near = (y0.saturating_sub(reach), (y1 + reach).min(rows));
-                let nearx = (x0.saturating_sub(reach), (x1 + reach).min(cols));
-                let crop = (near.0.saturating_sub(reach), (near.1 + reach).min(rows));
-                let cropx = (nearx.0.saturating_sub(reach), (nearx.1 + reach).min(cols));
-                self.recompute(fc, k, crop, cropx, near, nearx, gain);
+            // Each window's neighbourhood from its own crop, side by side (neighbourhoods
+            // that overlap agree: each pixel's class depends on the frame within `reach`).
+            let recomputed: Vec<_> = mine
+                .par_iter()
+                .map(|(ys, xs)| {
+                    let (y0, x0) = (ys.start - k * rows, xs.start);
+                    let (y1, x1) = (ys.end - k * rows, xs.end);
+                    // Pixels whose class may change, and the crop that decides them.
+                    let near = (y0.saturating_sub(reach), (y1 + reach).min(rows));
+                    let nearx = (x0.saturating_sub(reach), (x1 + reach).min(cols));
+                    let crop = Crop {
+                        rows: near.0.saturating_sub(reach)..(near.1 + reach).min(rows),
+                        cols: nearx.0.saturating_sub(reach)..(nearx.1 + reach).min(cols),
+                    };
+                    let strong = self.crop_strong(fc, k, &crop, gain);
+                    (crop, near, nearx, strong)
+                })
+                .collect();
+            for (crop, near, nearx, strong) in recomputed {
+                let w = crop.cols.len();
+                for y in near.0..near.1 {
+                    let src = (y - crop.rows.start) * w + (nearx.0 - crop.cols.start);
+                    let at = (k * rows + y) * cols;
+                    fc.strong[at + nearx.0..at + nearx.1]
+                        .copy_from_slice(&strong[src..src + (nearx.1 - nearx.0)]);
+                }
             }
         }
     }
 
-    /// Recompute the strong mask of panel `k` over rows `near` × columns `nearx` from the crop
-    /// `crop` × `cropx` around them (reaching `reach` further, or to the panel's edge).
-    #[allow(clippy::too_many_arguments)]
-    fn recompute(
-        &self,
-        fc: &mut FrameCheck,
-        k: usize,
-        crop: (usize, usize),
-        cropx: (usize, usize),
-        near: (usize, usize),
-        nearx: (usize, usize),
-        gain: f64,
-    ) {
+    /// The strong mask of `crop` of panel `k` of `fc`, the crop taken as a panel of its own.
+    fn crop_strong(&self, fc: &FrameCheck, k: usize, crop: &Crop, gain: f64) -> Vec<bool> {
         let (rows, cols) = (self.panels.rows, self.panels.cols);
-        let (h, w) = (crop.1 - crop.0, cropx.1 - cropx.0);
-        let at = |y: usize, x: usize| (k * rows + y) * cols + x;
+        let (h, w) = (crop.rows.len(), crop.cols.len());
         let mut v = Vec::with_capacity(h * w);
         let mut good = Vec::with_capacity(h * w);
-        for y in crop.0..crop.1 {
-            v.extend_from_slice(&fc.v[at(y, cropx.0)..at(y, cropx.1)]);
-            good.extend_from_slice(&fc.good[at(y, cropx.0)..at(y, cropx.1)]);
+        for y in crop.rows.clone() {
+            let at = (k * rows + y) * cols;
+            let span = at + crop.cols.start..at + crop.cols.end;
+            v.extend_from_slice(&fc.v[span.clone()]);
+            good.extend_from_slice(&fc.good[span]);
         }
-        let strong = dispersion::strong_pixels(&v, &good, h, w, &self.params, gain);
-        for y in near.0..near.1 {
-            let src = (y - crop.0) * w + (nearx.0 - cropx.0);
-            fc.strong[at(y, nearx.0)..at(y, nearx.1)]
-                .copy_from_slice(&strong[src..src + (nearx.1 - nearx.0)]);
-        }
+        dispersion::strong_pixels(&v, &good, h, w, &self.params, gain)
     }
 
     /// What each of `checks` (all for frames of the same panels) finds on `frame`, as their

@@ -459,33 +459,27 @@ impl Roibin {
         })
     }
 
-    /// Encode the chunk with the windows `infos` (the stream after the finder).
-    fn encode_with(
-        &self,
-        data: &[u8],
-        m: &ArrayMeta,
-        l: Layout,
-        infos: &[FrameInfo],
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        let bg = self.encode_background(data, m, l, infos)?;
-        self.write_stream(data, m, l, infos, &bg, out)
+    /// The flagged pixels of the chunk (see [`background::flagged_pixels`]): they need
+    /// nothing of the windows, so they are found beside the finder.
+    fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<Vec<usize>> {
+        let masked = self.masked_pixels(l)?;
+        Ok(threads::install(self.threads, || {
+            background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto())
+        }))
     }
 
-    /// The flagged pixels (see [`background::flagged_pixels`]) and the background graph's
-    /// encoding of the chunk with the windows `infos` and those pixels filled in.
+    /// The background graph's encoding of the chunk with the windows `infos` and the
+    /// `flagged` pixels filled in.
     fn encode_background(
         &self,
         data: &[u8],
         m: &ArrayMeta,
         l: Layout,
         infos: &[FrameInfo],
+        flagged: Vec<usize>,
     ) -> Result<EncodedBackground> {
         let dtype = m.dtype;
         let masked = self.masked_pixels(l)?;
-        let flagged = threads::install(self.threads, || {
-            background::flagged_pixels(data, dtype, l, &masked, self.rules, self.auto())
-        });
         let mut encoded = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
             let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
@@ -903,8 +897,15 @@ impl Codec for Roibin {
         let supplied = SUPPLIED.with(|s| s.borrow_mut().take());
         // `roi` has no background to check: its auto windows are the finder's.
         if !self.auto() || self.background.is_none() {
-            let infos = threads::install(self.threads, || self.frames(data, m, l, supplied))?;
-            return self.encode_with(data, m, l, &infos, out);
+            let (infos, flagged) = threads::install(self.threads, || {
+                rayon::join(
+                    || self.frames(data, m, l, supplied),
+                    || self.flagged(data, m, l),
+                )
+            });
+            let infos = infos?;
+            let bg = self.encode_background(data, m, l, &infos, flagged?)?;
+            return self.write_stream(data, m, l, &infos, &bg, out);
         }
         // roibin(auto): encode, decode, compare DIALS-default spots, add windows, again. The
         // background is encoded once, with the finder's windows: windows the check adds are
@@ -915,8 +916,8 @@ impl Codec for Roibin {
         // A dispersion check is re-run only around the windows pasted since (the same spots
         // as a full run: see `recheck`); any other check runs on the whole chunk each round.
         let recheck = Recheck::of(&self.check, l.panel_view());
-        let encode_first = |infos: &[FrameInfo]| -> Result<_> {
-            let bg = self.encode_background(data, m, l, infos)?;
+        let encode_first = |infos: &[FrameInfo], flagged| -> Result<_> {
+            let bg = self.encode_background(data, m, l, infos, flagged)?;
             let mut stream = Vec::new();
             self.write_stream(data, m, l, infos, &bg, &mut stream)?;
             let mut back = vec![0u8; data.len()];
@@ -924,15 +925,20 @@ impl Codec for Roibin {
             Ok((bg, stream, back))
         };
         let (orig, mut infos, (bg, stream, mut back)) = threads::install(self.threads, || {
-            if let Some((infos, orig)) = self.auto_spots(data, m, l, recheck.as_ref())? {
-                let first = encode_first(&infos)?;
+            let (auto, flagged) = rayon::join(
+                || self.auto_spots(data, m, l, recheck.as_ref()),
+                || self.flagged(data, m, l),
+            );
+            let flagged = flagged?;
+            if let Some((infos, orig)) = auto? {
+                let first = encode_first(&infos, flagged)?;
                 return Ok::<_, Error>((orig, infos, first));
             }
             let (orig, first) = rayon::join(
                 || spots(&check, data, l, m.dtype),
                 || -> Result<_> {
                     let infos = self.frames(data, m, l, supplied)?;
-                    Ok((encode_first(&infos)?, infos))
+                    Ok((encode_first(&infos, flagged)?, infos))
                 },
             );
             let (first, infos) = first?;
@@ -974,16 +980,18 @@ impl Codec for Roibin {
             self.write_stream(data, m, l, &infos, &bg, out)?;
             paste_windows(data, &mut back, l, m.dtype.size(), &added);
             if let (Some(rc), Some(frames)) = (&recheck, &mut checked) {
-                for (f, fc) in frames.iter_mut().enumerate() {
-                    let rects: Vec<_> = added
-                        .iter()
-                        .filter(|(af, _)| *af == f)
-                        .map(|&(_, w)| window_rect(w, l))
-                        .collect();
-                    if !rects.is_empty() {
-                        rc.update(fc, &back[f * fb..(f + 1) * fb], m.dtype, &rects);
-                    }
-                }
+                threads::install(self.threads, || {
+                    frames.par_iter_mut().enumerate().for_each(|(f, fc)| {
+                        let rects: Vec<_> = added
+                            .iter()
+                            .filter(|(af, _)| *af == f)
+                            .map(|&(_, w)| window_rect(w, l))
+                            .collect();
+                        if !rects.is_empty() {
+                            rc.update(fc, &back[f * fb..(f + 1) * fb], m.dtype, &rects);
+                        }
+                    })
+                });
             }
         }
         Ok(())
