@@ -115,7 +115,6 @@ impl Recheck {
                 }
             }
         }
-        let reach = dispersion::reach(&self.params);
         for k in 0..self.panels.panels {
             let mine: Vec<_> = changed
                 .iter()
@@ -140,32 +139,46 @@ impl Recheck {
                 self.panel(fc, k);
                 continue;
             }
-            // Each window's neighbourhood from its own crop, side by side (neighbourhoods
-            // that overlap agree: each pixel's class depends on the frame within `reach`).
-            let recomputed: Vec<_> = mine
-                .par_iter()
-                .map(|(ys, xs)| {
-                    let (y0, x0) = (ys.start - k * rows, xs.start);
-                    let (y1, x1) = (ys.end - k * rows, xs.end);
-                    // Pixels whose class may change, and the crop that decides them.
-                    let near = (y0.saturating_sub(reach), (y1 + reach).min(rows));
-                    let nearx = (x0.saturating_sub(reach), (x1 + reach).min(cols));
-                    let crop = Crop {
-                        rows: near.0.saturating_sub(reach)..(near.1 + reach).min(rows),
-                        cols: nearx.0.saturating_sub(reach)..(nearx.1 + reach).min(cols),
-                    };
-                    let strong = self.crop_strong(fc, k, &crop, gain);
-                    (crop, near, nearx, strong)
-                })
-                .collect();
-            for (crop, near, nearx, strong) in recomputed {
-                let w = crop.cols.len();
-                for y in near.0..near.1 {
-                    let src = (y - crop.rows.start) * w + (nearx.0 - crop.cols.start);
-                    let at = (k * rows + y) * cols;
-                    fc.strong[at + nearx.0..at + nearx.1]
-                        .copy_from_slice(&strong[src..src + (nearx.1 - nearx.0)]);
-                }
+            self.recompute_near(fc, k, &mine, gain);
+        }
+    }
+
+    /// Recompute the strong mask of panel `k` of `fc` near each of the `changed` rectangles
+    /// (rows of the stacked frame): each window's neighbourhood from its own crop, side by
+    /// side (neighbourhoods that overlap agree: a pixel's class depends on the frame within
+    /// `reach` of it).
+    fn recompute_near(
+        &self,
+        fc: &mut FrameCheck,
+        k: usize,
+        changed: &[&(Range<usize>, Range<usize>)],
+        gain: f64,
+    ) {
+        let (rows, cols) = (self.panels.rows, self.panels.cols);
+        let reach = dispersion::reach(&self.params);
+        let recomputed: Vec<_> = changed
+            .par_iter()
+            .map(|(ys, xs)| {
+                let (y0, x0) = (ys.start - k * rows, xs.start);
+                let (y1, x1) = (ys.end - k * rows, xs.end);
+                // Pixels whose class may change, and the crop that decides them.
+                let near = (y0.saturating_sub(reach), (y1 + reach).min(rows));
+                let nearx = (x0.saturating_sub(reach), (x1 + reach).min(cols));
+                let crop = Crop {
+                    rows: near.0.saturating_sub(reach)..(near.1 + reach).min(rows),
+                    cols: nearx.0.saturating_sub(reach)..(nearx.1 + reach).min(cols),
+                };
+                let strong = self.crop_strong(fc, k, &crop, gain);
+                (crop, near, nearx, strong)
+            })
+            .collect();
+        for (crop, near, nearx, strong) in recomputed {
+            let w = crop.cols.len();
+            for y in near.0..near.1 {
+                let src = (y - crop.rows.start) * w + (nearx.0 - crop.cols.start);
+                let at = (k * rows + y) * cols;
+                fc.strong[at + nearx.0..at + nearx.1]
+                    .copy_from_slice(&strong[src..src + (nearx.1 - nearx.0)]);
             }
         }
     }
