@@ -65,8 +65,8 @@ macro_rules! typed {
 
 /// All elements as f32 (what the peak finders work on), into a reused buffer; integer
 /// detector sentinels (see [`is_sentinel`]) become NaN: flags, not counts, so no finder takes
-/// them for a peak or a background. One pass, the dtype matched once.
-/// Pieces of at least [`threads::MIN_TASK_BYTES`] on the current pool.
+/// them for a peak or a background. One pass, the dtype matched once, in pieces of at least
+/// [`threads::MIN_TASK_BYTES`] on the current pool.
 pub fn to_f32(bytes: &[u8], dtype: DType, out: &mut Vec<f32>) {
     fn conv<T: Elem>(bytes: &[u8], out: &mut Vec<f32>) {
         out.clear();

@@ -754,13 +754,10 @@ impl Roibin {
         let (lists, orig): (Vec<PeakList>, Vec<Vec<Peak>>) = data
             .par_chunks(fb)
             .map(|frame| {
-                let [found, checked] = <[PeakList; 2]>::try_from(Recheck::peak_lists(
-                    &[&finder, check],
-                    frame,
-                    m.dtype,
-                ))
-                .expect("two finders, two lists");
-                (found, checked.peaks)
+                // One list per finder, in order (no panic path inside a filter).
+                let mut lists = Recheck::peak_lists(&[&finder, check], frame, m.dtype).into_iter();
+                let found = lists.next().unwrap_or_default();
+                (found, lists.next().unwrap_or_default().peaks)
             })
             .unzip();
         Ok(Some((self.infos(lists, l), orig)))
