@@ -17,9 +17,10 @@
 //! Panels are stacked along rows (the CXI raw layout); `panel_rows` splits a 2-D/3-D frame
 //! into panels, 4-D data carry them in their shape. The background graph sees the chunk as
 //! `[frames·panels, rows, cols]`, so binning never mixes two panels. The stream format is in
-//! `stream.rs` (v2 written, v1 still read).
+//! `stream.rs` (v3 written, v1 and v2 still read).
 
 mod background;
+pub mod coverage;
 mod exact;
 pub mod parts;
 mod stream;
@@ -520,8 +521,8 @@ impl Roibin {
         Ok(())
     }
 
-    /// The window pixels of every frame, in window order, encoded by roi_codec (pixels outside
-    /// the panel read `fill`).
+    /// The pixels the windows cover, each once in raster order (see `coverage.rs`), encoded
+    /// by roi_codec.
     fn encode_windows(
         &self,
         data: &[u8],
@@ -529,37 +530,25 @@ impl Roibin {
         l: Layout,
         infos: &[FrameInfo],
     ) -> Result<Vec<u8>> {
-        let (dtype, es) = (m.dtype, m.dtype.size());
-        let fp = l.frame_pixels();
-        let mut fill = vec![0u8; es];
-        elems::put(self.fill, dtype, &mut fill);
-        let mut win = Vec::new();
-        for (f, info) in infos.iter().enumerate() {
-            let base = f * fp;
-            for &w in &info.windows {
-                for px in window_pixels(w, l) {
-                    match px {
-                        Some((y, x)) => {
-                            let i = (base + y * l.cols + x) * es;
-                            win.extend_from_slice(&data[i..i + es]);
-                        }
-                        None => win.extend_from_slice(&fill),
-                    }
-                }
-            }
-        }
-        if win.len() / es > max_window_pixels(m.len()) {
+        let es = m.dtype.size();
+        let squares = window_square_pixels(infos);
+        if squares > max_window_pixels(m.len()) {
             return Err(Error::unrepresentable(
                 self.name,
-                format!(
-                    "{} window pixels for a chunk of {m}: more than a decoder accepts",
-                    win.len() / es
-                ),
+                format!("{squares} window pixels for a chunk of {m}: more than a decoder accepts"),
             ));
+        }
+        let cover = coverage::of(l, infos);
+        let mut win = Vec::with_capacity(cover.pixels() * es);
+        for f in 0..l.frames {
+            for run in cover.frame(f) {
+                let i = (f * l.frame_pixels() + run.y as usize * l.cols + run.x as usize) * es;
+                win.extend_from_slice(&data[i..i + run.len as usize * es]);
+            }
         }
         let mut enc_win = Vec::new();
         if !win.is_empty() {
-            self.windows_pipeline(dtype, win.len() / es)?
+            self.windows_pipeline(m.dtype, win.len() / es)?
                 .encode_into(&win, &mut enc_win)?;
         }
         Ok(enc_win)
@@ -589,21 +578,16 @@ impl Roibin {
         Ok((l, p))
     }
 
-    /// The decoded pixels of every window, in stream order (None when there are none). Window
-    /// sizes come from the stream: they are checked against the spec before allocating.
-    fn window_values(&self, p: &stream::Parsed<'_>, m: &ArrayMeta) -> Result<Option<Vec<u8>>> {
-        let mut buf = Vec::new();
-        Ok(self.window_values_into(p, m, &mut buf)?.then_some(buf))
-    }
-
-    /// The window pixels' elements decoded into `buf` (its allocation reused; no zero fill
-    /// when it already has the size); false when there are no windows.
+    /// The pixels the windows cover and, into `buf` (its allocation reused; no zero fill
+    /// when it already has the size), their elements in the coverage's order, whatever the
+    /// stream's version. Window sizes come from the stream: they are checked against the spec
+    /// before anything they size is allocated or walked.
     fn window_values_into(
         &self,
         p: &stream::Parsed<'_>,
         m: &ArrayMeta,
         buf: &mut Vec<u8>,
-    ) -> Result<bool> {
+    ) -> Result<coverage::Coverage> {
         if let Some(w) = p
             .infos
             .iter()
@@ -615,26 +599,26 @@ impl Roibin {
                 format!("a window of half-size {} where roi is {}", w.r, self.roi),
             ));
         }
-        let nwin: usize = p
-            .infos
-            .iter()
-            .flat_map(|f| &f.windows)
-            .map(|w| (2 * w.r as usize + 1).pow(2))
-            .sum();
-        if nwin == 0 {
-            buf.clear();
-            return Ok(false);
-        }
-        if nwin > max_window_pixels(m.len()) {
+        let squares = window_square_pixels(&p.infos);
+        if squares > max_window_pixels(m.len()) {
             return Err(Error::corrupt(
                 self.name,
-                format!("{nwin} window pixels for a chunk of {m}"),
+                format!("{squares} window pixels for a chunk of {m}"),
             ));
         }
-        buf.resize(nwin * m.dtype.size(), 0);
-        self.windows_pipeline(m.dtype, nwin)?
-            .decode_into(p.windows, buf)?;
-        Ok(true)
+        let cover = coverage::of(p.layout, &p.infos);
+        let es = m.dtype.size();
+        buf.resize(cover.pixels() * es, 0);
+        if p.version >= 3 {
+            if cover.pixels() > 0 {
+                self.windows_pipeline(m.dtype, cover.pixels())?
+                    .decode_into(p.windows, buf)?;
+            }
+        } else if squares > 0 {
+            let squares = self.windows_pipeline(m.dtype, squares)?.decode(p.windows)?;
+            v2_windows_as_runs(&squares, &p.infos, p.layout, &cover, es, buf);
+        }
+        Ok(cover)
     }
 
     /// The exact pixels of a stream: chunk indices (unchecked) and their elements.
@@ -825,6 +809,50 @@ fn unmatched<'a>(orig: &'a [Peak], dec: &'a [Peak]) -> Vec<&'a Peak> {
 /// Centroids this close (pixels) with equal pixel counts are the same spot (f32 rounding of
 /// the same pixels' centroid stays far below it).
 const SAME_SPOT_PX: f32 = 1e-3;
+
+/// Pixels of the windows' squares, overlaps and parts outside the panel counted (what a v2
+/// stream stores, and a bound on the work of finding their coverage).
+fn window_square_pixels(infos: &[FrameInfo]) -> usize {
+    infos
+        .iter()
+        .flat_map(|f| &f.windows)
+        .map(|w| (2 * w.r as usize + 1).pow(2))
+        .sum()
+}
+
+/// A v2 stream's window pixels (`squares`: each window's (2r+1)² in window order) as the
+/// elements of `cover`'s runs into `out`; where windows overlap the later one's pixel is
+/// kept, as v2 decoders pasted them.
+fn v2_windows_as_runs(
+    squares: &[u8],
+    infos: &[FrameInfo],
+    l: Layout,
+    cover: &coverage::Coverage,
+    es: usize,
+    out: &mut [u8],
+) {
+    let mut frame = vec![0u8; l.frame_pixels() * es];
+    let (mut k, mut at) = (0, 0);
+    for (f, info) in infos.iter().enumerate() {
+        for &w in &info.windows {
+            for px in window_pixels(w, l) {
+                if let Some((y, x)) = px {
+                    let i = (y * l.cols + x) * es;
+                    frame[i..i + es].copy_from_slice(&squares[k * es..(k + 1) * es]);
+                }
+                k += 1;
+            }
+        }
+        for run in cover.frame(f) {
+            let (i, n) = (
+                (run.y as usize * l.cols + run.x as usize) * es,
+                run.len as usize * es,
+            );
+            out[at..at + n].copy_from_slice(&frame[i..i + n]);
+            at += n;
+        }
+    }
+}
 
 /// Most window pixels a chunk of `pixels` may hold (windows overlap, so more than the chunk
 /// is possible, but not without bound): the encoder stores a chunk over it raw, the decoder
@@ -1026,20 +1054,17 @@ impl Codec for Roibin {
             }
         }
         self.paste_exact(&p.exact, dtype, dst)?;
-        let Some(win) = self.window_values(&p, m)? else {
-            return Ok(());
-        };
-        let fp = l.frame_pixels();
-        let mut k = 0;
-        for (f, info) in p.infos.iter().enumerate() {
-            for &w in &info.windows {
-                for px in window_pixels(w, l) {
-                    if let Some((y, x)) = px {
-                        let i = (f * fp + y * l.cols + x) * es;
-                        dst[i..i + es].copy_from_slice(&win[k * es..(k + 1) * es]);
-                    }
-                    k += 1;
-                }
+        let mut win = Vec::new();
+        let cover = self.window_values_into(&p, m, &mut win)?;
+        let mut values = win.as_slice();
+        for f in 0..l.frames {
+            for run in cover.frame(f) {
+                let (n, i) = (
+                    run.len as usize * es,
+                    (f * l.frame_pixels() + run.y as usize * l.cols + run.x as usize) * es,
+                );
+                dst[i..i + n].copy_from_slice(&values[..n]);
+                values = &values[n..];
             }
         }
         Ok(())
@@ -1207,5 +1232,62 @@ mod tests {
             vec![(40.0, 40.0), (70.0, 70.0), (40.2, 40.1), (70.3, 70.0)]
         );
         assert!(unmatched(&orig, &orig).is_empty());
+    }
+
+    /// A v2 stream's overlapping windows read as v3's runs: each covered pixel once, with the
+    /// value of the last window that holds it (what v2 decoders pasted last), and nothing of
+    /// the parts outside the panel.
+    #[test]
+    fn v2_windows_read_as_runs_keep_the_last_windows_pixels() {
+        let l = Layout {
+            frames: 2,
+            panels: 2,
+            rows: 6,
+            cols: 8,
+        };
+        let w = |y, x, r| Window { y, x, r };
+        let infos = [
+            FrameInfo {
+                windows: vec![w(2, 2, 2), w(3, 3, 1), w(6, 7, 1)],
+                ..Default::default()
+            },
+            FrameInfo {
+                windows: vec![w(5, 0, 1)],
+                ..Default::default()
+            },
+        ];
+        // Window k of the stream holds the value k + 1 in each of its (2r+1)² pixels.
+        let squares: Vec<u8> = infos
+            .iter()
+            .flat_map(|i| &i.windows)
+            .enumerate()
+            .flat_map(|(k, w)| vec![k as u8 + 1; (2 * w.r as usize + 1).pow(2)])
+            .collect();
+        let cover = coverage::of(l, &infos);
+        let mut out = vec![0u8; cover.pixels()];
+        v2_windows_as_runs(&squares, &infos, l, &cover, 1, &mut out);
+        let mut want = vec![vec![0u8; l.frame_pixels()]; 2];
+        let mut k = 0;
+        for (f, info) in infos.iter().enumerate() {
+            for &win in &info.windows {
+                k += 1;
+                for (y, x) in window_pixels(win, l).flatten() {
+                    want[f][y * l.cols + x] = k;
+                }
+            }
+        }
+        let got: Vec<u8> = (0..2)
+            .flat_map(|f| {
+                cover.frame(f).iter().flat_map(move |r| {
+                    (0..r.len as usize).map(move |i| (f, r.y as usize * l.cols + r.x as usize + i))
+                })
+            })
+            .map(|(f, i)| want[f][i])
+            .collect();
+        assert_eq!(out, got);
+        assert!(out.iter().all(|&v| v > 0));
+        // The second window's 3×3 overwrote the first's there; panel 1's window kept apart.
+        assert_eq!(want[0][3 * l.cols + 3], 2);
+        assert_eq!(cover.pixels(), 25 + 2 * 2 + 2 * 2);
     }
 }

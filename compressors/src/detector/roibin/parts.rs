@@ -6,6 +6,7 @@
 //! (the STXM engine's compressed-domain path). Reading the parts is as pure as decoding: it
 //! builds the codec for decoding from the chunk's own spec.
 
+use super::coverage::{set_range, Coverage};
 use super::{FrameInfo, Layout, Roibin};
 use crate::detector::elems;
 use roibin_registry::spec::Graph;
@@ -58,14 +59,11 @@ pub struct Parts {
     listed_value: Vec<f64>,
     /// Where each frame's listed pixels start (`frames + 1` entries).
     listed_start: Vec<usize>,
-    /// Every window's pixels in stream order, as elements of the chunk's dtype (converted
-    /// as they are visited: a quarter of a roibin(auto) frame is windows, twice over where
-    /// they overlap): rows of `2r+1`, the ones outside the window's panel included (as the
-    /// stream holds them).
+    /// The pixels the windows cover, each once, as elements of the chunk's dtype in the
+    /// order of `cover`'s runs (converted as they are visited).
     window_elements: Vec<u8>,
-    /// Where each frame's windows start in `window_elements`, in elements (`frames + 1`
-    /// entries).
-    window_start: Vec<usize>,
+    /// The windows' runs, frame by frame.
+    cover: Coverage,
 }
 
 /// The buffers a chunk's parts are decoded into, handed from chunk to chunk
@@ -90,10 +88,9 @@ impl Parts {
         }
     }
 
-    /// Visit each exact pixel of frame `f` once (listed pixels, then window pixels not seen
-    /// yet) as (frame row, column, value). Both hold original elements, so a pixel in both,
-    /// or in two windows, has one value. `seen` is scratch reused between calls: the windows
-    /// are walked in place, with no list of their pixels built.
+    /// Visit each exact pixel of frame `f` once (window pixels, then listed pixels outside
+    /// the windows) as (frame row, column, value). `seen` is scratch reused between calls,
+    /// needed only where the frame has listed pixels.
     pub fn for_each_exact(
         &self,
         f: usize,
@@ -160,54 +157,35 @@ impl Parts {
     ) {
         let l = self.layout;
         let fp = l.frame_pixels();
+        let runs = self.cover.frame(f);
+        let mut values = &self.window_elements[self.cover.pixel_start[f] * T::SIZE..];
+        for run in runs {
+            let (y, x0, n) = (run.y as usize, run.x as usize, run.len as usize);
+            for (x, e) in (x0..).zip(values[..n * T::SIZE].chunks_exact(T::SIZE)) {
+                visit(y, x, T::read_f64(e));
+            }
+            values = &values[n * T::SIZE..];
+        }
+        let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
+        if !listed || lo == hi {
+            return;
+        }
+        // Listed pixels inside a window (a stream this build did not write) take the
+        // window's value, as decoding pastes the windows last.
         seen.clear();
         seen.resize(fp.div_ceil(64), 0);
-        if listed {
-            let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
-            for (&i, &v) in self.listed_index[lo..hi]
-                .iter()
-                .zip(&self.listed_value[lo..hi])
-            {
-                let local = i - f * fp;
-                seen[local / 64] |= 1u64 << (local % 64);
+        for run in runs {
+            let start = run.y as usize * l.cols + run.x as usize;
+            set_range(seen, start..start + run.len as usize);
+        }
+        for (&i, &v) in self.listed_index[lo..hi]
+            .iter()
+            .zip(&self.listed_value[lo..hi])
+        {
+            let local = i - f * fp;
+            if seen[local / 64] & (1u64 << (local % 64)) == 0 {
                 visit(local / l.cols, local % l.cols, v);
             }
-        }
-        let mut k = self.window_start[f];
-        for &w in &self.infos[f].windows {
-            // Row by row over the part of the window inside its panel.
-            let (r, side) = (w.r as usize, 2 * w.r as usize + 1);
-            let panel = w.y as usize / l.rows;
-            let (top, bottom) = (panel * l.rows, (panel + 1) * l.rows);
-            let (y0, x0) = (w.y as i64 - r as i64, w.x as i64 - r as i64);
-            let xs = x0.max(0) as usize..((x0 + side as i64).min(l.cols as i64)).max(0) as usize;
-            for dy in 0..side {
-                let y = y0 + dy as i64;
-                if y < top as i64 || y >= bottom as i64 {
-                    continue;
-                }
-                let y = y as usize;
-                let row = &self.window_elements[(k + dy * side) * T::SIZE..][..side * T::SIZE];
-                // A word of `seen` at a time: pixels an earlier window covered (half of a
-                // roibin(auto) frame's window pixels) cost nothing each.
-                let mut x = xs.start;
-                while x < xs.end {
-                    let local = y * l.cols + x;
-                    let (word, bit) = (local / 64, local % 64);
-                    let n = (64 - bit).min(xs.end - x);
-                    let run = (u64::MAX >> (64 - n)) << bit;
-                    let mut fresh = !seen[word] & run;
-                    seen[word] |= run;
-                    while fresh != 0 {
-                        let xx = x + fresh.trailing_zeros() as usize - bit;
-                        fresh &= fresh - 1;
-                        let at = (xx as i64 - x0) as usize * T::SIZE;
-                        visit(y, xx, T::read_f64(&row[at..at + T::SIZE]));
-                    }
-                    x += n;
-                }
-            }
-            k += side * side;
         }
     }
 }
@@ -351,22 +329,7 @@ fn codec_parts(
         }
         listed_start.push(listed_index.len());
     }
-    codec.window_values_into(&p, m, &mut windows)?;
-    let mut window_start = vec![0usize];
-    for info in &p.infos {
-        let n: usize = info
-            .windows
-            .iter()
-            .map(|w| (2 * w.r as usize + 1).pow(2))
-            .sum();
-        window_start.push(window_start[window_start.len() - 1] + n);
-    }
-    if window_start[l.frames] * dtype.size() != windows.len() {
-        return Err(Error::corrupt(
-            codec.name,
-            "window pixels do not match the windows",
-        ));
-    }
+    let cover = codec.window_values_into(&p, m, &mut windows)?;
     Ok(Parts {
         meta: m.clone(),
         layout: l,
@@ -376,7 +339,7 @@ fn codec_parts(
         listed_value,
         listed_start,
         window_elements: windows,
-        window_start,
+        cover,
     })
 }
 

@@ -1,10 +1,14 @@
 //! The `roibin`/`roi` stream inside a chunk.
 //!
 //! ```text
-//! v2: u8 2 · u8 flags (1 = background) · u32 frames, panels, rows, cols ·
+//! v3: u8 3 · u8 flags (1 = background) · u32 frames, panels, rows, cols ·
 //!     per frame (u32 found, u32 windows, u8 flags (1 = non-hit)) · per window (u32 y, u32 x, u8 r) ·
 //!     exact pixels (see `exact.rs`) · u64 len · windows encoded by roi_codec ·
 //!     u64 len · background encoded
+//!     The windows section holds the pixels the frame's windows cover inside their panels,
+//!     each once, frame after frame in raster order (see `coverage.rs`).
+//! v2: the same, with every window's (2r+1)² pixels in window order (overlaps repeated,
+//!     pixels outside the panel as `fill`): still read, no longer written.
 //! v1: the same, with the exact pixels as `u64 n · n × (u64 index, raw element)` (non-finite
 //!     pixels, masked ones with masked=keep, exact_above): still read, no longer written.
 //! ```
@@ -15,18 +19,19 @@ use roibin_registry::stream::Reader;
 use roibin_registry::{Error, Result};
 
 /// The version this build writes.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// Exact pixels as a stream stores them.
 pub enum Exact<'a> {
     /// v1: (chunk index, raw element) each.
     Listed(Vec<(usize, &'a [u8])>),
-    /// v2: indices, and their values encoded by roi_codec.
+    /// v2 and later: indices, and their values encoded by roi_codec.
     Runs(exact::Parsed<'a>),
 }
 
 /// A parsed stream.
 pub struct Parsed<'a> {
+    pub version: u8,
     pub layout: Layout,
     pub has_bg: bool,
     pub infos: Vec<FrameInfo>,
@@ -35,7 +40,7 @@ pub struct Parsed<'a> {
     pub background: &'a [u8],
 }
 
-/// Append the head (layout, frames, windows) of a v2 stream.
+/// Append the head (layout, frames, windows) of a stream of this version.
 pub fn write_head(l: Layout, infos: &[FrameInfo], has_bg: bool, out: &mut Vec<u8>) {
     out.push(VERSION);
     out.push(has_bg as u8);
@@ -60,7 +65,7 @@ pub fn write_section(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(s);
 }
 
-/// Parse a stream of either version; `es` is the element size and `pixels` the element count
+/// Parse a stream of any version up to this one; `es` is the element size and `pixels` the element count
 /// of the chunk the stream must be for: what the stream declares is checked against it
 /// before anything it sizes is allocated.
 pub fn parse<'a>(
@@ -148,6 +153,7 @@ pub fn parse<'a>(
         return Err(Error::corrupt(name, "trailing bytes after the background"));
     }
     Ok(Parsed {
+        version,
         layout,
         has_bg,
         infos,

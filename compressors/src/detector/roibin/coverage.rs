@@ -1,0 +1,176 @@
+//! The pixels a chunk's windows cover, each once, as runs along the rows of each frame in
+//! raster order: what stream v3 stores of the windows, in the order it stores them. Windows
+//! overlap (1.6–2× their union on real frames with `roibin(auto)`), and a pixel stored once
+//! costs less to compress, to paste and to reduce.
+
+use super::{window_rect, FrameInfo, Layout};
+
+/// `len` pixels from (`y`, `x`) along a row of the stacked frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub y: u32,
+    pub x: u32,
+    pub len: u32,
+}
+
+/// The runs of every frame of a chunk.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Coverage {
+    /// Frame after frame, each frame's in raster order, none touching another.
+    pub runs: Vec<Run>,
+    /// Where each frame's runs start in `runs` (`frames + 1` entries).
+    pub run_start: Vec<usize>,
+    /// Where each frame's pixels start in the stored order (`frames + 1` entries).
+    pub pixel_start: Vec<usize>,
+}
+
+impl Coverage {
+    /// Pixels covered in the whole chunk.
+    pub fn pixels(&self) -> usize {
+        self.pixel_start.last().copied().unwrap_or(0)
+    }
+
+    /// Frame `f`'s runs.
+    pub fn frame(&self, f: usize) -> &[Run] {
+        &self.runs[self.run_start[f]..self.run_start[f + 1]]
+    }
+}
+
+/// The coverage of the windows of `infos` (parts outside a window's panel left out). Its cost
+/// is bounded by the windows' rows plus a bitmap of one frame: callers check the windows'
+/// sizes first (see `max_window_pixels`).
+pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
+    let words = l.cols.div_ceil(64);
+    let height = l.panels * l.rows;
+    let mut bits = vec![
+        0u64;
+        if infos.iter().all(|i| i.windows.is_empty()) {
+            0
+        } else {
+            height * words
+        }
+    ];
+    let mut c = Coverage {
+        runs: Vec::new(),
+        run_start: vec![0],
+        pixel_start: vec![0],
+    };
+    let mut pixels = 0usize;
+    for info in infos {
+        let (mut top, mut bottom) = (usize::MAX, 0);
+        for &w in &info.windows {
+            let (rows, cols) = window_rect(w, l);
+            if cols.is_empty() {
+                continue;
+            }
+            top = top.min(rows.start);
+            bottom = bottom.max(rows.end);
+            for y in rows {
+                set_range(&mut bits[y * words..(y + 1) * words], cols.clone());
+            }
+        }
+        for y in top..bottom.max(top) {
+            let row = &mut bits[y * words..(y + 1) * words];
+            let mut x = 0;
+            while let Some(start) = next(row, x, false) {
+                let end = next(row, start, true).unwrap_or(l.cols).min(l.cols);
+                c.runs.push(Run {
+                    y: y as u32,
+                    x: start as u32,
+                    len: (end - start) as u32,
+                });
+                pixels += end - start;
+                x = end;
+            }
+            row.fill(0);
+        }
+        c.run_start.push(c.runs.len());
+        c.pixel_start.push(pixels);
+    }
+    c
+}
+
+/// Set bits `cols` (not empty) of a bitmap's words.
+pub(super) fn set_range(row: &mut [u64], cols: std::ops::Range<usize>) {
+    let (first, last) = (cols.start / 64, (cols.end - 1) / 64);
+    for (i, word) in row.iter_mut().enumerate().take(last + 1).skip(first) {
+        let lo = if i == first { cols.start % 64 } else { 0 };
+        let hi = if i == last {
+            (cols.end - 1) % 64 + 1
+        } else {
+            64
+        };
+        *word |= (u64::MAX >> (64 - (hi - lo))) << lo;
+    }
+}
+
+/// The first bit at or after `from` that is set (or clear, with `clear`).
+fn next(row: &[u64], from: usize, clear: bool) -> Option<usize> {
+    let flip = if clear { u64::MAX } else { 0 };
+    let mut i = from / 64;
+    let mut word = (*row.get(i)? ^ flip) & (u64::MAX << (from % 64));
+    while word == 0 {
+        i += 1;
+        word = *row.get(i)? ^ flip;
+    }
+    Some(i * 64 + word.trailing_zeros() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{window_pixels, Window};
+    use super::*;
+
+    /// Runs equal the set of the windows' in-panel pixels, in raster order, each once.
+    #[test]
+    fn runs_cover_the_union_of_the_windows_once() {
+        let l = Layout {
+            frames: 3,
+            panels: 2,
+            rows: 20,
+            cols: 130,
+        };
+        let w = |y, x, r| Window { y, x, r };
+        let frame = |windows| FrameInfo {
+            windows,
+            ..Default::default()
+        };
+        let infos = [
+            frame(vec![
+                w(5, 3, 4),
+                w(7, 6, 2),
+                w(18, 63, 3),
+                w(21, 129, 5),
+                w(0, 60, 0),
+            ]),
+            frame(vec![]),
+            frame(vec![w(39, 100, 40), w(10, 64, 1)]),
+        ];
+        let c = of(l, &infos);
+        for (f, info) in infos.iter().enumerate() {
+            let mut want: Vec<(usize, usize)> = info
+                .windows
+                .iter()
+                .flat_map(|&w| window_pixels(w, l).flatten())
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let got: Vec<(usize, usize)> = c
+                .frame(f)
+                .iter()
+                .flat_map(|r| (0..r.len as usize).map(|k| (r.y as usize, r.x as usize + k)))
+                .collect();
+            assert_eq!(got, want, "frame {f}");
+            assert_eq!(c.pixel_start[f + 1] - c.pixel_start[f], want.len());
+            // Runs of a row never touch: each is as long as it can be.
+            for p in c.frame(f).windows(2) {
+                assert!(p[0].y < p[1].y || p[0].x + p[0].len < p[1].x, "{p:?}");
+            }
+        }
+        assert_eq!(
+            of(l, &[FrameInfo::default(), FrameInfo::default()]).pixels(),
+            0
+        );
+        assert_eq!(c.pixels(), c.pixel_start[3]);
+    }
+}
