@@ -216,8 +216,33 @@ impl BinForm {
             });
             return;
         };
+        assert_eq!(E::DTYPE, parts.meta.dtype, "element type of another chunk");
         let mut s = [0f64; 3];
-        parts.for_each_exact_as::<E>(f, seen, |y, x, v| {
+        // Window pixels a run at a time: its row's factors and bin row once, the pixels'
+        // sums in registers.
+        for (y, x0, elements) in parts.window_runs(f) {
+            if unit.row_w[y] == 0.0 {
+                continue;
+            }
+            let (rb, row) = (self.row_bin[y] as usize, y * width);
+            let (mut d0, mut dx) = (0f64, 0f64);
+            for (x, e) in (x0..).zip(elements.chunks_exact(E::SIZE)) {
+                if unit.col_w[x] * weight.map_or(1.0, |w| w[row + x] as f64) != 0.0 {
+                    let b = (rb + self.col_bin[x] as usize) * E::SIZE;
+                    let bin = match frame_bins.get(b..b + E::SIZE) {
+                        Some(e) => valid_as::<E>(E::read_f64(e)),
+                        None => fill,
+                    };
+                    let d = valid_as::<E>(E::read_f64(e)) - bin;
+                    d0 += d;
+                    dx += d * unit.col_x[x];
+                }
+            }
+            s[0] += d0;
+            s[1] += dx;
+            s[2] += d0 * unit.row_y[y];
+        }
+        for (y, x, v) in parts.listed_outside_windows(f, seen) {
             let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
             if w != 0.0 {
                 let d = valid_as::<E>(v) - bin_at(y, x);
@@ -225,7 +250,7 @@ impl BinForm {
                 s[1] += d * unit.col_x[x];
                 s[2] += d * unit.row_y[y];
             }
-        });
+        }
         let k = lin.detector.k();
         acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
     }

@@ -155,38 +155,58 @@ impl Parts {
         listed: bool,
         mut visit: impl FnMut(usize, usize, f64),
     ) {
-        let l = self.layout;
-        let fp = l.frame_pixels();
-        let runs = self.cover.frame(f);
-        let mut values = &self.window_elements[self.cover.pixel_start[f] * T::SIZE..];
-        for run in runs {
-            let (y, x0, n) = (run.y as usize, run.x as usize, run.len as usize);
-            for (x, e) in (x0..).zip(values[..n * T::SIZE].chunks_exact(T::SIZE)) {
+        for (y, x0, elements) in self.window_runs(f) {
+            for (x, e) in (x0..).zip(elements.chunks_exact(T::SIZE)) {
                 visit(y, x, T::read_f64(e));
             }
-            values = &values[n * T::SIZE..];
         }
-        let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
-        if !listed || lo == hi {
-            return;
-        }
-        // Listed pixels inside a window (a stream this build did not write) take the
-        // window's value, as decoding pastes the windows last.
-        seen.clear();
-        seen.resize(fp.div_ceil(64), 0);
-        for run in runs {
-            let start = run.y as usize * l.cols + run.x as usize;
-            set_range(seen, start..start + run.len as usize);
-        }
-        for (&i, &v) in self.listed_index[lo..hi]
-            .iter()
-            .zip(&self.listed_value[lo..hi])
-        {
-            let local = i - f * fp;
-            if seen[local / 64] & (1u64 << (local % 64)) == 0 {
-                visit(local / l.cols, local % l.cols, v);
+        if listed {
+            for (y, x, v) in self.listed_outside_windows(f, seen) {
+                visit(y, x, v);
             }
         }
+    }
+
+    /// Frame `f`'s window pixels, each once, as runs along its rows: (frame row, first
+    /// column, the run's elements of the chunk's dtype), in raster order. A caller that
+    /// reduces them can take a row's factors once per run.
+    pub fn window_runs(&self, f: usize) -> impl Iterator<Item = (usize, usize, &[u8])> + '_ {
+        let es = self.meta.dtype.size();
+        let first = self.cover.pixel_start[f];
+        self.cover.frame(f).iter().scan(first * es, move |at, run| {
+            let n = run.len as usize * es;
+            let elements = &self.window_elements[*at..*at + n];
+            *at += n;
+            Some((run.y as usize, run.x as usize, elements))
+        })
+    }
+
+    /// Frame `f`'s listed pixels (`exact_above`, sentinels, non-finite, masked) outside its
+    /// windows, as (frame row, column, value): a listed pixel inside a window (a stream this
+    /// build did not write) takes the window's value, as decoding pastes the windows last.
+    /// `seen` is scratch reused between calls, filled only when the frame has listed pixels.
+    pub fn listed_outside_windows<'s>(
+        &'s self,
+        f: usize,
+        seen: &'s mut Vec<u64>,
+    ) -> impl Iterator<Item = (usize, usize, f64)> + 's {
+        let (l, fp) = (self.layout, self.layout.frame_pixels());
+        let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
+        seen.clear();
+        if lo < hi {
+            seen.resize(fp.div_ceil(64), 0);
+            for run in self.cover.frame(f) {
+                let start = run.y as usize * l.cols + run.x as usize;
+                set_range(seen, start..start + run.len as usize);
+            }
+        }
+        let seen = &*seen;
+        self.listed_index[lo..hi]
+            .iter()
+            .zip(&self.listed_value[lo..hi])
+            .map(move |(&i, &v)| (i - f * fp, v))
+            .filter(move |&(local, _)| seen[local / 64] & (1u64 << (local % 64)) == 0)
+            .map(move |(local, v)| (local / l.cols, local % l.cols, v))
     }
 }
 
