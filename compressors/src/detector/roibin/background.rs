@@ -9,23 +9,6 @@ use crate::detector::elems;
 use rayon::prelude::*;
 use roibin_registry::DType;
 
-/// Per frame, which pixels lie in a window.
-pub fn window_masks(l: Layout, infos: &[FrameInfo]) -> Vec<Vec<bool>> {
-    let fw = l.cols;
-    infos
-        .iter()
-        .map(|info| {
-            let mut in_win = vec![false; l.frame_pixels()];
-            for &w in &info.windows {
-                for (y, x) in window_pixels(w, l).flatten() {
-                    in_win[y * fw + x] = true;
-                }
-            }
-            in_win
-        })
-        .collect()
-}
-
 /// Sorted chunk indices of the flagged pixels (see [`exact::select`]), windows included,
 /// frames in parallel: none of them may take part in a bin or a window's rim mean.
 pub fn flagged_pixels(
@@ -58,17 +41,6 @@ pub fn flagged_pixels(
                 .collect::<Vec<_>>()
         })
         .flatten()
-        .collect()
-}
-
-/// The flagged pixels outside the windows: those the stream stores exactly (window pixels are
-/// exact already).
-pub fn outside_windows(flagged: &[usize], l: Layout, in_win: &[Vec<bool>]) -> Vec<usize> {
-    let fp = l.frame_pixels();
-    flagged
-        .iter()
-        .copied()
-        .filter(|&i| !in_win[i / fp][i % fp])
         .collect()
 }
 

@@ -34,6 +34,35 @@ impl Coverage {
     pub fn frame(&self, f: usize) -> &[Run] {
         &self.runs[self.run_start[f]..self.run_start[f + 1]]
     }
+
+    /// The pixels of `sorted` (chunk indices, ascending, in frames of `frame_pixels` pixels
+    /// and rows of `cols`) that no run covers: one merge of two sorted lists.
+    pub fn outside(&self, sorted: &[usize], frame_pixels: usize, cols: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(sorted.len());
+        let (mut frame, mut runs): (usize, &[Run]) = (usize::MAX, &[]);
+        for &i in sorted {
+            let (f, local) = (i / frame_pixels, i % frame_pixels);
+            if f != frame {
+                frame = f;
+                runs = if f + 1 < self.run_start.len() {
+                    self.frame(f)
+                } else {
+                    &[]
+                };
+            }
+            let start = |r: &Run| r.y as usize * cols + r.x as usize;
+            while runs
+                .first()
+                .is_some_and(|r| start(r) + r.len as usize <= local)
+            {
+                runs = &runs[1..];
+            }
+            if runs.first().is_none_or(|r| start(r) > local) {
+                out.push(i);
+            }
+        }
+        out
+    }
 }
 
 /// The coverage of the windows of `infos` (parts outside a window's panel left out). Its cost

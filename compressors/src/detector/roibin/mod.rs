@@ -502,9 +502,17 @@ impl Roibin {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         let dtype = m.dtype;
-        let enc_win = self.encode_windows(data, m, l, infos)?;
-        let in_win = background::window_masks(l, infos);
-        let exact = background::outside_windows(&bg.flagged, l, &in_win);
+        let squares = window_square_pixels(infos);
+        if squares > max_window_pixels(m.len()) {
+            return Err(Error::unrepresentable(
+                self.name,
+                format!("{squares} window pixels for a chunk of {m}: more than a decoder accepts"),
+            ));
+        }
+        let cover = coverage::of(l, infos);
+        let enc_win = self.encode_windows(data, m, l, &cover)?;
+        // Window pixels are exact already: the stream lists only the flagged pixels outside.
+        let exact = cover.outside(&bg.flagged, l.frame_pixels(), l.cols);
         stream::write_head(l, infos, self.background.is_some(), out);
         exact::write(
             &exact,
@@ -521,24 +529,16 @@ impl Roibin {
         Ok(())
     }
 
-    /// The pixels the windows cover, each once in raster order (see `coverage.rs`), encoded
-    /// by roi_codec.
+    /// The pixels the windows cover (`cover`), each once in raster order, encoded by
+    /// roi_codec.
     fn encode_windows(
         &self,
         data: &[u8],
         m: &ArrayMeta,
         l: Layout,
-        infos: &[FrameInfo],
+        cover: &coverage::Coverage,
     ) -> Result<Vec<u8>> {
         let es = m.dtype.size();
-        let squares = window_square_pixels(infos);
-        if squares > max_window_pixels(m.len()) {
-            return Err(Error::unrepresentable(
-                self.name,
-                format!("{squares} window pixels for a chunk of {m}: more than a decoder accepts"),
-            ));
-        }
-        let cover = coverage::of(l, infos);
         let mut win = Vec::with_capacity(cover.pixels() * es);
         for f in 0..l.frames {
             for run in cover.frame(f) {
