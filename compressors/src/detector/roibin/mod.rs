@@ -971,6 +971,7 @@ impl Codec for Roibin {
         })?;
         let start = out.len();
         out.extend_from_slice(&stream);
+        let mut grown = false;
         let fb = l.frame_pixels() * m.dtype.size();
         let mut checked: Option<Vec<FrameCheck>> = recheck.as_ref().map(|rc| {
             threads::install(self.threads, || {
@@ -1001,8 +1002,7 @@ impl Codec for Roibin {
             if added.is_empty() {
                 break;
             }
-            out.truncate(start);
-            self.write_stream(data, m, l, &infos, &bg, out)?;
+            grown = true;
             paste_windows(data, &mut back, l, m.dtype.size(), &added);
             if let (Some(rc), Some(frames)) = (&recheck, &mut checked) {
                 threads::install(self.threads, || {
@@ -1018,6 +1018,12 @@ impl Codec for Roibin {
                     })
                 });
             }
+        }
+        // The stream is written once, with the last round's windows: a round needs only the
+        // decoded chunk, which the pasted windows keep up to date.
+        if grown {
+            out.truncate(start);
+            self.write_stream(data, m, l, &infos, &bg, out)?;
         }
         Ok(())
     }
