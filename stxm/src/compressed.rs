@@ -128,16 +128,8 @@ impl BinForm {
         })
     }
 
-    /// Accumulators of frame `f` of `parts` (whose bins must be this form's); `seen` is
-    /// scratch reused between frames.
-    pub fn accumulate(
-        &self,
-        lin: &Linear,
-        parts: &Parts,
-        f: usize,
-        acc: &mut [f64],
-        seen: &mut Vec<u64>,
-    ) -> Result<()> {
+    /// Accumulators of frame `f` of `parts` (whose bins must be this form's).
+    pub fn accumulate(&self, lin: &Linear, parts: &Parts, f: usize, acc: &mut [f64]) -> Result<()> {
         if Bins::of(parts) != self.bins || f >= parts.layout.frames {
             return Err(Error::Source(
                 "internal: bin form of another chunk layout".into(),
@@ -177,7 +169,7 @@ impl BinForm {
             None => self.bin_sums(lin.detector.k(), bins, acc),
         }
         roibin_compressors::with_element_type!(dtype, T => {
-            self.exact_sums::<T>(lin, parts, f, frame_bins, fill, seen, acc)
+            self.exact_sums::<T>(lin, parts, f, frame_bins, fill, acc)
         });
         Ok(())
     }
@@ -186,7 +178,6 @@ impl BinForm {
     /// roibin(auto) chunk holds a quarter of its pixels exact). With unit weights but the
     /// mask, `c_p` comes from the geometry's row and column factors, not from
     /// [`Linear::pixel_at`]. `frame_bins` empty: every bin is `fill`.
-    #[allow(clippy::too_many_arguments)]
     fn exact_sums<E: Element>(
         &self,
         lin: &Linear,
@@ -194,7 +185,6 @@ impl BinForm {
         f: usize,
         frame_bins: &[u8],
         fill: f64,
-        seen: &mut Vec<u64>,
         acc: &mut [f64],
     ) {
         let bin_at = |y: usize, x: usize| {
@@ -206,7 +196,7 @@ impl BinForm {
         };
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
         let Some(unit) = &self.unit else {
-            parts.for_each_exact_as::<E>(f, seen, |y, x, v| {
+            parts.for_each_exact_as::<E>(f, |y, x, v| {
                 let delta = valid_as::<E>(v) - bin_at(y, x);
                 if delta != 0.0 {
                     if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
@@ -242,7 +232,7 @@ impl BinForm {
             s[1] += dx;
             s[2] += d0 * unit.row_y[y];
         }
-        for (y, x, v) in parts.listed_outside_windows(f, seen) {
+        for (y, x, v) in parts.listed_outside_windows(f) {
             let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
             if w != 0.0 {
                 let d = valid_as::<E>(v) - bin_at(y, x);

@@ -109,8 +109,6 @@ struct Scratch {
     chunk: Vec<u8>,
     /// A roibin chunk's background bins and window pixels.
     parts: parts::Buffers,
-    /// Pixels of a frame's windows already visited.
-    seen: Vec<u64>,
 }
 
 /// A request bound to a source: geometry, reducer, scan.
@@ -217,7 +215,7 @@ impl Plan {
     }
 
     /// Values of the wanted frames of a roibin chunk from its parts, without decoding it;
-    /// None when the chunk must be decoded instead. `buffers` and `seen` are the worker's
+    /// None when the chunk must be decoded instead. `buffers` are the worker's
     /// (the background is read only where a linear signal needs it).
     fn reduce_parts(
         &self,
@@ -226,7 +224,6 @@ impl Plan {
         slots: usize,
         want: std::ops::Range<usize>,
         buffers: &mut parts::Buffers,
-        seen: &mut Vec<u64>,
     ) -> Option<Vec<FrameResult>> {
         let compressed = self.linear.is_some() || self.reducer.needs_parts();
         if !compressed || !parts::is_roibin_chunk(bytes) {
@@ -259,7 +256,7 @@ impl Plan {
                 let r = match (&self.linear, &form) {
                     (Some(lin), Some(form)) => {
                         let mut acc = vec![0f64; lin.detector.len()];
-                        form.accumulate(lin, &p, f, &mut acc, seen)
+                        form.accumulate(lin, &p, f, &mut acc)
                             .and_then(|_| self.reducer.finish(Input::Sums(&acc), &mut out))
                     }
                     _ => self.reducer.finish(Input::Parts(&p, f), &mut out),
@@ -413,7 +410,7 @@ impl Plan {
                 codec,
                 bytes,
             } => {
-                let Scratch { chunk, parts, seen } = scratch;
+                let Scratch { chunk, parts } = scratch;
                 let bytes = match bytes.load_into(chunk) {
                     Ok(b) => b,
                     Err(e) => {
@@ -423,7 +420,7 @@ impl Plan {
                 };
                 if *codec == ChunkCodec::Roibin && !decode {
                     let (first, slots, want) = (*first, *slots, want.clone());
-                    if let Some(r) = self.reduce_parts(bytes, first, slots, want, parts, seen) {
+                    if let Some(r) = self.reduce_parts(bytes, first, slots, want, parts) {
                         let n = r.len();
                         return (r, n);
                     }

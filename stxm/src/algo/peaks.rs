@@ -30,7 +30,7 @@ impl Reducer for Peaks {
         let info = &parts.infos[f];
         out[0] = if self.bragg {
             let (dtype, mut sum) = (parts.meta.dtype, 0.0);
-            parts.for_each_window_pixel(f, &mut Vec::new(), |_, _, v| sum += valid(v, dtype));
+            parts.for_each_window_pixel(f, |_, _, v| sum += valid(v, dtype));
             sum
         } else {
             info.found as f64

@@ -36,32 +36,52 @@ impl Coverage {
     }
 
     /// The pixels of `sorted` (chunk indices, ascending, in frames of `frame_pixels` pixels
-    /// and rows of `cols`) that no run covers: one merge of two sorted lists.
+    /// and rows of `cols`) that no run covers.
     pub fn outside(&self, sorted: &[usize], frame_pixels: usize, cols: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(sorted.len());
-        let (mut frame, mut runs): (usize, &[Run]) = (usize::MAX, &[]);
+        let (mut frame, mut cursor) = (usize::MAX, RunCursor::new(&[], cols));
         for &i in sorted {
             let (f, local) = (i / frame_pixels, i % frame_pixels);
             if f != frame {
                 frame = f;
-                runs = if f + 1 < self.run_start.len() {
+                let runs = if f + 1 < self.run_start.len() {
                     self.frame(f)
                 } else {
                     &[]
                 };
+                cursor = RunCursor::new(runs, cols);
             }
-            let start = |r: &Run| r.y as usize * cols + r.x as usize;
-            while runs
-                .first()
-                .is_some_and(|r| start(r) + r.len as usize <= local)
-            {
-                runs = &runs[1..];
-            }
-            if runs.first().is_none_or(|r| start(r) > local) {
+            if !cursor.covers(local) {
                 out.push(i);
             }
         }
         out
+    }
+}
+
+/// Whether a frame's runs cover pixels asked about in ascending order (frame-relative
+/// indices, rows of `cols`): a walk along the runs, no bitmap of the frame.
+pub struct RunCursor<'a> {
+    runs: &'a [Run],
+    cols: usize,
+}
+
+impl<'a> RunCursor<'a> {
+    pub fn new(runs: &'a [Run], cols: usize) -> RunCursor<'a> {
+        RunCursor { runs, cols }
+    }
+
+    /// Whether a run covers pixel `local` (not below any pixel asked about before).
+    pub fn covers(&mut self, local: usize) -> bool {
+        let start = |r: &Run| r.y as usize * self.cols + r.x as usize;
+        while self
+            .runs
+            .first()
+            .is_some_and(|r| start(r) + r.len as usize <= local)
+        {
+            self.runs = &self.runs[1..];
+        }
+        self.runs.first().is_some_and(|r| start(r) <= local)
     }
 }
 
@@ -120,7 +140,7 @@ pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
 }
 
 /// Set bits `cols` (not empty) of a bitmap's words.
-pub(super) fn set_range(row: &mut [u64], cols: std::ops::Range<usize>) {
+fn set_range(row: &mut [u64], cols: std::ops::Range<usize>) {
     let (first, last) = (cols.start / 64, (cols.end - 1) / 64);
     for (i, word) in row.iter_mut().enumerate().take(last + 1).skip(first) {
         let lo = if i == first { cols.start % 64 } else { 0 };

@@ -6,7 +6,7 @@
 //! (the STXM engine's compressed-domain path). Reading the parts is as pure as decoding: it
 //! builds the codec for decoding from the chunk's own spec.
 
-use super::coverage::{set_range, Coverage};
+use super::coverage::{Coverage, RunCursor};
 use super::{FrameInfo, Layout, Roibin};
 use crate::detector::elems;
 use roibin_registry::spec::Graph;
@@ -89,69 +89,45 @@ impl Parts {
     }
 
     /// Visit each exact pixel of frame `f` once (window pixels, then listed pixels outside
-    /// the windows) as (frame row, column, value). `seen` is scratch reused between calls,
-    /// needed only where the frame has listed pixels.
-    pub fn for_each_exact(
-        &self,
-        f: usize,
-        seen: &mut Vec<u64>,
-        visit: impl FnMut(usize, usize, f64),
-    ) {
-        self.walk(f, seen, true, visit)
+    /// the windows) as (frame row, column, value).
+    pub fn for_each_exact(&self, f: usize, visit: impl FnMut(usize, usize, f64)) {
+        self.walk(f, true, visit)
     }
 
     /// [`Parts::for_each_exact`] for a caller that has matched the dtype already (`T` must be
     /// the chunk's element type): one instance per element type, not ten.
     #[inline(always)]
-    pub fn for_each_exact_as<T: Element>(
-        &self,
-        f: usize,
-        seen: &mut Vec<u64>,
-        visit: impl FnMut(usize, usize, f64),
-    ) {
+    pub fn for_each_exact_as<T: Element>(&self, f: usize, visit: impl FnMut(usize, usize, f64)) {
         assert_eq!(T::DTYPE, self.meta.dtype, "element type of another chunk");
         // Inlined into the caller with `visit`, whose sums then stay in registers (called
         // through, they went to memory and back for each of a million pixels a frame).
-        self.walk_typed::<T>(f, seen, true, visit)
+        self.walk_typed::<T>(f, true, visit)
     }
 
     /// Visit each pixel inside frame `f`'s windows once, as (frame row, column, value).
-    pub fn for_each_window_pixel(
-        &self,
-        f: usize,
-        seen: &mut Vec<u64>,
-        visit: impl FnMut(usize, usize, f64),
-    ) {
-        self.walk(f, seen, false, visit)
+    pub fn for_each_window_pixel(&self, f: usize, visit: impl FnMut(usize, usize, f64)) {
+        self.walk(f, false, visit)
     }
 
     /// Exact pixels in the whole chunk (a pixel in several windows counts once).
     pub fn exact_count(&self) -> usize {
-        let mut seen = Vec::new();
         (0..self.layout.frames)
             .map(|f| {
                 let mut n = 0;
-                self.for_each_exact(f, &mut seen, |_, _, _| n += 1);
+                self.for_each_exact(f, |_, _, _| n += 1);
                 n
             })
             .sum()
     }
 
-    fn walk(
-        &self,
-        f: usize,
-        seen: &mut Vec<u64>,
-        listed: bool,
-        visit: impl FnMut(usize, usize, f64),
-    ) {
-        crate::with_element_type!(self.meta.dtype, T => self.walk_typed::<T>(f, seen, listed, visit))
+    fn walk(&self, f: usize, listed: bool, visit: impl FnMut(usize, usize, f64)) {
+        crate::with_element_type!(self.meta.dtype, T => self.walk_typed::<T>(f, listed, visit))
     }
 
     #[inline(always)]
     fn walk_typed<T: Element>(
         &self,
         f: usize,
-        seen: &mut Vec<u64>,
         listed: bool,
         mut visit: impl FnMut(usize, usize, f64),
     ) {
@@ -161,7 +137,7 @@ impl Parts {
             }
         }
         if listed {
-            for (y, x, v) in self.listed_outside_windows(f, seen) {
+            for (y, x, v) in self.listed_outside_windows(f) {
                 visit(y, x, v);
             }
         }
@@ -184,29 +160,20 @@ impl Parts {
     /// Frame `f`'s listed pixels (`exact_above`, sentinels, non-finite, masked) outside its
     /// windows, as (frame row, column, value): a listed pixel inside a window (a stream this
     /// build did not write) takes the window's value, as decoding pastes the windows last.
-    /// `seen` is scratch reused between calls, filled only when the frame has listed pixels.
-    pub fn listed_outside_windows<'s>(
-        &'s self,
+    pub fn listed_outside_windows(
+        &self,
         f: usize,
-        seen: &'s mut Vec<u64>,
-    ) -> impl Iterator<Item = (usize, usize, f64)> + 's {
-        let (l, fp) = (self.layout, self.layout.frame_pixels());
+    ) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+        let (cols, fp) = (self.layout.cols, self.layout.frame_pixels());
         let (lo, hi) = (self.listed_start[f], self.listed_start[f + 1]);
-        seen.clear();
-        if lo < hi {
-            seen.resize(fp.div_ceil(64), 0);
-            for run in self.cover.frame(f) {
-                let start = run.y as usize * l.cols + run.x as usize;
-                set_range(seen, start..start + run.len as usize);
-            }
-        }
-        let seen = &*seen;
+        // Both ascending: the listed indices (sorted when the parts were read) and the runs.
+        let mut windows = RunCursor::new(self.cover.frame(f), cols);
         self.listed_index[lo..hi]
             .iter()
             .zip(&self.listed_value[lo..hi])
             .map(move |(&i, &v)| (i - f * fp, v))
-            .filter(move |&(local, _)| seen[local / 64] & (1u64 << (local % 64)) == 0)
-            .map(move |(local, v)| (local / l.cols, local % l.cols, v))
+            .filter(move |&(local, _)| !windows.covers(local))
+            .map(move |(local, v)| (local / cols, local % cols, v))
     }
 }
 
@@ -447,9 +414,9 @@ pub fn assemble(p: &Parts) -> Vec<f64> {
         }
         Background::Skipped => out.iter_mut().for_each(|o| *o = f64::NAN),
     }
-    let (fp, mut seen) = (l.frame_pixels(), Vec::new());
+    let fp = l.frame_pixels();
     for f in 0..l.frames {
-        p.for_each_exact(f, &mut seen, |y, x, v| out[f * fp + y * l.cols + x] = v);
+        p.for_each_exact(f, |y, x, v| out[f * fp + y * l.cols + x] = v);
     }
     out
 }
