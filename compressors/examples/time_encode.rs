@@ -3,6 +3,7 @@
 //! steady one).
 //!
 //! `cargo run --release -p roibin-compressors --example time_encode -- SPEC [N] [FILE ROWS COLS [DTYPE]]`
+//! (ROWS may be a comma list of leading axes: `128,128` with COLS 128 times a 128³ volume)
 //! (default: the real JUNGFRAU module of `../shared/data`, 512 × 1024 float32).
 
 use roibin_registry::{container, ArrayMeta, DType};
@@ -14,16 +15,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS [DTYPE]]")?;
     let n: usize = args.get(1).map_or(Ok(20), |s| s.parse())?;
     let (path, rows, cols) = match args.get(2..).unwrap_or_default() {
-        [p, r, c, ..] => (p.clone(), r.parse()?, c.parse()?),
+        [p, r, c, ..] => (p.clone(), r.clone(), c.parse()?),
         _ => (
             "../shared/data/jungfrau_module_conv0.f32".to_string(),
-            512,
+            "512".to_string(),
             1024,
         ),
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
     let dtype = args.get(5).map_or(Ok(DType::F32), |s| DType::parse(s))?;
-    let meta = ArrayMeta::new(dtype, vec![rows, cols]);
+    // ROWS may list several leading axes, comma separated ("128,128" for a 128³ volume).
+    let mut shape = rows
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<Vec<usize>, _>>()?;
+    shape.push(cols);
+    let meta = ArrayMeta::new(dtype, shape);
     let p = roibin_compressors::pipeline(&spec.parse()?, &meta)?;
     let (mut best, mut chunk) = (f64::MAX, vec![]);
     for _ in 0..n {

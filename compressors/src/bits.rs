@@ -31,6 +31,17 @@ impl BitWriter {
         self.put(b as u32, 1);
     }
 
+    /// Write `n` zero bits (n ≤ 64).
+    #[inline]
+    pub fn zeros(&mut self, n: u32) {
+        if n > 32 {
+            self.put(0, n - 32);
+            self.put(0, 32);
+        } else if n > 0 {
+            self.put(0, n);
+        }
+    }
+
     /// Write the low `m` bits of `x` (m ≤ 64), least significant first (ZFP's order).
     #[inline]
     pub fn lsb_bits(&mut self, x: u64, m: u32) {
@@ -151,10 +162,33 @@ impl<'a> BitReader<'a> {
         z
     }
 
+    /// Consume zero bits, at most `max`, across refills; returns how many (fewer than `max`
+    /// when a one comes next or the stream has ended).
+    #[inline]
+    pub fn zeros(&mut self, max: usize) -> usize {
+        let mut total = 0;
+        loop {
+            let z = self.zero_run(max - total);
+            total += z;
+            if z == 0 || total == max {
+                return total;
+            }
+        }
+    }
+
     /// Read one bit.
     #[inline]
     pub fn bit(&mut self) -> Result<bool> {
-        Ok(self.get(1)? != 0)
+        if self.n == 0 {
+            self.refill();
+            if self.n == 0 {
+                return Err(Error::corrupt(self.codec, "bit stream ends early"));
+            }
+        }
+        let b = self.acc >> 63 != 0;
+        self.acc <<= 1;
+        self.n -= 1;
+        Ok(b)
     }
 
     /// Read `m` bits (m ≤ 64) written by [`BitWriter::lsb_bits`].

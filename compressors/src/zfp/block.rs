@@ -7,6 +7,7 @@ use crate::bits::{BitReader, BitWriter};
 use roibin_registry::Result;
 
 /// ZFP's forward lifting step on 4 values at stride `s` (non-orthogonal, near-orthogonal).
+#[inline(always)]
 fn fwd_lift(p: &mut [i64], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
     x += w;
@@ -27,6 +28,7 @@ fn fwd_lift(p: &mut [i64], o: usize, s: usize) {
 }
 
 /// Inverse of [`fwd_lift`].
+#[inline(always)]
 fn inv_lift(p: &mut [i64], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
     y += w >> 1;
@@ -46,16 +48,16 @@ fn inv_lift(p: &mut [i64], o: usize, s: usize) {
     (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]) = (x, y, z, w);
 }
 
-/// Apply `lift` along every axis of a 4^d block.
-fn xform(p: &mut [i64], d: usize, lift: fn(&mut [i64], usize, usize), reverse: bool) {
+/// Apply `lift` along every axis of a 4^d block: the 4^(d-1) lines along axis `a` start where
+/// that coordinate is 0, so line `j`'s start is `j` with a zero digit put in at position `a`.
+#[inline(always)]
+fn xform(p: &mut [i64], d: usize, lift: impl Fn(&mut [i64], usize, usize), reverse: bool) {
+    let lines = 1usize << (2 * (d - 1));
     for k in 0..d {
         let a = if reverse { d - 1 - k } else { k };
         let s = 1usize << (2 * a);
-        for base in 0..p.len() {
-            // Lines along axis a start where that coordinate is 0.
-            if (base / s) % 4 == 0 {
-                lift(p, base, s);
-            }
+        for j in 0..lines {
+            lift(p, (j & (s - 1)) | ((j >> (2 * a)) << (2 * a + 2)), s);
         }
     }
 }
@@ -199,6 +201,8 @@ pub fn encode_ints(
         bits -= m as u64;
         w.lsb_bits(x, m);
         x = if m >= 64 { 0 } else { x >> m };
+        // Group tests: "any ones left?", then the zeros before the next one in bulk (ZFP
+        // writes them bit by bit; the bits are the same).
         while n < size && bits > 0 {
             bits -= 1;
             let any = x != 0;
@@ -206,15 +210,17 @@ pub fn encode_ints(
             if !any {
                 break;
             }
-            while n < size - 1 && bits > 0 {
+            let zeros = (x.trailing_zeros() as u64)
+                .min((size - 1 - n) as u64)
+                .min(bits);
+            w.zeros(zeros as u32);
+            bits -= zeros;
+            x >>= zeros;
+            n += zeros as usize;
+            if n < size - 1 && bits > 0 {
+                // x's lowest bit is the one that ends the run.
                 bits -= 1;
-                let b = x & 1 != 0;
-                w.bit(b);
-                if b {
-                    break;
-                }
-                x >>= 1;
-                n += 1;
+                w.bit(true);
             }
             x >>= 1;
             n += 1;
@@ -249,12 +255,16 @@ pub fn decode_ints(
             if !r.bit()? {
                 break;
             }
-            while n < size - 1 && bits > 0 {
+            let max = ((size - 1 - n) as u64).min(bits) as usize;
+            let zeros = r.zeros(max);
+            bits -= zeros as u64;
+            n += zeros;
+            if n < size - 1 && bits > 0 {
+                // The run stopped short of its limit: a one follows, or the stream ended.
                 bits -= 1;
-                if r.bit()? {
-                    break;
+                if !r.bit()? {
+                    return Err(roibin_registry::Error::corrupt("zfp", "bad group test"));
                 }
-                n += 1;
             }
             x += 1u64 << n;
             n += 1;

@@ -138,14 +138,6 @@ impl Kind {
             12
         }
     }
-    fn read(self, b: &[u8]) -> f64 {
-        match self {
-            Kind::F32 => f32::from_le_bytes(b.try_into().expect("4")) as f64,
-            Kind::F64 => f64::from_le_bytes(b.try_into().expect("8")),
-            Kind::I32 => i32::from_le_bytes(b.try_into().expect("4")) as f64,
-            Kind::I64 => i64::from_le_bytes(b.try_into().expect("8")) as f64,
-        }
-    }
     /// The stored element a decoded value becomes (rounded for integers), as f64.
     fn settle(self, v: f64) -> f64 {
         match self {
@@ -163,6 +155,60 @@ impl Kind {
             Kind::I64 => b.copy_from_slice(&(self.settle(v) as i64).to_le_bytes()),
         }
     }
+    /// A block's values, read at `offsets`, as f64.
+    fn gather(self, data: &[u8], offsets: &[usize], vals: &mut [f64]) {
+        // One loop per element type: the match stays out of the per-value work.
+        fn each<const N: usize>(
+            data: &[u8],
+            offsets: &[usize],
+            vals: &mut [f64],
+            f: impl Fn([u8; N]) -> f64,
+        ) {
+            for (v, &j) in vals.iter_mut().zip(offsets) {
+                *v = f(data[j * N..(j + 1) * N].try_into().expect("element"));
+            }
+        }
+        match self {
+            Kind::F32 => each(data, offsets, vals, |b| f32::from_le_bytes(b) as f64),
+            Kind::F64 => each(data, offsets, vals, f64::from_le_bytes),
+            Kind::I32 => each(data, offsets, vals, |b| i32::from_le_bytes(b) as f64),
+            Kind::I64 => each(data, offsets, vals, |b| i64::from_le_bytes(b) as f64),
+        }
+    }
+
+    /// Store a decoded block's integers, times `scale`, at its offsets inside the array.
+    fn scatter(self, blk: &Block, ints: &[i64], scale: f64, dst: &mut [u8]) {
+        fn each<const N: usize>(
+            blk: &Block,
+            ints: &[i64],
+            dst: &mut [u8],
+            f: impl Fn(f64) -> [u8; N],
+            scale: f64,
+        ) {
+            for (i, j) in blk.inside() {
+                dst[j * N..(j + 1) * N].copy_from_slice(&f(ints[i] as f64 * scale));
+            }
+        }
+        match self {
+            Kind::F32 => each(blk, ints, dst, |v| (v as f32).to_le_bytes(), scale),
+            Kind::F64 => each(blk, ints, dst, f64::to_le_bytes, scale),
+            Kind::I32 => each(
+                blk,
+                ints,
+                dst,
+                |v| (self.settle(v) as i32).to_le_bytes(),
+                scale,
+            ),
+            Kind::I64 => each(
+                blk,
+                ints,
+                dst,
+                |v| (self.settle(v) as i64).to_le_bytes(),
+                scale,
+            ),
+        }
+    }
+
     /// Order-preserving integer image of the raw element, for the reversible path.
     fn ordered(self, b: &[u8]) -> i64 {
         match self {
@@ -217,23 +263,76 @@ fn layout(shape: &[usize]) -> (usize, [usize; 3]) {
     }
 }
 
-/// Offsets (in elements) of a block's 4^d values, edges replicated, and which are inside; on
-/// the stack, so a block loop allocates nothing.
-fn block_index(dims: [usize; 3], d: usize, origin: [usize; 3]) -> ([(usize, bool); 64], usize) {
-    let n = 1 << (2 * d);
-    let mut out = [(0usize, false); 64];
-    for (i, e) in out.iter_mut().enumerate().take(n) {
-        let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
-        let c = [origin[0] + z, origin[1] + y, origin[2] + x];
-        let inside = c.iter().zip(&dims).all(|(a, b)| a < b);
-        let cl = [
-            c[0].min(dims[0] - 1),
-            c[1].min(dims[1] - 1),
-            c[2].min(dims[2] - 1),
-        ];
-        *e = ((cl[0] * dims[1] + cl[1]) * dims[2] + cl[2], inside);
+/// Where one block's 4^d values live in the array: element offsets (edges replicated) and a bit
+/// per value that lies inside the array. On the stack, so a block loop allocates nothing.
+struct Block {
+    at: [usize; 64],
+    inside: u64,
+    n: usize,
+}
+
+impl Block {
+    fn offsets(&self) -> &[usize] {
+        &self.at[..self.n]
     }
-    (out, n)
+    fn is_inside(&self, i: usize) -> bool {
+        self.inside >> i & 1 != 0
+    }
+    /// Offsets of the values inside the array, with their index in the block.
+    fn inside(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.n)
+            .filter(|&i| self.is_inside(i))
+            .map(|i| (i, self.at[i]))
+    }
+}
+
+/// The 4^d blocks of a 3-D view, d of its axes blocked.
+struct Grid {
+    dims: [usize; 3],
+    d: usize,
+    /// Offsets of a whole block's values from its first one: most blocks are whole, and take
+    /// these instead of clamping each coordinate.
+    whole: [usize; 64],
+}
+
+impl Grid {
+    fn new(dims: [usize; 3], d: usize) -> Grid {
+        let mut whole = [0usize; 64];
+        for (i, w) in whole.iter_mut().enumerate().take(1 << (2 * d)) {
+            let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
+            *w = (z * dims[1] + y) * dims[2] + x;
+        }
+        Grid { dims, d, whole }
+    }
+
+    fn block(&self, origin: [usize; 3]) -> Block {
+        let (dims, n) = (self.dims, 1usize << (2 * self.d));
+        let all = if n == 64 { !0 } else { (1u64 << n) - 1 };
+        let mut at = [0usize; 64];
+        let extent = |a: usize| if 3 - a <= self.d { 4 } else { 1 };
+        if (0..3).all(|a| origin[a] + extent(a) <= dims[a]) {
+            let base = (origin[0] * dims[1] + origin[1]) * dims[2] + origin[2];
+            for (a, w) in at[..n].iter_mut().zip(&self.whole[..n]) {
+                *a = base + w;
+            }
+            return Block { at, inside: all, n };
+        }
+        let mut inside = 0u64;
+        for (i, e) in at.iter_mut().enumerate().take(n) {
+            let (x, y, z) = (i & 3, (i >> 2) & 3, (i >> 4) & 3);
+            let c = [origin[0] + z, origin[1] + y, origin[2] + x];
+            if c.iter().zip(&dims).all(|(a, b)| a < b) {
+                inside |= 1 << i;
+            }
+            let cl = [
+                c[0].min(dims[0] - 1),
+                c[1].min(dims[1] - 1),
+                c[2].min(dims[2] - 1),
+            ];
+            *e = (cl[0] * dims[1] + cl[1]) * dims[2] + cl[2];
+        }
+        Block { at, inside, n }
+    }
 }
 
 /// Block origins in C order.
@@ -245,6 +344,15 @@ fn origins(dims: [usize; 3], d: usize) -> impl Iterator<Item = [usize; 3]> {
             .step_by(s1)
             .flat_map(move |y| (0..dims[2]).step_by(s2).map(move |x| [z, y, x]))
     })
+}
+
+/// 2^e, exact, for the exponents block scaling meets (normal f64 range), without `powi`'s call.
+fn pow2(e: i32) -> f64 {
+    if (-1022..=1023).contains(&e) {
+        f64::from_bits(((e + 1023) as u64) << 52)
+    } else {
+        2f64.powi(e)
+    }
 }
 
 /// frexp-style exponent: |v| < 2^e.
@@ -268,7 +376,7 @@ fn reconstruct(ints: &[i64], kmin: u32, pl: Planes, d: usize, emax: i32, kind: K
         *a = pl.truncate(i, kmin);
     }
     block::inverse(&mut t[..ints.len()], d);
-    let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
+    let scale = pow2(emax - (pl.intprec as i32 - 2));
     let mut out = [0f64; 64];
     for (o, &i) in out.iter_mut().zip(&t[..ints.len()]) {
         *o = kind.settle(i as f64 * scale);
@@ -301,14 +409,15 @@ impl Piece<'_> {
             Mode::Rate(r) => Some((r * nvals as f64).round() as u64),
             _ => None,
         };
+        let grid = Grid::new(self.dims, d);
         for o in origins(self.dims, d) {
-            let (idx, n) = block_index(self.dims, d, o);
-            let idx = &idx[..n];
+            let blk = grid.block(o);
+            let n = blk.n;
             let elem = |j: usize| &data[j * es..(j + 1) * es];
             let mut ints = [0i64; 64];
             let ints = &mut ints[..n];
             if mode == Mode::Reversible {
-                for (i, &(j, _)) in ints.iter_mut().zip(idx) {
+                for (i, &j) in ints.iter_mut().zip(blk.offsets()) {
                     *i = kind.ordered(elem(j));
                 }
                 rev_forward(ints, d, pl.intprec);
@@ -317,9 +426,7 @@ impl Piece<'_> {
             }
             let mut vals = [0f64; 64];
             let vals = &mut vals[..n];
-            for (v, &(j, _)) in vals.iter_mut().zip(idx) {
-                *v = kind.read(elem(j));
-            }
+            kind.gather(data, blk.offsets(), vals);
             if vals.iter().any(|v| !v.is_finite()) {
                 if let Mode::Rate(_) = mode {
                     // The container then keeps the chunk raw (exact), inside its own format.
@@ -328,7 +435,7 @@ impl Piece<'_> {
                         "non-finite values in rate mode (a fixed-size block cannot hold them)",
                     ));
                 }
-                write_raw(w, idx, data, es);
+                write_raw(w, &blk, data, es);
                 continue;
             }
             let emax = vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN);
@@ -339,7 +446,7 @@ impl Piece<'_> {
                 }
                 continue;
             }
-            let scale = 2f64.powi(pl.intprec as i32 - 2 - emax);
+            let scale = pow2(pl.intprec as i32 - 2 - emax);
             for (i, &v) in ints.iter_mut().zip(vals.iter()) {
                 *i = (v * scale) as i64;
             }
@@ -350,15 +457,12 @@ impl Piece<'_> {
                     // Checked, not trusted: add planes until every element is within tol.
                     let ok = |p: u32| {
                         let rec = reconstruct(ints, pl.intprec - p, pl, d, emax, kind);
-                        idx.iter()
-                            .zip(&rec)
-                            .zip(vals.iter())
-                            .all(|((&(_, inside), r), x)| !inside || (r - x).abs() <= tol)
+                        blk.inside().all(|(i, _)| (rec[i] - vals[i]).abs() <= tol)
                     };
                     match (formula..=pl.intprec).find(|&p| ok(p)) {
                         Some(p) => (p, p != formula),
                         None => {
-                            write_raw(w, idx, data, es);
+                            write_raw(w, &blk, data, es);
                             continue;
                         }
                     }
@@ -392,39 +496,36 @@ impl Piece<'_> {
             Mode::Rate(rt) => Some((rt * nvals as f64).round() as u64),
             _ => None,
         };
+        let grid = Grid::new(self.dims, d);
         for o in origins(self.dims, d) {
-            let (idx, n) = block_index(self.dims, d, o);
-            let idx = &idx[..n];
+            let blk = grid.block(o);
             let mut ints = [0i64; 64];
-            let ints = &mut ints[..n];
+            let ints = &mut ints[..blk.n];
             if mode == Mode::Reversible {
                 block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX)?;
                 rev_inverse(ints, d, pl.intprec);
-                for (&(j, inside), &i) in idx.iter().zip(ints.iter()) {
-                    if inside {
-                        kind.unordered(i, &mut dst[j * es..(j + 1) * es]);
-                    }
+                for (i, j) in blk.inside() {
+                    kind.unordered(ints[i], &mut dst[j * es..(j + 1) * es]);
                 }
                 continue;
             }
             match r.get(2)? {
                 0b00 => {
-                    for &(j, inside) in idx {
-                        if inside {
-                            kind.write(0.0, &mut dst[j * es..(j + 1) * es]);
-                        }
+                    for (_, j) in blk.inside() {
+                        kind.write(0.0, &mut dst[j * es..(j + 1) * es]);
                     }
                     if let Some(mb) = maxbits {
                         skip(r, mb.saturating_sub(2))?;
                     }
                 }
                 0b10 => {
-                    for &(j, inside) in idx {
+                    for i in 0..blk.n {
+                        let j = blk.at[i];
                         let mut b = [0u8; 8];
                         for v in b.iter_mut().take(es) {
                             *v = r.get(8)? as u8;
                         }
-                        if inside {
+                        if blk.is_inside(i) {
                             dst[j * es..(j + 1) * es].copy_from_slice(&b[..es]);
                         }
                     }
@@ -449,12 +550,8 @@ impl Piece<'_> {
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
                     used += block::decode_ints(r, ints, self.perm, pl, prec, budget)?;
                     block::inverse(ints, d);
-                    let scale = 2f64.powi(emax - (pl.intprec as i32 - 2));
-                    for (&(j, inside), &i) in idx.iter().zip(ints.iter()) {
-                        if inside {
-                            kind.write(i as f64 * scale, &mut dst[j * es..(j + 1) * es]);
-                        }
-                    }
+                    let scale = pow2(emax - (pl.intprec as i32 - 2));
+                    kind.scatter(&blk, ints, scale, dst);
                     if let Some(mb) = maxbits {
                         skip(r, mb.saturating_sub(used))?;
                     }
@@ -478,9 +575,9 @@ fn accuracy_precision(tol: f64, emax: i32, d: usize, intprec: u32) -> u32 {
 }
 
 /// A block stored as its raw elements (header `10`).
-fn write_raw(w: &mut BitWriter, idx: &[(usize, bool)], data: &[u8], es: usize) {
+fn write_raw(w: &mut BitWriter, blk: &Block, data: &[u8], es: usize) {
     w.put(0b10, 2);
-    for &(j, _) in idx {
+    for &j in blk.offsets() {
         for &b in &data[j * es..(j + 1) * es] {
             w.put(b as u32, 8);
         }
