@@ -117,8 +117,9 @@ impl Planes {
 }
 
 /// Bit planes of up to 64 values: `planes[k]` holds bit k of value i at bit i. Built with 8×8
-/// bit transposes, eight values and one byte at a time.
-fn to_planes(data: &[u64], intprec: u32) -> [u64; 64] {
+/// bit transposes, eight values and one byte at a time; bytes wholly below plane `lowest` are
+/// not needed and stay zero.
+fn to_planes(data: &[u64], intprec: u32, lowest: u32) -> [u64; 64] {
     let mut planes = [0u64; 64];
     let size = data.len();
     if size % 8 != 0 {
@@ -130,7 +131,7 @@ fn to_planes(data: &[u64], intprec: u32) -> [u64; 64] {
         return planes;
     }
     for g in 0..size / 8 {
-        for b in 0..(intprec / 8) as usize {
+        for b in (lowest / 8) as usize..(intprec / 8) as usize {
             let mut x = 0u64;
             for j in 0..8 {
                 x |= ((data[8 * g + j] >> (8 * b)) & 0xff) << (8 * j);
@@ -144,8 +145,8 @@ fn to_planes(data: &[u64], intprec: u32) -> [u64; 64] {
     planes
 }
 
-/// Inverse of [`to_planes`].
-fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, data: &mut [u64]) {
+/// Inverse of [`to_planes`], for planes that are zero below `lowest`.
+fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, lowest: u32, data: &mut [u64]) {
     if size % 8 != 0 {
         for (i, d) in data.iter_mut().enumerate().take(size) {
             let mut v = 0u64;
@@ -157,19 +158,18 @@ fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, data: &mut [u64]) 
         return;
     }
     for g in 0..size / 8 {
-        for b in 0..(intprec / 8) as usize {
+        let mut vals = [0u64; 8];
+        for b in (lowest / 8) as usize..(intprec / 8) as usize {
             let mut x = 0u64;
             for j in 0..8 {
                 x |= ((planes[8 * b + j] >> (8 * g)) & 0xff) << (8 * j);
             }
             let t = crate::bitshuffle::transpose8(x);
-            for j in 0..8 {
-                if b == 0 {
-                    data[8 * g + j] = 0;
-                }
-                data[8 * g + j] |= ((t >> (8 * j)) & 0xff) << (8 * b);
+            for (j, v) in vals.iter_mut().enumerate() {
+                *v |= ((t >> (8 * j)) & 0xff) << (8 * b);
             }
         }
+        data[8 * g..8 * g + 8].copy_from_slice(&vals);
     }
 }
 
@@ -193,7 +193,7 @@ pub fn encode_ints(
     let mut bits = maxbits;
     let mut n = 0usize;
     let mut k = pl.intprec;
-    let planes = to_planes(data, pl.intprec);
+    let planes = to_planes(data, pl.intprec, kmin);
     while bits > 0 && k > kmin {
         k -= 1;
         let mut x = planes[k as usize];
@@ -276,7 +276,7 @@ pub fn decode_ints(
             x & ((1u64 << size) - 1)
         };
     }
-    from_planes(&planes, size, pl.intprec, &mut data[..size]);
+    from_planes(&planes, size, pl.intprec, k, &mut data[..size]);
     for (j, &p) in perm.iter().enumerate() {
         ints[p] = pl.nb_to_int(data[j]);
     }

@@ -305,17 +305,27 @@ impl Grid {
         Grid { dims, d, whole }
     }
 
-    fn block(&self, origin: [usize; 3]) -> Block {
-        let (dims, n) = (self.dims, 1usize << (2 * self.d));
-        let all = if n == 64 { !0 } else { (1u64 << n) - 1 };
-        let mut at = [0usize; 64];
+    /// A block's scratch, reused from block to block by [`Grid::locate`].
+    fn scratch(&self) -> Block {
+        Block {
+            at: [0; 64],
+            inside: 0,
+            n: 1 << (2 * self.d),
+        }
+    }
+
+    /// Fill `blk` for the block at `origin` (in place: a `Block` is half a kilobyte).
+    fn locate(&self, origin: [usize; 3], blk: &mut Block) {
+        let (dims, n) = (self.dims, blk.n);
+        let at = &mut blk.at;
         let extent = |a: usize| if 3 - a <= self.d { 4 } else { 1 };
         if (0..3).all(|a| origin[a] + extent(a) <= dims[a]) {
             let base = (origin[0] * dims[1] + origin[1]) * dims[2] + origin[2];
             for (a, w) in at[..n].iter_mut().zip(&self.whole[..n]) {
                 *a = base + w;
             }
-            return Block { at, inside: all, n };
+            blk.inside = if n == 64 { !0 } else { (1u64 << n) - 1 };
+            return;
         }
         let mut inside = 0u64;
         for (i, e) in at.iter_mut().enumerate().take(n) {
@@ -331,7 +341,7 @@ impl Grid {
             ];
             *e = (cl[0] * dims[1] + cl[1]) * dims[2] + cl[2];
         }
-        Block { at, inside, n }
+        blk.inside = inside;
     }
 }
 
@@ -410,8 +420,9 @@ impl Piece<'_> {
             _ => None,
         };
         let grid = Grid::new(self.dims, d);
+        let mut blk = grid.scratch();
         for o in origins(self.dims, d) {
-            let blk = grid.block(o);
+            grid.locate(o, &mut blk);
             let n = blk.n;
             let elem = |j: usize| &data[j * es..(j + 1) * es];
             let mut ints = [0i64; 64];
@@ -497,8 +508,9 @@ impl Piece<'_> {
             _ => None,
         };
         let grid = Grid::new(self.dims, d);
+        let mut blk = grid.scratch();
         for o in origins(self.dims, d) {
-            let blk = grid.block(o);
+            grid.locate(o, &mut blk);
             let mut ints = [0i64; 64];
             let ints = &mut ints[..blk.n];
             if mode == Mode::Reversible {
