@@ -6,52 +6,71 @@
 use crate::bits::{BitReader, BitWriter};
 use roibin_registry::Result;
 
+/// A value the lifting steps work on: the block's integers, or (to bound the transform's
+/// error once, in [`super::bound`]) a value that tracks where it came from.
+pub(super) trait Lane:
+    Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self>
+{
+    /// ⌊self / 2⌋ (an arithmetic shift right).
+    fn half(self) -> Self;
+    /// 2 · self.
+    fn twice(self) -> Self;
+}
+
+impl Lane for i64 {
+    #[inline(always)]
+    fn half(self) -> i64 {
+        self >> 1
+    }
+    #[inline(always)]
+    fn twice(self) -> i64 {
+        self << 1
+    }
+}
+
 /// ZFP's forward lifting step on 4 values at stride `s` (non-orthogonal, near-orthogonal).
 #[inline(always)]
-fn fwd_lift(p: &mut [i64], o: usize, s: usize) {
+pub(super) fn fwd_lift<T: Lane>(p: &mut [T], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
-    x += w;
-    x >>= 1;
-    w -= x;
-    z += y;
-    z >>= 1;
-    y -= z;
-    x += z;
-    x >>= 1;
-    z -= x;
-    w += y;
-    w >>= 1;
-    y -= w;
-    w += y >> 1;
-    y -= w >> 1;
+    x = (x + w).half();
+    w = w - x;
+    z = (z + y).half();
+    y = y - z;
+    x = (x + z).half();
+    z = z - x;
+    w = (w + y).half();
+    y = y - w;
+    w = w + y.half();
+    y = y - w.half();
     (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]) = (x, y, z, w);
 }
 
 /// Inverse of [`fwd_lift`].
 #[inline(always)]
-fn inv_lift(p: &mut [i64], o: usize, s: usize) {
+pub(super) fn inv_lift<T: Lane>(p: &mut [T], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
-    y += w >> 1;
-    w -= y >> 1;
-    y += w;
-    w <<= 1;
-    w -= y;
-    z += x;
-    x <<= 1;
-    x -= z;
-    y += z;
-    z <<= 1;
-    z -= y;
-    w += x;
-    x <<= 1;
-    x -= w;
+    y = y + w.half();
+    w = w - y.half();
+    y = y + w;
+    w = w.twice() - y;
+    z = z + x;
+    x = x.twice() - z;
+    y = y + z;
+    z = z.twice() - y;
+    w = w + x;
+    x = x.twice() - w;
     (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]) = (x, y, z, w);
 }
 
 /// Apply `lift` along every axis of a 4^d block: the 4^(d-1) lines along axis `a` start where
 /// that coordinate is 0, so line `j`'s start is `j` with a zero digit put in at position `a`.
 #[inline(always)]
-fn xform(p: &mut [i64], d: usize, lift: impl Fn(&mut [i64], usize, usize), reverse: bool) {
+pub(super) fn xform<T: Lane>(
+    p: &mut [T],
+    d: usize,
+    lift: impl Fn(&mut [T], usize, usize),
+    reverse: bool,
+) {
     let lines = 1usize << (2 * (d - 1));
     for k in 0..d {
         let a = if reverse { d - 1 - k } else { k };
