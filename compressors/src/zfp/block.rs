@@ -135,19 +135,35 @@ impl Planes {
     }
 }
 
+/// A block's negabinary digits and bit planes, kept from block to block: a block fills what it
+/// uses instead of zeroing a kilobyte.
+pub struct Scratch {
+    data: [u64; 64],
+    planes: [u64; 64],
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            data: [0; 64],
+            planes: [0; 64],
+        }
+    }
+}
+
 /// Bit planes of up to 64 values: `planes[k]` holds bit k of value i at bit i. Built with 8×8
-/// bit transposes, eight values and one byte at a time; bytes wholly below plane `lowest` are
-/// not needed and stay zero.
-fn to_planes(data: &[u64], intprec: u32, lowest: u32) -> [u64; 64] {
-    let mut planes = [0u64; 64];
+/// bit transposes, eight values and one byte at a time; planes in bytes wholly below plane
+/// `lowest` are not needed and not written.
+fn to_planes(data: &[u64], intprec: u32, lowest: u32, planes: &mut [u64; 64]) {
     let size = data.len();
     if size % 8 != 0 {
+        planes.fill(0);
         for (i, &v) in data.iter().enumerate() {
             for (k, p) in planes.iter_mut().enumerate().take(intprec as usize) {
                 *p |= ((v >> k) & 1) << i;
             }
         }
-        return planes;
+        return;
     }
     for g in 0..size / 8 {
         for b in (lowest / 8) as usize..(intprec / 8) as usize {
@@ -157,11 +173,12 @@ fn to_planes(data: &[u64], intprec: u32, lowest: u32) -> [u64; 64] {
             }
             let t = crate::bitshuffle::transpose8(x);
             for j in 0..8 {
-                planes[8 * b + j] |= ((t >> (8 * j)) & 0xff) << (8 * g);
+                let byte = ((t >> (8 * j)) & 0xff) << (8 * g);
+                // The first group sets the plane, the others add to it.
+                planes[8 * b + j] = if g == 0 { byte } else { planes[8 * b + j] | byte };
             }
         }
     }
-    planes
 }
 
 /// Inverse of [`to_planes`], for planes that are zero below `lowest`.
@@ -169,8 +186,8 @@ fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, lowest: u32, data:
     if size % 8 != 0 {
         for (i, d) in data.iter_mut().enumerate().take(size) {
             let mut v = 0u64;
-            for (k, p) in planes.iter().enumerate().take(intprec as usize) {
-                v |= ((p >> i) & 1) << k;
+            for k in lowest..intprec {
+                v |= ((planes[k as usize] >> i) & 1) << k;
             }
             *d = v;
         }
@@ -201,9 +218,10 @@ pub fn encode_ints(
     pl: Planes,
     prec: u32,
     maxbits: u64,
+    scratch: &mut Scratch,
 ) -> u64 {
     let size = ints.len();
-    let mut data = [0u64; 64];
+    let Scratch { data, planes } = scratch;
     for (d, &i) in data.iter_mut().zip(perm) {
         *d = pl.int_to_nb(ints[i]);
     }
@@ -212,7 +230,7 @@ pub fn encode_ints(
     let mut bits = maxbits;
     let mut n = 0usize;
     let mut k = pl.intprec;
-    let planes = to_planes(data, pl.intprec, kmin);
+    to_planes(data, pl.intprec, kmin, planes);
     while bits > 0 && k > kmin {
         k -= 1;
         let mut x = planes[k as usize];
@@ -256,10 +274,10 @@ pub fn decode_ints(
     pl: Planes,
     prec: u32,
     maxbits: u64,
+    scratch: &mut Scratch,
 ) -> Result<u64> {
     let size = ints.len();
-    let mut data = [0u64; 64];
-    let mut planes = [0u64; 64];
+    let Scratch { data, planes } = scratch;
     let kmin = pl.intprec.saturating_sub(prec);
     let mut bits = maxbits;
     let mut n = 0usize;
@@ -295,7 +313,9 @@ pub fn decode_ints(
             x & ((1u64 << size) - 1)
         };
     }
-    from_planes(&planes, size, pl.intprec, k, &mut data[..size]);
+    // Planes below the last one read, in the bytes the transpose reads, are zero.
+    planes[(k / 8 * 8) as usize..k as usize].fill(0);
+    from_planes(planes, size, pl.intprec, k, &mut data[..size]);
     for (j, &p) in perm.iter().enumerate() {
         ints[p] = pl.nb_to_int(data[j]);
     }
@@ -328,12 +348,12 @@ mod tests {
             let perm = sequency(d);
             let pl = Planes { intprec: 32 };
             let mut w = BitWriter::default();
-            let used = encode_ints(&mut w, &t, perm, pl, 32, u64::MAX);
+            let used = encode_ints(&mut w, &t, perm, pl, 32, u64::MAX, &mut Scratch::default());
             let bytes = w.finish();
             let mut r = BitReader::new(&bytes, "zfp");
             let mut back = vec![0i64; n];
             assert_eq!(
-                decode_ints(&mut r, &mut back, perm, pl, 32, u64::MAX).unwrap(),
+                decode_ints(&mut r, &mut back, perm, pl, 32, u64::MAX, &mut Scratch::default()).unwrap(),
                 used
             );
             assert_eq!(back, t, "d={d}: planes must round-trip exactly");

@@ -127,7 +127,7 @@ fn derive(d: usize) -> Option<(f64, f64)> {
 
 /// The most negabinary digits below plane `kmin` can hold: (2^(kmin+1) − 1)/3.
 pub fn truncation(kmin: u32) -> f64 {
-    ((2f64).powi(kmin as i32 + 1) - 1.0) / 3.0
+    (super::pow2(kmin as i32 + 1) - 1.0) / 3.0
 }
 
 #[cfg(test)]

@@ -360,10 +360,16 @@ fn origins(dims: [usize; 3], d: usize) -> impl Iterator<Item = [usize; 3]> {
 
 /// 2^e, exact, for the exponents block scaling meets (normal f64 range), without `powi`'s call.
 fn pow2(e: i32) -> f64 {
+    // Out of line: inlined, LLVM computes `powi` on every call and selects between the two.
+    #[cold]
+    #[inline(never)]
+    fn far(e: i32) -> f64 {
+        2f64.powi(e)
+    }
     if (-1022..=1023).contains(&e) {
         f64::from_bits(((e + 1023) as u64) << 52)
     } else {
-        2f64.powi(e)
+        far(e)
     }
 }
 
@@ -423,6 +429,7 @@ impl Piece<'_> {
         };
         let grid = Grid::new(self.dims, d);
         let mut blk = grid.scratch();
+        let mut scratch = block::Scratch::default();
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let n = blk.n;
@@ -434,7 +441,7 @@ impl Piece<'_> {
                     *i = kind.ordered(elem(j));
                 }
                 rev_forward(ints, d, pl.intprec);
-                block::encode_ints(w, ints, self.perm, pl, pl.intprec, u64::MAX);
+                block::encode_ints(w, ints, self.perm, pl, pl.intprec, u64::MAX, &mut scratch);
                 continue;
             }
             let mut vals = [0f64; 64];
@@ -497,7 +504,7 @@ impl Piece<'_> {
                 }
             }
             let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
-            used += block::encode_ints(w, ints, self.perm, pl, prec, budget);
+            used += block::encode_ints(w, ints, self.perm, pl, prec, budget, &mut scratch);
             if let Some(mb) = maxbits {
                 pad(w, mb.saturating_sub(used));
             }
@@ -515,12 +522,13 @@ impl Piece<'_> {
         };
         let grid = Grid::new(self.dims, d);
         let mut blk = grid.scratch();
+        let mut scratch = block::Scratch::default();
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let mut ints = [0i64; 64];
             let ints = &mut ints[..blk.n];
             if mode == Mode::Reversible {
-                block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX)?;
+                block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX, &mut scratch)?;
                 rev_inverse(ints, d, pl.intprec);
                 for (i, j) in blk.inside() {
                     kind.unordered(ints[i], &mut dst[j * es..(j + 1) * es]);
@@ -566,7 +574,7 @@ impl Piece<'_> {
                         return Err(Error::corrupt("zfp", "precision beyond the integer width"));
                     }
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
-                    used += block::decode_ints(r, ints, self.perm, pl, prec, budget)?;
+                    used += block::decode_ints(r, ints, self.perm, pl, prec, budget, &mut scratch)?;
                     block::inverse(ints, d);
                     let scale = pow2(emax - (pl.intprec as i32 - 2));
                     kind.scatter(&blk, ints, scale, dst);
