@@ -177,7 +177,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Read one bit.
-    #[inline]
+    #[inline(always)]
     pub fn bit(&mut self) -> Result<bool> {
         if self.n == 0 {
             self.refill();
@@ -192,7 +192,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Read `m` bits (m ≤ 64) written by [`BitWriter::lsb_bits`].
-    #[inline]
+    #[inline(always)]
     pub fn lsb_bits(&mut self, m: u32) -> Result<u64> {
         if m == 0 {
             return Ok(0);
