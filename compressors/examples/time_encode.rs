@@ -2,7 +2,8 @@
 //! `benches/results/roibin_auto_speed_2026-12-03.txt` (criterion's `finders` bench is the
 //! steady one).
 //!
-//! `cargo run --release -p roibin-compressors --example time_encode -- SPEC [N] [FILE ROWS COLS [DTYPE]]`
+//! `cargo run --release -p roibin-compressors --example time_encode -- SPEC [N|E/D] [FILE ROWS COLS [DTYPE]]`
+//! (`E/D`: E encodes and D decodes, `1/300` to profile decoding)
 //! (ROWS may be a comma list of leading axes: `128,128` with COLS 128 times a 128³ volume)
 //! (default: the real JUNGFRAU module of `../shared/data`, 512 × 1024 float32).
 
@@ -13,7 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = args
         .first()
         .ok_or("usage: time_encode SPEC [N] [FILE ROWS COLS [DTYPE]]")?;
-    let n: usize = args.get(1).map_or(Ok(20), |s| s.parse())?;
+    // N, or ENCODES/DECODES ("1/300" to profile decoding alone).
+    let (n, n_dec): (usize, usize) = match args.get(1).map(|s| s.split_once('/')) {
+        None => (20, 20),
+        Some(Some((e, d))) => (e.parse()?, d.parse()?),
+        Some(None) => {
+            let n = args[1].parse()?;
+            (n, n)
+        }
+    };
     let (path, rows, cols) = match args.get(2..).unwrap_or_default() {
         [p, r, c, ..] => (p.clone(), r.clone(), c.parse()?),
         _ => (
@@ -41,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Finders encode to a peak list that does not decode: time the encode only.
     let decodes = container::decode(&chunk).is_ok();
     let (mut best_dec, mut back) = (f64::INFINITY, vec![]);
-    for _ in 0..if decodes { n } else { 0 } {
+    for _ in 0..if decodes { n_dec } else { 0 } {
         let t = std::time::Instant::now();
         back = container::decode(&chunk)?.1;
         best_dec = best_dec.min(t.elapsed().as_secs_f64());

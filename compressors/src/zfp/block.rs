@@ -175,7 +175,11 @@ fn to_planes(data: &[u64], intprec: u32, lowest: u32, planes: &mut [u64; 64]) {
             for j in 0..8 {
                 let byte = ((t >> (8 * j)) & 0xff) << (8 * g);
                 // The first group sets the plane, the others add to it.
-                planes[8 * b + j] = if g == 0 { byte } else { planes[8 * b + j] | byte };
+                planes[8 * b + j] = if g == 0 {
+                    byte
+                } else {
+                    planes[8 * b + j] | byte
+                };
             }
         }
     }
@@ -353,7 +357,16 @@ mod tests {
             let mut r = BitReader::new(&bytes, "zfp");
             let mut back = vec![0i64; n];
             assert_eq!(
-                decode_ints(&mut r, &mut back, perm, pl, 32, u64::MAX, &mut Scratch::default()).unwrap(),
+                decode_ints(
+                    &mut r,
+                    &mut back,
+                    perm,
+                    pl,
+                    32,
+                    u64::MAX,
+                    &mut Scratch::default()
+                )
+                .unwrap(),
                 used
             );
             assert_eq!(back, t, "d={d}: planes must round-trip exactly");
