@@ -39,6 +39,9 @@ pub fn decode_planes<D: ElementDecoder>(
     let mut escapes = 0usize;
     for p in 0..planes {
         let base = p * n1 * n2;
+        if d.lorenzo_plane(base, n1, n2, codes, recon) {
+            continue;
+        }
         first_row(base, n2, codes, recon, d, &mut escapes);
         let mut r = 1;
         while r < n1 {
@@ -210,6 +213,65 @@ mod tests {
                 })
                 .collect();
             both_orders_f32(dims, &data, eb);
+        }
+    }
+
+    /// Escape-free planes whose step `2·eb` is an odd integer times a power of two decode in
+    /// integers (`lorenzo_plane` takes them) to the same bytes as visiting order; planes whose
+    /// values outgrow f32's exact integers, or whose step has too many digits, do not.
+    #[test]
+    fn exact_planes_match_visiting_order() {
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let radius = 512u32;
+        // (eb, dims, steps spread around the centre, largest step first, taken)
+        let cases = [
+            (0.5, [1, 33, 47], 40, false, true),
+            (90.0, [3, 20, 31], 511, false, true),
+            (0.375, [2, 9, 64], 7, false, true),
+            (1.0 / 2048.0, [1, 16, 16], 40, false, true),
+            (0.1, [1, 12, 12], 40, false, false),
+            // Codes of a steady slope: the values pass 2^24 units and must round as f32 does.
+            (0.5, [1, 700, 700], 0, true, false),
+        ];
+        for (eb, dims, spread, grow, taken) in cases {
+            let n: usize = dims.iter().product();
+            let codes: Vec<u32> = (0..n)
+                .map(|_| {
+                    if grow {
+                        radius + 41
+                    } else {
+                        radius - spread + (next() % (2 * spread as u64 + 1)) as u32
+                    }
+                })
+                .collect();
+            let mut a = vec![0u8; n * 4];
+            let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), eb, radius, &mut a);
+            Predictor::Lorenzo2d.run(dims, &mut vec![0.0; n], &mut d, &[]);
+            assert!(!d.cur.bad);
+            let mut b = vec![0u8; n * 4];
+            let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), eb, radius, &mut b);
+            let mut ring = vec![0.0; RING * dims[2]];
+            assert!(decode_planes(
+                dims[0], dims[1], dims[2], &codes, &mut ring, &mut d
+            ));
+            assert!(a == b, "eb {eb}, {dims:?}");
+            let mut c = vec![0u8; n * 4];
+            let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), eb, radius, &mut c);
+            let plane = dims[1] * dims[2];
+            assert_eq!(
+                d.lorenzo_plane(0, dims[1], dims[2], &codes, &mut ring),
+                taken,
+                "eb {eb}"
+            );
+            if taken {
+                assert!(c[..plane * 4] == a[..plane * 4], "eb {eb}, {dims:?}");
+            }
         }
     }
 

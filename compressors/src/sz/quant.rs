@@ -30,10 +30,18 @@ sample!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
 
 /// Floats: values and reconstructions in the element's own precision.
 pub trait Float: Sample {
+    /// Integers up to 2^DIGITS in magnitude are exact; so is any of them times a power of two
+    /// between `MIN_NORMAL` and `MAX / 2^DIGITS`.
+    const DIGITS: i32;
+    const MIN_NORMAL: f64;
+    const MAX: f64;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
 }
 impl Float for f32 {
+    const DIGITS: i32 = 24;
+    const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
+    const MAX: f64 = f32::MAX as f64;
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -42,6 +50,9 @@ impl Float for f32 {
     }
 }
 impl Float for f64 {
+    const DIGITS: i32 = 53;
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    const MAX: f64 = f64::MAX;
     fn to_f64(self) -> f64 {
         self
     }
@@ -213,6 +224,19 @@ pub trait ElementDecoder {
             self.element(i, c, pred, e);
         }
     }
+    /// Decode the 2-D Lorenzo plane of `n1 × n2` elements at element `first` in one go, if the
+    /// decoder can give exactly what [`ElementDecoder::element`] in visiting order would
+    /// (`row` is scratch of two rows); false, having left the plane to the caller, if not.
+    fn lorenzo_plane(
+        &mut self,
+        _first: usize,
+        _n1: usize,
+        _n2: usize,
+        _codes: &[u32],
+        _rows: &mut [f64],
+    ) -> bool {
+        false
+    }
     /// Set when the codes asked for escaped values the piece does not hold.
     fn bad(&self) -> bool;
 }
@@ -291,9 +315,75 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
             T::from_f64(pred + (c as f64 - radius) * 2.0 * eb).write(d);
         }
     }
+    /// Exactly when the step `2·eb` is an odd integer `m` (below 2^32) times a power of two
+    /// `unit`, the plane holds no escapes, and every value stays below 2^DIGITS units: then
+    /// every value is an integer number of units and every sum of visiting-order decoding is
+    /// exact, so that `x[i][j] = x[i-1][j] + Σ_{j'≤j} q[i][j']·m` units gives the same bits
+    /// with no chain of roundings: a prefix sum in integers along the row, then vectors.
+    fn lorenzo_plane(
+        &mut self,
+        first: usize,
+        n1: usize,
+        n2: usize,
+        codes: &[u32],
+        rows: &mut [f64],
+    ) -> bool {
+        let Some((m, unit)) = odd_times_power_of_two(2.0 * self.eb) else {
+            return false;
+        };
+        let limit = (1u64 << T::DIGITS) as f64;
+        let codes = &codes[first..first + n1 * n2];
+        if unit < T::MIN_NORMAL || unit * limit > T::MAX || codes.contains(&0) {
+            return false;
+        }
+        let (above, steps) = rows[..2 * n2].split_at_mut(n2);
+        above.fill(0.0);
+        let out = &mut self.out[first * T::SIZE..(first + n1 * n2) * T::SIZE];
+        let radius = self.radius as i64;
+        for (row, dst) in codes
+            .chunks_exact(n2)
+            .zip(out.chunks_exact_mut(n2 * T::SIZE))
+        {
+            // The row's steps, summed: integers below 2^53, so exact as f64 too.
+            let mut acc = 0i64;
+            for (s, &c) in steps.iter_mut().zip(row) {
+                acc += (c as i64 - radius) * m;
+                *s = acc as f64;
+            }
+            // A flag, not a running maximum: an OR the compiler keeps in vectors.
+            let mut outgrown = false;
+            for ((a, &s), d) in above
+                .iter_mut()
+                .zip(steps.iter())
+                .zip(dst.chunks_exact_mut(T::SIZE))
+            {
+                *a += s;
+                outgrown |= a.abs() >= limit;
+                T::from_f64(*a * unit).write(d);
+            }
+            if outgrown {
+                return false;
+            }
+        }
+        true
+    }
     fn bad(&self) -> bool {
         self.cur.bad
     }
+}
+
+/// `v` as `(m, 2^k)` with `m` odd and below 2^32, if it is a positive normal number that has
+/// so few significant bits.
+fn odd_times_power_of_two(v: f64) -> Option<(i64, f64)> {
+    if !(v.is_normal() && v > 0.0) {
+        return None;
+    }
+    let bits = v.to_bits();
+    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    let tz = mantissa.trailing_zeros();
+    let m = mantissa >> tz;
+    (m < 1 << 32).then(|| (m as i64, 2f64.powi(exponent + tz as i32)))
 }
 
 /// Nearest integer prediction (0 for non-finite predictions).
