@@ -25,6 +25,24 @@ impl BitWriter {
         }
     }
 
+    /// Write each `(code, len)` as [`BitWriter::put`] does, with the bit buffer in registers
+    /// for the whole run (through `&mut self` the compiler kept it in memory: a store and a
+    /// load per code).
+    #[inline]
+    pub fn put_all(&mut self, codes: impl Iterator<Item = (u32, u32)>) {
+        let (mut acc, mut n) = (self.acc, self.n);
+        for (code, len) in codes {
+            acc = (acc << len) | (code as u64 & ((1u64 << len) - 1));
+            n += len;
+            if n >= 32 {
+                n -= 32;
+                self.out
+                    .extend_from_slice(&((acc >> n) as u32).to_be_bytes());
+            }
+        }
+        (self.acc, self.n) = (acc, n);
+    }
+
     /// Write one bit.
     #[inline]
     pub fn bit(&mut self, b: bool) {
