@@ -225,7 +225,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Read `len` bits (≤ 32).
-    #[inline]
+    #[inline(always)]
     pub fn get(&mut self, len: u32) -> Result<u32> {
         if len == 0 {
             return Ok(0);

@@ -328,12 +328,19 @@ pub fn decode_ints(
 
 /// Forward transform of a block of integers.
 pub fn forward(ints: &mut [i64], d: usize) {
-    xform(ints, d, fwd_lift, false);
+    // A 2-D block (frames) as a fixed-size array: every index is known, no bounds checks.
+    match <&mut [i64; 16]>::try_from(&mut *ints) {
+        Ok(block) if d == 2 => xform(block, 2, fwd_lift, false),
+        _ => xform(ints, d, fwd_lift, false),
+    }
 }
 
 /// Inverse transform of a block of integers.
 pub fn inverse(ints: &mut [i64], d: usize) {
-    xform(ints, d, inv_lift, true);
+    match <&mut [i64; 16]>::try_from(&mut *ints) {
+        Ok(block) if d == 2 => xform(block, 2, inv_lift, true),
+        _ => xform(ints, d, inv_lift, true),
+    }
 }
 
 #[cfg(test)]
