@@ -23,6 +23,8 @@ pub mod none;
 pub mod permute;
 pub mod shuffle;
 pub mod sz;
+#[cfg(test)]
+mod test_rng;
 pub mod zfp;
 pub mod zstd;
 

@@ -221,13 +221,7 @@ mod tests {
     /// values outgrow f32's exact integers, or whose step has too many digits, do not.
     #[test]
     fn exact_planes_match_visiting_order() {
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x853c_49e6_748f_ea9bu64);
         let radius = 512u32;
         // (eb, dims, steps spread around the centre, largest step first, taken)
         let cases = [

@@ -151,13 +151,7 @@ mod tests {
     #[test]
     fn round_trips_stay_within_the_bound() {
         // Integers as the encoder makes them (|q| < 2^30), every truncation depth.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1du64);
         let pl = Planes { intprec: 32 };
         let mut worst = 0f64;
         for d in 1..=3 {
