@@ -269,6 +269,30 @@ mod tests {
         }
     }
 
+    /// Steps with 31 significant bits, the largest codes and rows wide enough that a row's
+    /// integer sum could leave i64: the plane goes the element-wise way, with the same bytes.
+    #[test]
+    fn planes_whose_sums_could_overflow_are_left_to_visiting_order() {
+        let radius = 1u32 << 20;
+        let eb = ((1u64 << 31) - 1) as f64 * 2f64.powi(-41);
+        let dims = [1, 3, 4096];
+        let n: usize = dims.iter().product();
+        let codes: Vec<u32> = (0..n as u32)
+            .map(|i| if i % 2 == 0 { 2 * radius - 1 } else { 1 })
+            .collect();
+        let mut ring = vec![0.0; RING * dims[2]];
+        let mut a = vec![0u8; n * 4];
+        let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), eb, radius, &mut a);
+        assert!(!d.lorenzo_plane(0, dims[1], dims[2], &codes, &mut ring));
+        Predictor::Lorenzo2d.run(dims, &mut vec![0.0; n], &mut d, &[]);
+        let mut b = vec![0u8; n * 4];
+        let mut d = FloatDecoder::<f32>::new(Cursor::new(&codes, &[]), eb, radius, &mut b);
+        assert!(decode_planes(
+            dims[0], dims[1], dims[2], &codes, &mut ring, &mut d
+        ));
+        assert!(a == b);
+    }
+
     #[test]
     fn interleaved_rows_match_for_integers() {
         let dims = [2, 7, 11];
@@ -278,7 +302,7 @@ mod tests {
                 if i % 13 == 4 {
                     u32::MAX
                 } else {
-                    (i * 2654435761) % 97
+                    i.wrapping_mul(2654435761) % 97
                 }
             })
             .flat_map(|v| v.to_le_bytes())

@@ -333,7 +333,11 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
         };
         let limit = (1u64 << T::DIGITS) as f64;
         let codes = &codes[first..first + n1 * n2];
-        if unit < T::MIN_NORMAL || unit * limit > T::MAX || codes.contains(&0) {
+        // A row's running sum stays within i64: |c − radius| < radius (codes are checked
+        // against 2·radius before they get here), times m, over n2 elements.
+        let widest = n2 as u128 * self.radius as u128 * m as u128;
+        if unit < T::MIN_NORMAL || unit * limit > T::MAX || widest >= 1 << 63 || codes.contains(&0)
+        {
             return false;
         }
         let (above, steps) = rows[..2 * n2].split_at_mut(n2);
@@ -357,6 +361,9 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
                 .zip(steps.iter())
                 .zip(dst.chunks_exact_mut(T::SIZE))
             {
+                // Both below 2^DIGITS ≤ 2^53: exact as f64, and so is their sum unless it
+                // passes the limit, which then ends the fast path.
+                outgrown |= s.abs() >= limit;
                 *a += s;
                 outgrown |= a.abs() >= limit;
                 T::from_f64(*a * unit).write(d);

@@ -8,23 +8,33 @@ use roibin_registry::Result;
 
 /// A value the lifting steps work on: the block's integers, or (to bound the transform's
 /// error once, in [`super::bound`]) a value that tracks where it came from.
-pub(super) trait Lane:
-    Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self>
-{
+pub(super) trait Lane: Copy {
+    fn plus(self, o: Self) -> Self;
+    fn minus(self, o: Self) -> Self;
     /// ⌊self / 2⌋ (an arithmetic shift right).
     fn half(self) -> Self;
     /// 2 · self.
     fn twice(self) -> Self;
 }
 
+/// Two's complement arithmetic that wraps, as ZFP's: a crafted stream's coefficients may
+/// overflow, and must give garbage values, not a panic.
 impl Lane for i64 {
+    #[inline(always)]
+    fn plus(self, o: i64) -> i64 {
+        self.wrapping_add(o)
+    }
+    #[inline(always)]
+    fn minus(self, o: i64) -> i64 {
+        self.wrapping_sub(o)
+    }
     #[inline(always)]
     fn half(self) -> i64 {
         self >> 1
     }
     #[inline(always)]
     fn twice(self) -> i64 {
-        self << 1
+        self.wrapping_shl(1)
     }
 }
 
@@ -32,16 +42,16 @@ impl Lane for i64 {
 #[inline(always)]
 pub(super) fn fwd_lift<T: Lane>(p: &mut [T], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
-    x = (x + w).half();
-    w = w - x;
-    z = (z + y).half();
-    y = y - z;
-    x = (x + z).half();
-    z = z - x;
-    w = (w + y).half();
-    y = y - w;
-    w = w + y.half();
-    y = y - w.half();
+    x = x.plus(w).half();
+    w = w.minus(x);
+    z = z.plus(y).half();
+    y = y.minus(z);
+    x = x.plus(z).half();
+    z = z.minus(x);
+    w = w.plus(y).half();
+    y = y.minus(w);
+    w = w.plus(y.half());
+    y = y.minus(w.half());
     (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]) = (x, y, z, w);
 }
 
@@ -49,16 +59,16 @@ pub(super) fn fwd_lift<T: Lane>(p: &mut [T], o: usize, s: usize) {
 #[inline(always)]
 pub(super) fn inv_lift<T: Lane>(p: &mut [T], o: usize, s: usize) {
     let (mut x, mut y, mut z, mut w) = (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]);
-    y = y + w.half();
-    w = w - y.half();
-    y = y + w;
-    w = w.twice() - y;
-    z = z + x;
-    x = x.twice() - z;
-    y = y + z;
-    z = z.twice() - y;
-    w = w + x;
-    x = x.twice() - w;
+    y = y.plus(w.half());
+    w = w.minus(y.half());
+    y = y.plus(w);
+    w = w.twice().minus(y);
+    z = z.plus(x);
+    x = x.twice().minus(z);
+    y = y.plus(z);
+    z = z.twice().minus(y);
+    w = w.plus(x);
+    x = x.twice().minus(w);
     (p[o], p[o + s], p[o + 2 * s], p[o + 3 * s]) = (x, y, z, w);
 }
 

@@ -15,7 +15,6 @@
 
 use super::block::{fwd_lift, inv_lift, xform, Lane};
 use std::cell::Cell;
-use std::ops::{Add, Sub};
 
 /// Values per block (4^d) at most: one linear term per input integer and per truncation error.
 const N: usize = 64;
@@ -52,21 +51,13 @@ impl Tracked<'_> {
     }
 }
 
-impl Add for Tracked<'_> {
-    type Output = Self;
-    fn add(self, o: Self) -> Self {
+impl Lane for Tracked<'_> {
+    fn plus(self, o: Self) -> Self {
         self.combine(o, 1.0)
     }
-}
-
-impl Sub for Tracked<'_> {
-    type Output = Self;
-    fn sub(self, o: Self) -> Self {
+    fn minus(self, o: Self) -> Self {
         self.combine(o, -1.0)
     }
-}
-
-impl Lane for Tracked<'_> {
     fn half(self) -> Self {
         let mut h = self.scale(0.5);
         h.constant -= 0.25;
