@@ -15,23 +15,17 @@ impl BitWriter {
     /// Write the low `len` bits of `code` (len ≤ 32), most significant first.
     #[inline]
     pub fn put(&mut self, code: u32, len: u32) {
-        debug_assert!(len <= 32);
-        self.acc = (self.acc << len) | (code as u64 & ((1u64 << len) - 1));
-        self.n += len;
-        if self.n >= 32 {
-            self.n -= 32;
-            self.out
-                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
-        }
+        self.put_all(std::iter::once((code, len)));
     }
 
-    /// Write each `(code, len)` as [`BitWriter::put`] does, with the bit buffer in registers
-    /// for the whole run (through `&mut self` the compiler kept it in memory: a store and a
-    /// load per code).
-    #[inline]
+    /// Write each `(code, len)` (len ≤ 32) in turn, with the bit buffer in registers for the
+    /// whole run (through `&mut self` the compiler kept it in memory: a store and a load per
+    /// code).
+    #[inline(always)]
     pub fn put_all(&mut self, codes: impl Iterator<Item = (u32, u32)>) {
         let (mut acc, mut n) = (self.acc, self.n);
         for (code, len) in codes {
+            debug_assert!(len <= 32);
             acc = (acc << len) | (code as u64 & ((1u64 << len) - 1));
             n += len;
             if n >= 32 {

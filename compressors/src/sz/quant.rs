@@ -220,9 +220,7 @@ pub trait ElementDecoder {
     /// Elements `first..` from `codes`, every one predicted by `pred` (a block mean): what
     /// [`ElementDecoder::element`] gives for each, which is what this default does.
     fn run(&mut self, first: usize, codes: &[u32], pred: f64, e: &mut usize) {
-        for (i, &c) in (first..).zip(codes) {
-            self.element(i, c, pred, e);
-        }
+        each_element(self, first, codes, pred, e);
     }
     /// Decode the 2-D Lorenzo plane of `n1 × n2` elements at element `first` in one go, if the
     /// decoder can give exactly what [`ElementDecoder::element`] in visiting order would
@@ -303,10 +301,7 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
     #[inline(always)]
     fn run(&mut self, first: usize, codes: &[u32], pred: f64, e: &mut usize) {
         if codes.contains(&0) {
-            for (i, &c) in (first..).zip(codes) {
-                self.element(i, c, pred, e);
-            }
-            return;
+            return each_element(self, first, codes, pred, e);
         }
         // No escapes: the same arithmetic as `element`, in a loop the compiler vectorises.
         let (radius, eb) = (self.radius as f64, self.eb);
@@ -391,6 +386,20 @@ fn odd_times_power_of_two(v: f64) -> Option<(i64, f64)> {
     let tz = mantissa.trailing_zeros();
     let m = mantissa >> tz;
     (m < 1 << 32).then(|| (m as i64, 2f64.powi(exponent + tz as i32)))
+}
+
+/// [`ElementDecoder::element`] for elements `first..` from `codes`, all predicted by `pred`.
+#[inline(always)]
+fn each_element<D: ElementDecoder + ?Sized>(
+    d: &mut D,
+    first: usize,
+    codes: &[u32],
+    pred: f64,
+    e: &mut usize,
+) {
+    for (i, &c) in (first..).zip(codes) {
+        d.element(i, c, pred, e);
+    }
 }
 
 /// Nearest integer prediction (0 for non-finite predictions).
