@@ -611,8 +611,10 @@ fn formula_holds(tol: f64, emax: i32, kmin: u32, d: usize, pl: Planes, kind: Kin
     let Some((gain, rounding)) = bound::terms(d) else {
         return false;
     };
-    // The bound assumes the coefficients' negabinary digits above kmin exist.
-    if kmin + 2 > pl.intprec {
+    // The bound assumes the coefficients' negabinary digits above kmin exist, and its terms
+    // must be normal numbers: near the subnormals they underflow to zero (and tol = 0 would
+    // then be "met"), while the values still round by the smallest subnormal.
+    if kmin + 2 > pl.intprec || !(tol > 0.0) || emax - (pl.intprec as i32) < -950 {
         return false;
     }
     let unit = pow2(emax - (pl.intprec as i32 - 2));
@@ -837,10 +839,21 @@ mod tests {
             };
             for d in 1..=3 {
                 let n = 1usize << (2 * d);
-                for _ in 0..2000 {
-                    let magnitude = 2f64.powi((next() % 60) as i32 - 20);
-                    let tol =
-                        2f64.powi((next() % 50) as i32 - 20) * (1.0 + (next() % 9) as f64 / 8.0);
+                for round in 0..2400 {
+                    // Every 6th block at the edges: subnormal values, and tol 0.
+                    let extreme = round % 6 == 5;
+                    let magnitude = if extreme {
+                        // 2^-1074 .. 2^-1025 (powi would overflow on the way there).
+                        f64::from_bits(1u64 << (4 + next() % 46))
+                    } else {
+                        2f64.powi((next() % 60) as i32 - 20)
+                    };
+                    let tol = if extreme && next() % 2 == 0 {
+                        0.0
+                    } else {
+                        let t = 2f64.powi((next() % 50) as i32 - 20);
+                        t * (1.0 + (next() % 9) as f64 / 8.0) * if extreme { 1e-300 } else { 1.0 }
+                    };
                     let vals: Vec<f64> = (0..n)
                         .map(|_| {
                             let v = (next() % 2001) as f64 / 1000.0 - 1.0;
