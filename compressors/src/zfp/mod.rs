@@ -614,7 +614,7 @@ fn formula_holds(tol: f64, emax: i32, kmin: u32, d: usize, pl: Planes, kind: Kin
     // The bound assumes the coefficients' negabinary digits above kmin exist, and its terms
     // must be normal numbers: near the subnormals they underflow to zero (and tol = 0 would
     // then be "met"), while the values still round by the smallest subnormal.
-    if kmin + 2 > pl.intprec || !(tol > 0.0) || emax - (pl.intprec as i32) < -950 {
+    if kmin + 2 > pl.intprec || tol <= 0.0 || emax - (pl.intprec as i32) < -950 {
         return false;
     }
     let unit = pow2(emax - (pl.intprec as i32 - 2));
