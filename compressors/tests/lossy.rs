@@ -210,6 +210,8 @@ fn lossy_golden_files_keep_decoding() {
             6,
         ),
         ("v1_sz_counts_u16", DType::U16, "sz(abs=1)", 1.0, 6),
+        // Codes stored as runs of "no change" (since 2026-12-03).
+        ("v1_sz_runs_f32", DType::F32, "sz(abs=45)", 45.0, 7),
         (
             "v1_zfp_accuracy_f32",
             DType::F32,
