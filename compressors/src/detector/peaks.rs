@@ -229,9 +229,13 @@ pub struct Geometry {
 pub struct RadialBins {
     pub bin: Vec<u32>,
     pub nbins: usize,
-    /// `bin` for good pixels, `nbins` for masked ones: per-bin tables get one extra entry
-    /// that never passes a test, so the hot loops need no mask branch.
-    pub key: Vec<u32>,
+    /// `bin` for good pixels, `key_bins` for masked ones: per-bin tables get one extra entry
+    /// that never passes a test, so the hot loops need no mask branch. 16 bits: a pass over a
+    /// frame streams 6 bytes a pixel, not 8.
+    pub key: Vec<u16>,
+    /// Bins `key` tells apart: `nbins`, capped at 65 535 (radii past 65 534 pixels, larger than
+    /// any detector's, share the last bin).
+    pub key_bins: usize,
 }
 
 impl Geometry {
@@ -260,12 +264,24 @@ impl Geometry {
                 })
                 .collect();
             let nbins = bin.par_iter().copied().max().unwrap_or(0) as usize + 1;
+            let key_bins = nbins.min(u16::MAX as usize);
             let key = bin
                 .par_iter()
                 .zip(&self.good)
-                .map(|(&b, &ok)| if ok { b } else { nbins as u32 })
+                .map(|(&b, &ok)| {
+                    if ok {
+                        (b as usize).min(key_bins - 1) as u16
+                    } else {
+                        key_bins as u16
+                    }
+                })
                 .collect();
-            RadialBins { bin, nbins, key }
+            RadialBins {
+                bin,
+                nbins,
+                key,
+                key_bins,
+            }
         })
     }
 }
@@ -466,6 +482,31 @@ pub fn check_input(codec: &str, input: &DataKind, geo: &GeometrySource) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys fit 16 bits: radii past 65 534 pixels share the last bin, masked pixels get the
+    /// extra one, and small maps keep one bin per rounded radius.
+    #[test]
+    fn radial_keys_fit_sixteen_bits() {
+        let panels = Panels {
+            panels: 1,
+            rows: 2,
+            cols: 3,
+        };
+        let geometry = |radius: Vec<f32>| Geometry {
+            good: vec![true, true, true, true, false, true],
+            panels,
+            radius: Some(radius),
+            radial: OnceLock::new(),
+        };
+        let far = geometry(vec![0.0, 2.4, 70_000.0, 900_000.0, 5.0, 65_533.6]);
+        let r = far.radial();
+        assert_eq!((r.nbins, r.key_bins), (900_001, 65_535));
+        assert_eq!(r.key, [0, 2, 65_534, 65_534, 65_535, 65_534]);
+        let near = geometry(vec![0.0, 2.4, 7.0, 9.0, 5.0, 3.6]);
+        let r = near.radial();
+        assert_eq!((r.nbins, r.key_bins), (10, 10));
+        assert_eq!(r.key, [0, 2, 7, 9, 10, 4]);
+    }
 
     /// The banded matcher pairs exactly as a scan of every pair in order does.
     #[test]

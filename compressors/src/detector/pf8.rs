@@ -135,13 +135,13 @@ fn bin_sums(
 
 fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
     // One extra bin collects masked pixels; its bounds never admit anything.
-    let nb = g.radial().nbins + 1;
+    let nb = g.radial().key_bins + 1;
     // (lower, upper) per bin: one cache line holds both for the hot compare.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
     for round in 0..5 {
         let sums = bin_sums(v, g, &bounds, nb);
-        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.radial().nbins) {
+        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.radial().key_bins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
             // of declaring it empty, which would blind the finder in that bin.
@@ -162,7 +162,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
             );
         }
     }
-    bounds[g.radial().nbins] = (f32::INFINITY, f32::NEG_INFINITY);
+    bounds[g.radial().key_bins] = (f32::INFINITY, f32::NEG_INFINITY);
     let upper: Vec<f32> = bounds.iter().map(|b| b.1.max(p.adc)).collect();
     // Seeds also respect the radius limits, per rounded-radius bin.
     let seed = upper
@@ -170,7 +170,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
         .enumerate()
         .map(|(b, &u)| {
             let r = b as f32;
-            if b < g.radial().nbins && r >= p.min_res && r <= p.max_res {
+            if b < g.radial().key_bins && r >= p.min_res && r <= p.max_res {
                 u
             } else {
                 f32::INFINITY
@@ -404,7 +404,7 @@ mod tests {
         let g = peaks::GeometrySource::new(Purpose::Encode, "", "")
             .get("pf8", p)
             .unwrap();
-        let nb = g.radial().nbins + 1;
+        let nb = g.radial().key_bins + 1;
         let open = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
         let sums = |t: usize| {
             threads::install(t, || bin_sums(&v, &g, &open, nb))
