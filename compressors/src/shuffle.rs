@@ -101,8 +101,16 @@ pub fn unshuffle(data: &[u8], elem: usize, out: &mut [u8]) {
 fn join<const E: usize>(data: &[u8], n: usize, first: usize, dst: &mut [u8]) {
     let m = dst.len() / E;
     let planes: [&[u8]; E] = std::array::from_fn(|b| &data[b * n + first..][..m]);
-    let full = m / BLOCK * BLOCK;
-    for k in (0..full).step_by(BLOCK) {
+    #[cfg(target_arch = "x86_64")]
+    let done = if E == 4 {
+        join4_sse2([planes[0], planes[1], planes[2], planes[3]], dst)
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    let full = done + (m - done) / BLOCK * BLOCK;
+    for k in (done..full).step_by(BLOCK) {
         let o = &mut dst[k * E..(k + BLOCK) * E];
         for (b, plane) in planes.iter().enumerate() {
             let s = &plane[k..k + BLOCK];
@@ -116,6 +124,47 @@ fn join<const E: usize>(data: &[u8], n: usize, first: usize, dst: &mut [u8]) {
             dst[j * E + b] = plane[j];
         }
     }
+}
+
+/// The first `m / 16 · 16` elements of four byte planes (each `m = dst.len() / 4` bytes long)
+/// interleaved into `dst`, 16 at a time with SSE2's byte and word unpacks: the portable loop
+/// stores a byte at a time (4-byte elements are what `shuffle|zstd` windows and floats use).
+/// Returns how many elements it wrote.
+#[cfg(target_arch = "x86_64")]
+fn join4_sse2(planes: [&[u8]; 4], dst: &mut [u8]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi16, _mm_unpackhi_epi8,
+        _mm_unpacklo_epi16, _mm_unpacklo_epi8,
+    };
+    let m = dst.len() / 4;
+    assert!(
+        planes.iter().all(|p| p.len() >= m),
+        "planes shorter than the output"
+    );
+    let full = m / 16 * 16;
+    for k in (0..full).step_by(16) {
+        // SAFETY: SSE2 is part of every x86_64 CPU. The loads read bytes k..k+16 of each plane
+        // (k + 16 <= full <= m <= its length, asserted above) and the stores write bytes
+        // 4k..4k+64 of `dst` (4(k + 16) <= 4m <= its length); both are unaligned operations.
+        unsafe {
+            let load = |p: &[u8]| _mm_loadu_si128(p.as_ptr().add(k) as *const __m128i);
+            let (p0, p1, p2, p3) = (
+                load(planes[0]),
+                load(planes[1]),
+                load(planes[2]),
+                load(planes[3]),
+            );
+            // Bytes of planes 0/1 and 2/3 paired, then the pairs joined into elements.
+            let (lo01, lo23) = (_mm_unpacklo_epi8(p0, p1), _mm_unpacklo_epi8(p2, p3));
+            let (hi01, hi23) = (_mm_unpackhi_epi8(p0, p1), _mm_unpackhi_epi8(p2, p3));
+            let o = dst.as_mut_ptr().add(4 * k) as *mut __m128i;
+            _mm_storeu_si128(o, _mm_unpacklo_epi16(lo01, lo23));
+            _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(lo01, lo23));
+            _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(hi01, hi23));
+            _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(hi01, hi23));
+        }
+    }
+    full
 }
 
 impl Permutation for Shuffle {
