@@ -198,8 +198,8 @@ fn lossy_golden_files_keep_decoding() {
         (
             "v1_sz_interp_f64",
             DType::F64,
-            "sz(abs=0.01,predictor=interp_cubic)",
-            0.01,
+            "sz(abs=10,predictor=interp_cubic)",
+            10.0,
             2,
         ),
         (
@@ -212,6 +212,14 @@ fn lossy_golden_files_keep_decoding() {
         ("v1_sz_counts_u16", DType::U16, "sz(abs=1)", 1.0, 6),
         // Codes stored as runs of "no change" (since 2026-12-03).
         ("v1_sz_runs_f32", DType::F32, "sz(abs=45)", 45.0, 7),
+        // Interpolation levels stored with the piece (since 2026-12-03).
+        (
+            "v1_sz_levels_f32",
+            DType::F32,
+            "sz(abs=10,predictor=interp_cubic)",
+            10.0,
+            2,
+        ),
         (
             "v1_zfp_accuracy_f32",
             DType::F32,

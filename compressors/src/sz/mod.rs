@@ -10,9 +10,10 @@
 //! quantisation codes (with runs of "no change" as tokens where it dominates), and zstd the
 //! lot.
 //!
-//! Piece stream (inside `zstd`): `u8 predictor · u8 coding · f64 bound · u32 radius ·
-//! u64 escapes · f32 block means (block-mean predictor only) · codes (a Huffman stream, the
-//! runs stream of [`runs`], or u32 codes) · escaped values`.
+//! Piece stream (inside `zstd`): `u8 predictor (0x80: levels stored) · u8 coding · f64 bound ·
+//! u32 radius · u64 escapes · f64 alpha · f64 beta (interpolation levels, when stored) ·
+//! f32 block means (block-mean predictor only) · codes (a Huffman stream, the runs stream of
+//! [`runs`], or u32 codes) · escaped values`.
 //!
 //! Guarantee: |x − x'| ≤ e for every finite element (e = abs, or rel × the chunk's finite value
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
@@ -26,7 +27,7 @@ mod runs;
 
 use crate::blocked;
 use crate::huffman;
-use predict::Predictor;
+use predict::{Levels, Predictor};
 use quant::{Codes, Cursor, FloatDecoder, FloatEncoder, IntDecoder, IntEncoder};
 use roibin_registry::options::THREADS;
 use roibin_registry::stream::Reader;
@@ -186,6 +187,10 @@ impl Sz {
                 Some(p) => p,
                 None => choose(dtype, dims, data, eb, self.radius, sc),
             };
+            let levels = match pred.is_interp() {
+                true => tune_levels(self, dtype, dims, data, eb, pred, sc)?,
+                false => Levels::DEFAULT,
+            };
             sc.means.compute(pred, dtype, dims, data, eb);
             quantise_into(
                 dtype,
@@ -194,12 +199,13 @@ impl Sz {
                 data,
                 eb,
                 self.radius,
-                &sc.means.values,
+                (&sc.means.values, levels),
                 &mut sc.codes,
                 &mut sc.recon,
             );
             let piece = Piece {
                 pred,
+                levels,
                 dtype,
                 eb,
                 radius: self.radius,
@@ -210,12 +216,7 @@ impl Sz {
             // the dominant "no change" code in its bit stream at two to three bytes per other
             // code. Where that code dominates (flat backgrounds at a loose bound) its runs
             // become tokens instead: 10-25% smaller on detector frames at abs 90.
-            let share = dominant_share(&sc.codes.codes, self.radius);
-            let coding = if share > RUNS_ABOVE {
-                Coding::Runs
-            } else {
-                Coding::Huffman
-            };
+            let coding = coding_for(&sc.codes, self.radius);
             piece.body(coding, &mut sc.runs, &mut sc.body);
             zstd_into(&sc.body, self.level, o)?;
             Ok(())
@@ -226,6 +227,9 @@ impl Sz {
 /// A quantised piece, ready to be stored.
 struct Piece<'a> {
     pred: Predictor,
+    /// Interpolation levels' bounds; stored (flag [`LEVELS_STORED`] on the predictor byte)
+    /// unless the default.
+    levels: Levels,
     dtype: DType,
     eb: f64,
     radius: u32,
@@ -238,12 +242,17 @@ impl Piece<'_> {
     /// The piece's stream (before zstd) into `body`, its codes stored as `coding`.
     fn body(&self, coding: Coding, runs: &mut runs::RunScratch, body: &mut Vec<u8>) {
         let escapes = self.codes.unpred.len() / self.dtype.size();
+        let stored = self.levels != Levels::DEFAULT;
         body.clear();
-        body.push(self.pred as u8);
+        body.push(self.pred as u8 | if stored { LEVELS_STORED } else { 0 });
         body.push(coding as u8);
         body.extend_from_slice(&self.eb.to_le_bytes());
         body.extend_from_slice(&self.radius.to_le_bytes());
         body.extend_from_slice(&(escapes as u64).to_le_bytes());
+        if stored {
+            body.extend_from_slice(&self.levels.alpha.to_le_bytes());
+            body.extend_from_slice(&self.levels.beta.to_le_bytes());
+        }
         body.extend(self.means.iter().flat_map(|m| m.to_le_bytes()));
         let codes = &self.codes.codes;
         match coding {
@@ -252,6 +261,70 @@ impl Piece<'_> {
             Coding::Raw => body.extend(codes.iter().flat_map(|c| c.to_le_bytes())),
         }
         body.extend_from_slice(&self.codes.unpred);
+    }
+}
+
+/// Flag on a piece's predictor byte: `f64 alpha · f64 beta` ([`Levels`]) follow the escape
+/// count (since 2026-12-03; pieces without it use [`Levels::DEFAULT`]).
+const LEVELS_STORED: u8 = 0x80;
+
+/// The [`Levels`] that store a central cube of an interpolated piece smallest (up to 64 a
+/// side: the level structure of a 3-D field, which `choose`'s flat sample lacks), measured in
+/// stored bytes: an entropy estimate missed it (at loose bounds nearly every code is "no
+/// change", and what the rest cost is what differs). The default on a tie.
+fn tune_levels(
+    sz: &Sz,
+    dtype: DType,
+    dims: [usize; 3],
+    data: &[u8],
+    eb: f64,
+    pred: Predictor,
+    sc: &mut Scratch,
+) -> Result<Levels> {
+    let sd = dims.map(|d| d.min(64));
+    central_sample(dtype, dims, data, sd, &mut sc.sample);
+    let mut best = (usize::MAX, Levels::DEFAULT);
+    for levels in Levels::CANDIDATES {
+        quantise_into(
+            dtype,
+            pred,
+            sd,
+            &sc.sample,
+            eb,
+            sz.radius,
+            (&[], levels),
+            &mut sc.trial,
+            &mut sc.trial_recon,
+        );
+        let piece = Piece {
+            pred,
+            levels,
+            dtype,
+            eb,
+            radius: sz.radius,
+            codes: &sc.trial,
+            means: &[],
+        };
+        piece.body(coding_for(&sc.trial, sz.radius), &mut sc.runs, &mut sc.body);
+        sc.alt.clear();
+        zstd_into(&sc.body, sz.level, &mut sc.alt)?;
+        if sc.alt.len() < best.0 {
+            best = (sc.alt.len(), levels);
+        }
+    }
+    Ok(best.1)
+}
+
+/// The `sd` block at the centre of a piece of `dims`, into `out`.
+fn central_sample(dtype: DType, dims: [usize; 3], data: &[u8], sd: [usize; 3], out: &mut Vec<u8>) {
+    let off = [0, 1, 2].map(|a| (dims[a] - sd[a]) / 2);
+    let es = dtype.size();
+    out.clear();
+    for i0 in 0..sd[0] {
+        for i1 in 0..sd[1] {
+            let start = (((i0 + off[0]) * dims[1] + i1 + off[1]) * dims[2] + off[2]) * es;
+            out.extend_from_slice(&data[start..start + sd[2] * es]);
+        }
     }
 }
 
@@ -290,6 +363,15 @@ enum Coding {
 /// in two) and larger in all 7 below (by 0.5-4.7%); above 0.96, smaller in every test. Trying
 /// both on every piece had cost a sixth of the write.
 const RUNS_ABOVE: f64 = 0.91;
+
+/// How a piece's codes are stored: runs where "no change" dominates.
+fn coding_for(codes: &Codes, radius: u32) -> Coding {
+    if dominant_share(&codes.codes, radius) > RUNS_ABOVE {
+        Coding::Runs
+    } else {
+        Coding::Huffman
+    }
+}
 
 /// Share of the zero-residual code.
 fn dominant_share(codes: &[u32], radius: u32) -> f64 {
@@ -346,6 +428,8 @@ struct Scratch {
     codes: Codes,
     recon: Vec<f64>,
     body: Vec<u8>,
+    /// A trial's stored bytes.
+    alt: Vec<u8>,
     runs: runs::RunScratch,
     means: Means,
     /// The predictor trial's sample, codes and reconstruction.
@@ -395,7 +479,7 @@ fn quantise_into(
     data: &[u8],
     eb: f64,
     radius: u32,
-    means: &[f64],
+    (means, levels): (&[f64], Levels),
     out: &mut Codes,
     recon: &mut Vec<f64>,
 ) {
@@ -407,7 +491,7 @@ fn quantise_into(
     recon.resize(n, 0.0);
     macro_rules! float {
         ($t:ty) => {
-            pred.run(
+            pred.run_with(
                 dims,
                 recon,
                 &mut FloatEncoder::<$t> {
@@ -419,12 +503,13 @@ fn quantise_into(
                     _t: PhantomData,
                 },
                 means,
+                levels,
             )
         };
     }
     macro_rules! int {
         ($t:ty) => {
-            pred.run(
+            pred.run_with(
                 dims,
                 recon,
                 &mut IntEncoder::<$t> {
@@ -436,6 +521,7 @@ fn quantise_into(
                     _t: PhantomData,
                 },
                 means,
+                levels,
             )
         };
     }
@@ -472,20 +558,8 @@ fn choose(
     sc: &mut Scratch,
 ) -> Predictor {
     let sd = [dims[0].min(8), dims[1].min(64), dims[2].min(256)];
-    let off = [
-        (dims[0] - sd[0]) / 2,
-        (dims[1] - sd[1]) / 2,
-        (dims[2] - sd[2]) / 2,
-    ];
+    central_sample(dtype, dims, data, sd, &mut sc.sample);
     let es = dtype.size();
-    sc.sample.clear();
-    for i0 in 0..sd[0] {
-        for i1 in 0..sd[1] {
-            let start = (((i0 + off[0]) * dims[1] + i1 + off[1]) * dims[2] + off[2]) * es;
-            sc.sample
-                .extend_from_slice(&data[start..start + sd[2] * es]);
-        }
-    }
     let candidates: &[Predictor] = if dims[0] > 1 {
         &Predictor::ALL
     } else {
@@ -507,7 +581,7 @@ fn choose(
             &sc.sample,
             eb,
             radius,
-            &sc.means.values,
+            (&sc.means.values, Levels::DEFAULT),
             &mut sc.trial,
             &mut sc.trial_recon,
         );
@@ -567,7 +641,9 @@ fn decode_body(
     let bad = |m: &str| Error::corrupt("sz", m.to_string());
     let n: usize = dims.iter().product();
     let mut r = Reader::new(body, "sz");
-    let pred = Predictor::from_u8(r.u8()?).ok_or_else(|| bad("unknown predictor"))?;
+    let first = r.u8()?;
+    let pred =
+        Predictor::from_u8(first & !LEVELS_STORED).ok_or_else(|| bad("unknown predictor"))?;
     let coding = r.u8()?;
     let eb = f64::from_le_bytes(r.take(8)?.try_into().expect("8"));
     let radius = r.u32()?;
@@ -575,6 +651,22 @@ fn decode_body(
         return Err(bad("bad bound or radius"));
     }
     let escapes = r.len_at_most(n)?;
+    let levels = if first & LEVELS_STORED != 0 {
+        let mut f64_at = || {
+            r.take(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8")))
+        };
+        let levels = Levels {
+            alpha: f64_at()?,
+            beta: f64_at()?,
+        };
+        if !pred.is_interp() || !levels.valid() {
+            return Err(bad("bad interpolation levels"));
+        }
+        levels
+    } else {
+        Levels::DEFAULT
+    };
     let means: Vec<f64> = if pred == Predictor::BlockMean {
         let stored: Vec<f32> = r
             .take(predict::mean_blocks(dims) * 4)?
@@ -627,7 +719,7 @@ fn decode_body(
             } else if pred == Predictor::BlockMean {
                 !means::decode_block_means(dims, codes, &means, &mut $q)
             } else {
-                pred.run(dims, recon, &mut $q, &means);
+                pred.run_with(dims, recon, &mut $q, &means, levels);
                 $q.cur.bad
             }
         };
@@ -753,7 +845,12 @@ mod tests {
             })
             .collect();
         let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-        for pred in [Predictor::Lorenzo, Predictor::BlockMean] {
+        let tuned = Levels::CANDIDATES[1];
+        for (pred, levels) in [
+            (Predictor::Lorenzo, Levels::DEFAULT),
+            (Predictor::BlockMean, Levels::DEFAULT),
+            (Predictor::InterpCubic, tuned),
+        ] {
             let eb = 9.0;
             let mut means = Means::default();
             means.compute(pred, DType::F32, dims, &data, eb);
@@ -766,12 +863,13 @@ mod tests {
                 &data,
                 eb,
                 radius,
-                &means.values,
+                (&means.values, levels),
                 &mut codes,
                 &mut recon,
             );
             let piece = Piece {
                 pred,
+                levels,
                 dtype: DType::F32,
                 eb,
                 radius,
@@ -789,6 +887,11 @@ mod tests {
             }
             assert_eq!(decoded[0], decoded[1], "{pred:?}");
             assert_eq!(decoded[0], decoded[2], "{pred:?}");
+            // The decoder rebuilds exactly the encoder's reconstruction: stored levels read.
+            for (i, (r, d)) in recon.iter().zip(decoded[0].chunks_exact(4)).enumerate() {
+                let d = f32::from_le_bytes(d.try_into().unwrap());
+                assert!(d.is_nan() || *r as f32 == d, "{pred:?} {i}: {r} {d}");
+            }
             for (i, (o, d)) in vals.iter().zip(decoded[0].chunks_exact(4)).enumerate() {
                 let d = f32::from_le_bytes(d.try_into().unwrap());
                 assert!(
@@ -796,6 +899,62 @@ mod tests {
                     "{i}: {o} {d}"
                 );
             }
+        }
+    }
+
+    /// Stored levels outside their range, or on a predictor without levels, are errors.
+    #[test]
+    fn bad_stored_levels_are_errors() {
+        let dims = [1, 8, 8];
+        let data: Vec<u8> = (0..64).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let body = |pred: Predictor, levels: Levels| {
+            let (mut codes, mut recon) = (Codes::default(), vec![]);
+            let m = (&[][..], levels);
+            quantise_into(
+                DType::F32,
+                pred,
+                dims,
+                &data,
+                0.5,
+                64,
+                m,
+                &mut codes,
+                &mut recon,
+            );
+            let piece = Piece {
+                pred,
+                levels,
+                dtype: DType::F32,
+                eb: 0.5,
+                radius: 64,
+                codes: &codes,
+                means: &[],
+            };
+            let mut body = vec![];
+            piece.body(Coding::Huffman, &mut runs::RunScratch::default(), &mut body);
+            body
+        };
+        let decode = |body: &[u8]| {
+            let bufs = (&mut vec![], &mut vec![], &mut vec![]);
+            decode_body(DType::F32, dims, body, &mut vec![0u8; 256], bufs)
+        };
+        let tuned = Levels::CANDIDATES[1];
+        assert!(decode(&body(Predictor::InterpLinear, tuned)).is_ok());
+        let low = Levels {
+            alpha: 0.5,
+            beta: 2.0,
+        };
+        let huge = Levels {
+            alpha: 1.5,
+            beta: 1e9,
+        };
+        for bad in [
+            body(Predictor::InterpLinear, low),
+            body(Predictor::InterpCubic, huge),
+            body(Predictor::Lorenzo, tuned),
+        ] {
+            let e = decode(&bad).unwrap_err().to_string();
+            assert!(e.contains("interpolation levels"), "{e}");
         }
     }
 }

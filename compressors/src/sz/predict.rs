@@ -106,14 +106,31 @@ impl Predictor {
         }
     }
 
+    /// Whether this is an interpolation predictor (whose [`Levels`] a piece may store).
+    pub fn is_interp(self) -> bool {
+        matches!(self, Predictor::InterpLinear | Predictor::InterpCubic)
+    }
+
     /// Visit every element of `recon` (a C-order `dims` array) with this predictor; `means`
     /// are the block means [`Predictor::BlockMean`] needs (ignored by the others).
     pub fn run(self, dims: [usize; 3], recon: &mut [f64], q: &mut impl Quant, means: &[f64]) {
+        self.run_with(dims, recon, q, means, Levels::DEFAULT)
+    }
+
+    /// [`Predictor::run`] with the interpolation levels' bounds set by `levels`.
+    pub fn run_with(
+        self,
+        dims: [usize; 3],
+        recon: &mut [f64],
+        q: &mut impl Quant,
+        means: &[f64],
+        levels: Levels,
+    ) {
         match self {
             Predictor::Lorenzo => lorenzo(dims, recon, q, true),
             Predictor::Lorenzo2d => lorenzo(dims, recon, q, false),
-            Predictor::InterpLinear => interp(dims, recon, q, false),
-            Predictor::InterpCubic => interp(dims, recon, q, true),
+            Predictor::InterpLinear => interp(dims, recon, q, false, levels),
+            Predictor::InterpCubic => interp(dims, recon, q, true, levels),
             Predictor::BlockMean => {
                 let mut i = 0;
                 for i0 in 0..dims[0] {
@@ -192,7 +209,44 @@ fn lorenzo_plane(n1: usize, n2: usize, base: usize, f: &mut [f64], q: &mut impl 
     }
 }
 
-fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool) {
+/// How much tighter than the piece's bound each interpolation level codes: level `l` (1 the
+/// finest) with `bound / min(alpha^(l-1), beta)`. Coarse levels predict everything finer, so
+/// a tighter bound there pays; how much tighter depends on the data and the bound (SZ3 tunes
+/// the same pair).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Levels {
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl Levels {
+    /// SZ3's defaults: what pieces that store no levels use.
+    pub const DEFAULT: Levels = Levels {
+        alpha: 1.5,
+        beta: 2.0,
+    };
+    /// What the encoder tries on a sample of an interpolated piece. On smooth 3-D fields,
+    /// 1.25 stores 5-15% less at loose bounds (30-90 on values of ±1000) and 1-2% more at 10.
+    pub const CANDIDATES: [Levels; 2] = [
+        Levels::DEFAULT,
+        Levels {
+            alpha: 1.25,
+            beta: 2.0,
+        },
+    ];
+
+    /// Values a stream may hold: scales of at least 1 (never a looser bound than the piece's)
+    /// and at most 64.
+    pub fn valid(self) -> bool {
+        (1.0..=4.0).contains(&self.alpha) && (1.0..=64.0).contains(&self.beta)
+    }
+
+    fn scale(self, level: u32) -> f64 {
+        self.alpha.powi(level as i32 - 1).min(self.beta)
+    }
+}
+
+fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool, levels: Levels) {
     let strides = [dims[1] * dims[2], dims[2], 1];
     f[0] = q.next(0, 0.0);
     let max = dims.iter().copied().max().unwrap_or(1);
@@ -205,7 +259,7 @@ fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool) {
     }
     let mut level = s.trailing_zeros() + 1;
     loop {
-        q.set_scale(1.5f64.powi(level as i32 - 1).min(2.0));
+        q.set_scale(levels.scale(level));
         level -= 1;
         for d in 0..3 {
             if dims[d] <= s {
