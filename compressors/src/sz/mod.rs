@@ -830,6 +830,50 @@ inventory::submit! {
 mod tests {
     use super::*;
 
+    /// A piece of f32 `data` quantised with `pred` and `levels` at bound `eb` (radius 64,
+    /// block means computed), stored as each of `codings`; and the encoder's reconstruction.
+    fn stored(
+        (pred, levels): (Predictor, Levels),
+        dims: [usize; 3],
+        data: &[u8],
+        eb: f64,
+        codings: &[Coding],
+    ) -> (Vec<Vec<u8>>, Vec<f64>) {
+        let mut means = Means::default();
+        means.compute(pred, DType::F32, dims, data, eb);
+        let (mut codes, mut recon) = (Codes::default(), vec![]);
+        let side = (&means.values[..], levels);
+        quantise_into(
+            DType::F32,
+            pred,
+            dims,
+            data,
+            eb,
+            64,
+            side,
+            &mut codes,
+            &mut recon,
+        );
+        let piece = Piece {
+            pred,
+            levels,
+            dtype: DType::F32,
+            eb,
+            radius: 64,
+            codes: &codes,
+            means: &means.stored,
+        };
+        let bodies = codings
+            .iter()
+            .map(|&coding| {
+                let mut body = vec![];
+                piece.body(coding, &mut runs::RunScratch::default(), &mut body);
+                body
+            })
+            .collect();
+        (bodies, recon)
+    }
+
     /// Every way of storing the codes decodes to the same values, Raw included (no longer
     /// written, but files hold it).
     #[test]
@@ -851,35 +895,10 @@ mod tests {
             (Predictor::BlockMean, Levels::DEFAULT),
             (Predictor::InterpCubic, tuned),
         ] {
-            let eb = 9.0;
-            let mut means = Means::default();
-            means.compute(pred, DType::F32, dims, &data, eb);
-            let (mut codes, mut recon) = (Codes::default(), vec![]);
-            let radius = 64;
-            quantise_into(
-                DType::F32,
-                pred,
-                dims,
-                &data,
-                eb,
-                radius,
-                (&means.values, levels),
-                &mut codes,
-                &mut recon,
-            );
-            let piece = Piece {
-                pred,
-                levels,
-                dtype: DType::F32,
-                eb,
-                radius,
-                codes: &codes,
-                means: &means.stored,
-            };
+            let codings = [Coding::Huffman, Coding::Runs, Coding::Raw];
+            let (bodies, recon) = stored((pred, levels), dims, &data, 9.0, &codings);
             let mut decoded = vec![];
-            for coding in [Coding::Huffman, Coding::Runs, Coding::Raw] {
-                let mut body = vec![];
-                piece.body(coding, &mut runs::RunScratch::default(), &mut body);
+            for body in bodies {
                 let mut dst = vec![0u8; data.len()];
                 let bufs = (&mut vec![], &mut vec![], &mut vec![]);
                 decode_body(DType::F32, dims, &body, &mut dst, bufs).unwrap();
@@ -908,31 +927,8 @@ mod tests {
         let dims = [1, 8, 8];
         let data: Vec<u8> = (0..64).flat_map(|i| (i as f32).to_le_bytes()).collect();
         let body = |pred: Predictor, levels: Levels| {
-            let (mut codes, mut recon) = (Codes::default(), vec![]);
-            let m = (&[][..], levels);
-            quantise_into(
-                DType::F32,
-                pred,
-                dims,
-                &data,
-                0.5,
-                64,
-                m,
-                &mut codes,
-                &mut recon,
-            );
-            let piece = Piece {
-                pred,
-                levels,
-                dtype: DType::F32,
-                eb: 0.5,
-                radius: 64,
-                codes: &codes,
-                means: &[],
-            };
-            let mut body = vec![];
-            piece.body(Coding::Huffman, &mut runs::RunScratch::default(), &mut body);
-            body
+            let (mut bodies, _) = stored((pred, levels), dims, &data, 0.5, &[Coding::Huffman]);
+            bodies.remove(0)
         };
         let decode = |body: &[u8]| {
             let bufs = (&mut vec![], &mut vec![], &mut vec![]);
