@@ -187,22 +187,24 @@ impl Sz {
                 Some(p) => p,
                 None => choose(dtype, dims, data, eb, self.radius, sc),
             };
-            let levels = match pred.is_interp() {
+            let (levels, quantised) = match pred.is_interp() {
                 true => tune_levels(self, dtype, dims, data, eb, pred, sc)?,
-                false => Levels::DEFAULT,
+                false => (Levels::DEFAULT, false),
             };
             sc.means.compute(pred, dtype, dims, data, eb);
-            quantise_into(
-                dtype,
-                pred,
-                dims,
-                data,
-                eb,
-                self.radius,
-                (&sc.means.values, levels),
-                &mut sc.codes,
-                &mut sc.recon,
-            );
+            if !quantised {
+                quantise_into(
+                    dtype,
+                    pred,
+                    dims,
+                    data,
+                    eb,
+                    self.radius,
+                    (&sc.means.values, levels),
+                    &mut sc.codes,
+                    &mut sc.recon,
+                );
+            }
             let piece = Piece {
                 pred,
                 levels,
@@ -271,7 +273,8 @@ const LEVELS_STORED: u8 = 0x80;
 /// The [`Levels`] that store a central cube of an interpolated piece smallest (up to 64 a
 /// side: the level structure of a 3-D field, which `choose`'s flat sample lacks), measured in
 /// stored bytes: an entropy estimate missed it (at loose bounds nearly every code is "no
-/// change", and what the rest cost is what differs). The default on a tie.
+/// change", and what the rest cost is what differs). The default on a tie. Also whether the
+/// sample was the whole piece, whose winning codes are then left in `sc.codes`.
 fn tune_levels(
     sz: &Sz,
     dtype: DType,
@@ -280,8 +283,9 @@ fn tune_levels(
     eb: f64,
     pred: Predictor,
     sc: &mut Scratch,
-) -> Result<Levels> {
+) -> Result<(Levels, bool)> {
     let sd = dims.map(|d| d.min(64));
+    let whole = sd == dims;
     central_sample(dtype, dims, data, sd, &mut sc.sample);
     let mut best = (usize::MAX, Levels::DEFAULT);
     for levels in Levels::CANDIDATES {
@@ -310,9 +314,13 @@ fn tune_levels(
         zstd_into(&sc.body, sz.level, &mut sc.alt)?;
         if sc.alt.len() < best.0 {
             best = (sc.alt.len(), levels);
+            if whole {
+                // The sample is the piece: keep the winner's codes rather than quantise again.
+                std::mem::swap(&mut sc.trial, &mut sc.codes);
+            }
         }
     }
-    Ok(best.1)
+    Ok((best.1, whole))
 }
 
 /// The `sd` block at the centre of a piece of `dims`, into `out`.
