@@ -9,5 +9,6 @@ pub mod npy;
 pub mod peaks;
 pub mod pf8;
 pub mod pfv3;
+pub mod radial_pack;
 pub mod recheck;
 pub mod roibin;

@@ -7,6 +7,7 @@
 //! Peak lists are results, not encodings: a finder's decoder refuses with an explanation.
 
 use super::elems;
+use super::radial_pack::Packing;
 use rayon::prelude::*;
 use roibin_registry::stream::Reader;
 use roibin_registry::{
@@ -236,9 +237,22 @@ pub struct RadialBins {
     /// Bins `key` tells apart: `nbins`, capped at 65 535 (radii past 65 534 pixels, larger than
     /// any detector's, share the last bin).
     pub key_bins: usize,
+    /// Where a frame's pixels go when regrouped by `key`.
+    pub packing: Packing,
 }
 
 impl Geometry {
+    /// A geometry from maps in memory (`radius` None: distance from the frame's centre).
+    #[cfg(test)]
+    pub(crate) fn of_maps(panels: Panels, good: Vec<bool>, radius: Option<Vec<f32>>) -> Geometry {
+        Geometry {
+            good,
+            panels,
+            radius,
+            radial: OnceLock::new(),
+        }
+    }
+
     /// The radius bins, computed on first call.
     pub fn radial(&self) -> &RadialBins {
         self.radial.get_or_init(|| {
@@ -265,7 +279,7 @@ impl Geometry {
                 .collect();
             let nbins = bin.par_iter().copied().max().unwrap_or(0) as usize + 1;
             let key_bins = nbins.min(u16::MAX as usize);
-            let key = bin
+            let key: Vec<u16> = bin
                 .par_iter()
                 .zip(&self.good)
                 .map(|(&b, &ok)| {
@@ -276,11 +290,13 @@ impl Geometry {
                     }
                 })
                 .collect();
+            let packing = Packing::new(&key, key_bins as u16, key_bins + 1);
             RadialBins {
                 bin,
                 nbins,
                 key,
                 key_bins,
+                packing,
             }
         })
     }
@@ -492,11 +508,12 @@ mod tests {
             rows: 2,
             cols: 3,
         };
-        let geometry = |radius: Vec<f32>| Geometry {
-            good: vec![true, true, true, true, false, true],
-            panels,
-            radius: Some(radius),
-            radial: OnceLock::new(),
+        let geometry = |radius: Vec<f32>| {
+            Geometry::of_maps(
+                panels,
+                vec![true, true, true, true, false, true],
+                Some(radius),
+            )
         };
         let far = geometry(vec![0.0, 2.4, 70_000.0, 900_000.0, 5.0, 65_533.6]);
         let r = far.radial();

@@ -7,6 +7,8 @@
 //!    `total/sd ≥ snr`, their maximum beats the brightest background pixel and their size fits.
 
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
+use super::radial_pack::Packed;
+
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
@@ -87,61 +89,21 @@ struct Radial {
     offset: Vec<f32>,
 }
 
-/// Count, sum and sum of squares of the pixels inside `bounds`, per bin (`nb` bins, the last
-/// for masked pixels).
-///
-/// Sums per fixed block of pixels, in parallel, then merged in block order: float sums depend
-/// on their order, and this one depends on neither the thread count nor the scheduling, so
-/// the peaks (and the file) are the same under any allocation.
-fn bin_sums(
-    v: &[f32],
-    g: &peaks::Geometry,
-    bounds: &[(f32, f32)],
-    nb: usize,
-) -> Vec<(u32, f64, f64)> {
-    let chunk = 1 << 16;
-    type Acc = Vec<(u32, f64, f64)>;
-    let blocks: Vec<Acc> = v
-        .par_chunks(chunk)
-        .enumerate()
-        .map(|(ci, c)| {
-            // Two accumulator sets, alternating by pixel, so neighbouring pixels of the
-            // same bin do not wait on each other's store.
-            let (mut a0, mut a1) = (vec![(0u32, 0f64, 0f64); nb], vec![(0u32, 0f64, 0f64); nb]);
-            let keys = &g.radial().key[ci * chunk..ci * chunk + c.len()];
-            for (k, (&x, &b)) in c.iter().zip(keys).enumerate() {
-                let (lo, hi) = bounds[b as usize];
-                if x > lo && x < hi {
-                    let a = if k & 1 == 0 {
-                        &mut a0[b as usize]
-                    } else {
-                        &mut a1[b as usize]
-                    };
-                    a.0 += 1;
-                    a.1 += x as f64;
-                    a.2 += (x as f64) * (x as f64);
-                }
-            }
-            merge(&mut a0, &a1);
-            a0
-        })
-        .collect();
-    let mut sums = vec![(0u32, 0f64, 0f64); nb];
-    for b in &blocks {
-        merge(&mut sums, b);
-    }
-    sums
-}
-
-fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
-    // One extra bin collects masked pixels; its bounds never admit anything.
-    let nb = g.radial().key_bins + 1;
-    // (lower, upper) per bin: one cache line holds both for the hot compare.
+/// Per-bin thresholds from 5 rounds of sigma clipping over the frame regrouped by bin (one
+/// pass regroups it; each round then sums contiguous runs: see [`super::radial_pack`]).
+fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packed) {
+    let radial = g.radial();
+    let key_bins = radial.key_bins;
+    // One extra bin for masked pixels: never summed, and its bounds admit nothing.
+    let nb = key_bins + 1;
+    // (lower, upper) per bin.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
+    // Packing sums the first round; the first call below finds it done.
+    let mut packed = radial.packing.pack(v, &bounds);
     for round in 0..5 {
-        let sums = bin_sums(v, g, &bounds, nb);
-        for (b, &(n, s, s2)) in sums.iter().enumerate().take(g.radial().key_bins) {
+        let sums = radial.packing.sums(&mut packed, &bounds, nb);
+        for (b, &(n, s, s2)) in sums.iter().enumerate().take(key_bins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
             // of declaring it empty, which would blind the finder in that bin.
@@ -162,7 +124,7 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
             );
         }
     }
-    bounds[g.radial().key_bins] = (f32::INFINITY, f32::NEG_INFINITY);
+    bounds[key_bins] = (f32::INFINITY, f32::NEG_INFINITY);
     let upper: Vec<f32> = bounds.iter().map(|b| b.1.max(p.adc)).collect();
     // Seeds also respect the radius limits, per rounded-radius bin.
     let seed = upper
@@ -170,29 +132,23 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> Radial {
         .enumerate()
         .map(|(b, &u)| {
             let r = b as f32;
-            if b < g.radial().key_bins && r >= p.min_res && r <= p.max_res {
+            if b < key_bins && r >= p.min_res && r <= p.max_res {
                 u
             } else {
                 f32::INFINITY
             }
         })
         .collect();
-    Radial {
+    let radial = Radial {
         upper,
         seed,
         offset,
-    }
+    };
+    (radial, packed)
 }
 
-fn merge(a: &mut [(u32, f64, f64)], b: &[(u32, f64, f64)]) {
-    for (x, y) in a.iter_mut().zip(b) {
-        x.0 += y.0;
-        x.1 += y.1;
-        x.2 += y.2;
-    }
-}
-
-/// Find peaks in one panel (`base` is the panel's first pixel in the frame).
+/// Find peaks in panel `k`, growing regions from `seeds` (its pixels above their bin's
+/// seed threshold, in frame order).
 fn panel_peaks(
     v: &[f32],
     g: &peaks::Geometry,
@@ -200,6 +156,7 @@ fn panel_peaks(
     p: &Pf8Params,
     panels: peaks::Panels,
     k: usize,
+    seeds: &[usize],
 ) -> Vec<Peak> {
     let (rows, cols) = (panels.rows, panels.cols);
     let (n, panel_row0) = (rows * cols, k * rows);
@@ -217,102 +174,96 @@ fn panel_peaks(
     if rows < 3 || cols < 3 {
         return out;
     }
-    for r in 1..rows - 1 {
-        let (rv, rk) = (
-            &vp[r * cols..(r + 1) * cols],
-            &key[r * cols..(r + 1) * cols],
-        );
-        for c in 1..cols - 1 {
-            // Most pixels fail the first, cheap test.
-            if rv[c] <= rad.seed[rk[c] as usize] || rv[c].is_nan() || mark[r * cols + c] != 0 {
-                continue;
-            }
-            region.clear();
-            stack.clear();
-            stack.push((r, c));
-            mark[r * cols + c] = 1;
-            while let Some((y, x)) = stack.pop() {
-                region.push((y, x));
-                for dy in -1i64..=1 {
-                    for dx in -1i64..=1 {
-                        let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                        if ny < 0 || nx < 0 || ny >= rows as i64 || nx >= cols as i64 {
-                            continue;
-                        }
-                        let (ny, nx) = (ny as usize, nx as usize);
-                        if mark[ny * cols + nx] == 0 && above(idx(ny, nx)) {
-                            mark[ny * cols + nx] = 1;
-                            stack.push((ny, nx));
-                        }
-                    }
-                }
-            }
-            let npix = region.len();
-            if npix < p.min_pix || npix > p.max_pix {
-                continue;
-            }
-            let raw_total: f64 = region
-                .iter()
-                .map(|&(y, x)| {
-                    let i = idx(y, x);
-                    (v[i] - rad.offset[g.radial().bin[i] as usize]) as f64
-                })
-                .sum();
-            if raw_total <= 0.0 {
-                continue;
-            }
-            // Centroid weighted by value, for the background disc.
-            let (cy, cx) = centroid(v, &region, idx);
-            // Local background: disc of 2·bg_radius, good, below threshold, not in a region.
-            let rr = 2 * p.bg_radius as i64;
-            let (mut bn, mut bs, mut bs2, mut bmax) = (0usize, 0f64, 0f64, f32::NEG_INFINITY);
-            let (ry, rx) = (cy.round() as i64, cx.round() as i64);
-            for dy in -rr..=rr {
-                for dx in -rr..=rr {
-                    if dy * dy + dx * dx > rr * rr {
-                        continue;
-                    }
-                    let (y, x) = (ry + dy, rx + dx);
-                    if y < 0 || x < 0 || y >= rows as i64 || x >= cols as i64 {
-                        continue;
-                    }
-                    let (y, x) = (y as usize, x as usize);
-                    let i = idx(y, x);
-                    if mark[y * cols + x] != 0
-                        || !peaks::usable(g, v, i)
-                        || v[i] >= rad.upper[g.radial().bin[i] as usize]
-                    {
-                        continue;
-                    }
-                    bn += 1;
-                    bs += v[i] as f64;
-                    bs2 += (v[i] as f64).powi(2);
-                    bmax = bmax.max(v[i]);
-                }
-            }
-            let (lm, lsd) = if bn > 0 {
-                let m = bs / bn as f64;
-                (m, (bs2 / bn as f64 - m * m).max(0.0).sqrt())
-            } else {
-                (rad.offset[g.radial().bin[idx(r, c)] as usize] as f64, 0.01)
-            };
-            let lsd = if lsd > 0.0 { lsd } else { 0.01 };
-            let mut total = 0f64;
-            let mut vmax = f64::NEG_INFINITY;
-            for &(y, x) in &region {
-                let a = v[idx(y, x)] as f64 - lm;
-                total += a;
-                vmax = vmax.max(a);
-            }
-            let bg_peak = if bn > 0 { bmax as f64 - lm } else { 0.0 };
-            if total / lsd < p.snr as f64 || vmax < bg_peak {
-                continue;
-            }
-            if cy < 0.0 || cx < 0.0 || cy > (rows - 1) as f64 || cx > (cols - 1) as f64 {
-                continue;
-            }
-            out.push(Peak::of_region(&region, (cy, cx), panel_row0, total, vmax));
+    for &i in seeds {
+        let (r, c) = ((i - base) / cols, (i - base) % cols);
+        if r == 0 || c == 0 || r == rows - 1 || c == cols - 1 || mark[r * cols + c] != 0 {
+            continue;
         }
+        region.clear();
+        stack.clear();
+        stack.push((r, c));
+        mark[r * cols + c] = 1;
+        while let Some((y, x)) = stack.pop() {
+            region.push((y, x));
+            for dy in -1i64..=1 {
+                for dx in -1i64..=1 {
+                    let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                    if ny < 0 || nx < 0 || ny >= rows as i64 || nx >= cols as i64 {
+                        continue;
+                    }
+                    let (ny, nx) = (ny as usize, nx as usize);
+                    if mark[ny * cols + nx] == 0 && above(idx(ny, nx)) {
+                        mark[ny * cols + nx] = 1;
+                        stack.push((ny, nx));
+                    }
+                }
+            }
+        }
+        let npix = region.len();
+        if npix < p.min_pix || npix > p.max_pix {
+            continue;
+        }
+        let raw_total: f64 = region
+            .iter()
+            .map(|&(y, x)| {
+                let i = idx(y, x);
+                (v[i] - rad.offset[g.radial().key[i] as usize]) as f64
+            })
+            .sum();
+        if raw_total <= 0.0 {
+            continue;
+        }
+        // Centroid weighted by value, for the background disc.
+        let (cy, cx) = centroid(v, &region, idx);
+        // Local background: disc of 2·bg_radius, good, below threshold, not in a region.
+        let rr = 2 * p.bg_radius as i64;
+        let (mut bn, mut bs, mut bs2, mut bmax) = (0usize, 0f64, 0f64, f32::NEG_INFINITY);
+        let (ry, rx) = (cy.round() as i64, cx.round() as i64);
+        for dy in -rr..=rr {
+            for dx in -rr..=rr {
+                if dy * dy + dx * dx > rr * rr {
+                    continue;
+                }
+                let (y, x) = (ry + dy, rx + dx);
+                if y < 0 || x < 0 || y >= rows as i64 || x >= cols as i64 {
+                    continue;
+                }
+                let (y, x) = (y as usize, x as usize);
+                let i = idx(y, x);
+                if mark[y * cols + x] != 0
+                    || !peaks::usable(g, v, i)
+                    || v[i] >= rad.upper[g.radial().key[i] as usize]
+                {
+                    continue;
+                }
+                bn += 1;
+                bs += v[i] as f64;
+                bs2 += (v[i] as f64).powi(2);
+                bmax = bmax.max(v[i]);
+            }
+        }
+        let (lm, lsd) = if bn > 0 {
+            let m = bs / bn as f64;
+            (m, (bs2 / bn as f64 - m * m).max(0.0).sqrt())
+        } else {
+            (rad.offset[g.radial().key[idx(r, c)] as usize] as f64, 0.01)
+        };
+        let lsd = if lsd > 0.0 { lsd } else { 0.01 };
+        let mut total = 0f64;
+        let mut vmax = f64::NEG_INFINITY;
+        for &(y, x) in &region {
+            let a = v[idx(y, x)] as f64 - lm;
+            total += a;
+            vmax = vmax.max(a);
+        }
+        let bg_peak = if bn > 0 { bmax as f64 - lm } else { 0.0 };
+        if total / lsd < p.snr as f64 || vmax < bg_peak {
+            continue;
+        }
+        if cy < 0.0 || cx < 0.0 || cy > (rows - 1) as f64 || cx > (cols - 1) as f64 {
+            continue;
+        }
+        out.push(Peak::of_region(&region, (cy, cx), panel_row0, total, vmax));
     }
     out
 }
@@ -343,10 +294,20 @@ pub(crate) fn centroid(
 
 /// Run peakfinder8 on pixels `v` of a frame of `panels`.
 pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params) -> PeakList {
-    let rad = radial_stats(v, g, p);
+    let packing = &g.radial().packing;
+    let (rad, packed) = radial_stats(v, g, p);
+    // Seeds found on the packed frame: one threshold per run of a bin, not a lookup per pixel.
+    let seeds = packing.above(&packed, &rad.seed);
+    let n = panels.rows * panels.cols;
     let per_panel = (0..panels.panels)
         .into_par_iter()
-        .map(|k| panel_peaks(v, g, &rad, p, panels, k))
+        .map(|k| {
+            let (from, to) = (
+                seeds.partition_point(|&i| i < k * n),
+                seeds.partition_point(|&i| i < (k + 1) * n),
+            );
+            panel_peaks(v, g, &rad, p, panels, k, &seeds[from..to])
+        })
         .collect();
     PeakList::capped(per_panel, p.max_peaks)
 }
@@ -382,6 +343,141 @@ mod tests {
     use super::*;
     use roibin_registry::{threads, Purpose};
 
+    const PARAMS: Pf8Params = Pf8Params {
+        adc: 300.0,
+        snr: 6.0,
+        min_pix: 2,
+        max_pix: 200,
+        bg_radius: 3,
+        max_peaks: 2048,
+        min_res: 0.0,
+        max_res: 1e9,
+    };
+
+    /// A frame with what sigma clipping must cope with: a background whose spread grows with
+    /// radius, a heavy tail (single photons), bright spots, NaNs, infinities and a masked
+    /// stripe; few pixels per bin, so one pixel admitted wrongly moves a threshold visibly.
+    fn hard_frame(rows: usize, cols: usize) -> (Vec<f32>, Vec<bool>) {
+        let mut s = 99u64;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let v = (0..rows * cols)
+            .map(|i| {
+                let (r, c) = ((i / cols) as f32, (i % cols) as f32);
+                let u = rnd();
+                match (u * 1000.0) as u32 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2..=4 => 2000.0 + 5000.0 * rnd(),
+                    5..=60 => 150.0 + 30.0 * rnd(),
+                    _ => 20.0 + (r + c) * 0.05 * (rnd() - 0.5) + 3.0 * rnd(),
+                }
+            })
+            .collect();
+        let good = (0..rows * cols).map(|i| i % cols != 17).collect();
+        (v, good)
+    }
+
+    /// Five rounds of sigma clipping, each summing every pixel: what `radial_stats` must
+    /// equal (it regroups the frame and skips runs whose admitted set cannot change).
+    fn five_full_rounds(v: &[f32], g: &peaks::Geometry, snr: f32) -> Vec<(f32, f32)> {
+        let r = g.radial();
+        let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); r.key_bins + 1];
+        for round in 0..5 {
+            let mut sums = vec![(0u32, 0f64, 0f64); r.key_bins];
+            for (&x, &k) in v.iter().zip(&r.key) {
+                let k = k as usize;
+                if k < r.key_bins && x > bounds[k].0 && x < bounds[k].1 {
+                    sums[k].0 += 1;
+                    sums[k].1 += x as f64;
+                    sums[k].2 += (x as f64).powi(2);
+                }
+            }
+            for (b, &(n, s, s2)) in sums.iter().enumerate() {
+                if n == 0 {
+                    if round == 0 {
+                        bounds[b] = (f32::NEG_INFINITY, f32::INFINITY);
+                    }
+                    continue;
+                }
+                let mean = s / n as f64;
+                let sd = (s2 / n as f64 - mean * mean).max(0.0).sqrt();
+                bounds[b] = (
+                    (mean - snr as f64 * sd) as f32,
+                    (mean + snr as f64 * sd) as f32,
+                );
+            }
+        }
+        bounds
+    }
+
+    /// The regrouped, skipping statistics equal five plain passes (to float summation order:
+    /// the same pixels are admitted in every round), and the seeds found on the packed frame
+    /// are exactly the pixels above their bin's seed.
+    #[test]
+    fn radial_stats_equal_five_full_rounds() {
+        let p = peaks::Panels {
+            panels: 2,
+            rows: 150,
+            cols: 400,
+        };
+        let (v, good) = hard_frame(p.panels * p.rows, p.cols);
+        let g = peaks::Geometry::of_maps(p, good, None);
+        for snr in [2.0, 4.0, 6.0] {
+            let params = Pf8Params { snr, ..PARAMS };
+            let (rad, packed) = radial_stats(&v, &g, &params);
+            let want = five_full_rounds(&v, &g, snr);
+            for (b, (&u, w)) in rad
+                .upper
+                .iter()
+                .zip(&want)
+                .enumerate()
+                .take(g.radial().key_bins)
+            {
+                let w = w.1.max(params.adc);
+                assert!(
+                    u == w || (u - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "snr {snr} bin {b}: {u} vs {w}"
+                );
+            }
+            let seeds = g.radial().packing.above(&packed, &rad.seed);
+            let r = g.radial();
+            let plain: Vec<usize> = (0..v.len())
+                .filter(|&i| v[i] > rad.seed[r.key[i] as usize])
+                .collect();
+            assert_eq!(seeds, plain, "snr {snr}");
+            assert!(!seeds.is_empty());
+        }
+    }
+
+    /// Radii past the 16-bit keys (a radius map in metres·10⁶, say) share the last bin and
+    /// find peaks there without indexing past the per-bin tables.
+    #[test]
+    fn radii_past_sixteen_bits_find_peaks() {
+        let p = peaks::Panels {
+            panels: 1,
+            rows: 64,
+            cols: 64,
+        };
+        let mut v = vec![10.0f32; p.pixels()];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x += (i % 7) as f32;
+        }
+        for (y, x) in [(20, 20), (20, 21), (21, 20), (21, 21)] {
+            v[y * 64 + x] = 5000.0;
+        }
+        let radius = (0..p.pixels())
+            .map(|i| 70_000.0 + i as f32 * 1e-3)
+            .collect();
+        let g = peaks::Geometry::of_maps(p, vec![true; p.pixels()], Some(radius));
+        let found = find(&v, p, &g, &PARAMS);
+        assert_eq!(found.peaks.len(), 1);
+    }
+
     /// The per-bin sums of an f32 frame are bit-identical at 1 and 7 threads (float sums
     /// depend on their order; the blocks are merged in a fixed one), and so are the
     /// statistics built on them.
@@ -407,27 +503,20 @@ mod tests {
         let nb = g.radial().key_bins + 1;
         let open = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
         let sums = |t: usize| {
-            threads::install(t, || bin_sums(&v, &g, &open, nb))
-                .iter()
-                .map(|&(n, a, b)| (n, a.to_bits(), b.to_bits()))
-                .collect::<Vec<_>>()
+            threads::install(t, || {
+                let packing = &g.radial().packing;
+                packing.sums(&mut packing.pack(&v, &open), &open, nb)
+            })
+            .iter()
+            .map(|&(n, a, b)| (n, a.to_bits(), b.to_bits()))
+            .collect::<Vec<_>>()
         };
         let one = sums(1);
         for t in [2, 7] {
             assert!(sums(t) == one, "threads={t}");
         }
-        let params = Pf8Params {
-            adc: 300.0,
-            snr: 6.0,
-            min_pix: 2,
-            max_pix: 200,
-            bg_radius: 3,
-            max_peaks: 2048,
-            min_res: 0.0,
-            max_res: 1e9,
-        };
         let stats = |t: usize| {
-            let r = threads::install(t, || radial_stats(&v, &g, &params));
+            let r = threads::install(t, || radial_stats(&v, &g, &PARAMS).0);
             (r.upper, r.seed, r.offset)
         };
         assert!(stats(7) == stats(1));

@@ -1,0 +1,498 @@
+//! A frame's pixels regrouped by radial bin, so that per-bin statistics sum contiguous runs in
+//! registers instead of scattering every pixel into a table indexed by its bin.
+//!
+//! The frame is cut into fixed blocks of [`BLOCK`] pixels. Within a block, each bin's pixels
+//! are stored together, bins in increasing order and pixels in frame order: a stable
+//! counting sort whose layout ([`Packing`]) depends only on the geometry and is built once.
+//! Sums are per (block, bin) and merged in block order, so they depend on neither the thread
+//! count nor the scheduling.
+
+use rayon::prelude::*;
+
+/// Pixels per block: a block's values and keys stay in L2 while it is regrouped.
+pub const BLOCK: usize = 1 << 16;
+
+/// Per-bin count, sum and sum of squares.
+pub type BinSums = (u32, f64, f64);
+
+/// Where each pixel goes when a frame is regrouped by bin (built from the radial keys, once
+/// per geometry).
+#[derive(Debug)]
+pub struct Packing {
+    /// Per pixel, its place in its block's packed order.
+    dest: Vec<u16>,
+    /// Per packed place, the pixel (relative to its block) stored there.
+    src: Vec<u16>,
+    /// Per block, its bins in increasing order with where each begins (relative to the block);
+    /// a bin's run ends where the next begins, the last at the block's end.
+    segments: Vec<Vec<(u16, u32)>>,
+    /// The key of masked pixels: packed with the rest (a permutation is simpler and faster to
+    /// apply than a selection), never summed.
+    masked: u16,
+}
+
+impl Packing {
+    /// The layout for `key` (a bin per pixel below `bins`; `masked` marks pixels never summed).
+    pub fn new(key: &[u16], masked: u16, bins: usize) -> Packing {
+        // Per block: dest, src and segments.
+        type Layout = (Vec<u16>, Vec<u16>, Vec<(u16, u32)>);
+        let blocks: Vec<Layout> = key
+            .par_chunks(BLOCK)
+            .map(|keys| {
+                let mut count = vec![0u32; bins];
+                for &k in keys {
+                    count[k as usize] += 1;
+                }
+                let (mut at, mut segments) = (0u32, vec![]);
+                let mut cursor = vec![0u32; bins];
+                for (b, &n) in count.iter().enumerate().filter(|(_, &n)| n > 0) {
+                    segments.push((b as u16, at));
+                    cursor[b] = at;
+                    at += n;
+                }
+                let (mut dest, mut src) = (vec![0u16; keys.len()], vec![0u16; keys.len()]);
+                for (i, &k) in keys.iter().enumerate() {
+                    let c = &mut cursor[k as usize];
+                    // Places and pixels of a block are below BLOCK = 2¹⁶.
+                    dest[i] = *c as u16;
+                    src[*c as usize] = i as u16;
+                    *c += 1;
+                }
+                (dest, src, segments)
+            })
+            .collect();
+        let mut packing = Packing {
+            dest: Vec::with_capacity(key.len()),
+            src: Vec::with_capacity(key.len()),
+            segments: Vec::with_capacity(blocks.len()),
+            masked,
+        };
+        for (dest, src, segments) in blocks {
+            packing.dest.extend_from_slice(&dest);
+            packing.src.extend_from_slice(&src);
+            packing.segments.push(segments);
+        }
+        packing
+    }
+
+    /// Regroup the frame `v` (non-finite pixels too: no bounds admit them), and sum each
+    /// block's runs within `bounds` (the first round of [`Packing::sums`]) while the block is
+    /// still in cache.
+    pub fn pack(&self, v: &[f32], bounds: &[(f32, f32)]) -> Packed {
+        let mut values = vec![0f32; v.len()];
+        let last = values
+            .par_chunks_mut(BLOCK)
+            .zip(v.par_chunks(BLOCK))
+            .zip(self.dest.par_chunks(BLOCK))
+            .enumerate()
+            .map(|(block, ((out, vals), dest))| {
+                for (&x, &d) in vals.iter().zip(dest) {
+                    out[d as usize] = x;
+                }
+                let mut found = vec![];
+                self.round(out, block, bounds, &mut found);
+                found
+            })
+            .collect();
+        Packed { values, last }
+    }
+
+    /// One round over one block's packed `values`: each run summed within its bin's bounds,
+    /// or kept from `found` (the round before) when they admit the same values.
+    fn round(&self, values: &[f32], block: usize, bounds: &[(f32, f32)], found: &mut Vec<RunSums>) {
+        let fresh = found.is_empty();
+        for (i, (b, x)) in self.runs(values, block).enumerate() {
+            let (lo, hi) = if b == self.masked {
+                // Never summed: an empty range makes it cost one pass, then nothing.
+                (f32::INFINITY, f32::NEG_INFINITY)
+            } else {
+                bounds[b as usize]
+            };
+            if fresh {
+                found.push(RunSums::of(x, lo, hi));
+            } else if !found[i].admits_the_same(lo, hi) {
+                found[i] = RunSums::of(x, lo, hi);
+            }
+        }
+    }
+
+    /// The runs of one block (`values`: its packed values): (bin, values) in bin order.
+    fn runs<'a>(
+        &'a self,
+        values: &'a [f32],
+        block: usize,
+    ) -> impl Iterator<Item = (u16, &'a [f32])> {
+        let segments = &self.segments[block];
+        segments.iter().enumerate().map(move |(i, &(b, at))| {
+            let end = segments.get(i + 1).map_or(values.len(), |s| s.1 as usize);
+            (b, &values[at as usize..end])
+        })
+    }
+
+    /// Per-bin sums of the unmasked pixels strictly inside their bin's `bounds` (`bins` entries).
+    ///
+    /// A run whose bounds admit the same values as in the round before keeps that round's
+    /// sums without being read again: the same pixels summed the same way, so the same bits.
+    /// Sigma clipping converges, so after the first rounds most runs are skipped.
+    pub fn sums(&self, packed: &mut Packed, bounds: &[(f32, f32)], bins: usize) -> Vec<BinSums> {
+        let Packed { values, last } = packed;
+        values
+            .par_chunks(BLOCK)
+            .zip(last.par_iter_mut())
+            .enumerate()
+            .for_each(|(block, (values, found))| self.round(values, block, bounds, found));
+        // Merged in block order: the same sums at any thread count.
+        let mut sums = vec![(0u32, 0f64, 0f64); bins];
+        for (segments, found) in self.segments.iter().zip(last.iter()) {
+            for (&(b, _), run) in segments.iter().zip(found) {
+                if b != self.masked {
+                    let (n, s, s2) = run.sums;
+                    let a = &mut sums[b as usize];
+                    a.0 += n;
+                    a.1 += s;
+                    a.2 += s2;
+                }
+            }
+        }
+        sums
+    }
+
+    /// The pixels above their bin's `threshold`, in increasing order (NaN is above nothing).
+    pub fn above(&self, packed: &Packed, threshold: &[f32]) -> Vec<usize> {
+        let blocks: Vec<Vec<usize>> = (0..self.segments.len())
+            .into_par_iter()
+            .map(|block| {
+                let base = block * BLOCK;
+                // One bit per pixel of the block, set in packed order and read in pixel order.
+                let mut bits = vec![0u64; BLOCK / 64];
+                let mut place = 0;
+                let values = &packed.values[base..packed.values.len().min(base + BLOCK)];
+                for ((b, x), run) in self.runs(values, block).zip(&packed.last[block]) {
+                    let t = threshold[b as usize];
+                    // Most runs hold nothing above their threshold: skip them unread.
+                    if run.top <= t {
+                        place += x.len();
+                        continue;
+                    }
+                    for (j, &v) in x.iter().enumerate() {
+                        if v > t {
+                            let i = self.src[base + place + j] as usize;
+                            bits[i / 64] |= 1 << (i % 64);
+                        }
+                    }
+                    place += x.len();
+                }
+                let mut out = vec![];
+                for (w, &word) in bits.iter().enumerate() {
+                    let mut word = word;
+                    while word != 0 {
+                        out.push(base + w * 64 + word.trailing_zeros() as usize);
+                        word &= word - 1;
+                    }
+                }
+                out
+            })
+            .collect();
+        blocks.concat()
+    }
+}
+
+/// A frame regrouped by [`Packing::pack`], with what the last round of [`Packing::sums`]
+/// found in each run.
+pub struct Packed {
+    values: Vec<f32>,
+    /// Per block, per run (empty before the first round).
+    last: Vec<Vec<RunSums>>,
+}
+
+/// One round's sums over one run, and where its admitted and rejected values lie.
+#[derive(Debug, Clone, Copy)]
+struct RunSums {
+    sums: BinSums,
+    /// Smallest and largest admitted value ((+∞, −∞) when none).
+    inside: (f32, f32),
+    /// Largest rejected value at or below the lower bound (−∞ when none).
+    below: f32,
+    /// Smallest rejected value at or above the upper bound (+∞ when none).
+    above: f32,
+    /// Largest value of the run, NaN aside (−∞ when none).
+    top: f32,
+}
+
+impl RunSums {
+    /// Whether `(lo, hi)` admits exactly the values this round admitted: all of them, and
+    /// none of those it rejected (NaN is never admitted, so it is not tracked).
+    fn admits_the_same(&self, lo: f32, hi: f32) -> bool {
+        lo < self.inside.0 && hi > self.inside.1 && self.below <= lo && self.above >= hi
+    }
+}
+
+/// Lanes of count, sum and sum of squares: lane `j` takes elements `LANES·k + j`. Eight
+/// independent chains: each add waits on the one before it in its lane.
+const LANES: usize = 8;
+
+/// Per-lane sums, and the extents of a run (order-free: minima and maxima are exact).
+struct Lanes {
+    n: [u32; LANES],
+    s: [f64; LANES],
+    s2: [f64; LANES],
+    inside: (f32, f32),
+    below: f32,
+    above: f32,
+    top: f32,
+}
+
+impl Lanes {
+    fn new() -> Lanes {
+        Lanes {
+            n: [0; LANES],
+            s: [0.0; LANES],
+            s2: [0.0; LANES],
+            inside: (f32::INFINITY, f32::NEG_INFINITY),
+            below: f32::NEG_INFINITY,
+            above: f32::INFINITY,
+            top: f32::NEG_INFINITY,
+        }
+    }
+
+    /// Element `v` into lane `j`.
+    fn add(&mut self, j: usize, v: f32, lo: f32, hi: f32) {
+        let inside = v > lo && v < hi;
+        let y = if inside { v as f64 } else { 0.0 };
+        self.n[j] += inside as u32;
+        self.s[j] += y;
+        self.s2[j] += y * y;
+        self.top = self.top.max(v);
+        if inside {
+            self.inside = (self.inside.0.min(v), self.inside.1.max(v));
+        }
+        // Both when the bounds are empty (lo ≥ hi): every rejected value is in one group or
+        // both, which is all `admits_the_same` needs.
+        if v <= lo {
+            self.below = self.below.max(v);
+        }
+        if v >= hi {
+            self.above = self.above.min(v);
+        }
+    }
+}
+
+impl RunSums {
+    /// Count, sum and sum of squares of the values of `x` strictly between `lo` and `hi`, in
+    /// [`LANES`] lanes combined in a fixed order (the same bits on every path and run), and
+    /// the extents [`RunSums::admits_the_same`] tests.
+    fn of(x: &[f32], lo: f32, hi: f32) -> RunSums {
+        let whole = x.len() / LANES * LANES;
+        #[cfg(target_arch = "x86_64")]
+        let mut l = lanes_sse2(&x[..whole], lo, hi);
+        #[cfg(not(target_arch = "x86_64"))]
+        let mut l = lanes_portable(&x[..whole], lo, hi);
+        for (j, &v) in x[whole..].iter().enumerate() {
+            l.add(j, v, lo, hi);
+        }
+        let tree =
+            |a: [f64; LANES]| ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+        RunSums {
+            sums: (l.n.iter().sum(), tree(l.s), tree(l.s2)),
+            inside: l.inside,
+            below: l.below,
+            above: l.above,
+            top: l.top,
+        }
+    }
+}
+
+/// The lanes of `x` (a multiple of [`LANES`] long), one element at a time.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn lanes_portable(x: &[f32], lo: f32, hi: f32) -> Lanes {
+    let mut l = Lanes::new();
+    for q in x.chunks_exact(LANES) {
+        for (j, &v) in q.iter().enumerate() {
+            l.add(j, v, lo, hi);
+        }
+    }
+    l
+}
+
+/// The lanes of `x` (a multiple of [`LANES`] long), eight elements per step with SSE2: the
+/// same operations per lane as [`lanes_portable`] (compare, zero outside, widen, add, square
+/// and add), so the same bits; the scalar loop is compute-bound at about 1 ns a pixel.
+#[cfg(target_arch = "x86_64")]
+fn lanes_sse2(x: &[f32], lo: f32, hi: f32) -> Lanes {
+    use std::arch::x86_64::*;
+    assert!(x.len() % LANES == 0, "whole steps only");
+    // SAFETY: SSE2 is part of every x86_64 CPU. Each step loads elements k..k+8 of `x`
+    // (k + 8 <= its length, a multiple of 8, asserted above), unaligned; the stores write
+    // whole local arrays of the matching size.
+    unsafe {
+        let (vlo, vhi) = (_mm_set1_ps(lo), _mm_set1_ps(hi));
+        let (inf, ninf) = (_mm_set1_ps(f32::INFINITY), _mm_set1_ps(f32::NEG_INFINITY));
+        // Where `mask` is set `a`, else `b`.
+        let select = |mask, a, b| _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b));
+        let mut n = [_mm_setzero_si128(); 2];
+        let (mut s, mut q) = ([_mm_setzero_pd(); 4], [_mm_setzero_pd(); 4]);
+        let (mut in_min, mut in_max, mut below, mut above, mut top) = (inf, ninf, ninf, inf, ninf);
+        for k in (0..x.len()).step_by(LANES) {
+            for h in 0..2 {
+                let v = _mm_loadu_ps(x.as_ptr().add(k + 4 * h));
+                let inside = _mm_and_ps(_mm_cmpgt_ps(v, vlo), _mm_cmplt_ps(v, vhi));
+                let y = _mm_and_ps(v, inside);
+                // An inside lane's mask is −1 as an integer.
+                n[h] = _mm_sub_epi32(n[h], _mm_castps_si128(inside));
+                let (lo2, hi2) = (_mm_cvtps_pd(y), _mm_cvtps_pd(_mm_movehl_ps(y, y)));
+                s[2 * h] = _mm_add_pd(s[2 * h], lo2);
+                s[2 * h + 1] = _mm_add_pd(s[2 * h + 1], hi2);
+                q[2 * h] = _mm_add_pd(q[2 * h], _mm_mul_pd(lo2, lo2));
+                q[2 * h + 1] = _mm_add_pd(q[2 * h + 1], _mm_mul_pd(hi2, hi2));
+                in_min = _mm_min_ps(in_min, select(inside, v, inf));
+                in_max = _mm_max_ps(in_max, select(inside, v, ninf));
+                below = _mm_max_ps(below, select(_mm_cmple_ps(v, vlo), v, ninf));
+                above = _mm_min_ps(above, select(_mm_cmpge_ps(v, vhi), v, inf));
+                // maxps returns its second operand when the first is NaN: NaN is skipped.
+                top = _mm_max_ps(v, top);
+            }
+        }
+        let mut l = Lanes::new();
+        for (h, &nh) in n.iter().enumerate() {
+            _mm_storeu_si128(l.n.as_mut_ptr().add(4 * h) as *mut __m128i, nh);
+        }
+        for p in 0..4 {
+            _mm_storeu_pd(l.s.as_mut_ptr().add(2 * p), s[p]);
+            _mm_storeu_pd(l.s2.as_mut_ptr().add(2 * p), q[p]);
+        }
+        let lanes = |v| {
+            let mut a = [0f32; 4];
+            _mm_storeu_ps(a.as_mut_ptr(), v);
+            a
+        };
+        let (mn, mx) = (lanes(in_min), lanes(in_max));
+        l.inside = (
+            mn.into_iter().fold(f32::INFINITY, f32::min),
+            mx.into_iter().fold(f32::NEG_INFINITY, f32::max),
+        );
+        l.below = lanes(below).into_iter().fold(f32::NEG_INFINITY, f32::max);
+        l.above = lanes(above).into_iter().fold(f32::INFINITY, f32::min);
+        l.top = lanes(top).into_iter().fold(f32::NEG_INFINITY, f32::max);
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packed sums equal a plain per-pixel accumulation (to summation order), masked and
+    /// non-finite pixels left out, over several blocks and a partial last one.
+    #[test]
+    fn packed_sums_equal_plain_sums() {
+        let (bins, masked) = (37usize, 37u16);
+        let n = 2 * BLOCK + 999;
+        let mut s = 7u64;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s >> 33
+        };
+        let key: Vec<u16> = (0..n)
+            .map(|i| {
+                if rnd() % 50 == 0 {
+                    masked
+                } else {
+                    ((i / 3 + rnd() as usize % 4) % bins) as u16
+                }
+            })
+            .collect();
+        let v: Vec<f32> = (0..n)
+            .map(|_| match rnd() % 1000 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                r => r as f32 * 0.37 - 50.0,
+            })
+            .collect();
+        // Rounds whose bounds open, narrow, move a hair (runs kept), widen again (rejected
+        // values come back: a run kept on its admitted values' extent alone would be wrong),
+        // empty, and repeat.
+        let round = |shift: f32, grow: f32| -> Vec<(f32, f32)> {
+            (0..=bins)
+                .map(|b| match (b % 5, grow) {
+                    (0, _) => (f32::NEG_INFINITY, f32::INFINITY),
+                    (_, g) if g < 0.0 => (10.0, 5.0),
+                    _ => (
+                        -20.0 + b as f32 + shift - grow,
+                        200.0 - b as f32 + shift + grow,
+                    ),
+                })
+                .collect()
+        };
+        let rounds = [
+            round(0.0, 1e9),
+            round(0.0, 0.0),
+            round(0.01, 0.0),
+            round(0.01, 0.02),
+            round(0.0, 30.0),
+            round(-7.0, 3.0),
+            round(0.0, -1.0),
+            round(0.0, 0.0),
+            round(0.0, 0.0),
+        ];
+        let packing = Packing::new(&key, masked, bins + 1);
+        let mut packed = packing.pack(&v, &rounds[0]);
+        for (r, bounds) in rounds.iter().enumerate() {
+            let mut plain = vec![(0u32, 0f64, 0f64); bins + 1];
+            for (&x, &k) in v.iter().zip(&key) {
+                let (lo, hi) = bounds[k as usize];
+                if k != masked && x > lo && x < hi {
+                    let a = &mut plain[k as usize];
+                    a.0 += 1;
+                    a.1 += x as f64;
+                    a.2 += (x as f64) * (x as f64);
+                }
+            }
+            let sums = packing.sums(&mut packed, bounds, bins + 1);
+            for (b, (p, q)) in plain.iter().zip(&sums).enumerate() {
+                assert_eq!(p.0, q.0, "round {r} bin {b}");
+                assert!(
+                    (p.1 - q.1).abs() <= 1e-9 * p.1.abs().max(1.0),
+                    "round {r} bin {b}"
+                );
+                assert!(
+                    (p.2 - q.2).abs() <= 1e-9 * p.2.abs().max(1.0),
+                    "round {r} bin {b}"
+                );
+            }
+            assert!(sums[0].0 > 1000, "the test sums something");
+        }
+        let threshold: Vec<f32> = (0..=bins).map(|b| 40.0 + b as f32).collect();
+        let above: Vec<usize> = (0..n)
+            .filter(|&i| v[i] > threshold[key[i] as usize])
+            .collect();
+        assert_eq!(packing.above(&packed, &threshold), above);
+        assert!(above.len() > 1000, "the test finds something");
+    }
+
+    /// The SIMD lanes are bit-identical to the portable ones, specials and boundaries included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sse2_lanes_equal_portable_lanes() {
+        let x: Vec<f32> = (0..4000)
+            .map(|i| match i % 97 {
+                0 => f32::NAN,
+                1 => f32::NEG_INFINITY,
+                2 => -0.0,
+                3 => 10.0, // on the upper bound: outside
+                _ => ((i * 7919) % 1013) as f32 * 0.0173 - 3.0,
+            })
+            .collect();
+        for (lo, hi) in [(-1.0, 10.0), (f32::NEG_INFINITY, f32::INFINITY), (5.0, 4.0)] {
+            let (a, b) = (lanes_sse2(&x, lo, hi), lanes_portable(&x, lo, hi));
+            assert_eq!(a.n, b.n);
+            assert_eq!(a.s.map(f64::to_bits), b.s.map(f64::to_bits));
+            assert_eq!(a.s2.map(f64::to_bits), b.s2.map(f64::to_bits));
+            assert_eq!(
+                (a.inside, a.below, a.above, a.top),
+                (b.inside, b.below, b.above, b.top)
+            );
+        }
+    }
+}
