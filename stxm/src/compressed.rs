@@ -128,9 +128,28 @@ impl BinForm {
         })
     }
 
-    /// Accumulators of frame `f` of `parts` (whose bins must be this form's).
-    pub fn accumulate(&self, lin: &Linear, parts: &Parts, f: usize, acc: &mut [f64]) -> Result<()> {
-        if Bins::of(parts) != self.bins || f >= parts.layout.frames {
+    /// Accumulators of frame `f` of `parts`: `accs[0]` when its frames are scan frames (its
+    /// bins must be this form's), or `accs[j]` for panel `j` when each of its panels is one
+    /// (a 4-D chunk holding several scan columns: this form's bins are one panel's).
+    pub fn accumulate(
+        &self,
+        lin: &Linear,
+        parts: &Parts,
+        f: usize,
+        accs: &mut [&mut [f64]],
+    ) -> Result<()> {
+        let chunk_bins = Bins::of(parts);
+        let fits = match accs.len() {
+            1 => chunk_bins == self.bins,
+            p => {
+                chunk_bins.panels == p
+                    && Bins {
+                        panels: 1,
+                        ..chunk_bins
+                    } == self.bins
+            }
+        };
+        if !fits || f >= parts.layout.frames {
             return Err(Error::Source(
                 "internal: bin form of another chunk layout".into(),
             ));
@@ -139,8 +158,8 @@ impl BinForm {
         let n = self.bins.per_frame();
         let frame_bins: &[u8] = match &parts.background {
             Background::Binned { elements, .. } => {
-                let es = dtype.size();
-                &elements[f * n * es..(f + 1) * n * es]
+                let (es, per) = (dtype.size(), n * accs.len());
+                &elements[f * per * es..(f + 1) * per * es]
             }
             Background::Fill(_) => &[],
             Background::Skipped => {
@@ -154,27 +173,33 @@ impl BinForm {
             Background::Fill(v) => valid(*v, dtype),
             _ => 0.0,
         };
-        acc.iter_mut()
-            .zip(lin.constant())
-            .for_each(|(a, c)| *a = -c);
-        let bins = match &parts.background {
-            Background::Binned { .. } => FrameBins::Elements(frame_bins, dtype),
-            _ => FrameBins::Fill(fill),
-        };
-        match &self.separable {
-            Some(sep) => {
-                let lanes = sep.sums(lin.detector.k(), bins);
-                acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
+        for (j, acc) in accs.iter_mut().enumerate() {
+            acc.iter_mut()
+                .zip(lin.constant())
+                .for_each(|(a, c)| *a = -c);
+            let bins = match &parts.background {
+                Background::Binned { .. } => {
+                    let es = dtype.size();
+                    FrameBins::Elements(&frame_bins[j * n * es..(j + 1) * n * es], dtype)
+                }
+                _ => FrameBins::Fill(fill),
+            };
+            match &self.separable {
+                Some(sep) => {
+                    let lanes = sep.sums(lin.detector.k(), bins);
+                    acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
+                }
+                None => self.bin_sums(lin.detector.k(), bins, acc),
             }
-            None => self.bin_sums(lin.detector.k(), bins, acc),
         }
         roibin_compressors::with_element_type!(dtype, T => {
-            self.exact_sums::<T>(lin, parts, f, frame_bins, fill, acc)
+            self.exact_sums::<T>(lin, parts, f, frame_bins, fill, accs)
         });
         Ok(())
     }
 
-    /// The exact pixels' `Σ c_p·(I_p − B_bin(p))` into `acc`, with typed bin reads (a
+    /// The exact pixels' `Σ c_p·(I_p − B_bin(p))` into `accs` (one per scan frame the chunk
+    /// frame holds, stacked along rows: see [`BinForm::accumulate`]), with typed bin reads (a
     /// roibin(auto) chunk holds a quarter of its pixels exact). With unit weights but the
     /// mask, `c_p` comes from the geometry's row and column factors, not from
     /// [`Linear::pixel_at`]. `frame_bins` empty: every bin is `fill`.
@@ -185,10 +210,16 @@ impl BinForm {
         f: usize,
         frame_bins: &[u8],
         fill: f64,
-        acc: &mut [f64],
+        accs: &mut [&mut [f64]],
     ) {
-        let bin_at = |y: usize, x: usize| {
-            let b = (self.row_bin[y] + self.col_bin[x]) as usize * E::SIZE;
+        let (height, n) = (lin.geometry.height, self.bins.per_frame());
+        // The scan frame of chunk row `y`, the row within it, and where its bins start.
+        let split = |y: usize| {
+            let j = y / height;
+            (j, y - j * height, j * n)
+        };
+        let bin_at = |first: usize, y: usize, x: usize| {
+            let b = (first + (self.row_bin[y] + self.col_bin[x]) as usize) * E::SIZE;
             match frame_bins.get(b..b + E::SIZE) {
                 Some(e) => valid_as::<E>(E::read_f64(e)),
                 None => fill,
@@ -197,24 +228,26 @@ impl BinForm {
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
         let Some(unit) = &self.unit else {
             parts.for_each_exact_as::<E>(f, |y, x, v| {
-                let delta = valid_as::<E>(v) - bin_at(y, x);
+                let (j, y, first) = split(y);
+                let delta = valid_as::<E>(v) - bin_at(first, y, x);
                 if delta != 0.0 {
                     if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
-                        add(acc, &lin.detector, l, w * delta, qx, qy);
+                        add(accs[j], &lin.detector, l, w * delta, qx, qy);
                     }
                 }
             });
             return;
         };
         assert_eq!(E::DTYPE, parts.meta.dtype, "element type of another chunk");
-        let mut s = [0f64; 3];
+        let mut s = vec![[0f64; 3]; accs.len()];
         // Window pixels a run at a time: its row's factors and bin row once, the pixels'
         // sums in registers.
         for (y, x0, elements) in parts.window_runs(f) {
+            let (j, y, first) = split(y);
             if unit.row_w[y] == 0.0 {
                 continue;
             }
-            let (rb, row) = (self.row_bin[y] as usize, y * width);
+            let (rb, row) = (first + self.row_bin[y] as usize, y * width);
             let (mut d0, mut dx) = (0f64, 0f64);
             for (x, e) in (x0..).zip(elements.chunks_exact(E::SIZE)) {
                 if unit.col_w[x] * weight.map_or(1.0, |w| w[row + x] as f64) != 0.0 {
@@ -228,21 +261,24 @@ impl BinForm {
                     dx += d * unit.col_x[x];
                 }
             }
-            s[0] += d0;
-            s[1] += dx;
-            s[2] += d0 * unit.row_y[y];
+            s[j][0] += d0;
+            s[j][1] += dx;
+            s[j][2] += d0 * unit.row_y[y];
         }
         for (y, x, v) in parts.listed_outside_windows(f) {
+            let (j, y, first) = split(y);
             let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
             if w != 0.0 {
-                let d = valid_as::<E>(v) - bin_at(y, x);
-                s[0] += d;
-                s[1] += d * unit.col_x[x];
-                s[2] += d * unit.row_y[y];
+                let d = valid_as::<E>(v) - bin_at(first, y, x);
+                s[j][0] += d;
+                s[j][1] += d * unit.col_x[x];
+                s[j][2] += d * unit.row_y[y];
             }
         }
         let k = lin.detector.k();
-        acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
+        for (acc, s) in accs.iter_mut().zip(s) {
+            acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
+        }
     }
 
     /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.

@@ -15,7 +15,7 @@ use crate::source::{ChunkCodec, Info, Item, Source};
 use crate::{bitplanes, Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::bitshuffle;
-use roibin_compressors::detector::roibin::parts::{self, Parts};
+use roibin_compressors::detector::roibin::parts;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -202,9 +202,8 @@ impl Plan {
         })
     }
 
-    /// The bin form for chunks binned like `p`.
-    fn form(&self, lin: &Linear, p: &Parts) -> Result<Arc<BinForm>> {
-        let bins = Bins::of(p);
+    /// The bin form for scan frames binned like `bins`.
+    fn form(&self, lin: &Linear, bins: Bins) -> Result<Arc<BinForm>> {
         let mut forms = self.forms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = forms.iter().find(|f| f.bins == bins) {
             return Ok(f.clone());
@@ -238,26 +237,52 @@ impl Plan {
                 )
             }
         };
-        let fp = self.info.height * self.info.width;
-        if p.layout.frames != slots || p.layout.frame_pixels() != fp {
+        // Each chunk frame is a scan frame, or (a 4-D chunk of several scan columns) each of
+        // its panels is: then only linear signals, which add up per panel, are reduced here.
+        let l = p.layout;
+        let per = if l.panels > 1 && l.rows == self.info.height && l.cols == self.info.width {
+            l.panels
+        } else {
+            1
+        };
+        let fits =
+            l.frames * per == slots && l.frame_pixels() == per * self.info.height * self.info.width;
+        if !fits || (per > 1 && self.linear.is_none()) {
             return None;
         }
         let form = match &self.linear {
-            Some(lin) => match self.form(lin, &p) {
-                Ok(f) => Some(f),
-                Err(_) => return None,
-            },
+            Some(lin) => {
+                let bins = Bins {
+                    panels: l.panels / per,
+                    ..Bins::of(&p)
+                };
+                match self.form(lin, bins) {
+                    Ok(f) => Some(f),
+                    Err(_) => return None,
+                }
+            }
             None => None,
         };
+        // The accumulators of the chunk frame last reduced: a chunk frame of `per` scan
+        // frames is reduced once for all of them.
+        let mut last: Option<(usize, Result<Vec<Vec<f64>>>)> = None;
         let results = want
             .map(|g| {
-                let f = g - first;
+                let (f, j) = ((g - first) / per, (g - first) % per);
                 let mut out = vec![0f64; self.per_point()];
                 let r = match (&self.linear, &form) {
                     (Some(lin), Some(form)) => {
-                        let mut acc = vec![0f64; lin.detector.len()];
-                        form.accumulate(lin, &p, f, &mut acc)
-                            .and_then(|_| self.reducer.finish(Input::Sums(&acc), &mut out))
+                        if last.as_ref().map(|l| l.0) != Some(f) {
+                            let mut accs = vec![vec![0f64; lin.detector.len()]; per];
+                            let mut views: Vec<&mut [f64]> =
+                                accs.iter_mut().map(|a| a.as_mut_slice()).collect();
+                            let r = form.accumulate(lin, &p, f, &mut views);
+                            last = Some((f, r.map(|_| accs)));
+                        }
+                        match &last.as_ref().expect("reduced above").1 {
+                            Ok(accs) => self.reducer.finish(Input::Sums(&accs[j]), &mut out),
+                            Err(e) => Err(Error::Source(e.to_string())),
+                        }
                     }
                     _ => self.reducer.finish(Input::Parts(&p, f), &mut out),
                 };

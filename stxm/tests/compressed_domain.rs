@@ -8,10 +8,12 @@ use roibin_stxm::source::{ChunkBytes, ChunkCodec, Info, Item, Source};
 use roibin_stxm::{Request, RunOptions};
 use std::ops::Range;
 
-/// Frames held as roibin chunks in memory, one frame per chunk.
+/// Frames held as roibin chunks in memory, `per` frames per chunk (as the panels of one
+/// chunk frame when `per` > 1: a 4-D dataset chunked over several scan columns).
 struct Chunks {
     info: Info,
     chunks: Vec<Vec<u8>>,
+    per: usize,
 }
 
 impl Source for Chunks {
@@ -19,13 +21,14 @@ impl Source for Chunks {
         &self.info
     }
     fn read(&mut self, frames: Range<usize>) -> Vec<Item> {
-        frames
-            .map(|i| Item::Chunk {
-                first: i,
-                slots: 1,
-                want: i..i + 1,
+        let per = self.per;
+        (frames.start / per..frames.end.div_ceil(per))
+            .map(|c| Item::Chunk {
+                first: c * per,
+                slots: per,
+                want: frames.start.max(c * per)..frames.end.min((c + 1) * per),
                 codec: ChunkCodec::Roibin,
-                bytes: ChunkBytes::Loaded(self.chunks[i].clone()),
+                bytes: ChunkBytes::Loaded(self.chunks[c].clone()),
             })
             .collect()
     }
@@ -94,6 +97,7 @@ proptest! {
         roi in 1usize..4,
         lossy in any::<bool>(),
         masked in any::<bool>(),
+        per in 1usize..4,
         seed in any::<u64>(),
     ) {
         // A pixel mask (the requests' default `mask=auto` reads it): half a column, a peak's
@@ -110,18 +114,26 @@ proptest! {
         let dtype = [DType::U16, DType::U32, DType::F32][dt];
         let bg = if lossy { format!("bin({fr},{fc})|sz(abs=2)") } else { format!("bin({fr},{fc})") };
         let spec = format!("roibin(peaks=pf8(snr=3,min_pix=1,adc=100),roi={roi},background={bg})");
-        let meta = ArrayMeta::new(dtype, vec![1, h, w]);
+        // `per` frames a chunk: as its panels ([1, per, h, w]) when more than one.
+        let meta = ArrayMeta::new(dtype, if per == 1 { vec![1, h, w] } else { vec![1, per, h, w] });
         // Frames 0 and 1 serve as empty and difference images, outside the scan (a frame minus
         // itself sums to rounding noise, whose centre of mass means nothing).
-        let n = 8;
-        let chunks: Vec<Vec<u8>> = (0..n)
-            .map(|i| {
-                let peaks = [(h / 2, w / 3 + i), (3 + i, w - 4), (h - 2, 1)];
-                roibin_compressors::encode_chunk(&spec, &meta, &frame(h, w, dtype, seed ^ i as u64, &peaks)).unwrap()
+        let n = 12;
+        let chunks: Vec<Vec<u8>> = (0..n / per)
+            .map(|c| {
+                let frames: Vec<u8> = (c * per..(c + 1) * per)
+                    .flat_map(|i| {
+                        let peaks = [(h / 2, w / 3 + i), (3 + i, w - 4), (h - 2, 1)];
+                        frame(h, w, dtype, seed ^ i as u64, &peaks)
+                    })
+                    .collect();
+                roibin_compressors::encode_chunk(&spec, &meta, &frames).unwrap()
             })
             .collect();
         // A chunk the container stored raw (compression did not pay) decodes instead.
-        let encoded_scan = chunks[2..].iter().filter(|c| !roibin_registry::container::read_header(c).unwrap().raw).count();
+        let encoded_scan = (2..8)
+            .filter(|&i| !roibin_registry::container::read_header(&chunks[i / per]).unwrap().raw)
+            .count();
         for q in requests(h, w) {
             let req = Request::from_query(&format!("{q}&scan=2x3&first=2")).unwrap();
             let mut maps = vec![];
@@ -129,6 +141,7 @@ proptest! {
                 let mut src = Chunks {
                     info: Info { frames: n, height: h, width: w, dtype, scan: None, mask: mask.clone(), identity: String::new(), read_path: String::new() },
                     chunks: chunks.clone(),
+                    per,
                 };
                 let r = roibin_stxm::run(&req, &mut src, &RunOptions { decode, ..RunOptions::default() }).unwrap();
                 prop_assert!(r.failed.is_empty(), "{:?}", r.failed);
