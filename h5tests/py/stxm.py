@@ -244,6 +244,9 @@ bragg, _ = stxm(files["roibin"][0], "--scan", "%dx%d" % (ROWS, COLS), "--algo", 
 assert (bragg[grain] > 100).all() and np.isfinite(bragg).all()
 got, p = stxm(files["plain"][0], "--scan", "%dx%d" % (ROWS, COLS), "--algo", "hits")
 assert got is not None and np.isnan(got).all() and "roibin" in p.stdout
+# Chunks shared by several scan columns share their peak facts: refused, saying how to rewrite.
+got, p = stxm(files["roibin4d"][0], "--scan", "%dx%d" % (ROWS, COLS), "--algo", "bragg")
+assert got is not None and np.isnan(got).all() and "--chunk 1,1,%d,%d" % (H, W) in p.stdout, p.stdout
 
 # ---------------------------------------------------------------- truth maps
 itot, _ = stxm(raw, "--scan", "%dx%d" % (ROWS, COLS))

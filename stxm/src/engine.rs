@@ -247,8 +247,18 @@ impl Plan {
         };
         let fits =
             l.frames * per == slots && l.frame_pixels() == per * self.info.height * self.info.width;
-        if !fits || (per > 1 && self.linear.is_none()) {
+        if !fits {
             return None;
+        }
+        if per > 1 && self.linear.is_none() {
+            // hits and bragg count a chunk frame's peaks and windows, which this layout
+            // shares between scan frames.
+            let e = format!(
+                "{} reads one scan frame per roibin chunk frame; these chunks hold {per} scan \
+                 frames each (rewrite with `roibin compress --chunk 1,1,{},{}`)",
+                self.request.algo, self.info.height, self.info.width
+            );
+            return Some(want.map(|g| (g, Err(e.clone()))).collect());
         }
         let form = match &self.linear {
             Some(lin) => {
