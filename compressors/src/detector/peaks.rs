@@ -11,7 +11,7 @@ use super::radial_pack::Packing;
 use rayon::prelude::*;
 use roibin_registry::stream::Reader;
 use roibin_registry::{
-    ArrayMeta, Codec, Config, DataKind, Error, OptionSpec, OptionType, Purpose, Result,
+    ArrayMeta, Codec, Config, DType, DataKind, Error, OptionSpec, OptionType, Purpose, Result,
 };
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -430,11 +430,19 @@ impl<P: Send + Sync> Codec for Finder<P> {
         let m = input.array(self.name)?;
         let p = Panels::of(self.name, m)?;
         let g = self.geo.get(self.name, p)?;
-        let mut pixels = Vec::new();
-        // Integer sentinels (gaps, bad pixels, overloads) come back as NaN.
-        elems::to_f32(data, m.dtype, &mut pixels);
+        let mut converted = Vec::new();
+        // Float32 frames as they are when aligned (a 4 M-pixel frame's copy was 16 MB a frame
+        // to allocate, fault in and fill); other types converted, integer sentinels (gaps,
+        // bad pixels, overloads) becoming NaN.
+        let pixels: &[f32] = match bytemuck::try_cast_slice::<u8, f32>(data) {
+            Ok(v) if m.dtype == DType::F32 && cfg!(target_endian = "little") => v,
+            _ => {
+                elems::to_f32(data, m.dtype, &mut converted);
+                &converted
+            }
+        };
         roibin_registry::threads::install(self.threads, || {
-            (self.find)(&pixels, p, &g, &self.params)
+            (self.find)(pixels, p, &g, &self.params)
         })
         .write(out);
         Ok(())
