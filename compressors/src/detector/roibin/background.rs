@@ -59,39 +59,49 @@ pub fn prepare(
     let es = dtype.size();
     let fp = l.frame_pixels();
     let (fh, fw) = (l.panels * l.rows, l.cols);
-    let mut bg = data.to_vec();
+    // Copied in parallel (with its page faults): the copy of a 16 MB frame was the largest
+    // serial step of the encode.
+    let mut bg = vec![0u8; data.len()];
+    bg.par_chunks_mut(COPY_BLOCK)
+        .zip(data.par_chunks(COPY_BLOCK))
+        .for_each(|(d, s)| d.copy_from_slice(s));
     for f in 0..l.frames {
-        // Pixels that must not take part in a neighbour mean: exact and masked ones.
+        // Pixels that must not take part in a neighbour mean: exact and masked ones (both
+        // lists sorted: merged, not sorted again).
         let lo = exact.partition_point(|&i| i < f * fp);
         let hi = exact.partition_point(|&i| i < (f + 1) * fp);
-        let mut replace: Vec<usize> = exact[lo..hi]
-            .iter()
-            .map(|&i| i - f * fp)
-            .chain(masked.iter().copied())
-            .collect();
-        replace.sort_unstable();
-        replace.dedup();
+        let replace = merge_sorted(exact[lo..hi].iter().map(|&i| i - f * fp), masked);
         // A flag per pixel, not a search per neighbour: an EIGER 4M frame has 251 302 gap
         // pixels, each looking at 8 neighbours, in every encoding roibin(auto) tries.
         let mut excluded = vec![false; if replace.is_empty() { 0 } else { fp }];
         for &k in &replace {
             excluded[k] = true;
         }
-        let usable = |k: usize| !excluded[k];
-        for &k in &replace {
-            let (y, x) = (k / fw, k % fw);
-            let (mut s, mut n) = (0f64, 0usize);
-            for yy in y.saturating_sub(1)..(y + 2).min(fh) {
-                for xx in x.saturating_sub(1)..(x + 2).min(fw) {
-                    let j = yy * fw + xx;
-                    let v = elems::get(data, dtype, f * fp + j);
-                    if usable(j) && v.is_finite() {
-                        s += v;
-                        n += 1;
+        // Each mean reads the original frame only: all of them in parallel, then stored.
+        let means: Vec<f64> = replace
+            .par_iter()
+            .with_min_len(1024)
+            .map(|&k| {
+                let (y, x) = (k / fw, k % fw);
+                let (mut s, mut n) = (0f64, 0usize);
+                for yy in y.saturating_sub(1)..(y + 2).min(fh) {
+                    for xx in x.saturating_sub(1)..(x + 2).min(fw) {
+                        let j = yy * fw + xx;
+                        let v = elems::get(data, dtype, f * fp + j);
+                        if !excluded[j] && v.is_finite() {
+                            s += v;
+                            n += 1;
+                        }
                     }
                 }
-            }
-            let v = if n > 0 { s / n as f64 } else { fill };
+                if n > 0 {
+                    s / n as f64
+                } else {
+                    fill
+                }
+            })
+            .collect();
+        for (&k, v) in replace.iter().zip(means) {
             let i = f * fp + k;
             elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
         }
@@ -121,6 +131,26 @@ pub fn prepare(
         }
     }
     bg
+}
+
+/// Bytes per task of the background's copy.
+const COPY_BLOCK: usize = 1 << 20;
+
+/// The union of two ascending index lists, ascending, each index once.
+fn merge_sorted(a: impl Iterator<Item = usize>, b: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(b.len());
+    let (mut a, mut b) = (a.peekable(), b.iter().copied().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(&x), Some(&y)) if x <= y => a.next(),
+            (_, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => return out,
+        };
+        if let Some(k) = next.filter(|&k| out.last() != Some(&k)) {
+            out.push(k);
+        }
+    }
 }
 
 /// `roibin(auto)`'s outlier thresholds for one frame, in units of its background noise: the
@@ -154,3 +184,20 @@ pub fn noise_rules(sample: &[f64], rules: Rules, integer: bool) -> Rules {
 pub const AUTO_BELOW_SIGMA: f64 = 10.0;
 /// See [`noise_rules`].
 pub const AUTO_ABOVE_SIGMA: f64 = 20.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_lists_are_the_sorted_union() {
+        let a = [0usize, 3, 3, 7, 9, 12];
+        let b = [1usize, 3, 8, 9, 20];
+        assert_eq!(
+            merge_sorted(a.iter().copied(), &b),
+            [0, 1, 3, 7, 8, 9, 12, 20]
+        );
+        assert_eq!(merge_sorted([].into_iter(), &b), b);
+        assert_eq!(merge_sorted(a.iter().copied(), &[]), [0, 3, 7, 9, 12]);
+    }
+}

@@ -483,8 +483,10 @@ impl Roibin {
         let masked = self.masked_pixels(l)?;
         let mut encoded = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
-            let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
-            threads::install(self.threads, || bg_pipe.encode_into(&bg, &mut encoded))?;
+            threads::install(self.threads, || {
+                let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
+                bg_pipe.encode_into(&bg, &mut encoded)
+            })?;
         }
         Ok(EncodedBackground { flagged, encoded })
     }
