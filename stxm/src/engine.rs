@@ -238,7 +238,7 @@ impl Plan {
             }
         };
         // Each chunk frame is a scan frame, or (a 4-D chunk of several scan columns) each of
-        // its panels is: then only linear signals, which add up per panel, are reduced here.
+        // its panels is.
         let l = p.layout;
         let per = if l.panels > 1 && l.rows == self.info.height && l.cols == self.info.width {
             l.panels
@@ -249,16 +249,6 @@ impl Plan {
             l.frames * per == slots && l.frame_pixels() == per * self.info.height * self.info.width;
         if !fits {
             return None;
-        }
-        if per > 1 && self.linear.is_none() {
-            // hits and bragg count a chunk frame's peaks and windows, which this layout
-            // shares between scan frames.
-            let e = format!(
-                "{} reads one scan frame per roibin chunk frame; these chunks hold {per} scan \
-                 frames each (rewrite with `roibin compress --chunk 1,1,{},{}`)",
-                self.request.algo, self.info.height, self.info.width
-            );
-            return Some(want.map(|g| (g, Err(e.clone()))).collect());
         }
         let form = match &self.linear {
             Some(lin) => {
@@ -294,7 +284,10 @@ impl Plan {
                             Err(e) => Err(Error::Source(e.to_string())),
                         }
                     }
-                    _ => self.reducer.finish(Input::Parts(&p, f), &mut out),
+                    _ => {
+                        let rows = j * self.info.height..(j + 1) * self.info.height;
+                        self.reducer.finish(Input::Parts(&p, f, rows), &mut out)
+                    }
                 };
                 (g, r.map(|_| out).map_err(|e| e.to_string()))
             })

@@ -158,3 +158,80 @@ proptest! {
         }
     }
 }
+
+/// `hits` and `bragg` of chunks holding 2 or 3 scan frames as panels equal those of one frame
+/// per chunk: each scan frame gets the windows centred in its panel and their pixels in it.
+/// pfv3 works panel by panel, so it finds the same peaks in a panel as in the frame alone.
+#[test]
+fn hits_and_bragg_split_chunks_by_panel() {
+    let (h, w, dtype, n) = (24, 30, DType::U16, 12);
+    let spec = "roibin(peaks=pfv3,roi=2,background=bin(2,2))";
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            // Frame 5 has no peak; the others one to three.
+            let centres = [(h / 2, w / 3 + i), (3 + i, w - 5), (h - 5, 3)];
+            let k = if i == 5 { 0 } else { 1 + i % 3 };
+            // 2×2 spots.
+            let spots: Vec<(usize, usize)> = centres[..k]
+                .iter()
+                .flat_map(|&(y, x)| [(y, x), (y + 1, x), (y, x + 1), (y + 1, x + 1)])
+                .collect();
+            frame(h, w, dtype, 7 ^ i as u64, &spots)
+        })
+        .collect();
+    let run = |spec: &str, per: usize, algo: &str| {
+        let meta = ArrayMeta::new(
+            dtype,
+            if per == 1 {
+                vec![1, h, w]
+            } else {
+                vec![1, per, h, w]
+            },
+        );
+        let chunks = (0..n / per)
+            .map(|c| {
+                roibin_compressors::encode_chunk(
+                    spec,
+                    &meta,
+                    &frames[c * per..(c + 1) * per].concat(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let mut src = Chunks {
+            info: Info {
+                frames: n,
+                height: h,
+                width: w,
+                dtype,
+                scan: None,
+                mask: None,
+                identity: String::new(),
+                read_path: String::new(),
+            },
+            chunks,
+            per,
+        };
+        let req = Request::from_query(&format!("algo={algo}&scan=3x4")).unwrap();
+        roibin_stxm::run(&req, &mut src, &RunOptions::default()).unwrap()
+    };
+    let maps = |per: usize, algo: &str| {
+        let r = run(spec, per, algo);
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        r.values
+    };
+    let hits = maps(1, "hits");
+    assert_eq!(hits[5], 0.0);
+    assert!(
+        hits.iter().enumerate().all(|(i, &v)| i == 5 || v >= 1.0),
+        "{hits:?}"
+    );
+    for per in [2, 3] {
+        assert_eq!(maps(per, "hits"), hits, "hits, {per} frames a chunk");
+        assert_eq!(
+            maps(per, "bragg"),
+            maps(1, "bragg"),
+            "bragg, {per} frames a chunk"
+        );
+    }
+}

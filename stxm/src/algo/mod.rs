@@ -25,8 +25,9 @@ pub enum Input<'a> {
     Sums(&'a [f64]),
     /// The processed frame.
     Processed(&'a [f64]),
-    /// Frame `f` of a roibin chunk.
-    Parts(&'a Parts, usize),
+    /// The scan frame made of rows `rows` of frame `f` of a roibin chunk (all its rows, or one
+    /// panel's when each panel is a scan frame).
+    Parts(&'a Parts, usize, std::ops::Range<usize>),
 }
 
 /// An algorithm bound to a request and a frame geometry.

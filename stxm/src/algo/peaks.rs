@@ -6,6 +6,7 @@ use super::{AlgorithmInfo, Input, Reducer};
 use crate::geometry::{valid, Geometry};
 use crate::request::Request;
 use crate::{Error, Result};
+use roibin_compressors::detector::roibin::Window;
 
 struct Peaks {
     bragg: bool,
@@ -21,19 +22,37 @@ impl Reducer for Peaks {
     }
 
     fn finish(&self, input: Input<'_>, out: &mut [f64]) -> Result<()> {
-        let Input::Parts(parts, f) = input else {
+        let Input::Parts(parts, f, rows) = input else {
             return Err(Error::Source(
                 "hits and bragg read roibin-compressed frames: this scan is not stored with roibin"
                     .into(),
             ));
         };
         let info = &parts.infos[f];
+        let l = parts.layout;
+        let whole = rows.start == 0 && rows.end >= l.panels * l.rows;
         out[0] = if self.bragg {
             let (dtype, mut sum) = (parts.meta.dtype, 0.0);
-            parts.for_each_window_pixel(f, |_, _, v| sum += valid(v, dtype));
+            parts.for_each_window_pixel(f, |y, _, v| {
+                if rows.contains(&y) {
+                    sum += valid(v, dtype)
+                }
+            });
             sum
-        } else {
+        } else if whole {
             info.found as f64
+        } else if info.found == info.windows.len() {
+            // A panel of the chunk frame: its peaks are the windows centred in it.
+            let inside = |w: &&Window| rows.contains(&(w.y as usize));
+            info.windows.iter().filter(inside).count() as f64
+        } else {
+            return Err(Error::Source(format!(
+                "hits: this chunk frame's finder found {} peaks but keeps {} windows, and which \
+                 of its scan frames the others were in is not stored (rewrite with one scan \
+                 frame per chunk frame)",
+                info.found,
+                info.windows.len()
+            )));
         };
         Ok(())
     }
