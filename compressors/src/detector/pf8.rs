@@ -490,8 +490,8 @@ mod tests {
             let (rad, packed) = radial_stats(&v, &g, &params);
             let want = five_full_rounds(&v, &g, snr);
             let r = g.radial();
-            for b in 0..r.key_bins {
-                proptest::prop_assert_eq!(rad.upper[b].to_bits(), want[b].1.max(params.adc).to_bits(), "bin {}", b);
+            for (b, (u, w)) in rad.upper.iter().zip(&want).enumerate().take(r.key_bins) {
+                proptest::prop_assert_eq!(u.to_bits(), w.1.max(params.adc).to_bits(), "bin {}", b);
             }
             let plain: Vec<usize> = (0..v.len()).filter(|&i| v[i] > rad.seed[r.key[i] as usize]).collect();
             proptest::prop_assert_eq!(r.packing.above(&packed, &rad.seed), plain);
