@@ -102,12 +102,14 @@ impl Packing {
     fn round(&self, values: &[f32], block: usize, bounds: &[(f32, f32)], found: &mut Vec<RunSums>) {
         let fresh = found.is_empty();
         for (i, (b, x)) in self.runs(values, block).enumerate() {
-            let (lo, hi) = if b == self.masked {
-                // Never summed: an empty range makes it cost one pass, then nothing.
-                (f32::INFINITY, f32::NEG_INFINITY)
-            } else {
-                bounds[b as usize]
-            };
+            if b == self.masked {
+                // Never summed nor seeded: not read.
+                if fresh {
+                    found.push(RunSums::NOTHING);
+                }
+                continue;
+            }
+            let (lo, hi) = bounds[b as usize];
             if fresh {
                 found.push(RunSums::of(x, lo, hi));
             } else if !found[i].admits_the_same(lo, hi) {
@@ -157,7 +159,8 @@ impl Packing {
         sums
     }
 
-    /// The pixels above their bin's `threshold`, in increasing order (NaN is above nothing).
+    /// The unmasked pixels above their bin's `threshold`, in increasing order (NaN is above
+    /// nothing).
     pub fn above(&self, packed: &Packed, threshold: &[f32]) -> Vec<usize> {
         let blocks: Vec<Vec<usize>> = (0..self.segments.len())
             .into_par_iter()
@@ -220,6 +223,15 @@ struct RunSums {
 }
 
 impl RunSums {
+    /// A run never read (masked pixels): no values, so nothing above any threshold.
+    const NOTHING: RunSums = RunSums {
+        sums: (0, 0.0, 0.0),
+        inside: (f32::INFINITY, f32::NEG_INFINITY),
+        below: f32::NEG_INFINITY,
+        above: f32::INFINITY,
+        top: f32::NEG_INFINITY,
+    };
+
     /// Whether `(lo, hi)` admits exactly the values this round admitted: all of them, and
     /// none of those it rejected (NaN is never admitted, so it is not tracked).
     fn admits_the_same(&self, lo: f32, hi: f32) -> bool {
@@ -465,7 +477,7 @@ mod tests {
         }
         let threshold: Vec<f32> = (0..=bins).map(|b| 40.0 + b as f32).collect();
         let above: Vec<usize> = (0..n)
-            .filter(|&i| v[i] > threshold[key[i] as usize])
+            .filter(|&i| key[i] != masked && v[i] > threshold[key[i] as usize])
             .collect();
         assert_eq!(packing.above(&packed, &threshold), above);
         assert!(above.len() > 1000, "the test finds something");
