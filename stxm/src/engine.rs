@@ -123,6 +123,21 @@ pub struct Plan {
     forms: Mutex<Vec<Arc<BinForm>>>,
 }
 
+/// The accumulators of the `per` scan frames held by frame `f` of a roibin chunk (its panels
+/// when `per` > 1), from the chunk's bins and exact pixels.
+fn frame_sums(
+    lin: &Linear,
+    form: &BinForm,
+    p: &parts::Parts,
+    f: usize,
+    per: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let mut accs = vec![vec![0f64; lin.detector.len()]; per];
+    let mut views: Vec<&mut [f64]> = accs.iter_mut().map(|a| a.as_mut_slice()).collect();
+    form.accumulate(lin, p, f, &mut views)?;
+    Ok(accs)
+}
+
 /// One frame's outcome: its values or why it failed.
 type FrameResult = (usize, std::result::Result<Vec<f64>, String>);
 
@@ -273,11 +288,7 @@ impl Plan {
                 let r = match (&self.linear, &form) {
                     (Some(lin), Some(form)) => {
                         if last.as_ref().map(|l| l.0) != Some(f) {
-                            let mut accs = vec![vec![0f64; lin.detector.len()]; per];
-                            let mut views: Vec<&mut [f64]> =
-                                accs.iter_mut().map(|a| a.as_mut_slice()).collect();
-                            let r = form.accumulate(lin, &p, f, &mut views);
-                            last = Some((f, r.map(|_| accs)));
+                            last = Some((f, frame_sums(lin, form, &p, f, per)));
                         }
                         match &last.as_ref().expect("reduced above").1 {
                             Ok(accs) => self.reducer.finish(Input::Sums(&accs[j]), &mut out),
