@@ -503,6 +503,19 @@ pub fn check_input(codec: &str, input: &DataKind, geo: &GeometrySource) -> Resul
     Ok(DataKind::Bytes)
 }
 
+/// Test frames' random numbers: uniform in [0, 1), the same sequence for a seed (a 64-bit
+/// LCG's top 24 bits).
+#[cfg(test)]
+pub(crate) fn uniform(seed: u64) -> impl FnMut() -> f32 {
+    let mut s = seed;
+    move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,13 +549,7 @@ mod tests {
     /// The banded matcher pairs exactly as a scan of every pair in order does.
     #[test]
     fn banded_matching_equals_all_pairs() {
-        let mut s = 3u64;
-        let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rnd = uniform(3);
         let peak = |y: f32, x: f32| Peak {
             y,
             x,

@@ -358,13 +358,7 @@ mod tests {
     /// radius, a heavy tail (single photons), bright spots, NaNs, infinities and a masked
     /// stripe; few pixels per bin, so one pixel admitted wrongly moves a threshold visibly.
     fn hard_frame(rows: usize, cols: usize) -> (Vec<f32>, Vec<bool>) {
-        let mut s = 99u64;
-        let mut rnd = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        };
+        let mut rnd = peaks::uniform(99);
         let v = (0..rows * cols)
             .map(|i| {
                 let (r, c) = ((i / cols) as f32, (i % cols) as f32);
@@ -533,15 +527,8 @@ mod tests {
             rows: 700,
             cols: 300,
         };
-        let mut s = 12345u64;
-        let v: Vec<f32> = (0..p.pixels())
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                1.0e6 + ((s >> 40) as f32 / (1u64 << 24) as f32) * 37.3
-            })
-            .collect();
+        let mut rnd = peaks::uniform(12345);
+        let v: Vec<f32> = (0..p.pixels()).map(|_| 1.0e6 + rnd() * 37.3).collect();
         let g = peaks::GeometrySource::new(Purpose::Encode, "", "")
             .get("pf8", p)
             .unwrap();
