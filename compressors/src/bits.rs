@@ -188,6 +188,38 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// The buffered bits after a refill, most significant first, and how many of them are
+    /// the stream's (at least 57 unless its end is near): for decoders that parse several
+    /// codes from one look and then [`BitReader::consume`] them.
+    #[inline(always)]
+    pub fn window(&mut self) -> (u64, u32) {
+        self.refill();
+        (self.acc, self.n)
+    }
+
+    /// [`BitReader::window`], refilled only when it holds fewer than `min` bits: a parser of
+    /// short codes that checks each code's length against the count refills half as often.
+    #[inline(always)]
+    pub fn window_of(&mut self, min: u32) -> (u64, u32) {
+        if self.n < min {
+            self.refill();
+        }
+        (self.acc, self.n)
+    }
+
+    /// Drop `len` bits of the [`BitReader::window`] (at most as many as it holds).
+    #[inline(always)]
+    pub fn consume(&mut self, len: u32) {
+        debug_assert!(len <= self.n);
+        self.acc = self.acc.checked_shl(len).unwrap_or(0);
+        self.n -= len;
+    }
+
+    /// Bits read so far.
+    pub fn consumed(&self) -> u64 {
+        self.pos as u64 * 8 - self.n as u64
+    }
+
     /// Read one bit.
     #[inline(always)]
     pub fn bit(&mut self) -> Result<bool> {
@@ -208,6 +240,12 @@ impl<'a> BitReader<'a> {
     pub fn lsb_bits(&mut self, m: u32) -> Result<u64> {
         if m == 0 {
             return Ok(0);
+        }
+        let (look, avail) = self.window();
+        if m <= avail {
+            // The next m bits, reversed, are the low m bits of the reversed window.
+            self.consume(m);
+            return Ok(look.reverse_bits() & (u64::MAX >> (64 - m)));
         }
         let rev = if m > 32 {
             let hi = self.get(m - 32)? as u64;

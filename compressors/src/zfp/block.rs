@@ -3,6 +3,7 @@
 //! tests. The same functions serve the encoder (which decodes its own block to check the bound)
 //! and the decoder.
 
+use super::planes::{from_planes, to_planes};
 use crate::bits::{BitReader, BitWriter};
 use roibin_registry::Result;
 
@@ -161,68 +162,6 @@ impl Default for Scratch {
     }
 }
 
-/// Bit planes of up to 64 values: `planes[k]` holds bit k of value i at bit i. Built with 8×8
-/// bit transposes, eight values and one byte at a time; planes in bytes wholly below plane
-/// `lowest` are not needed and not written.
-fn to_planes(data: &[u64], intprec: u32, lowest: u32, planes: &mut [u64; 64]) {
-    let size = data.len();
-    if size % 8 != 0 {
-        planes.fill(0);
-        for (i, &v) in data.iter().enumerate() {
-            for (k, p) in planes.iter_mut().enumerate().take(intprec as usize) {
-                *p |= ((v >> k) & 1) << i;
-            }
-        }
-        return;
-    }
-    for g in 0..size / 8 {
-        for b in (lowest / 8) as usize..(intprec / 8) as usize {
-            let mut x = 0u64;
-            for j in 0..8 {
-                x |= ((data[8 * g + j] >> (8 * b)) & 0xff) << (8 * j);
-            }
-            let t = crate::bitshuffle::transpose8(x);
-            for j in 0..8 {
-                let byte = ((t >> (8 * j)) & 0xff) << (8 * g);
-                // The first group sets the plane, the others add to it.
-                planes[8 * b + j] = if g == 0 {
-                    byte
-                } else {
-                    planes[8 * b + j] | byte
-                };
-            }
-        }
-    }
-}
-
-/// Inverse of [`to_planes`], for planes that are zero below `lowest`.
-fn from_planes(planes: &[u64; 64], size: usize, intprec: u32, lowest: u32, data: &mut [u64]) {
-    if size % 8 != 0 {
-        for (i, d) in data.iter_mut().enumerate().take(size) {
-            let mut v = 0u64;
-            for k in lowest..intprec {
-                v |= ((planes[k as usize] >> i) & 1) << k;
-            }
-            *d = v;
-        }
-        return;
-    }
-    for g in 0..size / 8 {
-        let mut vals = [0u64; 8];
-        for b in (lowest / 8) as usize..(intprec / 8) as usize {
-            let mut x = 0u64;
-            for j in 0..8 {
-                x |= ((planes[8 * b + j] >> (8 * g)) & 0xff) << (8 * j);
-            }
-            let t = crate::bitshuffle::transpose8(x);
-            for (j, v) in vals.iter_mut().enumerate() {
-                *v |= ((t >> (8 * j)) & 0xff) << (8 * b);
-            }
-        }
-        data[8 * g..8 * g + 8].copy_from_slice(&vals);
-    }
-}
-
 /// Encode the integers of a block (already transformed, in natural order) with `prec` bit planes
 /// and at most `maxbits` bits; returns the bits used.
 pub fn encode_ints(
@@ -293,9 +232,114 @@ pub fn decode_ints(
     let size = ints.len();
     let Scratch { data, planes } = scratch;
     let kmin = pl.intprec.saturating_sub(prec);
+    let (k, used) = if maxbits == u64::MAX {
+        let start = r.consumed();
+        let k = read_planes(r, size, pl.intprec, kmin, planes)?;
+        (k, r.consumed() - start)
+    } else {
+        read_planes_within(r, size, pl.intprec, kmin, maxbits, planes)?
+    };
+    // Planes below the last one read, in the bytes the transpose reads, are zero.
+    planes[(k / 8 * 8) as usize..k as usize].fill(0);
+    from_planes(planes, size, pl.intprec, k, &mut data[..size]);
+    for (j, &p) in perm.iter().enumerate() {
+        ints[p] = pl.nb_to_int(data[j]);
+    }
+    Ok(used)
+}
+
+/// The bit planes from `intprec - 1` down to `kmin` of a block of `size` values coded without a
+/// bit budget (every mode but `rate`); returns the last plane read.
+///
+/// Each plane is the bits of the values already known to be significant, verbatim, then group
+/// tests: a one, the zeros up to the next significant value, and the one that ends them (left
+/// out when the run reaches the last value), until a zero says no more. One look at the bit
+/// buffer parses a whole group test; near the stream's end, [`group_test`] takes it bit by bit.
+fn read_planes(
+    r: &mut BitReader<'_>,
+    size: usize,
+    intprec: u32,
+    kmin: u32,
+    planes: &mut [u64; 64],
+) -> Result<u32> {
+    let mut n = 0usize;
+    let mut k = intprec;
+    while k > kmin {
+        k -= 1;
+        let mut x = r.lsb_bits(n as u32)?;
+        while n < size {
+            let (look, avail) = r.window_of(16);
+            if look >> 63 == 0 {
+                if avail == 0 {
+                    return Err(roibin_registry::Error::corrupt(
+                        "zfp",
+                        "bit stream ends early",
+                    ));
+                }
+                r.consume(1);
+                break;
+            }
+            let max = size - 1 - n;
+            let zeros = (look << 1).leading_zeros() as usize;
+            // The run, and the one that ends it when it stops short of the last value.
+            let (run, len) = if zeros < max {
+                (zeros, zeros + 2)
+            } else {
+                (max, max + 1)
+            };
+            if len > avail as usize {
+                if !group_test(r, &mut n, size, &mut x)? {
+                    break;
+                }
+                continue;
+            }
+            r.consume(len as u32);
+            n += run;
+            x += 1u64 << n;
+            n += 1;
+        }
+        planes[k as usize] = mask_to(x, size);
+    }
+    Ok(k)
+}
+
+/// One group test read bit by bit (the stream's end may come inside it); false when it says
+/// no value of the plane is left significant.
+fn group_test(r: &mut BitReader<'_>, n: &mut usize, size: usize, x: &mut u64) -> Result<bool> {
+    if !r.bit()? {
+        return Ok(false);
+    }
+    *n += r.zeros(size - 1 - *n);
+    if *n < size - 1 && !r.bit()? {
+        return Err(roibin_registry::Error::corrupt("zfp", "bad group test"));
+    }
+    *x += 1u64 << *n;
+    *n += 1;
+    Ok(true)
+}
+
+/// Only the first `size` positions of a plane exist (a damaged stream may set more).
+fn mask_to(x: u64, size: usize) -> u64 {
+    if size == 64 {
+        x
+    } else {
+        x & ((1u64 << size) - 1)
+    }
+}
+
+/// [`read_planes`] within a budget of `maxbits` bits (`rate` mode): the stream stops wherever
+/// the budget runs out. Returns the last plane read and the bits used.
+fn read_planes_within(
+    r: &mut BitReader<'_>,
+    size: usize,
+    intprec: u32,
+    kmin: u32,
+    maxbits: u64,
+    planes: &mut [u64; 64],
+) -> Result<(u32, u64)> {
     let mut bits = maxbits;
     let mut n = 0usize;
-    let mut k = pl.intprec;
+    let mut k = intprec;
     while bits > 0 && k > kmin {
         k -= 1;
         let m = (n as u64).min(bits) as u32;
@@ -320,35 +364,32 @@ pub fn decode_ints(
             x += 1u64 << n;
             n += 1;
         }
-        // Only the first `size` positions exist (a damaged stream may set more).
-        planes[k as usize] = if size == 64 {
-            x
-        } else {
-            x & ((1u64 << size) - 1)
-        };
+        planes[k as usize] = mask_to(x, size);
     }
-    // Planes below the last one read, in the bytes the transpose reads, are zero.
-    planes[(k / 8 * 8) as usize..k as usize].fill(0);
-    from_planes(planes, size, pl.intprec, k, &mut data[..size]);
-    for (j, &p) in perm.iter().enumerate() {
-        ints[p] = pl.nb_to_int(data[j]);
-    }
-    Ok(maxbits - bits)
+    Ok((k, maxbits - bits))
+}
+
+/// A block of `N` = 4^d integers as an array (the caller's slice always has that length).
+fn as_block<const N: usize>(ints: &mut [i64]) -> &mut [i64; N] {
+    ints.try_into().expect("a block holds 4^d integers")
 }
 
 /// Forward transform of a block of integers.
 pub fn forward(ints: &mut [i64], d: usize) {
-    // A 2-D block (frames) as a fixed-size array: every index is known, no bounds checks.
-    match <&mut [i64; 16]>::try_from(&mut *ints) {
-        Ok(block) if d == 2 => xform(block, 2, fwd_lift, false),
+    // 2-D (frames) and 3-D blocks as fixed-size arrays: every index is known, no bounds
+    // checks, and the lines of an axis unroll.
+    match d {
+        2 => xform(as_block::<16>(ints), 2, fwd_lift, false),
+        3 => xform(as_block::<64>(ints), 3, fwd_lift, false),
         _ => xform(ints, d, fwd_lift, false),
     }
 }
 
 /// Inverse transform of a block of integers.
 pub fn inverse(ints: &mut [i64], d: usize) {
-    match <&mut [i64; 16]>::try_from(&mut *ints) {
-        Ok(block) if d == 2 => xform(block, 2, inv_lift, true),
+    match d {
+        2 => xform(as_block::<16>(ints), 2, inv_lift, true),
+        3 => xform(as_block::<64>(ints), 3, inv_lift, true),
         _ => xform(ints, d, inv_lift, true),
     }
 }
@@ -356,6 +397,72 @@ pub fn inverse(ints: &mut [i64], d: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The group-test parser that reads a whole test from one look at the bit buffer gives
+    /// what the bit-by-bit reader (the budgeted path, here with a budget that never runs out)
+    /// gives: the same planes and bits on whole streams, the same errors on every truncation
+    /// and on flipped bits.
+    #[test]
+    fn fast_group_tests_read_what_the_bit_by_bit_reader_reads() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..60 {
+            let d = 1 + round % 3;
+            let size = 1usize << (2 * d);
+            // Sparse and dense blocks: small, large and mixed coefficients.
+            let shift = next() % 31;
+            let ints: Vec<i64> = (0..size).map(|_| (next() as i32 as i64) >> shift).collect();
+            let pl = Planes { intprec: 32 };
+            let prec = 4 + (next() % 29) as u32;
+            let mut w = BitWriter::default();
+            let perm = sequency(d);
+            encode_ints(
+                &mut w,
+                &ints,
+                perm,
+                pl,
+                prec,
+                u64::MAX,
+                &mut Scratch::default(),
+            );
+            let bytes = w.finish();
+            let kmin = 32 - prec;
+            let read = |bytes: &[u8], fast: bool| {
+                let mut r = BitReader::new(bytes, "zfp");
+                let mut planes = [0u64; 64];
+                let got = if fast {
+                    read_planes(&mut r, size, 32, kmin, &mut planes).map(|k| (k, r.consumed()))
+                } else {
+                    read_planes_within(&mut r, size, 32, kmin, u64::MAX - 1, &mut planes)
+                        .map(|(k, used)| (k, used))
+                };
+                got.map(|k| (k, planes)).map_err(|e| e.to_string())
+            };
+            assert_eq!(read(&bytes, true), read(&bytes, false), "round {round}");
+            for cut in 0..bytes.len() {
+                assert_eq!(
+                    read(&bytes[..cut], true),
+                    read(&bytes[..cut], false),
+                    "cut {cut}"
+                );
+            }
+            let mut bad = bytes.clone();
+            for _ in 0..8 {
+                let i = next() as usize % bad.len();
+                bad[i] ^= 1 << (next() % 8);
+                assert_eq!(
+                    read(&bad, true),
+                    read(&bad, false),
+                    "round {round}, flip at {i}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn full_precision_round_trips_integers_closely() {

@@ -15,6 +15,7 @@
 
 mod block;
 mod bound;
+mod planes;
 
 use crate::bits::{BitReader, BitWriter};
 use crate::blocked;
