@@ -439,7 +439,6 @@ mod tests {
                     read_planes(&mut r, size, 32, kmin, &mut planes).map(|k| (k, r.consumed()))
                 } else {
                     read_planes_within(&mut r, size, 32, kmin, u64::MAX - 1, &mut planes)
-                        .map(|(k, used)| (k, used))
                 };
                 got.map(|k| (k, planes)).map_err(|e| e.to_string())
             };
