@@ -37,6 +37,16 @@ impl BitWriter {
         (self.acc, self.n) = (acc, n);
     }
 
+    /// Write the low `len` bits of `code` (len ≤ 64), most significant first.
+    #[inline]
+    pub fn put_long(&mut self, code: u64, len: u32) {
+        if len > 32 {
+            self.put_all([((code >> 32) as u32, len - 32), (code as u32, 32)].into_iter());
+        } else {
+            self.put(code as u32, len);
+        }
+    }
+
     /// Write one bit.
     #[inline]
     pub fn bit(&mut self, b: bool) {
@@ -55,7 +65,7 @@ impl BitWriter {
     }
 
     /// Write the low `m` bits of `x` (m ≤ 64), least significant first (ZFP's order).
-    #[inline]
+    #[inline(always)]
     pub fn lsb_bits(&mut self, x: u64, m: u32) {
         if m == 0 {
             return;

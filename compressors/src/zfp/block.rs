@@ -180,10 +180,56 @@ pub fn encode_ints(
     }
     let data = &data[..size];
     let kmin = pl.intprec.saturating_sub(prec);
+    to_planes(data, pl.intprec, kmin, planes);
+    if maxbits == u64::MAX {
+        let start = w.bits();
+        write_planes(w, planes, size, pl.intprec, kmin);
+        w.bits() - start
+    } else {
+        write_planes_within(w, planes, size, pl.intprec, kmin, maxbits)
+    }
+}
+
+/// Bit planes `intprec - 1` down to `kmin` of a block of `size` values without a bit budget
+/// (every mode but `rate`): each group test goes out as one code (its one, its zeros, and the
+/// one that ends them), the bits [`write_planes_within`] writes one by one.
+fn write_planes(w: &mut BitWriter, planes: &[u64; 64], size: usize, intprec: u32, kmin: u32) {
+    let mut n = 0usize;
+    for k in (kmin..intprec).rev() {
+        let mut x = planes[k as usize];
+        w.lsb_bits(x, n as u32);
+        x = x.checked_shr(n as u32).unwrap_or(0);
+        while n < size {
+            if x == 0 {
+                w.bit(false);
+                break;
+            }
+            let max = size - 1 - n;
+            let zeros = x.trailing_zeros() as usize;
+            let (run, code, len) = if zeros < max {
+                (zeros, (1u64 << (zeros + 1)) | 1, zeros + 2)
+            } else {
+                (max, 1u64 << max, max + 1)
+            };
+            w.put_long(code, len as u32);
+            x = x.checked_shr(run as u32 + 1).unwrap_or(0);
+            n += run + 1;
+        }
+    }
+}
+
+/// [`write_planes`] within a budget of `maxbits` bits (`rate` mode); returns the bits used.
+fn write_planes_within(
+    w: &mut BitWriter,
+    planes: &[u64; 64],
+    size: usize,
+    intprec: u32,
+    kmin: u32,
+    maxbits: u64,
+) -> u64 {
     let mut bits = maxbits;
     let mut n = 0usize;
-    let mut k = pl.intprec;
-    to_planes(data, pl.intprec, kmin, planes);
+    let mut k = intprec;
     while bits > 0 && k > kmin {
         k -= 1;
         let mut x = planes[k as usize];
@@ -398,12 +444,14 @@ pub fn inverse(ints: &mut [i64], d: usize) {
 mod tests {
     use super::*;
 
-    /// The group-test parser that reads a whole test from one look at the bit buffer gives
+    /// The group-test writer and parser that take a whole test at once write and read what
+    /// the bit-by-bit ones (the budgeted paths, here with a budget that never runs out) do.
+    /// The parser that reads a whole test from one look at the bit buffer gives
     /// what the bit-by-bit reader (the budgeted path, here with a budget that never runs out)
     /// gives: the same planes and bits on whole streams, the same errors on every truncation
     /// and on flipped bits.
     #[test]
-    fn fast_group_tests_read_what_the_bit_by_bit_reader_reads() {
+    fn fast_group_tests_write_and_read_what_the_bit_by_bit_coder_does() {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -432,6 +480,16 @@ mod tests {
             );
             let bytes = w.finish();
             let kmin = 32 - prec;
+            // The one-code-per-group-test writer writes what the bit-by-bit writer writes.
+            let mut planes = [0u64; 64];
+            let mut data = [0u64; 64];
+            for (d, &i) in data.iter_mut().zip(perm) {
+                *d = pl.int_to_nb(ints[i]);
+            }
+            to_planes(&data[..size], 32, kmin, &mut planes);
+            let mut slow = BitWriter::default();
+            write_planes_within(&mut slow, &planes, size, 32, kmin, u64::MAX - 1);
+            assert_eq!(slow.finish(), bytes, "round {round}");
             let read = |bytes: &[u8], fast: bool| {
                 let mut r = BitReader::new(bytes, "zfp");
                 let mut planes = [0u64; 64];

@@ -431,6 +431,7 @@ impl Piece<'_> {
         let grid = Grid::new(self.dims, d);
         let mut blk = grid.scratch();
         let mut scratch = block::Scratch::default();
+        let mut precisions = PrecisionMemo::default();
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let n = blk.n;
@@ -474,8 +475,13 @@ impl Piece<'_> {
             block::forward(ints, d);
             let (prec, explicit) = match mode {
                 Mode::Accuracy(tol) => {
-                    let formula = accuracy_precision(tol, emax, d, pl.intprec);
-                    let proven = formula_holds(tol, emax, pl.intprec - formula, d, pl, kind);
+                    let (formula, proven) = precisions.get(emax, || {
+                        let formula = accuracy_precision(tol, emax, d, pl.intprec);
+                        (
+                            formula,
+                            formula_holds(tol, emax, pl.intprec - formula, d, pl, kind),
+                        )
+                    });
                     // Checked unless proven: add planes until every element is within tol.
                     let ok = |p: u32| {
                         if proven && p == formula {
@@ -587,6 +593,33 @@ impl Piece<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The accuracy mode's precision for a block and whether it is proven, by the block's largest
+/// exponent: a piece's blocks share a few exponents, and the proof costs a few dozen float
+/// operations. Direct-mapped on the exponent's low bits; per piece, so nothing outlives a call.
+struct PrecisionMemo {
+    slots: [(i32, u32, bool); 64],
+}
+
+impl Default for PrecisionMemo {
+    fn default() -> PrecisionMemo {
+        // i32::MIN never is a stored block's exponent (all-zero blocks are coded apart).
+        PrecisionMemo {
+            slots: [(i32::MIN, 0, false); 64],
+        }
+    }
+}
+
+impl PrecisionMemo {
+    fn get(&mut self, emax: i32, compute: impl FnOnce() -> (u32, bool)) -> (u32, bool) {
+        let slot = &mut self.slots[(emax & 63) as usize];
+        if slot.0 != emax {
+            let (formula, proven) = compute();
+            *slot = (emax, formula, proven);
+        }
+        (slot.1, slot.2)
     }
 }
 
