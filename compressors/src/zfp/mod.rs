@@ -188,6 +188,16 @@ impl Kind {
             f: impl Fn(f64) -> [u8; N],
             scale: f64,
         ) {
+            if blk.is_whole() {
+                // Rows of four neighbours: one bounds check and one store of 4·N bytes each.
+                for (row, &j) in ints.chunks_exact(4).zip(blk.at.iter().step_by(4)) {
+                    let out: &mut [u8] = &mut dst[j * N..(j + 4) * N];
+                    for (o, &i) in out.chunks_exact_mut(N).zip(row) {
+                        o.copy_from_slice(&f(i as f64 * scale));
+                    }
+                }
+                return;
+            }
             for (i, j) in blk.inside() {
                 dst[j * N..(j + 1) * N].copy_from_slice(&f(ints[i] as f64 * scale));
             }
@@ -277,6 +287,10 @@ struct Block {
 impl Block {
     fn offsets(&self) -> &[usize] {
         &self.at[..self.n]
+    }
+    /// Every value inside the array: the block's rows of four are neighbours in memory.
+    fn is_whole(&self) -> bool {
+        self.n >= 4 && self.inside == u64::MAX >> (64 - self.n)
     }
     fn is_inside(&self, i: usize) -> bool {
         self.inside >> i & 1 != 0
