@@ -241,6 +241,35 @@ fn lossy_golden_files_keep_decoding() {
             f64::INFINITY,
             2,
         ),
+        // Compact block headers, ZFP's size (since 2026-12-04).
+        (
+            "v1_zfp_compact_accuracy_f32",
+            DType::F32,
+            "zfp(accuracy=0.5)",
+            0.5,
+            2,
+        ),
+        (
+            "v1_zfp_compact_nonfinite_f32",
+            DType::F32,
+            "zfp(accuracy=0.01)",
+            0.01,
+            5,
+        ),
+        (
+            "v1_zfp_compact_rate_f32",
+            DType::F32,
+            "zfp(rate=12)",
+            f64::INFINITY,
+            6,
+        ),
+        (
+            "v1_zfp_compact_precision_f64",
+            DType::F64,
+            "zfp(precision=20)",
+            f64::INFINITY,
+            5,
+        ),
     ] {
         let meta = ArrayMeta::new(dtype, vec![5, 37, 41]);
         let orig = bytes_of(&values(style, meta.len(), 11), dtype);

@@ -15,11 +15,13 @@
 
 mod block;
 mod bound;
+mod header;
 mod planes;
 
 use crate::bits::{BitReader, BitWriter};
 use crate::blocked;
 use block::Planes;
+use header::{Head, Headers};
 use roibin_registry::options::THREADS;
 use roibin_registry::stream::Reader;
 use roibin_registry::{
@@ -132,13 +134,6 @@ impl Kind {
             32
         } else {
             64
-        }
-    }
-    fn ebits(self) -> u32 {
-        if self == Kind::F32 {
-            9
-        } else {
-            12
         }
     }
     /// The stored element a decoded value becomes (rounded for integers), as f64.
@@ -422,6 +417,7 @@ struct Piece<'a> {
     d: usize,
     dims: [usize; 3],
     perm: &'a [usize],
+    headers: Headers,
 }
 
 impl Piece<'_> {
@@ -436,6 +432,7 @@ impl Piece<'_> {
 
     fn encode(&self, mode: Mode, data: &[u8], w: &mut BitWriter) -> Result<()> {
         let (kind, d, es) = (self.kind, self.d, self.kind.size());
+        let f32 = kind == Kind::F32;
         let pl = self.planes(mode);
         let nvals = 1usize << (2 * d);
         let maxbits = match mode {
@@ -471,17 +468,19 @@ impl Piece<'_> {
                         "non-finite values in rate mode (a fixed-size block cannot hold them)",
                     ));
                 }
+                self.headers.write(w, f32, Head::Raw);
                 write_raw(w, &blk, data, es);
                 continue;
             }
             let emax = vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN);
             if emax == i32::MIN {
-                w.put(0b00, 2);
+                let used = self.headers.write(w, f32, Head::Zero);
                 if let Some(mb) = maxbits {
-                    pad(w, mb.saturating_sub(2));
+                    pad(w, mb.saturating_sub(used));
                 }
                 continue;
             }
+            let emax = emax.max(self.headers.min_emax(f32));
             let scale = pow2(pl.intprec as i32 - 2 - emax);
             for (i, &v) in ints.iter_mut().zip(vals.iter()) {
                 *i = (v * scale) as i64;
@@ -507,6 +506,7 @@ impl Piece<'_> {
                     match (formula..=pl.intprec).find(|&p| ok(p)) {
                         Some(p) => (p, p != formula),
                         None => {
+                            self.headers.write(w, f32, Head::Raw);
                             write_raw(w, &blk, data, es);
                             continue;
                         }
@@ -515,15 +515,8 @@ impl Piece<'_> {
                 Mode::Precision(p) => (p.min(pl.intprec), false),
                 _ => (pl.intprec, false),
             };
-            w.put(0b01, 2);
-            w.put((emax + (1 << (kind.ebits() - 1))) as u32, kind.ebits());
-            let mut used = 2 + kind.ebits() as u64;
-            if let Mode::Accuracy(_) = mode {
-                w.bit(explicit);
-                if explicit {
-                    w.put(prec, 7);
-                }
-            }
+            let precision = explicit.then_some(prec);
+            let mut used = self.headers.write(w, f32, Head::Coded { emax, precision });
             let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
             used += block::encode_ints(w, ints, self.perm, pl, prec, budget, &mut scratch);
             if let Some(mb) = maxbits {
@@ -535,6 +528,7 @@ impl Piece<'_> {
 
     fn decode(&self, mode: Mode, r: &mut BitReader<'_>, dst: &mut [u8]) -> Result<()> {
         let (kind, d, es) = (self.kind, self.d, self.kind.size());
+        let (f32, accuracy) = (kind == Kind::F32, matches!(mode, Mode::Accuracy(_)));
         let pl = self.planes(mode);
         let nvals = 1usize << (2 * d);
         let maxbits = match mode {
@@ -556,16 +550,16 @@ impl Piece<'_> {
                 }
                 continue;
             }
-            match r.get(2)? {
-                0b00 => {
+            match self.headers.read(r, f32, accuracy)? {
+                (Head::Zero, used) => {
                     for (_, j) in blk.inside() {
                         kind.write(0.0, &mut dst[j * es..(j + 1) * es]);
                     }
                     if let Some(mb) = maxbits {
-                        skip(r, mb.saturating_sub(2))?;
+                        skip(r, mb.saturating_sub(used))?;
                     }
                 }
-                0b10 => {
+                (Head::Raw, _) => {
                     for i in 0..blk.n {
                         let j = blk.at[i];
                         let mut b = [0u8; 8];
@@ -577,18 +571,11 @@ impl Piece<'_> {
                         }
                     }
                 }
-                0b01 => {
-                    let emax = r.get(kind.ebits())? as i32 - (1 << (kind.ebits() - 1));
-                    let mut used = 2 + kind.ebits() as u64;
-                    let prec = match mode {
-                        Mode::Accuracy(tol) => {
-                            if r.bit()? {
-                                r.get(7)?
-                            } else {
-                                accuracy_precision(tol, emax, d, pl.intprec)
-                            }
-                        }
-                        Mode::Precision(p) => p.min(pl.intprec),
+                (Head::Coded { emax, precision }, mut used) => {
+                    let prec = match (mode, precision) {
+                        (Mode::Accuracy(_), Some(p)) => p,
+                        (Mode::Accuracy(tol), None) => accuracy_precision(tol, emax, d, pl.intprec),
+                        (Mode::Precision(p), _) => p.min(pl.intprec),
                         _ => pl.intprec,
                     };
                     if prec > pl.intprec {
@@ -603,7 +590,6 @@ impl Piece<'_> {
                         skip(r, mb.saturating_sub(used))?;
                     }
                 }
-                _ => return Err(Error::corrupt("zfp", "unknown block header")),
             }
         }
         Ok(())
@@ -677,9 +663,8 @@ fn formula_holds(tol: f64, emax: i32, kmin: u32, d: usize, pl: Planes, kind: Kin
     (ints * unit + stored) * (1.0 + 1e-9) <= tol
 }
 
-/// A block stored as its raw elements (header `10`).
+/// A block's raw elements (after its [`Head::Raw`] header).
 fn write_raw(w: &mut BitWriter, blk: &Block, data: &[u8], es: usize) {
-    w.put(0b10, 2);
     for &j in blk.offsets() {
         for &b in &data[j * es..(j + 1) * es] {
             w.put(b as u32, 8);
@@ -747,6 +732,9 @@ fn rev_inverse(p: &mut [i64], d: usize, intprec: u32) {
     }
 }
 
+/// Mode-byte flag of streams with [`Headers::Compact`] block headers (since 2026-12-04).
+const COMPACT_HEADERS: u8 = 0x10;
+
 /// Pieces: whole rows of blocks along the slowest blocked axis, about this many elements.
 const PIECE_ELEMS: usize = 1 << 20;
 
@@ -771,7 +759,9 @@ impl Codec for Zfp {
         let kind = Kind::of(m.dtype)?;
         let (d, dims) = layout(&m.shape);
         let perm = block::sequency(d);
-        out.push(self.mode.code());
+        // Compact block headers are flagged in the mode byte (reversible streams have none).
+        let compact = self.mode != Mode::Reversible;
+        out.push(self.mode.code() | if compact { COMPACT_HEADERS } else { 0 });
         out.extend_from_slice(&self.mode.param().to_le_bytes());
         let (axis, row_bytes, rows) = pieces(d, dims, kind.size());
         blocked::encode(data, rows * row_bytes, self.threads, out, |b, o| {
@@ -782,6 +772,7 @@ impl Codec for Zfp {
                 d,
                 dims: pd,
                 perm,
+                headers: Headers::Compact,
             };
             // The piece's bits go straight into its (reused) output buffer.
             let mut w = BitWriter::over(std::mem::take(o));
@@ -805,8 +796,13 @@ impl Codec for Zfp {
         let perm = block::sequency(d);
         let mut rd = Reader::new(data, "zfp");
         let code = rd.u8()?;
+        let headers = if code & COMPACT_HEADERS != 0 {
+            Headers::Compact
+        } else {
+            Headers::Wide
+        };
         let param = f64::from_le_bytes(rd.take(8)?.try_into().expect("8"));
-        let mode = match code {
+        let mode = match code & !COMPACT_HEADERS {
             0 if param >= 0.0 && param.is_finite() => Mode::Accuracy(param),
             1 if (1.0..=64.0).contains(&param) => Mode::Precision(param as u32),
             2 if (1.0..=64.0).contains(&param) => Mode::Rate(param),
@@ -826,6 +822,7 @@ impl Codec for Zfp {
                 d,
                 dims: pd,
                 perm,
+                headers,
             };
             piece.decode(mode, &mut BitReader::new(src, "zfp"), out)?;
             Ok(out.len())
