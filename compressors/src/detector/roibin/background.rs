@@ -61,10 +61,9 @@ pub fn prepare(
     let (fh, fw) = (l.panels * l.rows, l.cols);
     // Copied in parallel (with its page faults): the copy of a 16 MB frame was the largest
     // serial step of the encode.
-    let mut bg = vec![0u8; data.len()];
-    bg.par_chunks_mut(COPY_BLOCK)
-        .zip(data.par_chunks(COPY_BLOCK))
-        .for_each(|(d, s)| d.copy_from_slice(s));
+    // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
+    let mut bg = Vec::with_capacity(data.len());
+    bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
     for f in 0..l.frames {
         // Pixels that must not take part in a neighbour mean: exact and masked ones (both
         // lists sorted: merged, not sorted again).

@@ -38,9 +38,13 @@ pub fn select(frame: &[u8], dtype: DType, masked: &[usize], rules: Rules) -> Vec
     // masked pixel is kept or filled as `masked` says, whatever its value (with masked=fill
     // a hot pixel is filled from its neighbours, not stored by `exact_above`: on
     // JUNGFRAU-like frames 96 % of the pixels above 250 ADU are masked hot pixels).
-    let by_value = elems::indices_where(frame, dtype, |x, sentinel| {
-        flagged(x, sentinel) | (x > above) | (x < below)
-    });
+    let by_value = if dtype == DType::F32 {
+        elems::f32_indices_outside(frame, below, above)
+    } else {
+        elems::indices_where(frame, dtype, |x, sentinel| {
+            flagged(x, sentinel) | (x > above) | (x < below)
+        })
+    };
     if masked.is_empty() {
         return by_value;
     }
