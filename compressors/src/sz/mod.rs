@@ -401,6 +401,7 @@ struct Means {
     as_f64: Vec<f64>,
     medians: Vec<f64>,
     buf: Vec<f64>,
+    buf32: Vec<f32>,
 }
 
 impl Means {
@@ -410,8 +411,16 @@ impl Means {
         if pred != Predictor::BlockMean {
             return;
         }
-        roibin_registry::metrics::to_f64_into(data, dtype, &mut self.as_f64);
-        predict::block_means_into(dims, &self.as_f64, &mut self.buf, &mut self.medians);
+        match bytemuck::try_cast_slice::<u8, f32>(data) {
+            // float32 read in place: no 8-byte copy of the piece to take medians of.
+            Ok(vals) if dtype == DType::F32 => {
+                predict::block_means_into(dims, vals, &mut self.buf32, &mut self.medians)
+            }
+            _ => {
+                roibin_registry::metrics::to_f64_into(data, dtype, &mut self.as_f64);
+                predict::block_means_into(dims, &self.as_f64, &mut self.buf, &mut self.medians)
+            }
+        }
         let unit_ok = eb > 0.0 && eb.is_finite();
         self.stored.extend(self.medians.iter().map(|&m| {
             if unit_ok {

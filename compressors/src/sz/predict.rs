@@ -52,8 +52,39 @@ pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
     out
 }
 
+/// A value block medians are taken of: f64, or f32 read in place (the same medians: the
+/// conversion to f64 keeps every value and their order).
+pub trait MedianValue: Copy {
+    fn is_finite(self) -> bool;
+    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering;
+    fn to_f64(self) -> f64;
+}
+
+macro_rules! median_value {
+    ($t:ty) => {
+        impl MedianValue for $t {
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
+                <$t>::total_cmp(self, other)
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    };
+}
+median_value!(f32);
+median_value!(f64);
+
 /// [`block_means`] into `out` (cleared), with `buf` as the reused median buffer.
-pub fn block_means_into(dims: [usize; 3], vals: &[f64], buf: &mut Vec<f64>, out: &mut Vec<f64>) {
+pub fn block_means_into<T: MedianValue>(
+    dims: [usize; 3],
+    vals: &[T],
+    buf: &mut Vec<T>,
+    out: &mut Vec<f64>,
+) {
     // Medians, not means: a Bragg peak inside a block must not lift the prediction for the
     // background pixels around it.
     let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
@@ -75,8 +106,8 @@ pub fn block_means_into(dims: [usize; 3], vals: &[f64], buf: &mut Vec<f64>, out:
                     continue;
                 }
                 let mid = buf.len() / 2;
-                let (_, m, _) = buf.select_nth_unstable_by(mid, f64::total_cmp);
-                out.push(*m);
+                let (_, m, _) = buf.select_nth_unstable_by(mid, T::total_cmp);
+                out.push(m.to_f64());
             }
         }
     }
@@ -308,6 +339,28 @@ fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool, leve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Medians taken of float32 values in place are the medians of the same values as f64.
+    #[test]
+    fn f32_block_medians_equal_f64_ones() {
+        let dims = [2, 37, 45];
+        let n: usize = dims.iter().product();
+        let vals32: Vec<f32> = (0..n)
+            .map(|i| match i % 11 {
+                0 => f32::NAN,
+                1 => -0.0,
+                2 => 0.0,
+                3 => f32::INFINITY,
+                _ => ((i * 7919) % 1000) as f32 * 0.37 - 100.0,
+            })
+            .collect();
+        let vals64: Vec<f64> = vals32.iter().map(|&v| v as f64).collect();
+        let (mut a, mut b) = (vec![], vec![]);
+        block_means_into(dims, &vals32, &mut vec![], &mut a);
+        block_means_into(dims, &vals64, &mut vec![], &mut b);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a), bits(&b));
+    }
 
     /// Records the visiting order and predicts exactly (so recon = original).
     struct Visit<'a> {
