@@ -298,6 +298,7 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
     let (rad, packed) = radial_stats(v, g, p);
     // Seeds found on the packed frame: one threshold per run of a bin, not a lookup per pixel.
     let seeds = packing.above(&packed, &rad.seed);
+    packing.recycle(packed);
     let n = panels.rows * panels.cols;
     let per_panel = (0..panels.panels)
         .into_par_iter()
