@@ -12,6 +12,9 @@ use rayon::prelude::*;
 /// Pixels per block: a block's values and keys stay in L2 while it is regrouped.
 pub const BLOCK: usize = 1 << 16;
 
+/// Most regrouped-frame buffers a [`Packing`] keeps for reuse.
+const SPARE_CAP: usize = 64;
+
 /// Per-bin count, sum and sum of squares.
 pub type BinSums = (u32, f64, f64);
 
@@ -105,10 +108,12 @@ impl Packing {
         Packed { values, last }
     }
 
-    /// Keep `packed`'s buffer for a later [`Packing::pack`] (as many as the pool has threads).
+    /// Keep `packed`'s buffer for a later [`Packing::pack`]. The pool never holds more
+    /// buffers than frames were regrouped at once (each `pack` takes one first), whatever the
+    /// threads of the caller; [`SPARE_CAP`] is a backstop.
     pub fn recycle(&self, packed: Packed) {
         if let Ok(mut spare) = self.spare.lock() {
-            if spare.len() < rayon::current_num_threads() {
+            if spare.len() < SPARE_CAP {
                 spare.push(packed.values);
             }
         }
