@@ -103,8 +103,15 @@ pub fn indices_where(bytes: &[u8], dtype: DType, keep: impl Fn(f64, bool) -> boo
 /// [`indices_where`] for float32 elements kept when not finite or outside `[below, above]`
 /// (the exact-pixel rule on float frames, where nothing is a sentinel): the same indices, 64
 /// elements to a bit mask in a loop the compiler vectorises, then only the set bits visited
-/// (a frame has a few hundred such pixels in four million).
-pub fn f32_indices_outside(bytes: &[u8], below: f64, above: f64) -> Vec<usize> {
+/// (a frame has a few hundred such pixels in four million). With `copy`, the elements are
+/// also appended to it in the same pass (the background's input starts as such a copy: one
+/// pass over the frame instead of two).
+pub fn f32_indices_outside(
+    bytes: &[u8],
+    below: f64,
+    above: f64,
+    mut copy: Option<&mut Vec<u8>>,
+) -> Vec<usize> {
     // x > above ⇔ x > (the largest f32 ≤ above), x < below ⇔ x < (the smallest f32 ≥ below).
     let (lo, hi) = (-f32_at_most(-below), f32_at_most(above));
     let keep = |e: &[u8]| {
@@ -112,9 +119,15 @@ pub fn f32_indices_outside(bytes: &[u8], below: f64, above: f64) -> Vec<usize> {
         !(x >= lo && x <= hi) || x.is_infinite()
     };
     let mut out = vec![];
+    if let Some(c) = copy.as_deref_mut() {
+        c.reserve(bytes.len());
+    }
     let blocks = bytes.chunks_exact(256);
     let tail = blocks.remainder();
     for (b, block) in blocks.enumerate() {
+        if let Some(c) = copy.as_deref_mut() {
+            c.extend_from_slice(block);
+        }
         let mut mask = 0u64;
         for (j, e) in block.chunks_exact(4).enumerate() {
             mask |= (keep(e) as u64) << j;
@@ -123,6 +136,9 @@ pub fn f32_indices_outside(bytes: &[u8], below: f64, above: f64) -> Vec<usize> {
             out.push(64 * b + mask.trailing_zeros() as usize);
             mask &= mask - 1;
         }
+    }
+    if let Some(c) = copy {
+        c.extend_from_slice(tail);
     }
     let start = (bytes.len() - tail.len()) / 4;
     out.extend(
@@ -318,8 +334,11 @@ mod tests {
                 let want = indices_where(&bytes, DType::F32, |x, sentinel| {
                     !x.is_finite() || sentinel || x > above || x < below
                 });
-                let got = f32_indices_outside(&bytes, below, above);
+                let got = f32_indices_outside(&bytes, below, above, None);
                 assert_eq!(got, want, "round {round}, [{below}, {above}]");
+                let mut copy = vec![];
+                let copying = f32_indices_outside(&bytes, below, above, Some(&mut copy));
+                assert_eq!((copying, copy), (want, bytes.clone()));
             }
         }
     }

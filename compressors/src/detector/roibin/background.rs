@@ -9,8 +9,19 @@ use crate::detector::elems;
 use rayon::prelude::*;
 use roibin_registry::DType;
 
+/// A chunk's flagged pixels and, when asked for one, the copy of the chunk the background's
+/// input starts from, made in the same pass.
+pub struct Flagged {
+    /// Sorted chunk indices, windows included.
+    pub pixels: Vec<usize>,
+    /// The chunk's bytes, for [`prepare`] (one-frame chunks only: several frames are scanned
+    /// in parallel, and [`prepare`] copies them itself).
+    pub copy: Option<Vec<u8>>,
+}
+
 /// Sorted chunk indices of the flagged pixels (see [`exact::select`]), windows included,
-/// frames in parallel: none of them may take part in a bin or a window's rim mean.
+/// frames in parallel: none of them may take part in a bin or a window's rim mean. With
+/// `copy`, a one-frame chunk is also copied in the same pass.
 pub fn flagged_pixels(
     data: &[u8],
     dtype: DType,
@@ -18,52 +29,72 @@ pub fn flagged_pixels(
     masked: &[usize],
     rules: Rules,
     from_noise: bool,
-) -> Vec<usize> {
+    copy: bool,
+) -> Flagged {
     let fp = l.frame_pixels();
     let fb = fp * dtype.size();
-    data.par_chunks(fb)
+    let frame_rules = |frame: &[u8]| {
+        // No f64 copy of the frame (36 MB for an EIGER 4M u32 frame): the noise takes a
+        // sample, the selection reads the elements in place.
+        if from_noise {
+            let sample: Vec<f64> = (0..fp)
+                .step_by(7)
+                .map(|i| elems::get(frame, dtype, i))
+                .collect();
+            noise_rules(&sample, rules, !dtype.is_float())
+        } else {
+            rules
+        }
+    };
+    if copy && data.len() == fb {
+        let mut bytes = Vec::new();
+        let pixels = exact::select(data, dtype, masked, frame_rules(data), Some(&mut bytes));
+        return Flagged {
+            pixels,
+            copy: Some(bytes),
+        };
+    }
+    let pixels = data
+        .par_chunks(fb)
         .enumerate()
         .map(|(f, frame)| {
-            // No f64 copy of the frame (36 MB for an EIGER 4M u32 frame): the noise takes a
-            // sample, the selection reads the elements in place.
-            let rules = if from_noise {
-                let sample: Vec<f64> = (0..fp)
-                    .step_by(7)
-                    .map(|i| elems::get(frame, dtype, i))
-                    .collect();
-                noise_rules(&sample, rules, !dtype.is_float())
-            } else {
-                rules
-            };
-            exact::select(frame, dtype, masked, rules)
+            exact::select(frame, dtype, masked, frame_rules(frame), None)
                 .into_iter()
                 .map(|k| f * fp + k)
                 .collect::<Vec<_>>()
         })
         .flatten()
-        .collect()
+        .collect();
+    Flagged { pixels, copy: None }
 }
 
-/// The background graph's input: `data` with window pixels, flagged pixels (`exact`, sorted
-/// chunk indices, windows included) and masked pixels (`masked`, sorted frame indices)
-/// replaced.
+/// The background graph's input: `data` with window pixels, flagged pixels (`flagged`,
+/// whose copy of `data`, if it has one, becomes the input) and masked pixels (`masked`,
+/// sorted frame indices) replaced.
 pub fn prepare(
     data: &[u8],
     dtype: DType,
     l: Layout,
     infos: &[FrameInfo],
-    exact: &[usize],
+    flagged: &mut Flagged,
     masked: &[usize],
     fill: f64,
 ) -> Vec<u8> {
+    let exact = &flagged.pixels[..];
     let es = dtype.size();
     let fp = l.frame_pixels();
     let (fh, fw) = (l.panels * l.rows, l.cols);
     // Copied in parallel (with its page faults): the copy of a 16 MB frame was the largest
     // serial step of the encode.
-    // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
-    let mut bg = Vec::with_capacity(data.len());
-    bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
+    let mut bg = match flagged.copy.take() {
+        Some(copy) if copy.len() == data.len() => copy,
+        _ => {
+            // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
+            let mut bg = Vec::with_capacity(data.len());
+            bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
+            bg
+        }
+    };
     for f in 0..l.frames {
         // Pixels that must not take part in a neighbour mean: exact and masked ones (both
         // lists sorted: merged, not sorted again).

@@ -27,8 +27,15 @@ pub struct Rules {
 }
 
 /// Sorted frame-relative indices of the flagged pixels of one frame, windows included;
-/// `masked` are the mask's bad pixels (sorted).
-pub fn select(frame: &[u8], dtype: DType, masked: &[usize], rules: Rules) -> Vec<usize> {
+/// `masked` are the mask's bad pixels (sorted). With `copy`, the frame is also appended to it
+/// (in the same pass for float32 frames).
+pub fn select(
+    frame: &[u8],
+    dtype: DType,
+    masked: &[usize],
+    rules: Rules,
+    copy: Option<&mut Vec<u8>>,
+) -> Vec<usize> {
     let (below, above) = (
         rules.below.unwrap_or(f64::NEG_INFINITY),
         rules.above.unwrap_or(f64::INFINITY),
@@ -39,8 +46,11 @@ pub fn select(frame: &[u8], dtype: DType, masked: &[usize], rules: Rules) -> Vec
     // a hot pixel is filled from its neighbours, not stored by `exact_above`: on
     // JUNGFRAU-like frames 96 % of the pixels above 250 ADU are masked hot pixels).
     let by_value = if dtype == DType::F32 {
-        elems::f32_indices_outside(frame, below, above)
+        elems::f32_indices_outside(frame, below, above, copy)
     } else {
+        if let Some(c) = copy {
+            c.extend_from_slice(frame);
+        }
         elems::indices_where(frame, dtype, |x, sentinel| {
             flagged(x, sentinel) | (x > above) | (x < below)
         })
@@ -212,10 +222,10 @@ mod tests {
         };
         // fill: the hot (2), cold (3) and quiet (5) masked pixels are filled, not kept; the
         // unmasked outlier (1) and the NaN (4) are kept.
-        assert_eq!(select(&frame, DType::F32, &masked, rules(false)), [1, 4]);
+        assert_eq!(select(&frame, DType::F32, &masked, rules(false), None), [1, 4]);
         // keep: every masked pixel is kept too.
         assert_eq!(
-            select(&frame, DType::F32, &masked, rules(true)),
+            select(&frame, DType::F32, &masked, rules(true), None),
             [1, 2, 3, 4, 5]
         );
     }

@@ -462,10 +462,12 @@ impl Roibin {
 
     /// The flagged pixels of the chunk (see [`background::flagged_pixels`]): they need
     /// nothing of the windows, so they are found beside the finder.
-    fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<Vec<usize>> {
+    fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<background::Flagged> {
         let masked = self.masked_pixels(l)?;
+        // The background's input starts as a copy of the chunk, made in the same pass.
+        let copy = self.background.is_some();
         Ok(threads::install(self.threads, || {
-            background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto())
+            background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto(), copy)
         }))
     }
 
@@ -477,18 +479,22 @@ impl Roibin {
         m: &ArrayMeta,
         l: Layout,
         infos: &[FrameInfo],
-        flagged: Vec<usize>,
+        mut flagged: background::Flagged,
     ) -> Result<EncodedBackground> {
         let dtype = m.dtype;
         let masked = self.masked_pixels(l)?;
         let mut encoded = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
             threads::install(self.threads, || {
-                let bg = background::prepare(data, dtype, l, infos, &flagged, &masked, self.fill);
+                let bg =
+                    background::prepare(data, dtype, l, infos, &mut flagged, &masked, self.fill);
                 bg_pipe.encode_into(&bg, &mut encoded)
             })?;
         }
-        Ok(EncodedBackground { flagged, encoded })
+        Ok(EncodedBackground {
+            flagged: flagged.pixels,
+            encoded,
+        })
     }
 
     /// The stream of the chunk with the windows `infos` over the background `bg` (encoded
