@@ -222,7 +222,10 @@ mod tests {
         };
         // fill: the hot (2), cold (3) and quiet (5) masked pixels are filled, not kept; the
         // unmasked outlier (1) and the NaN (4) are kept.
-        assert_eq!(select(&frame, DType::F32, &masked, rules(false), None), [1, 4]);
+        assert_eq!(
+            select(&frame, DType::F32, &masked, rules(false), None),
+            [1, 4]
+        );
         // keep: every masked pixel is kept too.
         assert_eq!(
             select(&frame, DType::F32, &masked, rules(true), None),
