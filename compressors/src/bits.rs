@@ -198,17 +198,10 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    /// The buffered bits after a refill, most significant first, and how many of them are
-    /// the stream's (at least 57 unless its end is near): for decoders that parse several
-    /// codes from one look and then [`BitReader::consume`] them.
-    #[inline(always)]
-    pub fn window(&mut self) -> (u64, u32) {
-        self.refill();
-        (self.acc, self.n)
-    }
-
-    /// [`BitReader::window`], refilled only when it holds fewer than `min` bits: a parser of
-    /// short codes that checks each code's length against the count refills half as often.
+    /// The buffered bits, most significant first, and how many of them are the stream's,
+    /// refilled first when fewer than `min` are (to at least 57 unless the end is near): for
+    /// decoders that parse codes from one look, check each one's length against the count and
+    /// then [`BitReader::consume`] them.
     #[inline(always)]
     pub fn window_of(&mut self, min: u32) -> (u64, u32) {
         if self.n < min {
@@ -217,7 +210,7 @@ impl<'a> BitReader<'a> {
         (self.acc, self.n)
     }
 
-    /// Drop `len` bits of the [`BitReader::window`] (at most as many as it holds).
+    /// Drop `len` bits of the [`BitReader::window_of`] (at most as many as it holds).
     #[inline(always)]
     pub fn consume(&mut self, len: u32) {
         debug_assert!(len <= self.n);
@@ -251,7 +244,7 @@ impl<'a> BitReader<'a> {
         if m == 0 {
             return Ok(0);
         }
-        let (look, avail) = self.window();
+        let (look, avail) = self.window_of(m);
         if m <= avail {
             // The next m bits, reversed, are the low m bits of the reversed window.
             self.consume(m);

@@ -2,6 +2,8 @@
 //! order the encoder and decoder share, predicts it from already reconstructed neighbours and
 //! lets a [`Quant`] turn the prediction into the reconstructed value.
 
+use super::quant::Float;
+
 /// Turns a prediction for element `i` into its reconstructed value (encoder: quantise the
 /// original and record a code; decoder: read the next code).
 pub trait Quant {
@@ -52,34 +54,11 @@ pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
     out
 }
 
-/// A value block medians are taken of: f64, or f32 read in place (the same medians: the
-/// conversion to f64 keeps every value and their order).
-pub trait MedianValue: Copy {
-    fn is_finite(self) -> bool;
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering;
-    fn to_f64(self) -> f64;
-}
-
-macro_rules! median_value {
-    ($t:ty) => {
-        impl MedianValue for $t {
-            fn is_finite(self) -> bool {
-                <$t>::is_finite(self)
-            }
-            fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
-                <$t>::total_cmp(self, other)
-            }
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-        }
-    };
-}
-median_value!(f32);
-median_value!(f64);
-
 /// [`block_means`] into `out` (cleared), with `buf` as the reused median buffer.
-pub fn block_means_into<T: MedianValue>(
+///
+/// `vals` are f64, or f32 read in place: the same medians, since the conversion to f64 keeps
+/// every value and their order.
+pub fn block_means_into<T: Float>(
     dims: [usize; 3],
     vals: &[T],
     buf: &mut Vec<T>,

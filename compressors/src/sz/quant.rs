@@ -37,6 +37,8 @@ pub trait Float: Sample {
     const MAX: f64;
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
+    fn is_finite(self) -> bool;
+    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering;
 }
 impl Float for f32 {
     const DIGITS: i32 = 24;
@@ -48,6 +50,12 @@ impl Float for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    fn is_finite(self) -> bool {
+        f32::is_finite(self)
+    }
+    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        f32::total_cmp(self, other)
+    }
 }
 impl Float for f64 {
     const DIGITS: i32 = 53;
@@ -58,6 +66,12 @@ impl Float for f64 {
     }
     fn from_f64(v: f64) -> Self {
         v
+    }
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
+        f64::total_cmp(self, other)
     }
 }
 

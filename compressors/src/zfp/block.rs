@@ -139,11 +139,17 @@ impl Planes {
 
     fn nb_to_int(self, u: u64) -> i64 {
         if self.intprec == 32 {
-            ((u as u32 ^ 0xaaaa_aaaa).wrapping_sub(0xaaaa_aaaa)) as i32 as i64
+            nb32_to_int(u)
         } else {
             ((u ^ self.nbmask()).wrapping_sub(self.nbmask())) as i64
         }
     }
+}
+
+/// A 32-bit negabinary number (the low 32 bits of `u`) as an integer.
+#[inline(always)]
+fn nb32_to_int(u: u64) -> i64 {
+    ((u as u32 ^ 0xaaaa_aaaa).wrapping_sub(0xaaaa_aaaa)) as i32 as i64
 }
 
 /// A block's negabinary digits and bit planes, kept from block to block: a block fills what it
@@ -292,7 +298,7 @@ pub fn decode_ints(
     let mut signed = [0i64; 64];
     if pl.intprec == 32 {
         for (i, &u) in signed.iter_mut().zip(&data[..size]) {
-            *i = ((u as u32 ^ 0xaaaa_aaaa).wrapping_sub(0xaaaa_aaaa)) as i32 as i64;
+            *i = nb32_to_int(u);
         }
     } else {
         for (i, &u) in signed.iter_mut().zip(&data[..size]) {
