@@ -19,6 +19,7 @@
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
+mod lorenzo_rows;
 mod means;
 mod plane;
 mod predict;
@@ -508,20 +509,32 @@ fn quantise_into(
     recon.resize(n, 0.0);
     macro_rules! float {
         ($t:ty) => {
-            pred.run_with(
-                dims,
-                recon,
-                &mut FloatEncoder::<$t> {
+            match pred {
+                // Rows interleaved: the same codes, several chains at once.
+                Predictor::Lorenzo | Predictor::Lorenzo2d => lorenzo_rows::encode::<$t>(
+                    dims,
                     data,
                     eb,
-                    base: eb,
                     radius,
+                    pred == Predictor::Lorenzo,
                     out,
-                    _t: PhantomData,
-                },
-                means,
-                levels,
-            )
+                    recon,
+                ),
+                _ => pred.run_with(
+                    dims,
+                    recon,
+                    &mut FloatEncoder::<$t> {
+                        data,
+                        eb,
+                        base: eb,
+                        radius,
+                        out,
+                        _t: PhantomData,
+                    },
+                    means,
+                    levels,
+                ),
+            }
         };
     }
     macro_rules! int {

@@ -165,22 +165,30 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
-        let x = T::read(raw).to_f64();
-        let two_eb = 2.0 * self.eb;
-        // A multiply instead of a divide: the bound is checked below either way.
-        let q = round((x - pred) * (0.5 / self.eb));
-        if q.abs() < self.radius as f64 {
-            let r = T::from_f64(pred + q * two_eb).to_f64();
-            // Checked in the element's precision, exactly as the decoder will rebuild it.
-            if (r - x).abs() <= self.eb {
-                self.out.codes.push((q as i64 + self.radius as i64) as u32);
-                return r;
-            }
+        let (code, v) = quantise_float::<T>(raw, pred, self.eb, self.radius);
+        self.out.codes.push(code);
+        if code == 0 {
+            self.out.unpred.extend_from_slice(raw);
         }
-        self.out.codes.push(0);
-        self.out.unpred.extend_from_slice(raw);
-        finite_or_zero(x)
+        v
     }
+}
+
+/// The code of the float element `raw` predicted by `pred` (0: it must be escaped, stored
+/// bit-exactly) and the value later predictions see: the encoder's whole rule for one element.
+#[inline(always)]
+pub fn quantise_float<T: Float>(raw: &[u8], pred: f64, eb: f64, radius: u32) -> (u32, f64) {
+    let x = T::read(raw).to_f64();
+    // A multiply instead of a divide: the bound is checked below either way.
+    let q = round((x - pred) * (0.5 / eb));
+    if q.abs() < radius as f64 {
+        let r = T::from_f64(pred + q * (2.0 * eb)).to_f64();
+        // Checked in the element's precision, exactly as the decoder will rebuild it.
+        if (r - x).abs() <= eb {
+            return ((q as i64 + radius as i64) as u32, r);
+        }
+    }
+    (0, finite_or_zero(x))
 }
 
 /// A piece's codes and escaped values, read in visiting order by either decoder.
