@@ -10,6 +10,7 @@
 //! as 0.0), so the codes and escaped values are bit-identical to [`super::predict`]'s; codes
 //! are written by index and each row's escapes are kept apart and appended in row order.
 
+use super::predict::Recon;
 use super::quant::{quantise_float, Codes, Float};
 
 /// Rows encoded together.
@@ -18,14 +19,14 @@ const ROWS: usize = 4;
 /// Encode the `dims` piece of float elements `data` with first-order Lorenzo, across slices
 /// (3-D) or inside each slice (`across_slices` false), into `out` (cleared first) and `recon`
 /// (every reconstructed value, `dims` elements).
-pub fn encode<T: Float>(
+pub fn encode<T: Float, R: Recon>(
     dims: [usize; 3],
     data: &[u8],
     eb: f64,
     radius: u32,
     across_slices: bool,
     out: &mut Codes,
-    recon: &mut [f64],
+    recon: &mut [R],
 ) {
     let [n0, n1, n2] = dims;
     let n = n0 * n1 * n2;
@@ -35,7 +36,7 @@ pub fn encode<T: Float>(
     if n == 0 {
         return;
     }
-    let mut piece = Piece::<T> {
+    let mut piece = Piece::<T, R> {
         data,
         eb,
         radius,
@@ -57,7 +58,7 @@ pub fn encode<T: Float>(
 }
 
 /// A piece being encoded: its elements, bound, codes and reconstruction.
-struct Piece<'a, T: Float> {
+struct Piece<'a, T: Float, R: Recon> {
     data: &'a [u8],
     eb: f64,
     radius: u32,
@@ -65,11 +66,11 @@ struct Piece<'a, T: Float> {
     s0: usize,
     s1: usize,
     codes: &'a mut [u32],
-    recon: &'a mut [f64],
+    recon: &'a mut [R],
     _t: std::marker::PhantomData<T>,
 }
 
-impl<T: Float> Piece<'_, T> {
+impl<T: Float, R: Recon> Piece<'_, T, R> {
     /// The slice of `n1` rows at element `base`; `BACK`: predicted from the slice behind too.
     fn plane<const BACK: bool>(
         &mut self,
@@ -134,12 +135,12 @@ impl<T: Float> Piece<'_, T> {
         escapes: &mut Vec<u8>,
     ) -> f64 {
         let (s0, s1, f) = (self.s0, self.s1, &*self.recon);
-        let g = |c: bool, j: usize| if c { f[j] } else { 0.0 };
+        let g = |c: bool, j: usize| if c { f[j].get() } else { 0.0 };
         let l = if has_left { left } else { 0.0 };
         let mut pred = l + g(up, i.wrapping_sub(s1)) - g(up && has_left, i.wrapping_sub(s1 + 1));
         if BACK {
             let b = i - s0;
-            pred += f[b] - g(has_left, b.wrapping_sub(1)) - g(up, b.wrapping_sub(s1))
+            pred += f[b].get() - g(has_left, b.wrapping_sub(1)) - g(up, b.wrapping_sub(s1))
                 + g(up && has_left, b.wrapping_sub(s1 + 1));
         }
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
@@ -148,7 +149,7 @@ impl<T: Float> Piece<'_, T> {
             escapes.extend_from_slice(raw);
         }
         self.codes[i] = code;
-        self.recon[i] = v;
+        self.recon[i] = R::set(v);
         v
     }
 }
@@ -180,16 +181,21 @@ mod tests {
         (codes, recon)
     }
 
-    fn both_orders<T: Float>(dims: [usize; 3], bytes: &[u8], eb: f64) {
+    fn both_orders<T: Float, R: Recon + Default>(dims: [usize; 3], bytes: &[u8], eb: f64) {
         for (pred, across) in [(Predictor::Lorenzo, true), (Predictor::Lorenzo2d, false)] {
             let (want, want_recon) = visiting_order::<T>(pred, dims, bytes, eb);
             let mut got = Codes::default();
-            let mut recon = vec![f64::NAN; want_recon.len()];
-            encode::<T>(dims, bytes, eb, 64, across, &mut got, &mut recon);
+            let mut recon = vec![R::default(); want_recon.len()];
+            encode::<T, R>(dims, bytes, eb, 64, across, &mut got, &mut recon);
             assert_eq!(got.codes, want.codes, "{pred:?} {dims:?} codes");
             assert_eq!(got.unpred, want.unpred, "{pred:?} {dims:?} escapes");
-            let bits = |r: &[f64]| r.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&recon), bits(&want_recon), "{pred:?} {dims:?} recon");
+            let bits =
+                |r: &mut dyn Iterator<Item = f64>| r.map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&mut recon.iter().map(|r| r.get())),
+                bits(&mut want_recon.into_iter()),
+                "{pred:?} {dims:?} recon"
+            );
         }
     }
 
@@ -233,9 +239,10 @@ mod tests {
                     .iter()
                     .flat_map(|&v| (v as f32).to_le_bytes())
                     .collect();
-                both_orders::<f32>(dims, &b32, eb);
+                both_orders::<f32, f32>(dims, &b32, eb);
+                both_orders::<f32, f64>(dims, &b32, eb);
                 let b64: Vec<u8> = vals.iter().flat_map(|&v| v.to_le_bytes()).collect();
-                both_orders::<f64>(dims, &b64, eb);
+                both_orders::<f64, f64>(dims, &b64, eb);
             }
         }
     }

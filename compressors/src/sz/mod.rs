@@ -440,11 +440,56 @@ fn mean_values(stored: &[f32], eb: f64) -> impl Iterator<Item = f64> + '_ {
     stored.iter().map(move |&s| s as f64 * unit)
 }
 
+/// A piece's reconstruction: f32 for float32 pieces (the same values, half the memory
+/// traffic; see [`predict::Recon`]), f64 for the others.
+#[derive(Default)]
+struct ReconBuf {
+    wide: Vec<f64>,
+    narrow: Vec<f32>,
+}
+
+impl ReconBuf {
+    /// `n` zeroed f32 values (the previous piece's dropped).
+    fn fresh_narrow(&mut self, n: usize) -> &mut [f32] {
+        self.narrow.clear();
+        self.narrow.resize(n, 0.0);
+        &mut self.narrow
+    }
+
+    /// `n` zeroed f64 values (the previous piece's dropped).
+    fn fresh_wide(&mut self, n: usize) -> &mut [f64] {
+        self.wide.clear();
+        self.wide.resize(n, 0.0);
+        &mut self.wide
+    }
+}
+
+/// The reconstruction width of a float element type.
+trait FloatRecon: quant::Float {
+    type R: predict::Recon;
+    /// `n` zeroed values of that width in `buf`.
+    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [Self::R];
+}
+
+impl FloatRecon for f32 {
+    type R = f32;
+    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [f32] {
+        buf.fresh_narrow(n)
+    }
+}
+
+impl FloatRecon for f64 {
+    type R = f64;
+    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [f64] {
+        buf.fresh_wide(n)
+    }
+}
+
 /// Buffers one thread reuses from piece to piece, so a chunk loop stops allocating them.
 #[derive(Default)]
 struct Scratch {
     codes: Codes,
-    recon: Vec<f64>,
+    recon: ReconBuf,
     body: Vec<u8>,
     /// A trial's stored bytes.
     alt: Vec<u8>,
@@ -453,7 +498,7 @@ struct Scratch {
     /// The predictor trial's sample, codes and reconstruction.
     sample: Vec<u8>,
     trial: Codes,
-    trial_recon: Vec<f64>,
+    trial_recon: ReconBuf,
 }
 
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
@@ -499,19 +544,18 @@ fn quantise_into(
     radius: u32,
     (means, levels): (&[f64], Levels),
     out: &mut Codes,
-    recon: &mut Vec<f64>,
+    recon: &mut ReconBuf,
 ) {
     let n = dims.iter().product();
     out.codes.clear();
     out.codes.reserve(n);
     out.unpred.clear();
-    recon.clear();
-    recon.resize(n, 0.0);
     macro_rules! float {
-        ($t:ty) => {
+        ($t:ty) => {{
+            let recon = <$t as FloatRecon>::fresh(recon, n);
             match pred {
                 // Rows interleaved: the same codes, several chains at once.
-                Predictor::Lorenzo | Predictor::Lorenzo2d => lorenzo_rows::encode::<$t>(
+                Predictor::Lorenzo | Predictor::Lorenzo2d => lorenzo_rows::encode::<$t, _>(
                     dims,
                     data,
                     eb,
@@ -535,13 +579,13 @@ fn quantise_into(
                     levels,
                 ),
             }
-        };
+        }};
     }
     macro_rules! int {
         ($t:ty) => {
             pred.run_with(
                 dims,
-                recon,
+                recon.fresh_wide(n),
                 &mut IntEncoder::<$t> {
                     data,
                     eb: eb.floor() as u64,
@@ -871,7 +915,7 @@ mod tests {
     ) -> (Vec<Vec<u8>>, Vec<f64>) {
         let mut means = Means::default();
         means.compute(pred, DType::F32, dims, data, eb);
-        let (mut codes, mut recon) = (Codes::default(), vec![]);
+        let (mut codes, mut recon) = (Codes::default(), ReconBuf::default());
         let side = (&means.values[..], levels);
         quantise_into(
             DType::F32,
@@ -901,7 +945,7 @@ mod tests {
                 body
             })
             .collect();
-        (bodies, recon)
+        (bodies, recon.narrow.iter().map(|&v| v as f64).collect())
     }
 
     /// Every way of storing the codes decodes to the same values, Raw included (no longer

@@ -13,6 +13,36 @@ pub trait Quant {
     fn set_scale(&mut self, _scale: f64) {}
 }
 
+/// How a predictor stores reconstructed values: f64, or f32 for float32 pieces. Every value a
+/// float32 quantiser returns is a float32, so f32 storage gives the same predictions from half
+/// the memory traffic (a 256³ piece's reconstruction is 128 MB in f64).
+pub trait Recon: Copy {
+    fn get(self) -> f64;
+    fn set(v: f64) -> Self;
+}
+
+impl Recon for f64 {
+    #[inline(always)]
+    fn get(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn set(v: f64) -> f64 {
+        v
+    }
+}
+
+impl Recon for f32 {
+    #[inline(always)]
+    fn get(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn set(v: f64) -> f32 {
+        v as f32
+    }
+}
+
 /// Which predictor a piece was coded with (stored as one byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -123,15 +153,21 @@ impl Predictor {
 
     /// Visit every element of `recon` (a C-order `dims` array) with this predictor; `means`
     /// are the block means [`Predictor::BlockMean`] needs (ignored by the others).
-    pub fn run(self, dims: [usize; 3], recon: &mut [f64], q: &mut impl Quant, means: &[f64]) {
+    pub fn run<R: Recon>(
+        self,
+        dims: [usize; 3],
+        recon: &mut [R],
+        q: &mut impl Quant,
+        means: &[f64],
+    ) {
         self.run_with(dims, recon, q, means, Levels::DEFAULT)
     }
 
     /// [`Predictor::run`] with the interpolation levels' bounds set by `levels`.
-    pub fn run_with(
+    pub fn run_with<R: Recon>(
         self,
         dims: [usize; 3],
-        recon: &mut [f64],
+        recon: &mut [R],
         q: &mut impl Quant,
         means: &[f64],
         levels: Levels,
@@ -146,7 +182,7 @@ impl Predictor {
                 for i0 in 0..dims[0] {
                     for i1 in 0..dims[1] {
                         for i2 in 0..dims[2] {
-                            recon[i] = q.next(i, means[mean_block(dims, i0, i1, i2)]);
+                            recon[i] = R::set(q.next(i, means[mean_block(dims, i0, i1, i2)]));
                             i += 1;
                         }
                     }
@@ -156,7 +192,7 @@ impl Predictor {
     }
 }
 
-fn lorenzo(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, across_slices: bool) {
+fn lorenzo<R: Recon>(dims: [usize; 3], f: &mut [R], q: &mut impl Quant, across_slices: bool) {
     let [n0, n1, n2] = dims;
     let (s0, s1) = (n1 * n2, n2);
     for i0 in 0..n0 {
@@ -170,7 +206,7 @@ fn lorenzo(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, across_slices: b
             for i2 in 0..n2 {
                 let i = base + i2;
                 let (b1, b2) = (i1 > 0, i2 > 0);
-                let g = |c: bool, j: usize| if c { f[j] } else { 0.0 };
+                let g = |c: bool, j: usize| if c { f[j].get() } else { 0.0 };
                 let mut p = g(b2, i.wrapping_sub(1)) + g(b1, i.wrapping_sub(s1))
                     - g(b1 && b2, i.wrapping_sub(s1 + 1));
                 if a0 {
@@ -179,7 +215,7 @@ fn lorenzo(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, across_slices: b
                         - g(b1, (i - s0).wrapping_sub(s1))
                         + g(b1 && b2, (i - s0).wrapping_sub(s1 + 1));
                 }
-                f[i] = q.next(i, p);
+                f[i] = R::set(q.next(i, p));
             }
         }
     }
@@ -189,7 +225,7 @@ fn lorenzo(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, across_slices: b
 /// loop: the row's previous value stays in a register, so each value waits on one addition
 /// and the quantiser, not on a store and a load of its neighbour. Same values, same order.
 #[inline(always)]
-fn lorenzo_plane(n1: usize, n2: usize, base: usize, f: &mut [f64], q: &mut impl Quant) {
+fn lorenzo_plane<R: Recon>(n1: usize, n2: usize, base: usize, f: &mut [R], q: &mut impl Quant) {
     if n2 == 0 {
         return;
     }
@@ -197,24 +233,24 @@ fn lorenzo_plane(n1: usize, n2: usize, base: usize, f: &mut [f64], q: &mut impl 
         let row = base + i1 * n2;
         if i1 == 0 {
             let mut left = q.next(row, 0.0);
-            f[row] = left;
+            f[row] = R::set(left);
             for (j, v) in f[row + 1..row + n2].iter_mut().enumerate() {
                 // `+ 0.0 - 0.0` as the general loop adds its absent neighbours: it turns a
                 // -0.0 into +0.0, which the decoded bits of a zero depend on.
                 left = q.next(row + 1 + j, left + 0.0 - 0.0);
-                *v = left;
+                *v = R::set(left);
             }
             continue;
         }
         let (done, rest) = f.split_at_mut(row);
         let up = &done[row - n2..];
         let cur = &mut rest[..n2];
-        let mut left = q.next(row, 0.0 + up[0] - 0.0);
-        cur[0] = left;
+        let mut left = q.next(row, 0.0 + up[0].get() - 0.0);
+        cur[0] = R::set(left);
         for j in 1..n2 {
             // The same sum, in the same order, as the general loop: (left + up) − up-left.
-            left = q.next(row + j, left + up[j] - up[j - 1]);
-            cur[j] = left;
+            left = q.next(row + j, left + up[j].get() - up[j - 1].get());
+            cur[j] = R::set(left);
         }
     }
 }
@@ -256,9 +292,15 @@ impl Levels {
     }
 }
 
-fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool, levels: Levels) {
+fn interp<R: Recon>(
+    dims: [usize; 3],
+    f: &mut [R],
+    q: &mut impl Quant,
+    cubic: bool,
+    levels: Levels,
+) {
     let strides = [dims[1] * dims[2], dims[2], 1];
-    f[0] = q.next(0, 0.0);
+    f[0] = R::set(q.next(0, 0.0));
     let max = dims.iter().copied().max().unwrap_or(1);
     let mut s = 1usize;
     while s * 2 < max {
@@ -288,11 +330,12 @@ fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool, leve
                     while i2 < dims[2] {
                         let c = [i0, i1, i2][d];
                         let i = i0 * strides[0] + i1 * strides[1] + i2;
-                        let left = f[i - s * sd];
+                        let left = f[i - s * sd].get();
                         let p = if c + s < n {
-                            let right = f[i + s * sd];
+                            let right = f[i + s * sd].get();
                             if cubic && c >= 3 * s && c + 3 * s < n {
-                                (-f[i - 3 * s * sd] + 9.0 * left + 9.0 * right - f[i + 3 * s * sd])
+                                (-f[i - 3 * s * sd].get() + 9.0 * left + 9.0 * right
+                                    - f[i + 3 * s * sd].get())
                                     / 16.0
                             } else {
                                 (left + right) / 2.0
@@ -300,7 +343,7 @@ fn interp(dims: [usize; 3], f: &mut [f64], q: &mut impl Quant, cubic: bool, leve
                         } else {
                             left
                         };
-                        f[i] = q.next(i, p);
+                        f[i] = R::set(q.next(i, p));
                         i2 += if d == 2 { 2 * s } else { step(2) };
                     }
                     i1 += if d == 1 { 2 * s } else { step(1) };
