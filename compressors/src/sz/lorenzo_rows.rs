@@ -1,24 +1,63 @@
-//! Row-interleaved encoding of float Lorenzo pieces.
+//! Row-interleaved coding of Lorenzo pieces.
 //!
 //! Each value of a Lorenzo piece waits on its left neighbour's reconstruction: an addition, a
-//! subtraction, the quantisation, the rounding to the element type and the bound check, a
-//! chain the core runs one element at a time (`perf`: over half of an `sz(abs=1)` encode of
-//! a smooth 3-D field). Element `(r, j)` needs row `r − 1` only up to column `j` (and the
-//! plane behind, finished), so [`ROWS`] rows are encoded together, each one column behind the
-//! row above: independent chains the core overlaps, as [`super::plane`] does for decoding.
-//! Every prediction is the visiting-order loop's sum, term for term (absent neighbours added
-//! as 0.0), so the codes and escaped values are bit-identical to [`super::predict`]'s; codes
-//! are written by index and each row's escapes are kept apart and appended in row order.
+//! subtraction, the quantisation (or the code's step), the rounding to the element type (and
+//! the encoder's bound check), a chain the core runs one element at a time (`perf`: over half
+//! of an `sz(abs=1)` encode of a smooth 3-D field). Element `(r, j)` needs row `r − 1` only up
+//! to column `j` (and the slice behind, finished), so [`ROWS`] rows are coded together, each
+//! one column behind the row above: independent chains the core overlaps ([`super::plane`]
+//! does the same for 2-D planes with a ring of rows). Every prediction is the visiting-order
+//! loop's sum, term for term (absent neighbours added as 0.0), so the codes, escapes and
+//! values are bit-identical to [`super::predict`]'s. Escapes are stored in visiting order: the
+//! encoder keeps each row's apart and appends them in row order, the decoder counts where
+//! each row's start from the codes of the rows above.
 
 use super::predict::Recon;
-use super::quant::{quantise_float, Codes, Float};
+use super::quant::{quantise_float, Codes, ElementDecoder, Float};
 
-/// Rows encoded together.
+/// Rows coded together.
 const ROWS: usize = 4;
 
-/// Encode the `dims` piece of float elements `data` with first-order Lorenzo, across slices
-/// (3-D) or inside each slice (`across_slices` false), into `out` (cleared first) and `recon`
-/// (every reconstructed value, `dims` elements).
+/// One side of the coding: what happens to an element, given its prediction.
+pub trait RowCoder {
+    /// Before a group of `g` rows (at most [`ROWS`]) starting at element `start`, rows of `n2`.
+    fn begin(&mut self, start: usize, n2: usize, g: usize);
+    /// Element `i`, of the group's row `k`, predicted `pred`: the value later predictions see.
+    fn element(&mut self, i: usize, k: usize, pred: f64) -> f64;
+    /// After that group.
+    fn end(&mut self, g: usize);
+}
+
+/// Visit the `dims` piece with first-order Lorenzo, across slices (3-D) or inside each slice
+/// (`across_slices` false), rows interleaved; `recon` receives every value (`dims` elements).
+pub fn lorenzo<R: Recon, C: RowCoder>(
+    dims: [usize; 3],
+    across_slices: bool,
+    recon: &mut [R],
+    coder: &mut C,
+) {
+    let [n0, n1, n2] = dims;
+    if n0 * n1 * n2 == 0 {
+        return;
+    }
+    let mut piece = Piece {
+        s0: n1 * n2,
+        s1: n2,
+        recon,
+        coder,
+    };
+    for i0 in 0..n0 {
+        let base = i0 * n1 * n2;
+        if across_slices && i0 > 0 {
+            piece.plane::<true>(base, n1);
+        } else {
+            piece.plane::<false>(base, n1);
+        }
+    }
+}
+
+/// Encode the `dims` piece of float elements `data` into `out` (cleared first) and `recon`:
+/// the codes and escapes the visiting-order encoder writes.
 pub fn encode<T: Float, R: Recon>(
     dims: [usize; 3],
     data: &[u8],
@@ -28,79 +67,139 @@ pub fn encode<T: Float, R: Recon>(
     out: &mut Codes,
     recon: &mut [R],
 ) {
-    let [n0, n1, n2] = dims;
-    let n = n0 * n1 * n2;
+    let n = dims.iter().product();
     out.codes.clear();
     out.codes.resize(n, 0);
     out.unpred.clear();
-    if n == 0 {
-        return;
-    }
-    let mut piece = Piece::<T, R> {
+    let mut coder = Encoder::<T> {
         data,
         eb,
         radius,
-        s0: n1 * n2,
-        s1: n2,
-        codes: &mut out.codes,
-        recon,
+        out,
+        escapes: Default::default(),
         _t: std::marker::PhantomData,
     };
-    let mut escapes: [Vec<u8>; ROWS] = Default::default();
-    for i0 in 0..n0 {
-        let base = i0 * n1 * n2;
-        if across_slices && i0 > 0 {
-            piece.plane::<true>(base, n1, &mut escapes, &mut out.unpred);
-        } else {
-            piece.plane::<false>(base, n1, &mut escapes, &mut out.unpred);
+    lorenzo(dims, across_slices, recon, &mut coder);
+}
+
+/// Decode the `dims` piece from `codes` (one per element) through `d`, `recon` (`dims`
+/// elements) as scratch. Returns false if the codes ask for escaped values the piece does
+/// not hold (or are too few).
+pub fn decode<D: ElementDecoder>(
+    dims: [usize; 3],
+    across_slices: bool,
+    codes: &[u32],
+    recon: &mut [f64],
+    d: &mut D,
+) -> bool {
+    let n: usize = dims.iter().product();
+    if codes.len() < n || recon.len() < n {
+        return n == 0;
+    }
+    let mut coder = Decoder {
+        d,
+        codes,
+        escapes: 0,
+        at: [0; ROWS],
+    };
+    lorenzo(dims, across_slices, recon, &mut coder);
+    !coder.d.bad()
+}
+
+/// The encoder: codes written by index, each group row's escapes kept apart.
+struct Encoder<'a, T: Float> {
+    data: &'a [u8],
+    eb: f64,
+    radius: u32,
+    out: &'a mut Codes,
+    escapes: [Vec<u8>; ROWS],
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Float> RowCoder for Encoder<'_, T> {
+    fn begin(&mut self, _start: usize, _n2: usize, _g: usize) {}
+
+    #[inline(always)]
+    fn element(&mut self, i: usize, k: usize, pred: f64) -> f64 {
+        let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
+        let (code, v) = quantise_float::<T>(raw, pred, self.eb, self.radius);
+        if code == 0 {
+            self.escapes[k].extend_from_slice(raw);
+        }
+        self.out.codes[i] = code;
+        v
+    }
+
+    fn end(&mut self, g: usize) {
+        for e in &mut self.escapes[..g] {
+            self.out.unpred.extend_from_slice(e);
+            e.clear();
         }
     }
 }
 
-/// A piece being encoded: its elements, bound, codes and reconstruction.
-struct Piece<'a, T: Float, R: Recon> {
-    data: &'a [u8],
-    eb: f64,
-    radius: u32,
+/// The decoder: each group row's next escape position, counted from the codes above it.
+struct Decoder<'a, D: ElementDecoder> {
+    d: &'a mut D,
+    codes: &'a [u32],
+    /// Escapes of the rows done.
+    escapes: usize,
+    at: [usize; ROWS],
+}
+
+impl<D: ElementDecoder> RowCoder for Decoder<'_, D> {
+    fn begin(&mut self, start: usize, n2: usize, g: usize) {
+        self.at[0] = self.escapes;
+        for k in 1..g {
+            let above = &self.codes[start + (k - 1) * n2..start + k * n2];
+            self.at[k] = self.at[k - 1] + above.iter().filter(|&&c| c == 0).count();
+        }
+    }
+
+    #[inline(always)]
+    fn element(&mut self, i: usize, k: usize, pred: f64) -> f64 {
+        self.d.element(i, self.codes[i], pred, &mut self.at[k])
+    }
+
+    fn end(&mut self, g: usize) {
+        self.escapes = self.at[g - 1];
+    }
+}
+
+/// A piece being coded: its strides, reconstruction and coder.
+struct Piece<'a, R: Recon, C: RowCoder> {
     /// Strides of a slice and of a row.
     s0: usize,
     s1: usize,
-    codes: &'a mut [u32],
     recon: &'a mut [R],
-    _t: std::marker::PhantomData<T>,
+    coder: &'a mut C,
 }
 
-impl<T: Float, R: Recon> Piece<'_, T, R> {
+impl<R: Recon, C: RowCoder> Piece<'_, R, C> {
     /// The slice of `n1` rows at element `base`; `BACK`: predicted from the slice behind too.
-    fn plane<const BACK: bool>(
-        &mut self,
-        base: usize,
-        n1: usize,
-        escapes: &mut [Vec<u8>; ROWS],
-        unpred: &mut Vec<u8>,
-    ) {
+    fn plane<const BACK: bool>(&mut self, base: usize, n1: usize) {
         let n2 = self.s1;
         // The first row: no row above, one chain.
+        self.coder.begin(base, n2, 1);
         let mut left = 0.0;
         for j in 0..n2 {
-            left = self.element::<BACK>(base + j, false, j > 0, left, unpred);
+            left = self.element::<BACK>(base + j, 0, false, j > 0, left);
         }
+        self.coder.end(1);
         let mut r = 1;
         while r < n1 {
             let g = ROWS.min(n1 - r);
-            self.rows::<BACK>(base + r * n2, g, escapes);
-            for e in &mut escapes[..g] {
-                unpred.extend_from_slice(e);
-                e.clear();
-            }
+            self.coder.begin(base + r * n2, n2, g);
+            self.rows::<BACK>(base + r * n2, g);
+            self.coder.end(g);
             r += g;
         }
     }
 
     /// Rows `start..` (`g ≤ ROWS` of them, each with a row above), row `k` one column behind
-    /// row `k − 1`; row `k`'s escapes into `escapes[k]`.
+    /// row `k − 1`.
     #[inline(always)]
-    fn rows<const BACK: bool>(&mut self, start: usize, g: usize, escapes: &mut [Vec<u8>; ROWS]) {
+    fn rows<const BACK: bool>(&mut self, start: usize, g: usize) {
         let n2 = self.s1;
         let mut left = [0.0f64; ROWS];
         // Row k is k columns behind row 0: it starts at step k and ends at step n2 − 1 + k.
@@ -108,31 +207,32 @@ impl<T: Float, R: Recon> Piece<'_, T, R> {
             if g == ROWS && t >= ROWS && t < n2 {
                 // Every row has a column with a left neighbour: a loop of constant length the
                 // compiler unrolls, so the rows' `left` values stay in registers.
-                for k in 0..ROWS {
+                for (k, l) in left.iter_mut().enumerate() {
                     let i = start + k * n2 + t - k;
-                    left[k] = self.element::<BACK>(i, true, true, left[k], &mut escapes[k]);
+                    *l = self.element::<BACK>(i, k, true, true, *l);
                 }
                 continue;
             }
-            for k in t.saturating_sub(n2 - 1)..g.min(t + 1) {
+            let rows = t.saturating_sub(n2 - 1)..g.min(t + 1);
+            for (k, l) in left.iter_mut().enumerate().take(rows.end).skip(rows.start) {
                 let j = t - k;
                 let i = start + k * n2 + j;
-                left[k] = self.element::<BACK>(i, true, j > 0, left[k], &mut escapes[k]);
+                *l = self.element::<BACK>(i, k, true, j > 0, *l);
             }
         }
     }
 
-    /// Element `i`: predicted as the visiting-order loop does (`up`: it has a row above,
-    /// `has_left`: a column to its left, whose value is `left`), quantised, its code and
-    /// reconstruction stored, its raw bytes appended to `escapes` if it is escaped.
+    /// Element `i` of group row `k`: predicted as the visiting-order loop does (`up`: it has
+    /// a row above, `has_left`: a column to its left, whose value is `left`), coded, its
+    /// value stored and returned.
     #[inline(always)]
     fn element<const BACK: bool>(
         &mut self,
         i: usize,
+        k: usize,
         up: bool,
         has_left: bool,
         left: f64,
-        escapes: &mut Vec<u8>,
     ) -> f64 {
         let (s0, s1, f) = (self.s0, self.s1, &*self.recon);
         let g = |c: bool, j: usize| if c { f[j].get() } else { 0.0 };
@@ -143,12 +243,7 @@ impl<T: Float, R: Recon> Piece<'_, T, R> {
             pred += f[b].get() - g(has_left, b.wrapping_sub(1)) - g(up, b.wrapping_sub(s1))
                 + g(up && has_left, b.wrapping_sub(s1 + 1));
         }
-        let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
-        let (code, v) = quantise_float::<T>(raw, pred, self.eb, self.radius);
-        if code == 0 {
-            escapes.extend_from_slice(raw);
-        }
-        self.codes[i] = code;
+        let v = self.coder.element(i, k, pred);
         self.recon[i] = R::set(v);
         v
     }
@@ -157,7 +252,7 @@ impl<T: Float, R: Recon> Piece<'_, T, R> {
 #[cfg(test)]
 mod tests {
     use super::super::predict::Predictor;
-    use super::super::quant::FloatEncoder;
+    use super::super::quant::{Cursor, FloatDecoder, FloatEncoder};
     use super::*;
 
     /// The visiting-order encoder's codes, escapes and reconstruction.
@@ -181,6 +276,40 @@ mod tests {
         (codes, recon)
     }
 
+    /// The codes decoded in visiting order and rows interleaved: the same bytes.
+    fn decode_both_orders<T: Float>(pred: Predictor, dims: [usize; 3], codes: &Codes, eb: f64) {
+        let n: usize = dims.iter().product();
+        let mut a = vec![0u8; n * T::SIZE];
+        let mut d =
+            FloatDecoder::<T>::new(Cursor::new(&codes.codes, &codes.unpred), eb, 64, &mut a);
+        pred.run(dims, &mut vec![0.0; n], &mut d, &[]);
+        assert!(!d.cur.bad);
+        let mut b = vec![0u8; n * T::SIZE];
+        let mut d =
+            FloatDecoder::<T>::new(Cursor::new(&codes.codes, &codes.unpred), eb, 64, &mut b);
+        let across = pred == Predictor::Lorenzo;
+        assert!(decode(
+            dims,
+            across,
+            &codes.codes,
+            &mut vec![0.0; n],
+            &mut d
+        ));
+        assert_eq!(a, b, "{pred:?} {dims:?} decoded");
+        // One escape fewer than the codes ask for: refused, not read past.
+        if !codes.unpred.is_empty() {
+            let short = &codes.unpred[..codes.unpred.len() - T::SIZE];
+            let mut d = FloatDecoder::<T>::new(Cursor::new(&codes.codes, short), eb, 64, &mut b);
+            assert!(!decode(
+                dims,
+                across,
+                &codes.codes,
+                &mut vec![0.0; n],
+                &mut d
+            ));
+        }
+    }
+
     fn both_orders<T: Float, R: Recon + Default>(dims: [usize; 3], bytes: &[u8], eb: f64) {
         for (pred, across) in [(Predictor::Lorenzo, true), (Predictor::Lorenzo2d, false)] {
             let (want, want_recon) = visiting_order::<T>(pred, dims, bytes, eb);
@@ -189,6 +318,7 @@ mod tests {
             encode::<T, R>(dims, bytes, eb, 64, across, &mut got, &mut recon);
             assert_eq!(got.codes, want.codes, "{pred:?} {dims:?} codes");
             assert_eq!(got.unpred, want.unpred, "{pred:?} {dims:?} escapes");
+            decode_both_orders::<T>(pred, dims, &got, eb);
             let bits =
                 |r: &mut dyn Iterator<Item = f64>| r.map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(

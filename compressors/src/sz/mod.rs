@@ -790,6 +790,9 @@ fn decode_body(
         ($q:ident) => {
             if planar {
                 !plane::decode_planes(dims[0], dims[1], dims[2], codes, recon, &mut $q)
+            } else if pred == Predictor::Lorenzo {
+                // 3-D: rows interleaved too (bit-identical, faster).
+                !lorenzo_rows::decode(dims, true, codes, recon, &mut $q)
             } else if pred == Predictor::BlockMean {
                 !means::decode_block_means(dims, codes, &means, &mut $q)
             } else {
