@@ -11,8 +11,8 @@ use super::elems;
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{
-    threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DataKind, Error, OptionSpec, OptionType,
-    Result,
+    threads, Accepts, ArrayMeta, Codec, CodecInfo, Config, DType, DataKind, Error, OptionSpec,
+    OptionType, Result,
 };
 
 const OPTIONS: &[OptionSpec] = &[
@@ -123,6 +123,27 @@ fn add_windows<const F: usize>(vals: &[f64], sum: &mut [f64], cnt: &mut [u32]) {
     add_windows_of(F, tail, &mut sum[j..], &mut cnt[j..]);
 }
 
+/// [`add_windows`] of a row of little-endian float32 `bytes`, each value widened as it is
+/// added: the same additions of the same f64 values, so the same bits.
+fn add_f32_windows<const F: usize>(bytes: &[u8], sum: &mut [f64], cnt: &mut [u32]) {
+    let whole = bytes.chunks_exact(4 * F);
+    let tail = whole.remainder();
+    for ((win, s), n) in whole.zip(sum.iter_mut()).zip(cnt.iter_mut()) {
+        for b in win.chunks_exact(4) {
+            let v = f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64;
+            let finite = v.is_finite();
+            *s += if finite { v } else { 0.0 };
+            *n += finite as u32;
+        }
+    }
+    let tail: Vec<f64> = tail
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")) as f64)
+        .collect();
+    let j = (bytes.len() / 4 / F).min(sum.len()).min(cnt.len());
+    add_windows_of(F, &tail, &mut sum[j..], &mut cnt[j..]);
+}
+
 /// Binned shape: every binned axis rounds up (partial edge bins).
 pub fn binned_shape(m: &ArrayMeta, factors: &[usize]) -> Vec<usize> {
     let mut out = m.shape.clone();
@@ -162,11 +183,19 @@ impl Codec for Bin {
                         for pp in pb * fp..((pb + 1) * fp).min(p) {
                             for rr in rb * fr..((rb + 1) * fr).min(r) {
                                 let base = (pp * r + rr) * c;
-                                elems::row_f64(&data[base * es..(base + c) * es], m.dtype, vals);
-                                match fc {
-                                    2 => add_windows::<2>(vals, sum, cnt),
-                                    4 => add_windows::<4>(vals, sum, cnt),
-                                    _ => add_windows_of(fc, vals, sum, cnt),
+                                let row = &data[base * es..(base + c) * es];
+                                match (m.dtype, fc) {
+                                    // float32 rows read in place: no f64 copy of the row.
+                                    (DType::F32, 2) => add_f32_windows::<2>(row, sum, cnt),
+                                    (DType::F32, 4) => add_f32_windows::<4>(row, sum, cnt),
+                                    _ => {
+                                        elems::row_f64(row, m.dtype, vals);
+                                        match fc {
+                                            2 => add_windows::<2>(vals, sum, cnt),
+                                            4 => add_windows::<4>(vals, sum, cnt),
+                                            _ => add_windows_of(fc, vals, sum, cnt),
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -333,7 +362,27 @@ mod tests {
                     _ => add_windows::<4>(&vals, &mut s2, &mut c2),
                 }
                 let bits = |s: &[f64]| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!((bits(&s1), c1), (bits(&s2), c2), "round {round}, width {f}");
+                assert_eq!(
+                    (bits(&s1), &c1),
+                    (bits(&s2), &c2),
+                    "round {round}, width {f}"
+                );
+                // The float32 row read in place, against the loop over the widened values.
+                let v32: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+                let wide: Vec<f64> = v32.iter().map(|&v| v as f64).collect();
+                let bytes: Vec<u8> = v32.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let (mut s3, mut c3) = (vec![0.0; bins], vec![0u32; bins]);
+                let (mut s4, mut c4) = (vec![0.0; bins], vec![0u32; bins]);
+                add_windows_of(f, &wide, &mut s3, &mut c3);
+                match f {
+                    2 => add_f32_windows::<2>(&bytes, &mut s4, &mut c4),
+                    _ => add_f32_windows::<4>(&bytes, &mut s4, &mut c4),
+                }
+                assert_eq!(
+                    (bits(&s3), c3),
+                    (bits(&s4), c4),
+                    "f32 round {round}, width {f}"
+                );
             }
         }
     }

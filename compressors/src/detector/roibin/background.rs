@@ -4,6 +4,7 @@
 //! a gap or a sentinel cannot smear into the bins of trusted pixels).
 
 use super::exact::{self, Rules};
+use super::parts::Element;
 use super::{window_pixels, FrameInfo, Layout};
 use crate::detector::elems;
 use rayon::prelude::*;
@@ -68,6 +69,41 @@ pub fn flagged_pixels(
     Flagged { pixels, copy: None }
 }
 
+/// The mean of the finite 3×3 neighbours (the pixel itself included) that are not
+/// `excluded` of each of `pixels` in `frame` (`fh × fw` elements of type `E`), or `fill` where
+/// there are none; in parallel. Typed reads: no element-type match per neighbour.
+fn neighbour_means<E: Element>(
+    frame: &[u8],
+    (fh, fw): (usize, usize),
+    excluded: &[bool],
+    pixels: &[usize],
+    fill: f64,
+) -> Vec<f64> {
+    pixels
+        .par_iter()
+        .with_min_len(1024)
+        .map(|&k| {
+            let (y, x) = (k / fw, k % fw);
+            let (mut s, mut n) = (0f64, 0usize);
+            for yy in y.saturating_sub(1)..(y + 2).min(fh) {
+                for xx in x.saturating_sub(1)..(x + 2).min(fw) {
+                    let j = yy * fw + xx;
+                    let v = E::read_f64(&frame[j * E::SIZE..(j + 1) * E::SIZE]);
+                    if !excluded[j] && v.is_finite() {
+                        s += v;
+                        n += 1;
+                    }
+                }
+            }
+            if n > 0 {
+                s / n as f64
+            } else {
+                fill
+            }
+        })
+        .collect()
+}
+
 /// The background graph's input: `data` with window pixels, flagged pixels (`flagged`,
 /// whose copy of `data`, if it has one, becomes the input) and masked pixels (`masked`,
 /// sorted frame indices) replaced.
@@ -108,29 +144,10 @@ pub fn prepare(
             excluded[k] = true;
         }
         // Each mean reads the original frame only: all of them in parallel, then stored.
-        let means: Vec<f64> = replace
-            .par_iter()
-            .with_min_len(1024)
-            .map(|&k| {
-                let (y, x) = (k / fw, k % fw);
-                let (mut s, mut n) = (0f64, 0usize);
-                for yy in y.saturating_sub(1)..(y + 2).min(fh) {
-                    for xx in x.saturating_sub(1)..(x + 2).min(fw) {
-                        let j = yy * fw + xx;
-                        let v = elems::get(data, dtype, f * fp + j);
-                        if !excluded[j] && v.is_finite() {
-                            s += v;
-                            n += 1;
-                        }
-                    }
-                }
-                if n > 0 {
-                    s / n as f64
-                } else {
-                    fill
-                }
-            })
-            .collect();
+        let frame = &data[f * fp * es..(f + 1) * fp * es];
+        let means = crate::with_element_type!(dtype, T => {
+            neighbour_means::<T>(frame, (fh, fw), &excluded, &replace, fill)
+        });
         for (&k, v) in replace.iter().zip(means) {
             let i = f * fp + k;
             elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
