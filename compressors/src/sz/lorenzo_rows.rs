@@ -252,29 +252,8 @@ impl<R: Recon, C: RowCoder> Piece<'_, R, C> {
 #[cfg(test)]
 mod tests {
     use super::super::predict::Predictor;
-    use super::super::quant::{Cursor, FloatDecoder, FloatEncoder};
+    use super::super::quant::{visiting_order, Cursor, FloatDecoder};
     use super::*;
-
-    /// The visiting-order encoder's codes, escapes and reconstruction.
-    fn visiting_order<T: Float>(
-        pred: Predictor,
-        dims: [usize; 3],
-        bytes: &[u8],
-        eb: f64,
-    ) -> (Codes, Vec<f64>) {
-        let mut codes = Codes::default();
-        let mut recon = vec![0.0; dims.iter().product()];
-        let mut q = FloatEncoder::<T> {
-            data: bytes,
-            eb,
-            base: eb,
-            radius: 64,
-            out: &mut codes,
-            _t: std::marker::PhantomData,
-        };
-        pred.run(dims, &mut recon, &mut q, &[]);
-        (codes, recon)
-    }
 
     /// The codes decoded in visiting order and rows interleaved: the same bytes.
     fn decode_both_orders<T: Float>(pred: Predictor, dims: [usize; 3], codes: &Codes, eb: f64) {
@@ -312,7 +291,7 @@ mod tests {
 
     fn both_orders<T: Float, R: Recon + Default>(dims: [usize; 3], bytes: &[u8], eb: f64) {
         for (pred, across) in [(Predictor::Lorenzo, true), (Predictor::Lorenzo2d, false)] {
-            let (want, want_recon) = visiting_order::<T>(pred, dims, bytes, eb);
+            let (want, want_recon) = visiting_order::<T>(pred, dims, bytes, eb, &[]);
             let mut got = Codes::default();
             let mut recon = vec![R::default(); want_recon.len()];
             encode::<T, R>(dims, bytes, eb, 64, across, &mut got, &mut recon);

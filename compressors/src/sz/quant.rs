@@ -145,8 +145,22 @@ pub(crate) fn f32_codes(
     eb: f64,
     means: &[f64],
 ) -> Codes {
+    visiting_order::<f32>(pred, dims, bytes, eb, means).0
+}
+
+/// The codes and reconstruction of `T` elements `bytes` under `pred` (block values `means`),
+/// radius 64, from the visiting-order encoder: what faster walks are checked against.
+#[cfg(test)]
+pub(crate) fn visiting_order<T: Float>(
+    pred: super::predict::Predictor,
+    dims: [usize; 3],
+    bytes: &[u8],
+    eb: f64,
+    means: &[f64],
+) -> (Codes, Vec<f64>) {
     let mut codes = Codes::default();
-    let mut q = FloatEncoder::<f32> {
+    let mut recon = vec![0.0; bytes.len() / T::SIZE];
+    let mut q = FloatEncoder::<T> {
         data: bytes,
         eb,
         base: eb,
@@ -154,8 +168,8 @@ pub(crate) fn f32_codes(
         out: &mut codes,
         _t: std::marker::PhantomData,
     };
-    pred.run(dims, &mut vec![0.0; bytes.len() / 4], &mut q, means);
-    codes
+    pred.run(dims, &mut recon, &mut q, means);
+    (codes, recon)
 }
 
 impl<T: Float> Quant for FloatEncoder<'_, T> {
