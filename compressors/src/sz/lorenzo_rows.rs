@@ -85,11 +85,11 @@ pub fn encode<T: Float, R: Recon>(
 /// Decode the `dims` piece from `codes` (one per element) through `d`, `recon` (`dims`
 /// elements) as scratch. Returns false if the codes ask for escaped values the piece does
 /// not hold (or are too few).
-pub fn decode<D: ElementDecoder>(
+pub fn decode<R: Recon, D: ElementDecoder>(
     dims: [usize; 3],
     across_slices: bool,
     codes: &[u32],
-    recon: &mut [f64],
+    recon: &mut [R],
     d: &mut D,
 ) -> bool {
     let n: usize = dims.iter().product();

@@ -674,7 +674,7 @@ fn decode_piece(dtype: DType, dims: [usize; 3], src: &[u8], dst: &mut [u8]) -> R
         body: Vec<u8>,
         codes: Vec<u32>,
         tokens: Vec<u32>,
-        recon: Vec<f64>,
+        recon: ReconBuf,
         dctx: Option<zstd::bulk::Decompressor<'static>>,
     }
     thread_local! {
@@ -710,7 +710,7 @@ fn decode_body(
     dims: [usize; 3],
     body: &[u8],
     dst: &mut [u8],
-    (codes, tokens, recon): (&mut Vec<u32>, &mut Vec<u32>, &mut Vec<f64>),
+    (codes, tokens, recon): (&mut Vec<u32>, &mut Vec<u32>, &mut ReconBuf),
 ) -> Result<usize> {
     let bad = |m: &str| Error::corrupt("sz", m.to_string());
     let n: usize = dims.iter().product();
@@ -779,24 +779,22 @@ fn decode_body(
     if planar {
         // A ring of rows, each value written before a prediction reads it: no zero fill.
         let ring = plane::RING * dims[2];
-        if recon.len() < ring {
-            recon.resize(ring, 0.0);
+        if recon.wide.len() < ring {
+            recon.wide.resize(ring, 0.0);
         }
-    } else if pred != Predictor::BlockMean {
-        recon.clear();
-        recon.resize(n, 0.0);
     }
+    // `$recon`: the whole piece's reconstruction, of the element type's width.
     macro_rules! run {
-        ($q:ident) => {
+        ($q:ident, $recon:expr) => {
             if planar {
-                !plane::decode_planes(dims[0], dims[1], dims[2], codes, recon, &mut $q)
-            } else if pred == Predictor::Lorenzo {
-                // 3-D: rows interleaved too (bit-identical, faster).
-                !lorenzo_rows::decode(dims, true, codes, recon, &mut $q)
+                !plane::decode_planes(dims[0], dims[1], dims[2], codes, &mut recon.wide, &mut $q)
             } else if pred == Predictor::BlockMean {
                 !means::decode_block_means(dims, codes, &means, &mut $q)
+            } else if pred == Predictor::Lorenzo {
+                // 3-D: rows interleaved too (bit-identical, faster).
+                !lorenzo_rows::decode(dims, true, codes, $recon, &mut $q)
             } else {
-                pred.run_with(dims, recon, &mut $q, &means, levels);
+                pred.run_with(dims, $recon, &mut $q, &means, levels);
                 $q.cur.bad
             }
         };
@@ -804,14 +802,14 @@ fn decode_body(
     macro_rules! float {
         ($t:ty) => {{
             let mut q = FloatDecoder::<$t>::new(Cursor::new(codes, unpred), eb, radius, dst);
-            run!(q)
+            run!(q, <$t as FloatRecon>::fresh(recon, n))
         }};
     }
     macro_rules! int {
         ($t:ty) => {{
             let mut q =
                 IntDecoder::<$t>::new(Cursor::new(codes, unpred), eb.floor() as u64, radius, dst);
-            run!(q)
+            run!(q, recon.fresh_wide(n))
         }};
     }
     let bad_flag = for_dtype!(dtype, float, int);
@@ -977,7 +975,7 @@ mod tests {
             let mut decoded = vec![];
             for body in bodies {
                 let mut dst = vec![0u8; data.len()];
-                let bufs = (&mut vec![], &mut vec![], &mut vec![]);
+                let bufs = (&mut vec![], &mut vec![], &mut ReconBuf::default());
                 decode_body(DType::F32, dims, &body, &mut dst, bufs).unwrap();
                 decoded.push(dst);
             }
@@ -1008,7 +1006,7 @@ mod tests {
             bodies.remove(0)
         };
         let decode = |body: &[u8]| {
-            let bufs = (&mut vec![], &mut vec![], &mut vec![]);
+            let bufs = (&mut vec![], &mut vec![], &mut ReconBuf::default());
             decode_body(DType::F32, dims, body, &mut vec![0u8; 256], bufs)
         };
         let tuned = Levels::CANDIDATES[1];
