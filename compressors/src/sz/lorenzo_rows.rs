@@ -326,13 +326,7 @@ mod tests {
         ];
         for dims in shapes {
             let n: usize = dims.iter().product();
-            let mut s = 0x9e37_79b9_7f4a_7c15u64;
-            let mut rnd = || {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s
-            };
+            let mut rnd = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15);
             let vals: Vec<f64> = (0..n)
                 .map(|i| match rnd() % 41 {
                     0 => f64::NAN,

@@ -19,6 +19,7 @@
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
+mod interp_row;
 mod lorenzo_rows;
 mod means;
 mod plane;

@@ -11,6 +11,22 @@ pub trait Quant {
     /// Tighten the bound to `bound / scale` from now on (coarse interpolation levels predict
     /// everything finer, so they get tighter bounds, as SZ3 does).
     fn set_scale(&mut self, _scale: f64) {}
+    /// Whether [`Quant::fine_line`] codes lines with a reconstruction of type `R`.
+    fn fine_lines<R: Recon>(&self) -> bool {
+        false
+    }
+    /// A line of the finest interpolation level: elements `first + 2k` for `k < count`, each
+    /// predicted from the elements `reach` and (cubic) `3·reach` before and after it (all of
+    /// which exist), coded at once into `f`, codes and escapes in visiting order. Only called
+    /// where [`Quant::fine_lines`] said yes.
+    fn fine_line<R: Recon>(
+        &mut self,
+        _f: &mut [R],
+        _line: (usize, usize, usize),
+        _cubic: bool,
+    ) -> bool {
+        false
+    }
 }
 
 /// How a predictor stores reconstructed values: f64, or f32 for float32 pieces. Every value a
@@ -19,6 +35,8 @@ pub trait Quant {
 pub trait Recon: Copy {
     fn get(self) -> f64;
     fn set(v: f64) -> Self;
+    /// The values as f32, when that is what they are.
+    fn as_f32_mut(values: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Recon for f64 {
@@ -30,6 +48,9 @@ impl Recon for f64 {
     fn set(v: f64) -> f64 {
         v
     }
+    fn as_f32_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
+    }
 }
 
 impl Recon for f32 {
@@ -40,6 +61,9 @@ impl Recon for f32 {
     #[inline(always)]
     fn set(v: f64) -> f32 {
         v as f32
+    }
+    fn as_f32_mut(values: &mut [f32]) -> Option<&mut [f32]> {
+        Some(values)
     }
 }
 
@@ -292,6 +316,77 @@ impl Levels {
     }
 }
 
+/// Row `row` of the finest interpolation level's pass along axis `d` (`c01`: the row's first
+/// two coordinates) through [`Quant::fine_line`]: along the last axis, the odd columns whose
+/// neighbours all exist as one line and the others one by one; along the others, the whole
+/// row as one line (its rule is the same for every element) unless it is the axis's last,
+/// predicted from one side. The same elements in the same order as [`interp`]'s loop.
+fn fine_row<R: Recon>(
+    q: &mut impl Quant,
+    f: &mut [R],
+    row: usize,
+    (d, c01): (usize, [usize; 2]),
+    (dims, strides): ([usize; 3], [usize; 3]),
+    cubic: bool,
+) {
+    let n2 = dims[2];
+    if d == 2 {
+        let ks = match cubic {
+            true => 1..n2.saturating_sub(3) / 2,
+            false => 0..n2.saturating_sub(1) / 2,
+        };
+        let (done, rest) = if ks.is_empty() {
+            (1, 1)
+        } else {
+            (2 * ks.start + 1, 2 * ks.end + 1)
+        };
+        for i2 in (1..done.min(n2)).step_by(2) {
+            fine_one(q, f, (row + i2, i2, n2, 1), cubic);
+        }
+        if !ks.is_empty() {
+            q.fine_line(f, (row + done, ks.len(), 1), cubic);
+        }
+        for i2 in (rest..n2).step_by(2) {
+            fine_one(q, f, (row + i2, i2, n2, 1), cubic);
+        }
+        return;
+    }
+    let (c, n, reach) = (c01[d], dims[d], strides[d]);
+    if c + 1 < n {
+        q.fine_line(
+            f,
+            (row, n2.div_ceil(2), reach),
+            cubic && c >= 3 && c + 3 < n,
+        );
+    } else {
+        for i2 in (0..n2).step_by(2) {
+            fine_one(q, f, (row + i2, c, n, reach), cubic);
+        }
+    }
+}
+
+/// Element `i` of the finest level, at coordinate `c` of `n` along the pass's axis, its
+/// neighbours `reach` apart: [`interp`]'s rule with `s = 1`.
+fn fine_one<R: Recon>(
+    q: &mut impl Quant,
+    f: &mut [R],
+    (i, c, n, reach): (usize, usize, usize, usize),
+    cubic: bool,
+) {
+    let left = f[i - reach].get();
+    let p = if c + 1 < n {
+        let right = f[i + reach].get();
+        if cubic && c >= 3 && c + 3 < n {
+            (-f[i - 3 * reach].get() + 9.0 * left + 9.0 * right - f[i + 3 * reach].get()) / 16.0
+        } else {
+            (left + right) / 2.0
+        }
+    } else {
+        left
+    };
+    f[i] = R::set(q.next(i, p));
+}
+
 fn interp<R: Recon>(
     dims: [usize; 3],
     f: &mut [R],
@@ -300,6 +395,8 @@ fn interp<R: Recon>(
     levels: Levels,
 ) {
     let strides = [dims[1] * dims[2], dims[2], 1];
+    // The finest level's lines coded at once, where the quantiser can.
+    let fast = q.fine_lines::<R>();
     f[0] = R::set(q.next(0, 0.0));
     let max = dims.iter().copied().max().unwrap_or(1);
     let mut s = 1usize;
@@ -326,6 +423,12 @@ fn interp<R: Recon>(
             while i0 < dims[0] {
                 let mut i1 = start(1);
                 while i1 < dims[1] {
+                    if fast && s == 1 {
+                        let row = i0 * strides[0] + i1 * strides[1];
+                        fine_row(q, f, row, (d, [i0, i1]), (dims, strides), cubic);
+                        i1 += step(1);
+                        continue;
+                    }
                     let mut i2 = start(2);
                     while i2 < dims[2] {
                         let c = [i0, i1, i2][d];

@@ -176,6 +176,39 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
     fn set_scale(&mut self, scale: f64) {
         self.eb = self.base / scale;
     }
+    fn fine_lines<R: super::predict::Recon>(&self) -> bool {
+        cfg!(target_arch = "x86_64") && T::SIZE == 4 && R::as_f32_mut(&mut []).is_some()
+    }
+    fn fine_line<R: super::predict::Recon>(
+        &mut self,
+        f: &mut [R],
+        (first, count, reach): (usize, usize, usize),
+        cubic: bool,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if T::SIZE == 4 {
+            // Float32 elements (the only 4-byte `Float`) and float32 values.
+            let Some(f) = R::as_f32_mut(f) else {
+                return false;
+            };
+            let at = self.out.codes.len();
+            let line = (first, count, reach);
+            let codes = &mut self.out.codes;
+            if super::interp_row::line(self.data, f, line, cubic, self.eb, self.radius, codes) {
+                for (k, &c) in self.out.codes[at..].iter().enumerate() {
+                    if c == 0 {
+                        let p = first + 2 * k;
+                        self.out
+                            .unpred
+                            .extend_from_slice(&self.data[p * 4..p * 4 + 4]);
+                    }
+                }
+            }
+            return true;
+        }
+        let _ = (f, first, count, reach, cubic);
+        false
+    }
     #[inline]
     fn next(&mut self, i: usize, pred: f64) -> f64 {
         let raw = &self.data[i * T::SIZE..(i + 1) * T::SIZE];
