@@ -8,7 +8,26 @@
 //! quantised and checked at once with the same IEEE operations in the same order (negation
 //! as a sign flip, the rounding by the same magic constant, the same float32 rounding of the
 //! reconstruction and the same bound check), so codes, escapes and values are bit-identical
-//! to [`super::quant::FloatEncoder`]'s `next` (tested against it).
+//! to [`super::quant::FloatEncoder`]'s `next` (tested against it). The decoder takes the same
+//! lines one element at a time, through [`predict`], without the general loop's index work.
+
+/// The finest level's prediction of element `p` of a float32 reconstruction from the elements
+/// `reach` and (cubic) `3·reach` around it: the interpolation rule, one element.
+#[inline(always)]
+pub fn predict(f: &[f32], p: usize, reach: usize, cubic: bool) -> f64 {
+    let (l, r) = (f[p - reach] as f64, f[p + reach] as f64);
+    if cubic {
+        (-(f[p - 3 * reach] as f64) + 9.0 * l + 9.0 * r - f[p + 3 * reach] as f64) / 16.0
+    } else {
+        (l + r) / 2.0
+    }
+}
+
+/// Whether lines of elements `T` with values `R` are float32 both (`T` the only 4-byte
+/// [`Float`](super::quant::Float)).
+pub fn float32_lines<T: super::quant::Float, R: super::predict::Recon>() -> bool {
+    T::SIZE == 4 && R::as_f32_mut(&mut []).is_some()
+}
 
 /// A line of the finest interpolation level in a float32 piece with a float32 reconstruction:
 /// elements `first + 2k` for `k < count`, each predicted from the (already coded) elements
@@ -98,12 +117,7 @@ pub fn line(
     // An odd one left: the scalar rule.
     if k < count {
         let p = first + 2 * k;
-        let (l, r) = (at(f, p - reach), at(f, p + reach));
-        let pred = if cubic {
-            (-at(f, p - 3 * reach) + 9.0 * l + 9.0 * r - at(f, p + 3 * reach)) / 16.0
-        } else {
-            (l + r) / 2.0
-        };
+        let pred = predict(f, p, reach, cubic);
         let (code, v) =
             super::quant::quantise_float::<f32>(&data[p * 4..p * 4 + 4], pred, eb, radius);
         codes.push(code);
@@ -116,7 +130,7 @@ pub fn line(
 #[cfg(test)]
 mod tests {
     use super::super::predict::{Levels, Predictor};
-    use super::super::quant::{Codes, FloatEncoder};
+    use super::super::quant::{Codes, Cursor, FloatDecoder, FloatEncoder};
 
     /// Codes, escapes and values of an interpolated float32 piece with an f32 reconstruction
     /// (this path) and an f64 one (the scalar loop): the same, on noise with NaN, ±inf, −0.0
@@ -172,10 +186,31 @@ mod tests {
                         };
                         (codes.codes, codes.unpred, values)
                     };
+                    let narrow = run(true);
                     assert_eq!(
-                        run(true),
+                        narrow,
                         run(false),
                         "{pred:?} {dims:?} eb {eb} offset {offset}"
+                    );
+                    let (codes, unpred, _) = narrow;
+                    // Decoded through the lines (f32 values) and one by one (f64): same bytes.
+                    let decode = |narrow: bool| {
+                        let mut out = vec![0u8; n * 4];
+                        let cur = Cursor::new(&codes, &unpred);
+                        let mut d = FloatDecoder::<f32>::new(cur, eb, 32, &mut out);
+                        let levels = Levels::CANDIDATES[1];
+                        if narrow {
+                            pred.run_with(dims, &mut vec![0f32; n], &mut d, &[], levels);
+                        } else {
+                            pred.run_with(dims, &mut vec![0f64; n], &mut d, &[], levels);
+                        }
+                        assert!(!d.cur.bad);
+                        out
+                    };
+                    assert_eq!(
+                        decode(true),
+                        decode(false),
+                        "{pred:?} {dims:?} eb {eb} decoded"
                     );
                 }
             }

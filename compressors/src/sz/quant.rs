@@ -177,7 +177,7 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
         self.eb = self.base / scale;
     }
     fn fine_lines<R: super::predict::Recon>(&self) -> bool {
-        cfg!(target_arch = "x86_64") && T::SIZE == 4 && R::as_f32_mut(&mut []).is_some()
+        cfg!(target_arch = "x86_64") && super::interp_row::float32_lines::<T, R>()
     }
     fn fine_line<R: super::predict::Recon>(
         &mut self,
@@ -349,6 +349,40 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
         self.eb = self.base / scale;
     }
     next_in_order!();
+    fn fine_lines<R: super::predict::Recon>(&self) -> bool {
+        super::interp_row::float32_lines::<T, R>()
+    }
+    /// The line's elements in order, with the interpolation rule and the element rule written
+    /// out for float32 (no per-element index arithmetic of the general loop): the same
+    /// operations, so the same values.
+    fn fine_line<R: super::predict::Recon>(
+        &mut self,
+        f: &mut [R],
+        (first, count, reach): (usize, usize, usize),
+        cubic: bool,
+    ) -> bool {
+        let Some(f) = R::as_f32_mut(f) else {
+            return false;
+        };
+        let (radius, eb) = (self.radius as f64, self.eb);
+        for p in (first..).step_by(2).take(count) {
+            let pred = super::interp_row::predict(f, p, reach, cubic);
+            let c = self.cur.code();
+            let v = if c == 0 {
+                let mut e = self.cur.u;
+                let v = self.element(p, c, pred, &mut e);
+                self.cur.u = e;
+                v
+            } else {
+                let q = c as f64 - radius;
+                let v = (pred + q * 2.0 * eb) as f32;
+                self.out[p * 4..p * 4 + 4].copy_from_slice(&v.to_le_bytes());
+                v as f64
+            };
+            f[p] = v as f32;
+        }
+        true
+    }
 }
 
 impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
