@@ -341,13 +341,13 @@ fn fine_row<R: Recon>(
             (2 * ks.start + 1, 2 * ks.end + 1)
         };
         for i2 in (1..done.min(n2)).step_by(2) {
-            fine_one(q, f, (row + i2, i2, n2, 1), cubic);
+            interp_one(q, f, (row + i2, i2, n2), (1, 1), cubic);
         }
         if !ks.is_empty() {
             q.fine_line(f, (row + done, ks.len(), 1), cubic);
         }
         for i2 in (rest..n2).step_by(2) {
-            fine_one(q, f, (row + i2, i2, n2, 1), cubic);
+            interp_one(q, f, (row + i2, i2, n2), (1, 1), cubic);
         }
         return;
     }
@@ -360,24 +360,26 @@ fn fine_row<R: Recon>(
         );
     } else {
         for i2 in (0..n2).step_by(2) {
-            fine_one(q, f, (row + i2, c, n, reach), cubic);
+            interp_one(q, f, (row + i2, c, n), (1, reach), cubic);
         }
     }
 }
 
-/// Element `i` of the finest level, at coordinate `c` of `n` along the pass's axis, its
-/// neighbours `reach` apart: [`interp`]'s rule with `s = 1`.
-fn fine_one<R: Recon>(
+/// Element `i` of the level of step `s`, at coordinate `c` of `n` along the pass's axis, whose
+/// neighbours along it are `sd` elements apart: [`interp`]'s rule for one element.
+#[inline(always)]
+fn interp_one<R: Recon>(
     q: &mut impl Quant,
     f: &mut [R],
-    (i, c, n, reach): (usize, usize, usize, usize),
+    (i, c, n): (usize, usize, usize),
+    (s, sd): (usize, usize),
     cubic: bool,
 ) {
-    let left = f[i - reach].get();
-    let p = if c + 1 < n {
-        let right = f[i + reach].get();
-        if cubic && c >= 3 && c + 3 < n {
-            (-f[i - 3 * reach].get() + 9.0 * left + 9.0 * right - f[i + 3 * reach].get()) / 16.0
+    let left = f[i - s * sd].get();
+    let p = if c + s < n {
+        let right = f[i + s * sd].get();
+        if cubic && c >= 3 * s && c + 3 * s < n {
+            (-f[i - 3 * s * sd].get() + 9.0 * left + 9.0 * right - f[i + 3 * s * sd].get()) / 16.0
         } else {
             (left + right) / 2.0
         }
@@ -433,20 +435,7 @@ fn interp<R: Recon>(
                     while i2 < dims[2] {
                         let c = [i0, i1, i2][d];
                         let i = i0 * strides[0] + i1 * strides[1] + i2;
-                        let left = f[i - s * sd].get();
-                        let p = if c + s < n {
-                            let right = f[i + s * sd].get();
-                            if cubic && c >= 3 * s && c + 3 * s < n {
-                                (-f[i - 3 * s * sd].get() + 9.0 * left + 9.0 * right
-                                    - f[i + 3 * s * sd].get())
-                                    / 16.0
-                            } else {
-                                (left + right) / 2.0
-                            }
-                        } else {
-                            left
-                        };
-                        f[i] = R::set(q.next(i, p));
+                        interp_one(q, f, (i, c, n), (s, sd), cubic);
                         i2 += if d == 2 { 2 * s } else { step(2) };
                     }
                     i1 += if d == 1 { 2 * s } else { step(1) };
