@@ -1,21 +1,43 @@
-//! Lines of the finest interpolation level, four elements at a time with AVX2 where the CPU
-//! has it (checked at run time), two with SSE2 otherwise: the same bits either way.
+//! Lines of interpolation levels, four elements at a time with AVX2 where the CPU has it
+//! (checked at run time), two with SSE2 otherwise: the same bits either way.
 //!
-//! Seven eighths of an interpolated piece's elements are coded at its finest level, in lines
-//! of every other element along the last axis, each predicted from elements of earlier passes
-//! (along whichever axis the pass runs), so a line's predictions do not depend on each
-//! other. The scalar loop spent about 20 cycles an element there (`perf`: the
-//! field at bound 10, three quarters of the encode in `interp`). Here two are predicted,
-//! quantised and checked at once with the same IEEE operations in the same order (negation
-//! as a sign flip, the rounding by the same magic constant, the same float32 rounding of the
-//! reconstruction and the same bound check), so codes, escapes and values are bit-identical
-//! to [`super::quant::FloatEncoder`]'s `next` (tested against it). Across the last axis the
-//! lines read rows or slices far apart and the loop waits on memory; AVX2's four lanes took
-//! the 256³ field's encode at bound 90 from ~133 to ~95 ms on one core. The decoder takes the same
-//! lines one element at a time, through [`predict`], without the general loop's index work.
+//! An interpolation level's pass codes, in each row, elements `2s` apart along the last
+//! axis (`s` the level's step), each predicted from elements of coarser levels or earlier
+//! passes (along whichever axis the pass runs), so a line's predictions do not depend on each
+//! other. Seven eighths of a piece's elements are on the finest level (`s = 1`). The scalar
+//! loop spent about 20 cycles an element there (`perf`: the field at bound 10, three
+//! quarters of the encode in `interp`). Here several are predicted, quantised and checked at
+//! once with the same IEEE operations in the same order (negation as a sign flip, the
+//! rounding by the same magic constant, the same float32 rounding of the reconstruction and
+//! the same bound check), so codes, escapes and values are bit-identical to
+//! [`super::quant::FloatEncoder`]'s `next` (tested against it). SSE2 pairs took the 256³
+//! field's encode at bound 90 from ~170 to ~133 ms on one core; AVX2's four lanes to ~95 ms
+//! (the lines across the last axis read rows or slices far apart and wait on memory), the
+//! coarser levels' lines to ~90–96 ms. The decoder takes the same lines one element at a
+//! time, through [`predict`], without the general loop's index work.
 
-/// The finest level's prediction of element `p` of a float32 reconstruction from the elements
-/// `reach` and (cubic) `3·reach` around it: the interpolation rule, one element.
+/// A line of one interpolation level: elements `first + gap·k` for `k < count` along the
+/// last axis, each predicted from the elements `reach` and (cubic) `3·reach` before and after
+/// it, all of which exist and were coded before the line (so its predictions do not depend
+/// on each other).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    pub first: usize,
+    pub count: usize,
+    pub reach: usize,
+    pub gap: usize,
+    pub cubic: bool,
+}
+
+impl Line {
+    /// The line's elements, in order.
+    pub fn elements(self) -> impl Iterator<Item = usize> {
+        (self.first..).step_by(self.gap).take(self.count)
+    }
+}
+
+/// The prediction of element `p` of a float32 reconstruction from the elements `reach` and
+/// (cubic) `3·reach` around it: the interpolation rule, one element.
 #[inline(always)]
 pub fn predict(f: &[f32], p: usize, reach: usize, cubic: bool) -> f64 {
     let (l, r) = (f[p - reach] as f64, f[p + reach] as f64);
@@ -32,24 +54,19 @@ pub fn float32_lines<T: super::quant::Float, R: super::predict::Recon>() -> bool
     T::SIZE == 4 && R::as_f32_mut(&mut []).is_some()
 }
 
-/// A line of the finest interpolation level in a float32 piece with a float32 reconstruction:
-/// elements `first + 2k` for `k < count`, each predicted from the (already coded) elements
-/// `reach` and (cubic) `3·reach` before and after it, all of which exist. Pushes the codes in
-/// order and returns whether any element was escaped (its code 0; the caller appends the
-/// escaped elements' bytes in order).
+/// Code `line` of a float32 piece (`data`) with a float32 reconstruction `f` at bound `eb`:
+/// writes its codes in order to `codes` (`line.count` of them) and returns whether any
+/// element was escaped (its code 0; the caller stores the escaped elements' bytes in order).
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 pub fn line(
     data: &[u8],
     f: &mut [f32],
-    line: (usize, usize, usize),
-    cubic: bool,
-    eb: f64,
-    radius: u32,
-    codes: &mut Vec<u32>,
+    line: Line,
+    (eb, radius): (f64, u32),
+    codes: &mut [u32],
 ) -> bool {
     let avx2 = std::arch::is_x86_feature_detected!("avx2");
-    line_with(avx2, data, f, line, cubic, (eb, radius), codes)
+    line_with(avx2, data, f, line, (eb, radius), codes)
 }
 
 /// [`line`], four elements at a time with AVX2 where `avx2` (the CPU has it), the rest two
@@ -59,12 +76,19 @@ fn line_with(
     avx2: bool,
     data: &[u8],
     f: &mut [f32],
-    (first, count, reach): (usize, usize, usize),
-    cubic: bool,
+    line: Line,
     (eb, radius): (f64, u32),
-    codes: &mut Vec<u32>,
+    codes: &mut [u32],
 ) -> bool {
     use std::arch::x86_64::*;
+    let Line {
+        first,
+        count,
+        reach,
+        gap,
+        cubic,
+    } = line;
+    assert_eq!(codes.len(), count, "one code per element of the line");
     let at = |f: &[f32], p: usize| f[p] as f64;
     let x_at =
         |p: usize| f32::from_le_bytes(data[p * 4..p * 4 + 4].try_into().expect("4 bytes")) as f64;
@@ -72,8 +96,7 @@ fn line_with(
     let mut k = 0;
     if avx2 {
         // SAFETY: the caller checked that the CPU has AVX2.
-        (k, escaped) =
-            unsafe { line_avx2(data, f, (first, count, reach), cubic, eb, radius, codes) };
+        (k, escaped) = unsafe { line_avx2(data, f, line, (eb, radius), codes) };
     }
     // SAFETY: SSE2 is part of x86_64; these intrinsics only compute on registers.
     unsafe {
@@ -89,7 +112,7 @@ fn line_with(
         let abs = |v: __m128d| _mm_andnot_pd(sign, v);
         while k + 2 <= count {
             // Lanes: element k (low) and k + 1 (high).
-            let (p0, p1) = (first + 2 * k, first + 2 * k + 2);
+            let (p0, p1) = (first + gap * k, first + gap * (k + 1));
             let l = _mm_set_pd(at(f, p1 - reach), at(f, p0 - reach));
             let r = _mm_set_pd(at(f, p1 + reach), at(f, p0 + reach));
             let pred = if cubic {
@@ -132,7 +155,7 @@ fn line_with(
                     escaped = true;
                     0
                 };
-                codes.push(code);
+                codes[k + lane] = code;
                 f[p] = vs[lane] as f32;
             }
             k += 2;
@@ -140,60 +163,78 @@ fn line_with(
     }
     // An odd one left: the scalar rule.
     if k < count {
-        let p = first + 2 * k;
+        let p = first + gap * k;
         let pred = predict(f, p, reach, cubic);
         let (code, v) =
             super::quant::quantise_float::<f32>(&data[p * 4..p * 4 + 4], pred, eb, radius);
-        codes.push(code);
+        codes[k] = code;
         escaped |= code == 0;
         f[p] = v as f32;
     }
     escaped
 }
 
-/// [`line`]'s elements four at a time with AVX2, while every load of eight float32 from the
-/// first of four even-spaced elements stays inside `f` and `data`; returns how many elements it
-/// coded and whether it escaped any. The same operations as [`line`]'s two-lane loop, on four
-/// lanes (no fused multiply-add), so the same codes and values. Each lane set comes from one
-/// load of eight consecutive float32, of which the even ones are the lanes; the four new values
-/// are written back by blending them into the even places of the eight they came from (the odd
-/// places keep what they held).
+/// New values of gap-2 lines wait this many groups before they are written (see
+/// [`line_avx2`]).
 #[cfg(target_arch = "x86_64")]
 const BATCH: usize = 32;
 
+/// [`line`]'s elements four at a time with AVX2, while every load stays inside `f` and
+/// `data`; returns how many elements it coded and whether it escaped any. The same
+/// operations as [`line`]'s two-lane loop, on four lanes (no fused multiply-add), so the same
+/// codes and values. On the finest level (gap 2) each lane set comes from one load of eight
+/// consecutive float32, of which the even ones are the lanes, and the four new values are
+/// written back by blending them into the even places of the eight they came from (the odd
+/// places keep what they held); coarser levels load and store their lanes one by one.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn line_avx2(
     data: &[u8],
     f: &mut [f32],
-    (first, count, reach): (usize, usize, usize),
-    cubic: bool,
-    eb: f64,
-    radius: u32,
-    codes: &mut Vec<u32>,
+    line: Line,
+    (eb, radius): (f64, u32),
+    codes: &mut [u32],
 ) -> (usize, bool) {
     use std::arch::x86_64::*;
+    let Line {
+        first,
+        count,
+        reach,
+        gap,
+        cubic,
+    } = line;
     let far = if cubic { 3 * reach } else { reach };
-    // Element `p` may start a group when its furthest load (`p + far + 8`) and its data load
-    // (`p + 8` values) end inside the slices; `p - far` exists (the caller's contract).
+    let pairs = gap == 2;
+    // What a group's loads span from their first element: eight float32 for gap 2, else up
+    // to the fourth lane. Element `p` may start a group when `p + far + span <= n` (its
+    // furthest load ends inside the slices; the data's is nearer); `p - far` exists (the
+    // caller's contract).
+    let span = if pairs { 8 } else { 3 * gap + 1 };
     let n = f.len().min(data.len() / 4);
-    let groups = if first + far + 8 <= n {
-        (count / 4).min((n - first - far - 8) / 8 + 1)
+    let groups = if first + far + span <= n {
+        (count / 4).min((n - first - far - span) / (4 * gap) + 1)
     } else {
         0
     };
     let mut escaped = false;
     let evens = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     let spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    // Four lanes from the even places of the eight float32 at `ptr`, widened to f64 (macros,
-    // not closures: a closure would not inherit this function's AVX2).
+    // Four float32 lanes at `ptr`, `gap` apart (macros, not closures: a closure would not
+    // inherit this function's AVX2).
+    macro_rules! lanes32 {
+        ($ptr:expr) => {
+            if pairs {
+                _mm256_castps256_ps128(_mm256_permutevar8x32_ps(_mm256_loadu_ps($ptr), evens))
+            } else {
+                // Four loads, not a gather instruction: those are slow on some CPUs (AMD's).
+                let p: *const f32 = $ptr;
+                _mm_setr_ps(*p, *p.add(gap), *p.add(2 * gap), *p.add(3 * gap))
+            }
+        };
+    }
     macro_rules! lanes {
         ($ptr:expr) => {
-            _mm256_cvtps_pd(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(
-                _mm256_loadu_ps($ptr),
-                evens,
-            )))
+            _mm256_cvtps_pd(lanes32!($ptr))
         };
     }
     let sign = _mm256_set1_pd(-0.0);
@@ -215,16 +256,19 @@ unsafe fn line_avx2(
     let lim = _mm256_set1_pd(radius as f64);
     let inf = _mm256_set1_pd(f64::INFINITY);
     let offset = _mm_set1_epi32(radius as i32);
-    codes.reserve(4 * groups);
+    assert!(
+        codes.len() >= 4 * groups,
+        "a code for every element of the groups"
+    );
     let (fp, dp) = (f.as_mut_ptr(), data.as_ptr() as *const f32);
-    // New values wait in `batch` and are written after a batch's loads: along the last axis
-    // a group's loads reach the places the group before wrote, and a load that overlaps a
-    // recent wider store stalls (no store forwarding): that made this path slower than
-    // SSE2's along that axis.
+    // New gap-2 values wait in `batch` and are written after a batch's loads: along the last
+    // axis a group's loads reach the places the group before wrote, and a load that overlaps
+    // a recent wider store stalls (no store forwarding): that made this path slower than
+    // SSE2's along that axis. Coarser lines load only places no line of theirs writes.
     let mut batch = [_mm_setzero_ps(); BATCH];
     for g in 0..groups {
-        let p = first + 8 * g;
-        // SAFETY (every pointer below): `p - far` >= 0 and `p + far + 8 <= n` (`groups`).
+        let p = first + 4 * gap * g;
+        // SAFETY (every pointer below): `p - far` >= 0 and `p + far + span <= n` (`groups`).
         let (l, r) = (lanes!(fp.add(p - reach)), lanes!(fp.add(p + reach)));
         let pred = if cubic {
             let (a, b) = (lanes!(fp.add(p - 3 * reach)), lanes!(fp.add(p + 3 * reach)));
@@ -235,8 +279,7 @@ unsafe fn line_avx2(
         } else {
             _mm256_div_pd(_mm256_add_pd(l, r), half)
         };
-        let x32 =
-            _mm256_castps256_ps128(_mm256_permutevar8x32_ps(_mm256_loadu_ps(dp.add(p)), evens));
+        let x32 = lanes32!(dp.add(p));
         let x = _mm256_cvtps_pd(x32);
         // round(): (v + M) − M below 2^51 in magnitude, v itself above.
         let v = _mm256_mul_pd(_mm256_sub_pd(x, pred), inv);
@@ -267,10 +310,16 @@ unsafe fn line_avx2(
         // |q| < radius <= 2^20 on the kept lanes: exact in 32 bits.
         let code = _mm_and_si128(_mm_add_epi32(_mm256_cvtpd_epi32(q), offset), ok32);
         escaped |= _mm256_movemask_pd(ok) != 0b1111;
-        let at = codes.len();
-        // SAFETY: `reserve` above made room for four codes a group; every lane is written.
-        _mm_storeu_si128(codes.as_mut_ptr().add(at) as *mut __m128i, code);
-        codes.set_len(at + 4);
+        // SAFETY: codes `4g..4g + 4` exist (asserted above).
+        _mm_storeu_si128(codes.as_mut_ptr().add(4 * g) as *mut __m128i, code);
+        if !pairs {
+            let mut vals = [0f32; 4];
+            _mm_storeu_ps(vals.as_mut_ptr(), seen);
+            for (j, v) in vals.into_iter().enumerate() {
+                *fp.add(p + gap * j) = v;
+            }
+            continue;
+        }
         batch[g % BATCH] = seen;
         if g % BATCH == BATCH - 1 || g + 1 == groups {
             for (b, seen) in batch[..=g % BATCH].iter().enumerate() {
@@ -393,7 +442,7 @@ mod tests {
             3 => -3e30,
             k => (k as f32 * 0.37).sin() * scale + (rnd() % 1000) as f32 * 1e-3,
         };
-        for (reach, count) in [
+        let lines = [
             (1, 1),
             (1, 5),
             (1, 64),
@@ -401,32 +450,31 @@ mod tests {
             (3, 37),
             (64, 20),
             (200, 3),
-        ] {
+        ];
+        for ((reach, count), gap) in lines.into_iter().flat_map(|l| [(l, 2), (l, 4), (l, 16)]) {
+            let first = 3 * reach + 1;
+            if first + gap * count + 3 * reach > n {
+                continue;
+            }
             for cubic in [true, false] {
                 for eb in [1e-3, 0.4, 30.0] {
-                    let first = 3 * reach + 1;
                     let data: Vec<u8> = (0..n).flat_map(|_| value(50.0).to_le_bytes()).collect();
                     let f0: Vec<f32> = (0..n).map(|_| value(50.0)).collect();
                     let run = |avx2: bool| {
-                        let (mut f, mut codes) = (f0.clone(), vec![7u32]);
-                        let line = (first, count, reach);
-                        let esc = super::line_with(
-                            avx2,
-                            &data,
-                            &mut f,
-                            line,
+                        let (mut f, mut codes) = (f0.clone(), vec![7u32; count]);
+                        let line = super::Line {
+                            first,
+                            count,
+                            reach,
+                            gap,
                             cubic,
-                            (eb, 64),
-                            &mut codes,
-                        );
+                        };
+                        let esc = super::line_with(avx2, &data, &mut f, line, (eb, 64), &mut codes);
                         let bits: Vec<u32> = f.iter().map(|v| v.to_bits()).collect();
                         (esc, codes, bits)
                     };
-                    assert_eq!(
-                        run(true),
-                        run(false),
-                        "reach {reach} count {count} {cubic} {eb}"
-                    );
+                    let what = format!("reach {reach} count {count} gap {gap} {cubic} {eb}");
+                    assert_eq!(run(true), run(false), "{what}");
                 }
             }
         }

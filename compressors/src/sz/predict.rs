@@ -2,6 +2,7 @@
 //! order the encoder and decoder share, predicts it from already reconstructed neighbours and
 //! lets a [`Quant`] turn the prediction into the reconstructed value.
 
+use super::interp_row::Line;
 use super::quant::Float;
 
 /// Turns a prediction for element `i` into its reconstructed value (encoder: quantise the
@@ -15,16 +16,9 @@ pub trait Quant {
     fn fine_lines<R: Recon>(&self) -> bool {
         false
     }
-    /// A line of the finest interpolation level: elements `first + 2k` for `k < count`, each
-    /// predicted from the elements `reach` and (cubic) `3·reach` before and after it (all of
-    /// which exist), coded at once into `f`, codes and escapes in visiting order. Only called
-    /// where [`Quant::fine_lines`] said yes.
-    fn fine_line<R: Recon>(
-        &mut self,
-        _f: &mut [R],
-        _line: (usize, usize, usize),
-        _cubic: bool,
-    ) -> bool {
+    /// A line of an interpolation level, coded at once into `f`, codes and escapes in
+    /// visiting order. Only called where [`Quant::fine_lines`] said yes.
+    fn fine_line<R: Recon>(&mut self, _f: &mut [R], _line: Line) -> bool {
         false
     }
 }
@@ -316,51 +310,66 @@ impl Levels {
     }
 }
 
-/// Row `row` of the finest interpolation level's pass along axis `d` (`c01`: the row's first
-/// two coordinates) through [`Quant::fine_line`]: along the last axis, the odd columns whose
-/// neighbours all exist as one line and the others one by one; along the others, the whole
-/// row as one line (its rule is the same for every element) unless it is the axis's last,
-/// predicted from one side. The same elements in the same order as [`interp`]'s loop.
-fn fine_row<R: Recon>(
+/// Row `row` of the pass along axis `d` of the interpolation level of step `s` (`c01`: the
+/// row's first two coordinates) through [`Quant::fine_line`]: along the last axis, the
+/// elements whose neighbours all exist as one line and the others one by one; along the
+/// others, the whole row as one line (its rule is the same for every element) unless it is
+/// the axis's last, predicted from one side. The same elements in the same order as
+/// [`interp`]'s loop.
+fn level_row<R: Recon>(
     q: &mut impl Quant,
     f: &mut [R],
-    row: usize,
+    (row, s): (usize, usize),
     (d, c01): (usize, [usize; 2]),
     (dims, strides): ([usize; 3], [usize; 3]),
     cubic: bool,
 ) {
     let n2 = dims[2];
+    let gap = 2 * s;
     if d == 2 {
+        // Element k of the row is at i2 = s·(2k + 1); it is interpolated from both sides
+        // while i2 + s < n2, cubically while also 3s <= i2 and i2 + 3s < n2.
         let ks = match cubic {
-            true => 1..n2.saturating_sub(3) / 2,
-            false => 0..n2.saturating_sub(1) / 2,
+            true => 1..n2.saturating_sub(1 + 2 * s) / gap,
+            false => 0..(n2 - 1) / gap,
         };
         let (done, rest) = if ks.is_empty() {
-            (1, 1)
+            (s, s)
         } else {
-            (2 * ks.start + 1, 2 * ks.end + 1)
+            (s * (2 * ks.start + 1), s * (2 * ks.end + 1))
         };
-        for i2 in (1..done.min(n2)).step_by(2) {
-            interp_one(q, f, (row + i2, i2, n2), (1, 1), cubic);
+        for i2 in (s..done.min(n2)).step_by(gap) {
+            interp_one(q, f, (row + i2, i2, n2), (s, 1), cubic);
         }
         if !ks.is_empty() {
-            q.fine_line(f, (row + done, ks.len(), 1), cubic);
+            let (first, count) = (row + done, ks.len());
+            let line = Line {
+                first,
+                count,
+                reach: s,
+                gap,
+                cubic,
+            };
+            q.fine_line(f, line);
         }
-        for i2 in (rest..n2).step_by(2) {
-            interp_one(q, f, (row + i2, i2, n2), (1, 1), cubic);
+        for i2 in (rest..n2).step_by(gap) {
+            interp_one(q, f, (row + i2, i2, n2), (s, 1), cubic);
         }
         return;
     }
-    let (c, n, reach) = (c01[d], dims[d], strides[d]);
-    if c + 1 < n {
-        q.fine_line(
-            f,
-            (row, n2.div_ceil(2), reach),
-            cubic && c >= 3 && c + 3 < n,
-        );
+    let (c, n, sd) = (c01[d], dims[d], strides[d]);
+    if c + s < n {
+        let line = Line {
+            first: row,
+            count: n2.div_ceil(gap),
+            reach: s * sd,
+            gap,
+            cubic: cubic && c >= 3 * s && c + 3 * s < n,
+        };
+        q.fine_line(f, line);
     } else {
-        for i2 in (0..n2).step_by(2) {
-            interp_one(q, f, (row + i2, c, n), (1, reach), cubic);
+        for i2 in (0..n2).step_by(gap) {
+            interp_one(q, f, (row + i2, c, n), (s, sd), cubic);
         }
     }
 }
@@ -425,9 +434,9 @@ fn interp<R: Recon>(
             while i0 < dims[0] {
                 let mut i1 = start(1);
                 while i1 < dims[1] {
-                    if fast && s == 1 {
+                    if fast {
                         let row = i0 * strides[0] + i1 * strides[1];
-                        fine_row(q, f, row, (d, [i0, i1]), (dims, strides), cubic);
+                        level_row(q, f, (row, s), (d, [i0, i1]), (dims, strides), cubic);
                         i1 += step(1);
                         continue;
                     }

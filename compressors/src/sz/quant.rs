@@ -182,8 +182,7 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
     fn fine_line<R: super::predict::Recon>(
         &mut self,
         f: &mut [R],
-        (first, count, reach): (usize, usize, usize),
-        cubic: bool,
+        line: super::interp_row::Line,
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if T::SIZE == 4 {
@@ -192,12 +191,12 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
                 return false;
             };
             let at = self.out.codes.len();
-            let line = (first, count, reach);
-            let codes = &mut self.out.codes;
-            if super::interp_row::line(self.data, f, line, cubic, self.eb, self.radius, codes) {
-                for (k, &c) in self.out.codes[at..].iter().enumerate() {
+            self.out.codes.resize(at + line.count, 0);
+            let codes = &mut self.out.codes[at..];
+            let bound = (self.eb, self.radius);
+            if super::interp_row::line(self.data, f, line, bound, codes) {
+                for (p, &c) in line.elements().zip(codes.iter()) {
                     if c == 0 {
-                        let p = first + 2 * k;
                         self.out
                             .unpred
                             .extend_from_slice(&self.data[p * 4..p * 4 + 4]);
@@ -206,7 +205,7 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
             }
             return true;
         }
-        let _ = (f, first, count, reach, cubic);
+        let _ = (f, line);
         false
     }
     #[inline]
@@ -358,14 +357,14 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
     fn fine_line<R: super::predict::Recon>(
         &mut self,
         f: &mut [R],
-        (first, count, reach): (usize, usize, usize),
-        cubic: bool,
+        line: super::interp_row::Line,
     ) -> bool {
         let Some(f) = R::as_f32_mut(f) else {
             return false;
         };
         let (radius, eb) = (self.radius as f64, self.eb);
-        for p in (first..).step_by(2).take(count) {
+        let (reach, cubic) = (line.reach, line.cubic);
+        for p in line.elements() {
             let pred = super::interp_row::predict(f, p, reach, cubic);
             let c = self.cur.code();
             let v = if c == 0 {
