@@ -17,6 +17,8 @@ mod block;
 mod bound;
 mod header;
 mod planes;
+#[cfg(target_arch = "x86_64")]
+mod widen;
 
 use crate::bits::{BitReader, BitWriter};
 use crate::blocked;
@@ -383,6 +385,17 @@ fn pow2(e: i32) -> f64 {
     }
 }
 
+/// Bits of the largest magnitude at or above which a float32 is not finite.
+const NOT_FINITE: u32 = 0x7f80_0000;
+
+/// Whether the CPU has AVX2 (asked once a piece).
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// frexp-style exponent: |v| < 2^e.
 fn exponent(v: f64) -> i32 {
     if v == 0.0 {
@@ -443,12 +456,16 @@ impl Piece<'_> {
         let mut blk = grid.scratch();
         let mut scratch = block::Scratch::default();
         let mut precisions = PrecisionMemo::default();
+        // Float32 blocks with every value inside the array take rows of four at once.
+        let whole_f32_rows = f32 && pl.intprec == 32 && avx2();
+        // One pair of block buffers for the whole piece: every block writes its `n` values
+        // before reading them (zeroing 1 KB a block cost 6% of a 2-D encode).
+        let (mut ints_buf, mut vals_buf) = ([0i64; 64], [0f64; 64]);
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let n = blk.n;
             let elem = |j: usize| &data[j * es..(j + 1) * es];
-            let mut ints = [0i64; 64];
-            let ints = &mut ints[..n];
+            let ints = &mut ints_buf[..n];
             if mode == Mode::Reversible {
                 for (i, &j) in ints.iter_mut().zip(blk.offsets()) {
                     *i = kind.ordered(elem(j));
@@ -457,10 +474,24 @@ impl Piece<'_> {
                 block::encode_ints(w, ints, self.perm, pl, pl.intprec, u64::MAX, &mut scratch);
                 continue;
             }
-            let mut vals = [0f64; 64];
-            let vals = &mut vals[..n];
-            kind.gather(data, blk.offsets(), vals);
-            if vals.iter().any(|v| !v.is_finite()) {
+            let vals = &mut vals_buf[..n];
+            let rows = whole_f32_rows && blk.is_whole();
+            let (finite, emax) = if rows {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `whole_f32_rows` holds only where the CPU has AVX2.
+                let top = unsafe { widen::f32_rows(data, blk.offsets(), vals) };
+                #[cfg(not(target_arch = "x86_64"))]
+                let top = 0u32;
+                (top < NOT_FINITE, exponent(f32::from_bits(top) as f64))
+            } else {
+                kind.gather(data, blk.offsets(), vals);
+                let finite = vals.iter().all(|v| v.is_finite());
+                (
+                    finite,
+                    vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN),
+                )
+            };
+            if !finite {
                 if let Mode::Rate(_) = mode {
                     // The container then keeps the chunk raw (exact), inside its own format.
                     return Err(Error::unrepresentable(
@@ -472,7 +503,6 @@ impl Piece<'_> {
                 write_raw(w, &blk, data, es);
                 continue;
             }
-            let emax = vals.iter().map(|&v| exponent(v)).max().unwrap_or(i32::MIN);
             if emax == i32::MIN {
                 let used = self.headers.write(w, f32, Head::Zero);
                 if let Some(mb) = maxbits {
@@ -482,8 +512,16 @@ impl Piece<'_> {
             }
             let emax = emax.max(self.headers.min_emax(f32));
             let scale = pow2(pl.intprec as i32 - 2 - emax);
-            for (i, &v) in ints.iter_mut().zip(vals.iter()) {
-                *i = (v * scale) as i64;
+            if rows {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; below 2^30 in magnitude once scaled (32-bit precision).
+                unsafe {
+                    widen::scale_ints(vals, scale, ints)
+                };
+            } else {
+                for (i, &v) in ints.iter_mut().zip(vals.iter()) {
+                    *i = (v * scale) as i64;
+                }
             }
             block::forward(ints, d);
             let (prec, explicit) = match mode {
@@ -538,10 +576,11 @@ impl Piece<'_> {
         let grid = Grid::new(self.dims, d);
         let mut blk = grid.scratch();
         let mut scratch = block::Scratch::default();
+        let mut ints_buf = [0i64; 64];
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
-            let mut ints = [0i64; 64];
-            let ints = &mut ints[..blk.n];
+            let ints = &mut ints_buf[..blk.n];
+            ints.fill(0);
             if mode == Mode::Reversible {
                 block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX, &mut scratch)?;
                 rev_inverse(ints, d, pl.intprec);
