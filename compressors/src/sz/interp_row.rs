@@ -96,7 +96,7 @@ fn line_with(
     let mut k = 0;
     if avx2 {
         // SAFETY: the caller checked that the CPU has AVX2.
-        (k, escaped) = unsafe { line_avx2(data, f, line, (eb, radius), codes) };
+        (k, escaped) = unsafe { super::interp_avx2::encode(data, f, line, (eb, radius), codes) };
     }
     // SAFETY: SSE2 is part of x86_64; these intrinsics only compute on registers.
     unsafe {
@@ -105,8 +105,8 @@ fn line_with(
         let inv = _mm_set1_pd(0.5 / eb);
         let step = _mm_set1_pd(2.0 * eb);
         let bound = _mm_set1_pd(eb);
-        let magic = _mm_set1_pd(6_755_399_441_055_744.0);
-        let big = _mm_set1_pd(2_251_799_813_685_248.0);
+        let magic = _mm_set1_pd(super::quant::ROUND_MAGIC);
+        let big = _mm_set1_pd(super::quant::ROUND_BELOW);
         let lim = _mm_set1_pd(radius as f64);
         let inf = _mm_set1_pd(f64::INFINITY);
         let abs = |v: __m128d| _mm_andnot_pd(sign, v);
@@ -174,165 +174,6 @@ fn line_with(
     escaped
 }
 
-/// New values of gap-2 lines wait this many groups before they are written (see
-/// [`line_avx2`]).
-#[cfg(target_arch = "x86_64")]
-const BATCH: usize = 32;
-
-/// [`line`]'s elements four at a time with AVX2, while every load stays inside `f` and
-/// `data`; returns how many elements it coded and whether it escaped any. The same
-/// operations as [`line`]'s two-lane loop, on four lanes (no fused multiply-add), so the same
-/// codes and values. On the finest level (gap 2) each lane set comes from one load of eight
-/// consecutive float32, of which the even ones are the lanes, and the four new values are
-/// written back by blending them into the even places of the eight they came from (the odd
-/// places keep what they held); coarser levels load and store their lanes one by one.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn line_avx2(
-    data: &[u8],
-    f: &mut [f32],
-    line: Line,
-    (eb, radius): (f64, u32),
-    codes: &mut [u32],
-) -> (usize, bool) {
-    use std::arch::x86_64::*;
-    let Line {
-        first,
-        count,
-        reach,
-        gap,
-        cubic,
-    } = line;
-    let far = if cubic { 3 * reach } else { reach };
-    let pairs = gap == 2;
-    // What a group's loads span from their first element: eight float32 for gap 2, else up
-    // to the fourth lane. Element `p` may start a group when `p + far + span <= n` (its
-    // furthest load ends inside the slices; the data's is nearer); `p - far` exists (the
-    // caller's contract).
-    let span = if pairs { 8 } else { 3 * gap + 1 };
-    let n = f.len().min(data.len() / 4);
-    let groups = if first + far + span <= n {
-        (count / 4).min((n - first - far - span) / (4 * gap) + 1)
-    } else {
-        0
-    };
-    let mut escaped = false;
-    let evens = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    let spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    // Four float32 lanes at `ptr`, `gap` apart (macros, not closures: a closure would not
-    // inherit this function's AVX2).
-    macro_rules! lanes32 {
-        ($ptr:expr) => {
-            if pairs {
-                _mm256_castps256_ps128(_mm256_permutevar8x32_ps(_mm256_loadu_ps($ptr), evens))
-            } else {
-                // Four loads, not a gather instruction: those are slow on some CPUs (AMD's).
-                let p: *const f32 = $ptr;
-                _mm_setr_ps(*p, *p.add(gap), *p.add(2 * gap), *p.add(3 * gap))
-            }
-        };
-    }
-    macro_rules! lanes {
-        ($ptr:expr) => {
-            _mm256_cvtps_pd(lanes32!($ptr))
-        };
-    }
-    let sign = _mm256_set1_pd(-0.0);
-    macro_rules! abs {
-        ($v:expr) => {
-            _mm256_andnot_pd(sign, $v)
-        };
-    }
-    let (nine, sixteen, half) = (
-        _mm256_set1_pd(9.0),
-        _mm256_set1_pd(16.0),
-        _mm256_set1_pd(2.0),
-    );
-    let inv = _mm256_set1_pd(0.5 / eb);
-    let step = _mm256_set1_pd(2.0 * eb);
-    let bound = _mm256_set1_pd(eb);
-    let magic = _mm256_set1_pd(6_755_399_441_055_744.0);
-    let big = _mm256_set1_pd(2_251_799_813_685_248.0);
-    let lim = _mm256_set1_pd(radius as f64);
-    let inf = _mm256_set1_pd(f64::INFINITY);
-    let offset = _mm_set1_epi32(radius as i32);
-    assert!(
-        codes.len() >= 4 * groups,
-        "a code for every element of the groups"
-    );
-    let (fp, dp) = (f.as_mut_ptr(), data.as_ptr() as *const f32);
-    // New gap-2 values wait in `batch` and are written after a batch's loads: along the last
-    // axis a group's loads reach the places the group before wrote, and a load that overlaps
-    // a recent wider store stalls (no store forwarding): that made this path slower than
-    // SSE2's along that axis. Coarser lines load only places no line of theirs writes.
-    let mut batch = [_mm_setzero_ps(); BATCH];
-    for g in 0..groups {
-        let p = first + 4 * gap * g;
-        // SAFETY (every pointer below): `p - far` >= 0 and `p + far + span <= n` (`groups`).
-        let (l, r) = (lanes!(fp.add(p - reach)), lanes!(fp.add(p + reach)));
-        let pred = if cubic {
-            let (a, b) = (lanes!(fp.add(p - 3 * reach)), lanes!(fp.add(p + 3 * reach)));
-            // (-a + 9·l + 9·r − b) / 16, left to right, as the scalar expression.
-            let s = _mm256_add_pd(_mm256_xor_pd(a, sign), _mm256_mul_pd(nine, l));
-            let s = _mm256_sub_pd(_mm256_add_pd(s, _mm256_mul_pd(nine, r)), b);
-            _mm256_div_pd(s, sixteen)
-        } else {
-            _mm256_div_pd(_mm256_add_pd(l, r), half)
-        };
-        let x32 = lanes32!(dp.add(p));
-        let x = _mm256_cvtps_pd(x32);
-        // round(): (v + M) − M below 2^51 in magnitude, v itself above.
-        let v = _mm256_mul_pd(_mm256_sub_pd(x, pred), inv);
-        let rounded = _mm256_sub_pd(_mm256_add_pd(v, magic), magic);
-        let small = _mm256_cmp_pd::<_CMP_LT_OQ>(abs!(v), big);
-        let q = _mm256_blendv_pd(v, rounded, small);
-        // The reconstruction rounded to float32, checked in that precision.
-        let rec32 = _mm256_cvtpd_ps(_mm256_add_pd(pred, _mm256_mul_pd(q, step)));
-        let rec = _mm256_cvtps_pd(rec32);
-        let ok = _mm256_and_pd(
-            _mm256_cmp_pd::<_CMP_LT_OQ>(abs!(q), lim),
-            _mm256_cmp_pd::<_CMP_LE_OQ>(abs!(_mm256_sub_pd(rec, x)), bound),
-        );
-        let finite = _mm256_cmp_pd::<_CMP_LT_OQ>(abs!(x), inf);
-        // 64-bit lane masks narrowed to 32-bit ones.
-        macro_rules! narrow {
-            ($m:expr) => {
-                _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256($m), evens))
-            };
-        }
-        let (ok32, finite32) = (narrow!(ok), narrow!(finite));
-        // An escaped element is seen as itself, or 0 when not finite; its code is 0.
-        let seen = _mm_blendv_ps(
-            _mm_and_ps(_mm_castsi128_ps(finite32), x32),
-            rec32,
-            _mm_castsi128_ps(ok32),
-        );
-        // |q| < radius <= 2^20 on the kept lanes: exact in 32 bits.
-        let code = _mm_and_si128(_mm_add_epi32(_mm256_cvtpd_epi32(q), offset), ok32);
-        escaped |= _mm256_movemask_pd(ok) != 0b1111;
-        // SAFETY: codes `4g..4g + 4` exist (asserted above).
-        _mm_storeu_si128(codes.as_mut_ptr().add(4 * g) as *mut __m128i, code);
-        if !pairs {
-            let mut vals = [0f32; 4];
-            _mm_storeu_ps(vals.as_mut_ptr(), seen);
-            for (j, v) in vals.into_iter().enumerate() {
-                *fp.add(p + gap * j) = v;
-            }
-            continue;
-        }
-        batch[g % BATCH] = seen;
-        if g % BATCH == BATCH - 1 || g + 1 == groups {
-            for (b, seen) in batch[..=g % BATCH].iter().enumerate() {
-                let p = first + 8 * (g - g % BATCH + b);
-                let old = _mm256_loadu_ps(fp.add(p));
-                let new = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(*seen), spread);
-                _mm256_storeu_ps(fp.add(p), _mm256_blend_ps::<0b0101_0101>(old, new));
-            }
-        }
-    }
-    (4 * groups, escaped)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::predict::{Levels, Predictor};
@@ -352,6 +193,9 @@ mod tests {
             [1, 5, 4],
             [1, 4, 5],
             [2, 6, 7],
+            // Lines longer than a batch of 32 groups.
+            [1, 3, 300],
+            [3, 2, 290],
         ];
         // Around 1e6 float32's step (0.0625) exceeds the tighter bounds: there the float32
         // rounding of a reconstruction decides its bound check.
@@ -400,9 +244,9 @@ mod tests {
                     );
                     let (codes, unpred, _) = narrow;
                     // Decoded through the lines (f32 values) and one by one (f64): same bytes.
-                    let decode = |narrow: bool| {
+                    let decode = |narrow: bool, codes: &[u32]| {
                         let mut out = vec![0u8; n * 4];
-                        let cur = Cursor::new(&codes, &unpred);
+                        let cur = Cursor::new(codes, &unpred);
                         let mut d = FloatDecoder::<f32>::new(cur, eb, 32, &mut out);
                         let levels = Levels::CANDIDATES[1];
                         if narrow {
@@ -414,9 +258,27 @@ mod tests {
                         out
                     };
                     assert_eq!(
-                        decode(true),
-                        decode(false),
+                        decode(true, &codes),
+                        decode(false, &codes),
                         "{pred:?} {dims:?} eb {eb} decoded"
+                    );
+                    // A crafted stream's codes beyond 2^31 (the lanes' 32-bit integers
+                    // cannot hold them): the same bytes both ways still.
+                    let crafted: Vec<u32> = codes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &c)| {
+                            if i % 13 == 5 && c != 0 {
+                                c | 1 << 31
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
+                    assert_eq!(
+                        decode(true, &crafted),
+                        decode(false, &crafted),
+                        "{pred:?} {dims:?} eb {eb} crafted"
                     );
                 }
             }

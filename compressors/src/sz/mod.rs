@@ -19,6 +19,8 @@
 //! range, or the bound a PSNR target implies); non-finite values come back bit-exact. Every
 //! reconstruction is computed by the code the decoder runs and checked before it is kept.
 
+#[cfg(target_arch = "x86_64")]
+mod interp_avx2;
 mod interp_row;
 mod lorenzo_rows;
 mod means;

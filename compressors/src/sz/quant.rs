@@ -107,13 +107,17 @@ pub struct Codes {
 /// come out as large and are escaped by the range check that follows).
 #[inline]
 pub fn round(v: f64) -> f64 {
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
-    if v.abs() < 2_251_799_813_685_248.0 {
-        (v + MAGIC) - MAGIC
+    if v.abs() < ROUND_BELOW {
+        (v + ROUND_MAGIC) - ROUND_MAGIC
     } else {
         v
     }
 }
+
+/// [`round`]'s constant, 1.5 · 2^52, and the magnitude (2^51) up to which it rounds; the
+/// vector quantisers use the same two.
+pub const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+pub const ROUND_BELOW: f64 = 2_251_799_813_685_248.0;
 
 /// Prediction-side value of a stored element: non-finite values would poison their neighbours.
 #[inline]
