@@ -12,13 +12,13 @@ pub trait Quant {
     /// Tighten the bound to `bound / scale` from now on (coarse interpolation levels predict
     /// everything finer, so they get tighter bounds, as SZ3 does).
     fn set_scale(&mut self, _scale: f64) {}
-    /// Whether [`Quant::fine_line`] codes lines with a reconstruction of type `R`.
-    fn fine_lines<R: Recon>(&self) -> bool {
+    /// Whether [`Quant::level_line`] codes lines with a reconstruction of type `R`.
+    fn level_lines<R: Recon>(&self) -> bool {
         false
     }
     /// A line of an interpolation level, coded at once into `f`, codes and escapes in
-    /// visiting order. Only called where [`Quant::fine_lines`] said yes.
-    fn fine_line<R: Recon>(&mut self, _f: &mut [R], _line: Line) -> bool {
+    /// visiting order. Only called where [`Quant::level_lines`] said yes.
+    fn level_line<R: Recon>(&mut self, _f: &mut [R], _line: Line) -> bool {
         false
     }
 }
@@ -311,7 +311,7 @@ impl Levels {
 }
 
 /// Row `row` of the pass along axis `d` of the interpolation level of step `s` (`c01`: the
-/// row's first two coordinates) through [`Quant::fine_line`]: along the last axis, the
+/// row's first two coordinates) through [`Quant::level_line`]: along the last axis, the
 /// elements whose neighbours all exist as one line and the others one by one; along the
 /// others, the whole row as one line (its rule is the same for every element) unless it is
 /// the axis's last, predicted from one side. The same elements in the same order as
@@ -350,7 +350,7 @@ fn level_row<R: Recon>(
                 gap,
                 cubic,
             };
-            q.fine_line(f, line);
+            q.level_line(f, line);
         }
         for i2 in (rest..n2).step_by(gap) {
             interp_one(q, f, (row + i2, i2, n2), (s, 1), cubic);
@@ -366,7 +366,7 @@ fn level_row<R: Recon>(
             gap,
             cubic: cubic && c >= 3 * s && c + 3 * s < n,
         };
-        q.fine_line(f, line);
+        q.level_line(f, line);
     } else {
         for i2 in (0..n2).step_by(gap) {
             interp_one(q, f, (row + i2, c, n), (s, sd), cubic);
@@ -406,8 +406,8 @@ fn interp<R: Recon>(
     levels: Levels,
 ) {
     let strides = [dims[1] * dims[2], dims[2], 1];
-    // The finest level's lines coded at once, where the quantiser can.
-    let fast = q.fine_lines::<R>();
+    // Every level's lines coded at once, where the quantiser can.
+    let lines = q.level_lines::<R>();
     f[0] = R::set(q.next(0, 0.0));
     let max = dims.iter().copied().max().unwrap_or(1);
     let mut s = 1usize;
@@ -434,7 +434,7 @@ fn interp<R: Recon>(
             while i0 < dims[0] {
                 let mut i1 = start(1);
                 while i1 < dims[1] {
-                    if fast {
+                    if lines {
                         let row = i0 * strides[0] + i1 * strides[1];
                         level_row(q, f, (row, s), (d, [i0, i1]), (dims, strides), cubic);
                         i1 += step(1);

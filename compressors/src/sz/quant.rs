@@ -180,10 +180,10 @@ impl<T: Float> Quant for FloatEncoder<'_, T> {
     fn set_scale(&mut self, scale: f64) {
         self.eb = self.base / scale;
     }
-    fn fine_lines<R: super::predict::Recon>(&self) -> bool {
+    fn level_lines<R: super::predict::Recon>(&self) -> bool {
         cfg!(target_arch = "x86_64") && super::interp_row::float32_lines::<T, R>()
     }
-    fn fine_line<R: super::predict::Recon>(
+    fn level_line<R: super::predict::Recon>(
         &mut self,
         f: &mut [R],
         line: super::interp_row::Line,
@@ -352,13 +352,13 @@ impl<T: Float> Quant for FloatDecoder<'_, T> {
         self.eb = self.base / scale;
     }
     next_in_order!();
-    fn fine_lines<R: super::predict::Recon>(&self) -> bool {
+    fn level_lines<R: super::predict::Recon>(&self) -> bool {
         super::interp_row::float32_lines::<T, R>()
     }
     /// The line's elements in order, with the interpolation rule and the element rule written
     /// out for float32 (no per-element index arithmetic of the general loop): the same
     /// operations, so the same values.
-    fn fine_line<R: super::predict::Recon>(
+    fn level_line<R: super::predict::Recon>(
         &mut self,
         f: &mut [R],
         line: super::interp_row::Line,
