@@ -12,6 +12,7 @@
 //! only places none of their elements are.
 
 use super::interp_row::Line;
+use super::quant_avx2::Quant4;
 use std::arch::x86_64::*;
 
 /// Gap-2 values wait this many groups before they are written.
@@ -51,13 +52,6 @@ unsafe fn lanes32(p: *const f32, gap: usize) -> __m128 {
 #[target_feature(enable = "avx2")]
 unsafe fn lanes(p: *const f32, gap: usize) -> __m256d {
     _mm256_cvtps_pd(lanes32(p, gap))
-}
-
-/// |v| (the sign bit cleared).
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn abs(v: __m256d) -> __m256d {
-    _mm256_andnot_pd(_mm256_set1_pd(-0.0), v)
 }
 
 /// The interpolation of the group of four at `p`: (-a + 9·l + 9·r − b) / 16 left to right
@@ -141,14 +135,6 @@ impl WriteBack {
     }
 }
 
-/// 64-bit lane masks narrowed to 32-bit ones.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn narrow(m: __m256d) -> __m128i {
-    let evens = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), evens))
-}
-
 /// Code `line`'s groups of four from its start (float32 `data`, reconstruction `f`, bound
 /// `eb`): writes their codes to `codes`, returns how many elements it coded and whether it
 /// escaped any.
@@ -169,14 +155,7 @@ pub unsafe fn encode(
         codes.len() >= 4 * groups,
         "a code for every element of the groups"
     );
-    let inv = _mm256_set1_pd(0.5 / eb);
-    let step = _mm256_set1_pd(2.0 * eb);
-    let bound = _mm256_set1_pd(eb);
-    let magic = _mm256_set1_pd(super::quant::ROUND_MAGIC);
-    let big = _mm256_set1_pd(super::quant::ROUND_BELOW);
-    let lim = _mm256_set1_pd(radius as f64);
-    let inf = _mm256_set1_pd(f64::INFINITY);
-    let offset = _mm_set1_epi32(radius as i32);
+    let quant = Quant4::new(eb, radius);
     let (fp, dp) = (f.as_mut_ptr(), data.as_ptr() as *const f32);
     let mut out = WriteBack::new(line);
     let mut escaped = false;
@@ -184,34 +163,11 @@ pub unsafe fn encode(
         let p = line.first + 4 * line.gap * g;
         // SAFETY (every pointer): inside the slices (`groups`).
         let pred = predict(fp, p, line);
-        let x32 = lanes32(dp.add(p), line.gap);
-        let x = _mm256_cvtps_pd(x32);
-        // round(): (v + M) − M below 2^51 in magnitude, v itself above.
-        let v = _mm256_mul_pd(_mm256_sub_pd(x, pred), inv);
-        let rounded = _mm256_sub_pd(_mm256_add_pd(v, magic), magic);
-        let small = _mm256_cmp_pd::<_CMP_LT_OQ>(abs(v), big);
-        let q = _mm256_blendv_pd(v, rounded, small);
-        // The reconstruction rounded to float32, checked in that precision.
-        let rec32 = _mm256_cvtpd_ps(_mm256_add_pd(pred, _mm256_mul_pd(q, step)));
-        let rec = _mm256_cvtps_pd(rec32);
-        let ok = _mm256_and_pd(
-            _mm256_cmp_pd::<_CMP_LT_OQ>(abs(q), lim),
-            _mm256_cmp_pd::<_CMP_LE_OQ>(abs(_mm256_sub_pd(rec, x)), bound),
-        );
-        let finite = _mm256_cmp_pd::<_CMP_LT_OQ>(abs(x), inf);
-        let (ok32, finite32) = (narrow(ok), narrow(finite));
-        // An escaped element is seen as itself, or 0 when not finite; its code is 0.
-        let seen = _mm_blendv_ps(
-            _mm_and_ps(_mm_castsi128_ps(finite32), x32),
-            rec32,
-            _mm_castsi128_ps(ok32),
-        );
-        // |q| < radius <= 2^20 on the kept lanes: exact in 32 bits.
-        let code = _mm_and_si128(_mm_add_epi32(_mm256_cvtpd_epi32(q), offset), ok32);
-        escaped |= _mm256_movemask_pd(ok) != 0b1111;
+        let coded = quant.code(lanes32(dp.add(p), line.gap), pred);
+        escaped |= coded.escaped;
         // SAFETY: codes `4g..4g + 4` exist (asserted above).
-        _mm_storeu_si128(codes.as_mut_ptr().add(4 * g) as *mut __m128i, code);
-        out.put(fp, g, groups, seen);
+        _mm_storeu_si128(codes.as_mut_ptr().add(4 * g) as *mut __m128i, coded.codes);
+        out.put(fp, g, groups, coded.seen);
     }
     (4 * groups, escaped)
 }

@@ -27,6 +27,8 @@ mod means;
 mod plane;
 mod predict;
 pub(crate) mod quant;
+#[cfg(target_arch = "x86_64")]
+mod quant_avx2;
 mod runs;
 
 use crate::blocked;
@@ -404,8 +406,8 @@ struct Means {
     values: Vec<f64>,
     as_f64: Vec<f64>,
     medians: Vec<f64>,
-    buf: Vec<f64>,
-    buf32: Vec<f32>,
+    keys: Vec<i64>,
+    keys32: Vec<i32>,
 }
 
 impl Means {
@@ -418,11 +420,11 @@ impl Means {
         match bytemuck::try_cast_slice::<u8, f32>(data) {
             // float32 read in place: no 8-byte copy of the piece to take medians of.
             Ok(vals) if dtype == DType::F32 => {
-                predict::block_means_into(dims, vals, &mut self.buf32, &mut self.medians)
+                predict::block_means_into(dims, vals, &mut self.keys32, &mut self.medians)
             }
             _ => {
                 roibin_registry::metrics::to_f64_into(data, dtype, &mut self.as_f64);
-                predict::block_means_into(dims, &self.as_f64, &mut self.buf, &mut self.medians)
+                predict::block_means_into(dims, &self.as_f64, &mut self.keys, &mut self.medians)
             }
         }
         let unit_ok = eb > 0.0 && eb.is_finite();
@@ -555,7 +557,6 @@ fn quantise_into(
     out.unpred.clear();
     macro_rules! float {
         ($t:ty) => {{
-            let recon = <$t as FloatRecon>::fresh(recon, n);
             match pred {
                 // Rows interleaved: the same codes, several chains at once.
                 Predictor::Lorenzo | Predictor::Lorenzo2d => lorenzo_rows::encode::<$t, _>(
@@ -565,11 +566,14 @@ fn quantise_into(
                     radius,
                     pred == Predictor::Lorenzo,
                     out,
-                    recon,
+                    <$t as FloatRecon>::fresh(recon, n),
                 ),
+                Predictor::BlockMean => {
+                    means::encode_block_means::<$t>(dims, data, (eb, radius), means, out)
+                }
                 _ => pred.run_with(
                     dims,
-                    recon,
+                    <$t as FloatRecon>::fresh(recon, n),
                     &mut FloatEncoder::<$t> {
                         data,
                         eb,

@@ -102,39 +102,56 @@ pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
     out
 }
 
-/// [`block_means`] into `out` (cleared), with `buf` as the reused median buffer.
+/// [`block_means`] into `out` (cleared), with `keys` as the reused median buffer.
 ///
 /// `vals` are f64, or f32 read in place: the same medians, since the conversion to f64 keeps
 /// every value and their order.
 pub fn block_means_into<T: Float>(
     dims: [usize; 3],
     vals: &[T],
-    buf: &mut Vec<T>,
+    keys: &mut Vec<T::Key>,
     out: &mut Vec<f64>,
 ) {
     // Medians, not means: a Bragg peak inside a block must not lift the prediction for the
-    // background pixels around it.
+    // background pixels around it. Taken of the values' order keys (`perf`: selecting with
+    // `total_cmp`, which re-derives both keys at every comparison, and gathering the finite
+    // values through a filter were 40 % of a detector frame's encode at abs 90).
     let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
     out.clear();
+    keys.resize(MEAN_BLOCK * MEAN_BLOCK, T::Key::default());
     for i0 in 0..dims[0] {
         for b1 in 0..nb1 {
             for b2 in 0..nb2 {
-                buf.clear();
+                let mut n = 0;
                 for i1 in b1 * MEAN_BLOCK..((b1 + 1) * MEAN_BLOCK).min(dims[1]) {
                     let row = (i0 * dims[1] + i1) * dims[2];
                     let (a, b) = (
                         row + b2 * MEAN_BLOCK,
                         row + ((b2 + 1) * MEAN_BLOCK).min(dims[2]),
                     );
-                    buf.extend(vals[a..b].iter().copied().filter(|v| v.is_finite()));
+                    // Keys of the whole row written (a loop the compiler vectorises), and
+                    // only where one is not finite are the finite ones gathered.
+                    let row_keys = &mut keys[n..n + (b - a)];
+                    let mut finite = 0;
+                    for (k, &v) in row_keys.iter_mut().zip(&vals[a..b]) {
+                        *k = v.key();
+                        finite += v.is_finite() as usize;
+                    }
+                    if finite < b - a {
+                        let mut m = n;
+                        for &v in &vals[a..b] {
+                            keys[m] = v.key();
+                            m += v.is_finite() as usize;
+                        }
+                    }
+                    n += finite;
                 }
-                if buf.is_empty() {
+                if n == 0 {
                     out.push(0.0);
                     continue;
                 }
-                let mid = buf.len() / 2;
-                let (_, m, _) = buf.select_nth_unstable_by(mid, T::total_cmp);
-                out.push(m.to_f64());
+                let (_, &mut m, _) = keys[..n].select_nth_unstable(n / 2);
+                out.push(T::from_key(m).to_f64());
             }
         }
     }

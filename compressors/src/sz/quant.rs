@@ -38,7 +38,22 @@ pub trait Float: Sample {
     fn to_f64(self) -> f64;
     fn from_f64(v: f64) -> Self;
     fn is_finite(self) -> bool;
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering;
+    /// An integer ordered as `total_cmp` orders the values (one per bit pattern): selections
+    /// compare plain integers, not keys re-derived at every comparison.
+    type Key: Ord + Copy + Default;
+    /// The value's [`Float::Key`].
+    fn key(self) -> Self::Key;
+    /// The value whose key is `k`.
+    fn from_key(k: Self::Key) -> Self;
+}
+
+/// `total_cmp`'s key of a float's bits `b`: negative values' magnitude bits flipped, so that
+/// the signed integers order as the values do (−0.0 before +0.0). Its own inverse.
+macro_rules! order_key {
+    ($b:expr, $i:ty, $u:ty) => {{
+        let b = $b as $i;
+        b ^ (((b >> (<$i>::BITS - 1)) as $u) >> 1) as $i
+    }};
 }
 impl Float for f32 {
     const DIGITS: i32 = 24;
@@ -50,11 +65,18 @@ impl Float for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    #[inline(always)]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
     }
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        f32::total_cmp(self, other)
+    type Key = i32;
+    #[inline(always)]
+    fn key(self) -> i32 {
+        order_key!(self.to_bits(), i32, u32)
+    }
+    #[inline(always)]
+    fn from_key(k: i32) -> f32 {
+        f32::from_bits(order_key!(k, i32, u32) as u32)
     }
 }
 impl Float for f64 {
@@ -67,11 +89,18 @@ impl Float for f64 {
     fn from_f64(v: f64) -> Self {
         v
     }
+    #[inline(always)]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
-    fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
-        f64::total_cmp(self, other)
+    type Key = i64;
+    #[inline(always)]
+    fn key(self) -> i64 {
+        order_key!(self.to_bits(), i64, u64)
+    }
+    #[inline(always)]
+    fn from_key(k: i64) -> f64 {
+        f64::from_bits(order_key!(k, i64, u64) as u64)
     }
 }
 
