@@ -75,7 +75,12 @@ fn row_scalar<T: Float>(raw: &[u8], blocks: &[f64], bound: (f64, u32), codes: &m
 /// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn row_avx2(raw: &[u8], blocks: &[f64], (eb, radius): (f64, u32), codes: &mut [u32]) -> bool {
+unsafe fn row_avx2(
+    raw: &[u8],
+    blocks: &[f64],
+    (eb, radius): (f64, u32),
+    codes: &mut [u32],
+) -> bool {
     use std::arch::x86_64::*;
     let quant = super::quant_avx2::Quant4::new(eb, radius);
     let n = codes.len().min(raw.len() / 4);
@@ -217,7 +222,10 @@ mod tests {
                 })
                 .collect();
             let means = block_means(dims, &vals);
-            let f32_bytes: Vec<u8> = vals.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
+            let f32_bytes: Vec<u8> = vals
+                .iter()
+                .flat_map(|&v| (v as f32).to_le_bytes())
+                .collect();
             let f64_bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
             let pred = Predictor::BlockMean;
             let want32 = visiting_order::<f32>(pred, dims, &f32_bytes, eb, &means).0;
@@ -225,14 +233,26 @@ mod tests {
             assert!(!want32.unpred.is_empty() && !want64.unpred.is_empty());
             let mut got = Codes::default();
             encode_block_means::<f32>(dims, &f32_bytes, (eb, 64), &means, &mut got);
-            assert_eq!((&got.codes, &got.unpred), (&want32.codes, &want32.unpred), "{dims:?}");
+            assert_eq!(
+                (&got.codes, &got.unpred),
+                (&want32.codes, &want32.unpred),
+                "{dims:?}"
+            );
             let mut got = Codes::default();
             encode_block_means::<f64>(dims, &f64_bytes, (eb, 64), &means, &mut got);
-            assert_eq!((&got.codes, &got.unpred), (&want64.codes, &want64.unpred), "{dims:?}");
+            assert_eq!(
+                (&got.codes, &got.unpred),
+                (&want64.codes, &want64.unpred),
+                "{dims:?}"
+            );
             // The plain rows, whatever this CPU has.
             let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
             let mut codes = vec![0u32; n];
-            for (r, (row, c)) in f32_bytes.chunks(4 * dims[2]).zip(codes.chunks_mut(dims[2])).enumerate() {
+            for (r, (row, c)) in f32_bytes
+                .chunks(4 * dims[2])
+                .zip(codes.chunks_mut(dims[2]))
+                .enumerate()
+            {
                 let (i0, i1) = (r / dims[1], r % dims[1]);
                 let blocks = &means[(i0 * nb1 + i1 / MEAN_BLOCK) * nb2..][..nb2];
                 row_scalar::<f32>(row, blocks, (eb, 64), c);

@@ -24,6 +24,7 @@ mod interp_avx2;
 mod interp_row;
 mod lorenzo_rows;
 mod means;
+mod medians;
 mod plane;
 mod predict;
 pub(crate) mod quant;
@@ -406,8 +407,8 @@ struct Means {
     values: Vec<f64>,
     as_f64: Vec<f64>,
     medians: Vec<f64>,
-    keys: Vec<i64>,
-    keys32: Vec<i32>,
+    scratch: medians::MedianScratch<f64>,
+    scratch32: medians::MedianScratch<f32>,
 }
 
 impl Means {
@@ -417,24 +418,28 @@ impl Means {
         if pred != Predictor::BlockMean {
             return;
         }
-        match bytemuck::try_cast_slice::<u8, f32>(data) {
+        // In units of the bound, rounded (straight from the values); the medians themselves
+        // where there is no unit.
+        let unit = (eb > 0.0 && eb.is_finite()).then_some(eb);
+        let out = &mut self.medians;
+        match (bytemuck::try_cast_slice::<u8, f32>(data), unit) {
             // float32 read in place: no 8-byte copy of the piece to take medians of.
-            Ok(vals) if dtype == DType::F32 => {
-                predict::block_means_into(dims, vals, &mut self.keys32, &mut self.medians)
+            (Ok(vals), Some(eb)) if dtype == DType::F32 => {
+                medians::block_units_into(dims, vals, eb, &mut self.scratch32, out)
+            }
+            (Ok(vals), None) if dtype == DType::F32 => {
+                medians::block_medians_into(dims, vals, &mut self.scratch32, out)
             }
             _ => {
                 roibin_registry::metrics::to_f64_into(data, dtype, &mut self.as_f64);
-                predict::block_means_into(dims, &self.as_f64, &mut self.keys, &mut self.medians)
+                let vals = &self.as_f64;
+                match unit {
+                    Some(eb) => medians::block_units_into(dims, vals, eb, &mut self.scratch, out),
+                    None => medians::block_medians_into(dims, vals, &mut self.scratch, out),
+                }
             }
         }
-        let unit_ok = eb > 0.0 && eb.is_finite();
-        self.stored.extend(self.medians.iter().map(|&m| {
-            if unit_ok {
-                (m / eb).round() as f32
-            } else {
-                m as f32
-            }
-        }));
+        self.stored.extend(self.medians.iter().map(|&m| m as f32));
         self.values.extend(mean_values(&self.stored, eb));
     }
 }

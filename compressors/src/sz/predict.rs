@@ -3,7 +3,6 @@
 //! lets a [`Quant`] turn the prediction into the reconstructed value.
 
 use super::interp_row::Line;
-use super::quant::Float;
 
 /// Turns a prediction for element `i` into its reconstructed value (encoder: quantise the
 /// original and record a code; decoder: read the next code).
@@ -98,63 +97,8 @@ fn mean_block(dims: [usize; 3], i0: usize, i1: usize, i2: usize) -> usize {
 #[cfg(test)]
 pub fn block_means(dims: [usize; 3], vals: &[f64]) -> Vec<f64> {
     let mut out = Vec::with_capacity(mean_blocks(dims));
-    block_means_into(dims, vals, &mut Vec::new(), &mut out);
+    super::medians::block_medians_into(dims, vals, &mut Default::default(), &mut out);
     out
-}
-
-/// [`block_means`] into `out` (cleared), with `keys` as the reused median buffer.
-///
-/// `vals` are f64, or f32 read in place: the same medians, since the conversion to f64 keeps
-/// every value and their order.
-pub fn block_means_into<T: Float>(
-    dims: [usize; 3],
-    vals: &[T],
-    keys: &mut Vec<T::Key>,
-    out: &mut Vec<f64>,
-) {
-    // Medians, not means: a Bragg peak inside a block must not lift the prediction for the
-    // background pixels around it. Taken of the values' order keys (`perf`: selecting with
-    // `total_cmp`, which re-derives both keys at every comparison, and gathering the finite
-    // values through a filter were 40 % of a detector frame's encode at abs 90).
-    let (nb1, nb2) = (dims[1].div_ceil(MEAN_BLOCK), dims[2].div_ceil(MEAN_BLOCK));
-    out.clear();
-    keys.resize(MEAN_BLOCK * MEAN_BLOCK, T::Key::default());
-    for i0 in 0..dims[0] {
-        for b1 in 0..nb1 {
-            for b2 in 0..nb2 {
-                let mut n = 0;
-                for i1 in b1 * MEAN_BLOCK..((b1 + 1) * MEAN_BLOCK).min(dims[1]) {
-                    let row = (i0 * dims[1] + i1) * dims[2];
-                    let (a, b) = (
-                        row + b2 * MEAN_BLOCK,
-                        row + ((b2 + 1) * MEAN_BLOCK).min(dims[2]),
-                    );
-                    // Keys of the whole row written (a loop the compiler vectorises), and
-                    // only where one is not finite are the finite ones gathered.
-                    let row_keys = &mut keys[n..n + (b - a)];
-                    let mut finite = 0;
-                    for (k, &v) in row_keys.iter_mut().zip(&vals[a..b]) {
-                        *k = v.key();
-                        finite += v.is_finite() as usize;
-                    }
-                    if finite < b - a {
-                        let mut m = n;
-                        for &v in &vals[a..b] {
-                            keys[m] = v.key();
-                            m += v.is_finite() as usize;
-                        }
-                    }
-                    n += finite;
-                }
-                if n == 0 {
-                    out.push(0.0);
-                    continue;
-                }
-                let (_, &mut m, _) = keys[..n].select_nth_unstable(n / 2);
-                out.push(T::from_key(m).to_f64());
-            }
-        }
-    }
 }
 
 impl Predictor {
@@ -479,28 +423,6 @@ fn interp<R: Recon>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Medians taken of float32 values in place are the medians of the same values as f64.
-    #[test]
-    fn f32_block_medians_equal_f64_ones() {
-        let dims = [2, 37, 45];
-        let n: usize = dims.iter().product();
-        let vals32: Vec<f32> = (0..n)
-            .map(|i| match i % 11 {
-                0 => f32::NAN,
-                1 => -0.0,
-                2 => 0.0,
-                3 => f32::INFINITY,
-                _ => ((i * 7919) % 1000) as f32 * 0.37 - 100.0,
-            })
-            .collect();
-        let vals64: Vec<f64> = vals32.iter().map(|&v| v as f64).collect();
-        let (mut a, mut b) = (vec![], vec![]);
-        block_means_into(dims, &vals32, &mut vec![], &mut a);
-        block_means_into(dims, &vals64, &mut vec![], &mut b);
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a), bits(&b));
-    }
 
     /// Records the visiting order and predicts exactly (so recon = original).
     struct Visit<'a> {

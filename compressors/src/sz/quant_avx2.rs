@@ -39,7 +39,7 @@ pub unsafe fn abs(v: __m256d) -> __m256d {
 /// 64-bit lane masks narrowed to 32-bit ones.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn narrow(m: __m256d) -> __m128i {
+pub unsafe fn narrow(m: __m256d) -> __m128i {
     let evens = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), evens))
 }
