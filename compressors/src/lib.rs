@@ -22,6 +22,7 @@ pub mod lz4;
 pub mod none;
 pub mod permute;
 pub mod shuffle;
+mod spare;
 pub mod sz;
 #[cfg(test)]
 mod test_rng;

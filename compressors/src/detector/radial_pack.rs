@@ -7,13 +7,11 @@
 //! Sums are per (block, bin) and merged in block order, so they depend on neither the thread
 //! count nor the scheduling.
 
+use crate::spare::Spare;
 use rayon::prelude::*;
 
 /// Pixels per block: a block's values and keys stay in L2 while it is regrouped.
 pub const BLOCK: usize = 1 << 16;
-
-/// Most regrouped-frame buffers a [`Packing`] keeps for reuse.
-const SPARE_CAP: usize = 64;
 
 /// Per-bin count, sum and sum of squares.
 pub type BinSums = (u32, f64, f64);
@@ -32,11 +30,11 @@ pub struct Packing {
     /// The key of masked pixels: packed with the rest (a permutation is simpler and faster to
     /// apply than a selection), never summed.
     masked: u16,
-    /// Buffers of regrouped frames handed back by [`Packing::recycle`], for the next frames:
-    /// a fresh 16 MB buffer costs a zero fill and a page fault every 4 KB, each frame (a
-    /// tenth of a frame's encode on one core). Every place is written when a frame is
-    /// regrouped (the layout is a permutation), so nothing of an earlier frame is read.
-    spare: std::sync::Mutex<Vec<Vec<f32>>>,
+    /// Buffers of regrouped frames handed back by [`Packing::recycle`], for the next frames
+    /// (a fresh one cost a tenth of a frame's encode on one core). Every place is written
+    /// when a frame is regrouped (the layout is a permutation), so nothing of an earlier
+    /// frame is read.
+    spare: Spare<f32>,
 }
 
 impl Packing {
@@ -88,8 +86,7 @@ impl Packing {
     /// block's runs within `bounds` (the first round of [`Packing::sums`]) while the block is
     /// still in cache.
     pub fn pack(&self, v: &[f32], bounds: &[(f32, f32)]) -> Packed {
-        let spare = self.spare.lock().map(|mut s| s.pop()).unwrap_or(None);
-        let mut values = spare.unwrap_or_default();
+        let mut values = self.spare.take();
         values.resize(v.len(), 0.0);
         let last = values
             .par_chunks_mut(BLOCK)
@@ -108,15 +105,9 @@ impl Packing {
         Packed { values, last }
     }
 
-    /// Keep `packed`'s buffer for a later [`Packing::pack`]. The pool never holds more
-    /// buffers than frames were regrouped at once (each `pack` takes one first), whatever the
-    /// threads of the caller; [`SPARE_CAP`] is a backstop.
+    /// Keep `packed`'s buffer for a later [`Packing::pack`].
     pub fn recycle(&self, packed: Packed) {
-        if let Ok(mut spare) = self.spare.lock() {
-            if spare.len() < SPARE_CAP {
-                spare.push(packed.values);
-            }
-        }
+        self.spare.give(packed.values);
     }
 
     /// One round over one block's packed `values`: each run summed within its bin's bounds,

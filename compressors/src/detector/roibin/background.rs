@@ -10,19 +10,20 @@ use crate::detector::elems;
 use rayon::prelude::*;
 use roibin_registry::DType;
 
-/// A chunk's flagged pixels and, when asked for one, the copy of the chunk the background's
-/// input starts from, made in the same pass.
+/// A chunk's flagged pixels and, when asked for one, the buffer of the background's input,
+/// holding a copy of the chunk made in the same pass.
 pub struct Flagged {
     /// Sorted chunk indices, windows included.
     pub pixels: Vec<usize>,
     /// The chunk's bytes, for [`prepare`] (one-frame chunks only: several frames are scanned
-    /// in parallel, and [`prepare`] copies them itself).
+    /// in parallel, and [`prepare`] copies them itself into this buffer).
     pub copy: Option<Vec<u8>>,
 }
 
 /// Sorted chunk indices of the flagged pixels (see [`exact::select`]), windows included,
-/// frames in parallel: none of them may take part in a bin or a window's rim mean. With
-/// `copy`, a one-frame chunk is also copied in the same pass.
+/// frames in parallel: none of them may take part in a bin or a window's rim mean. With a
+/// `copy` buffer (empty; its allocation is what is wanted), a one-frame chunk is also copied
+/// into it in the same pass.
 pub fn flagged_pixels(
     data: &[u8],
     dtype: DType,
@@ -30,7 +31,7 @@ pub fn flagged_pixels(
     masked: &[usize],
     rules: Rules,
     from_noise: bool,
-    copy: bool,
+    copy: Option<Vec<u8>>,
 ) -> Flagged {
     let fp = l.frame_pixels();
     let fb = fp * dtype.size();
@@ -47,14 +48,17 @@ pub fn flagged_pixels(
             rules
         }
     };
-    if copy && data.len() == fb {
-        let mut bytes = Vec::new();
-        let pixels = exact::select(data, dtype, masked, frame_rules(data), Some(&mut bytes));
-        return Flagged {
-            pixels,
-            copy: Some(bytes),
-        };
-    }
+    let copy = match copy {
+        Some(mut bytes) if data.len() == fb => {
+            bytes.clear();
+            let pixels = exact::select(data, dtype, masked, frame_rules(data), Some(&mut bytes));
+            return Flagged {
+                pixels,
+                copy: Some(bytes),
+            };
+        }
+        copy => copy,
+    };
     let pixels = data
         .par_chunks(fb)
         .enumerate()
@@ -66,7 +70,7 @@ pub fn flagged_pixels(
         })
         .flatten()
         .collect();
-    Flagged { pixels, copy: None }
+    Flagged { pixels, copy }
 }
 
 /// The mean of the finite 3×3 neighbours (the pixel itself included) that are not
@@ -120,17 +124,13 @@ pub fn prepare(
     let es = dtype.size();
     let fp = l.frame_pixels();
     let (fh, fw) = (l.panels * l.rows, l.cols);
-    // Copied in parallel (with its page faults): the copy of a 16 MB frame was the largest
-    // serial step of the encode.
-    let mut bg = match flagged.copy.take() {
-        Some(copy) if copy.len() == data.len() => copy,
-        _ => {
-            // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
-            let mut bg = Vec::with_capacity(data.len());
-            bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
-            bg
-        }
-    };
+    // Copied in parallel: the copy of a 16 MB frame was the largest serial step of the encode.
+    let mut bg = flagged.copy.take().unwrap_or_default();
+    if bg.len() != data.len() {
+        // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
+        bg.clear();
+        bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
+    }
     for f in 0..l.frames {
         // Pixels that must not take part in a neighbour mean: exact and masked ones (both
         // lists sorted: merged, not sorted again).

@@ -28,6 +28,7 @@ mod stream;
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use super::recheck::{FrameCheck, Recheck};
+use crate::spare::Spare;
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::spec::{Graph, Value};
@@ -269,6 +270,8 @@ pub struct Roibin {
     /// `roibin(auto)`'s check finders, by frame layout.
     checks: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    /// Buffers of the background's input, kept between chunks (see [`Spare`]).
+    copies: Spare<u8>,
     /// Which pixels outside the windows decode bit-exact.
     rules: exact::Rules,
     /// Masked pixels of a frame (from the finder's `mask`), by frame size.
@@ -465,7 +468,7 @@ impl Roibin {
     fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<background::Flagged> {
         let masked = self.masked_pixels(l)?;
         // The background's input starts as a copy of the chunk, made in the same pass.
-        let copy = self.background.is_some();
+        let copy = self.background.is_some().then(|| self.copies.take());
         Ok(threads::install(self.threads, || {
             background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto(), copy)
         }))
@@ -488,7 +491,9 @@ impl Roibin {
             threads::install(self.threads, || {
                 let bg =
                     background::prepare(data, dtype, l, infos, &mut flagged, &masked, self.fill);
-                bg_pipe.encode_into(&bg, &mut encoded)
+                let encoded = bg_pipe.encode_into(&bg, &mut encoded);
+                self.copies.give(bg);
+                encoded
             })?;
         }
         Ok(EncodedBackground {
@@ -1152,6 +1157,7 @@ fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roib
             Graph::word("none")
         },
         backgrounds: Mutex::new(vec![]),
+        copies: Spare::default(),
     })
 }
 
