@@ -99,17 +99,19 @@ pub fn block_units_into<T: Float>(
         units,
     } = s;
     for_each_block(dims, vals, finite, |block| {
+        // The search starts from the block before's: neighbouring blocks' medians are close.
+        let guess = out.last().map_or(0, |&m: &f64| m as i32);
         out.push(match block.is_empty() {
             true => (0.0 / eb).round(),
-            false => counted_units(block, eb, units)
+            false => counted_units(block, eb, units, guess)
                 .unwrap_or_else(|| (median(block, keys).to_f64() / eb).round()),
         })
     });
 }
 
-/// `(m / eb).round()` of the median `m` of `block` (finite, not empty) by counting, or `None`
-/// where a rounded value is too large to count.
-fn counted_units<T: Float>(block: &[T], eb: f64, units: &mut Vec<i32>) -> Option<f64> {
+/// `(m / eb).round()` of the median `m` of `block` (finite, not empty) by counting, searched
+/// from `guess`, or `None` where a rounded value is too large to count.
+fn counted_units<T: Float>(block: &[T], eb: f64, units: &mut Vec<i32>, guess: i32) -> Option<f64> {
     units.clear();
     units.resize(block.len(), 0);
     #[cfg(target_arch = "x86_64")]
@@ -125,10 +127,56 @@ fn counted_units<T: Float>(block: &[T], eb: f64, units: &mut Vec<i32>) -> Option
     };
     #[cfg(not(target_arch = "x86_64"))]
     let rounded = rounded(block, eb, units);
-    let (mut lo, mut hi, neg_zeros) = rounded?;
-    // The smallest c with more than k = n/2 rounded values at most c is the k-th smallest.
+    let (lo, hi, neg_zeros) = rounded?;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return Some(unsafe { middle_avx2(units, (lo, hi), neg_zeros, guess) });
+    }
+    Some(middle(units, (lo, hi), neg_zeros, guess))
+}
+
+/// The `n / 2`-th smallest of the `n` integers `units`, all in `lo..=hi`, as `total_cmp`
+/// orders their f64 values where `neg_zeros` of the zeros are −0.0: a search of the range,
+/// each step a count, in steps doubling away from `guess` until the answer is bracketed,
+/// then halving (`perf`: halving the whole range took most of the medians' time at abs 1,
+/// where a block's rounded values span hundreds, or more with a Bragg peak in it).
+#[inline(always)]
+fn middle(units: &[i32], (lo, hi): (i32, i32), neg_zeros: u32, guess: i32) -> f64 {
+    // The smallest c with more than k = n/2 values at most c is the k-th smallest: it is in
+    // lo..=hi throughout.
+    let (mut lo, mut hi) = (lo as i64, hi as i64);
     let k = units.len() as u32 / 2;
-    let at_most = |c: i32| units.iter().map(|&u| (u <= c) as u32).sum::<u32>();
+    // Probes stay in lo..=hi, inside i32.
+    let at_most = |c: i64| units.iter().map(|&u| (u <= c as i32) as u32).sum::<u32>();
+    let mut c = (guess as i64).clamp(lo, hi);
+    let down = at_most(c) > k;
+    if down {
+        hi = c;
+    } else {
+        lo = c + 1;
+    }
+    let mut step = 1;
+    while lo < hi {
+        c = if down { c - step } else { c + step };
+        if !(lo..=hi).contains(&c) {
+            break;
+        }
+        match (at_most(c) > k, down) {
+            (true, true) => hi = c,
+            (false, false) => lo = c + 1,
+            // Bracketed.
+            (true, false) => {
+                hi = c;
+                break;
+            }
+            (false, true) => {
+                lo = c + 1;
+                break;
+            }
+        }
+        step *= 2;
+    }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if at_most(mid) > k {
@@ -138,11 +186,25 @@ fn counted_units<T: Float>(block: &[T], eb: f64, units: &mut Vec<i32>) -> Option
         }
     }
     if lo != 0 {
-        return Some(lo as f64);
+        return lo as f64;
     }
     // In `total_cmp`'s order the −0.0s come after the negatives, before the +0.0s.
     let negatives = units.iter().map(|&u| (u < 0) as u32).sum::<u32>();
-    Some(if negatives + neg_zeros > k { -0.0 } else { 0.0 })
+    if negatives + neg_zeros > k {
+        -0.0
+    } else {
+        0.0
+    }
+}
+
+/// [`middle`], its counts eight at a time.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn middle_avx2(units: &[i32], range: (i32, i32), neg_zeros: u32, guess: i32) -> f64 {
+    middle(units, range, neg_zeros, guess)
 }
 
 /// Each of `block`'s values divided by `eb` and rounded half away from zero, as `f64::round`,
@@ -182,14 +244,16 @@ unsafe fn rounded_f32_avx2(block: &[f32], eb: f64, units: &mut [i32]) -> Option<
         _mm256_set1_pd(0.5),
     );
     let (mut lo, mut hi) = (_mm_set1_epi32(i32::MAX), _mm_set1_epi32(i32::MIN));
-    let (mut small, mut neg_zeros) = (_mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 0u32);
+    let mut small = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+    // Per lane, minus the count of −0.0s (masks are −1): no population count per group.
+    let mut neg_zeros = _mm_setzero_si128();
     let mut k = 0;
     while k + 4 <= n {
         // SAFETY: values and units `k..k + 4` exist.
         let t = _mm256_div_pd(_mm256_cvtps_pd(_mm_loadu_ps(block.as_ptr().add(k))), ebv);
-        small = _mm256_and_pd(small, _mm256_cmp_pd::<_CMP_LT_OQ>(quant_avx2::abs(t), lim));
         let whole = _mm256_cvttpd_epi32(t);
         let rest = _mm256_sub_pd(t, _mm256_cvtepi32_pd(whole));
+        small = _mm256_and_pd(small, _mm256_cmp_pd::<_CMP_LT_OQ>(quant_avx2::abs(t), lim));
         // Comparison masks are −1 where true: up subtracts, down adds.
         let up = _mm256_cmp_pd::<_CMP_GE_OQ>(rest, half);
         let down = _mm256_cmp_pd::<_CMP_LE_OQ>(rest, _mm256_xor_pd(half, _mm256_set1_pd(-0.0)));
@@ -199,20 +263,25 @@ unsafe fn rounded_f32_avx2(block: &[f32], eb: f64, units: &mut [i32]) -> Option<
         let zero = _mm_cmpeq_epi32(u, _mm_setzero_si128());
         let signs = _mm_castps_si128(_mm256_cvtpd_ps(t));
         let neg_zero = _mm_and_si128(zero, _mm_srai_epi32::<31>(signs));
-        neg_zeros += _mm_movemask_ps(_mm_castsi128_ps(neg_zero)).count_ones();
+        neg_zeros = _mm_add_epi32(neg_zeros, neg_zero);
         (lo, hi) = (_mm_min_epi32(lo, u), _mm_max_epi32(hi, u));
         k += 4;
     }
     if _mm256_movemask_pd(small) != 0b1111 {
         return None;
     }
-    let (mut l, mut h) = ([0i32; 4], [0i32; 4]);
-    _mm_storeu_si128(l.as_mut_ptr() as *mut __m128i, lo);
-    _mm_storeu_si128(h.as_mut_ptr() as *mut __m128i, hi);
-    let (lo, hi) = (
-        l.into_iter().min().unwrap_or(i32::MAX),
-        h.into_iter().max().unwrap_or(i32::MIN),
-    );
+    let lanes = |v: __m128i| {
+        let mut a = [0i32; 4];
+        // SAFETY: `a` holds the four lanes.
+        _mm_storeu_si128(a.as_mut_ptr() as *mut __m128i, v);
+        a
+    };
+    let lo = lanes(lo).into_iter().min().unwrap_or(i32::MAX);
+    let hi = lanes(hi).into_iter().max().unwrap_or(i32::MIN);
+    let neg_zeros = lanes(neg_zeros)
+        .into_iter()
+        .map(i32::unsigned_abs)
+        .sum::<u32>();
     let (tl, th, tz) = rounded(&block[k..n], eb, &mut units[k..n])?;
     Some((lo.min(tl), hi.max(th), neg_zeros + tz))
 }
