@@ -16,16 +16,14 @@ impl<T> Spare<T> {
     /// one before it hands one back.
     pub const CAP: usize = 64;
 
-    /// A kept buffer, emptied (its allocation kept), or a new one.
+    /// A kept buffer as it was handed back (its contents are the giver's to promise), or a
+    /// new, empty one.
     pub fn take(&self) -> Vec<T> {
-        let mut v = self
-            .0
+        self.0
             .lock()
             .map(|mut s| s.pop())
             .unwrap_or(None)
-            .unwrap_or_default();
-        v.clear();
-        v
+            .unwrap_or_default()
     }
 
     /// Keep `v` for a later [`Spare::take`].

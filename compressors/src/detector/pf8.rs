@@ -12,6 +12,7 @@ use super::radial_pack::Packed;
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
+use std::cell::RefCell;
 
 const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
@@ -158,6 +159,45 @@ fn panel_peaks(
     k: usize,
     seeds: &[usize],
 ) -> Vec<Peak> {
+    // A panel's marks are kept by the thread between panels and frames, and only the marked
+    // places are cleared after: a fresh zeroed panel-sized buffer (512 KB for a JUNGFRAU
+    // module) is a page fault every 4 KB, eight panels a frame.
+    thread_local! {
+        static MARKS: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+    MARKS.with(|m| {
+        let mut fresh: (Vec<u8>, Vec<usize>) = Default::default();
+        let mut guard = m.try_borrow_mut();
+        let (mark, marked) = match guard.as_mut() {
+            Ok(g) => &mut **g,
+            Err(_) => &mut fresh,
+        };
+        let n = panels.rows * panels.cols;
+        if mark.len() < n {
+            mark.resize(n, 0);
+        }
+        let out = grow_peaks(v, g, rad, p, panels, k, seeds, (&mut mark[..n], marked));
+        for &i in marked.iter() {
+            mark[i] = 0;
+        }
+        marked.clear();
+        out
+    })
+}
+
+/// [`panel_peaks`] with `mark` (all zero) for the panel's pixels, the places it marks listed
+/// in `marked`.
+#[allow(clippy::too_many_arguments)]
+fn grow_peaks(
+    v: &[f32],
+    g: &peaks::Geometry,
+    rad: &Radial,
+    p: &Pf8Params,
+    panels: peaks::Panels,
+    k: usize,
+    seeds: &[usize],
+    (mark, marked): (&mut [u8], &mut Vec<usize>),
+) -> Vec<Peak> {
     let (rows, cols) = (panels.rows, panels.cols);
     let (n, panel_row0) = (rows * cols, k * rows);
     let base = k * n;
@@ -167,7 +207,6 @@ fn panel_peaks(
     // NaN compares false, so non-finite pixels never join a peak.
     let above = |i: usize| vp[i - base] > rad.seed[key[i - base] as usize];
     // 0 untouched, 1 in some grown region.
-    let mut mark = vec![0u8; n];
     let mut out = vec![];
     let mut stack: Vec<(usize, usize)> = vec![];
     let mut region: Vec<(usize, usize)> = vec![];
@@ -183,6 +222,7 @@ fn panel_peaks(
         stack.clear();
         stack.push((r, c));
         mark[r * cols + c] = 1;
+        marked.push(r * cols + c);
         while let Some((y, x)) = stack.pop() {
             region.push((y, x));
             for dy in -1i64..=1 {
@@ -194,6 +234,7 @@ fn panel_peaks(
                     let (ny, nx) = (ny as usize, nx as usize);
                     if mark[ny * cols + nx] == 0 && above(idx(ny, nx)) {
                         mark[ny * cols + nx] = 1;
+                        marked.push(ny * cols + nx);
                         stack.push((ny, nx));
                     }
                 }

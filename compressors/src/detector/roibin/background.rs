@@ -18,12 +18,14 @@ pub struct Flagged {
     /// The chunk's bytes, for [`prepare`] (one-frame chunks only: several frames are scanned
     /// in parallel, and [`prepare`] copies them itself into this buffer).
     pub copy: Option<Vec<u8>>,
+    /// A flag per pixel for [`prepare`], all false (a buffer kept between chunks; grown there).
+    pub excluded: Vec<bool>,
 }
 
 /// Sorted chunk indices of the flagged pixels (see [`exact::select`]), windows included,
 /// frames in parallel: none of them may take part in a bin or a window's rim mean. With a
-/// `copy` buffer (empty; its allocation is what is wanted), a one-frame chunk is also copied
-/// into it in the same pass.
+/// `copy` buffer (whatever it holds; its allocation is what is wanted), a one-frame chunk is
+/// also copied into it in the same pass. `excluded` (all false) goes on to [`prepare`].
 pub fn flagged_pixels(
     data: &[u8],
     dtype: DType,
@@ -31,7 +33,7 @@ pub fn flagged_pixels(
     masked: &[usize],
     rules: Rules,
     from_noise: bool,
-    copy: Option<Vec<u8>>,
+    (copy, excluded): (Option<Vec<u8>>, Vec<bool>),
 ) -> Flagged {
     let fp = l.frame_pixels();
     let fb = fp * dtype.size();
@@ -55,6 +57,7 @@ pub fn flagged_pixels(
             return Flagged {
                 pixels,
                 copy: Some(bytes),
+                excluded,
             };
         }
         copy => copy,
@@ -70,7 +73,11 @@ pub fn flagged_pixels(
         })
         .flatten()
         .collect();
-    Flagged { pixels, copy }
+    Flagged {
+        pixels,
+        copy,
+        excluded,
+    }
 }
 
 /// The mean of the finite 3×3 neighbours (the pixel itself included) that are not
@@ -138,16 +145,23 @@ pub fn prepare(
         let hi = exact.partition_point(|&i| i < (f + 1) * fp);
         let replace = merge_sorted(exact[lo..hi].iter().map(|&i| i - f * fp), masked);
         // A flag per pixel, not a search per neighbour: an EIGER 4M frame has 251 302 gap
-        // pixels, each looking at 8 neighbours, in every encoding roibin(auto) tries.
-        let mut excluded = vec![false; if replace.is_empty() { 0 } else { fp }];
+        // pixels, each looking at 8 neighbours, in every encoding roibin(auto) tries. The
+        // buffer is kept all false between frames (a fresh one is a page fault every 4 KB).
+        let excluded = &mut flagged.excluded;
+        if !replace.is_empty() && excluded.len() < fp {
+            excluded.resize(fp, false);
+        }
         for &k in &replace {
             excluded[k] = true;
         }
         // Each mean reads the original frame only: all of them in parallel, then stored.
         let frame = &data[f * fp * es..(f + 1) * fp * es];
         let means = crate::with_element_type!(dtype, T => {
-            neighbour_means::<T>(frame, (fh, fw), &excluded, &replace, fill)
+            neighbour_means::<T>(frame, (fh, fw), excluded, &replace, fill)
         });
+        for &k in &replace {
+            excluded[k] = false;
+        }
         for (&k, v) in replace.iter().zip(means) {
             let i = f * fp + k;
             elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);

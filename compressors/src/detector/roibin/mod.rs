@@ -272,6 +272,8 @@ pub struct Roibin {
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     /// Buffers of the background's input, kept between chunks (see [`Spare`]).
     copies: Spare<u8>,
+    /// Buffers of a flag per pixel for the background's input, kept all false.
+    exclusions: Spare<bool>,
     /// Which pixels outside the windows decode bit-exact.
     rules: exact::Rules,
     /// Masked pixels of a frame (from the finder's `mask`), by frame size.
@@ -468,9 +470,12 @@ impl Roibin {
     fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<background::Flagged> {
         let masked = self.masked_pixels(l)?;
         // The background's input starts as a copy of the chunk, made in the same pass.
-        let copy = self.background.is_some().then(|| self.copies.take());
+        let buffers = (
+            self.background.is_some().then(|| self.copies.take()),
+            self.exclusions.take(),
+        );
         Ok(threads::install(self.threads, || {
-            background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto(), copy)
+            background::flagged_pixels(data, m.dtype, l, &masked, self.rules, self.auto(), buffers)
         }))
     }
 
@@ -496,6 +501,7 @@ impl Roibin {
                 encoded
             })?;
         }
+        self.exclusions.give(std::mem::take(&mut flagged.excluded));
         Ok(EncodedBackground {
             flagged: flagged.pixels,
             encoded,
@@ -710,7 +716,12 @@ impl Roibin {
         } else {
             let finder = self.finder(m.dtype, l)?;
             data.par_chunks(fb)
-                .map(|frame| PeakList::read(&finder.encode(frame)?))
+                .map(|frame| {
+                    // A list of a few peaks: `encode`'s buffer for half the frame is not wanted.
+                    let mut list = Vec::new();
+                    finder.encode_into(frame, &mut list)?;
+                    PeakList::read(&list)
+                })
                 .collect::<Result<_>>()?
         };
         Ok(self.infos(lists, l))
@@ -1158,6 +1169,7 @@ fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roib
         },
         backgrounds: Mutex::new(vec![]),
         copies: Spare::default(),
+        exclusions: Spare::default(),
     })
 }
 
