@@ -148,20 +148,11 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packe
     (radial, packed)
 }
 
-/// Find peaks in panel `k`, growing regions from `seeds` (its pixels above their bin's
-/// seed threshold, in frame order).
-fn panel_peaks(
-    v: &[f32],
-    g: &peaks::Geometry,
-    rad: &Radial,
-    p: &Pf8Params,
-    panels: peaks::Panels,
-    k: usize,
-    seeds: &[usize],
-) -> Vec<Peak> {
-    // A panel's marks are kept by the thread between panels and frames, and only the marked
-    // places are cleared after: a fresh zeroed panel-sized buffer (512 KB for a JUNGFRAU
-    // module) is a page fault every 4 KB, eight panels a frame.
+/// `f` with a mark per pixel of a panel of `n` pixels, all zero, and a list for the places it
+/// marks; they are kept by the thread between panels and frames, and only the marked places
+/// are cleared after: a fresh zeroed panel-sized buffer (512 KB for a JUNGFRAU module) is a
+/// page fault every 4 KB, eight panels a frame.
+fn with_marks<R>(n: usize, f: impl FnOnce((&mut [u8], &mut Vec<usize>)) -> R) -> R {
     thread_local! {
         static MARKS: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
     }
@@ -172,11 +163,10 @@ fn panel_peaks(
             Ok(g) => &mut **g,
             Err(_) => &mut fresh,
         };
-        let n = panels.rows * panels.cols;
         if mark.len() < n {
             mark.resize(n, 0);
         }
-        let out = grow_peaks(v, g, rad, p, panels, k, seeds, (&mut mark[..n], marked));
+        let out = f((&mut mark[..n], marked));
         for &i in marked.iter() {
             mark[i] = 0;
         }
@@ -185,10 +175,11 @@ fn panel_peaks(
     })
 }
 
-/// [`panel_peaks`] with `mark` (all zero) for the panel's pixels, the places it marks listed
-/// in `marked`.
+/// Find peaks in panel `k`, growing regions from `seeds` (its pixels above their bin's
+/// seed threshold, in frame order); `mark` is all zero for the panel's pixels, the places it
+/// marks are listed in `marked` (see [`with_marks`]).
 #[allow(clippy::too_many_arguments)]
-fn grow_peaks(
+fn panel_peaks(
     v: &[f32],
     g: &peaks::Geometry,
     rad: &Radial,
@@ -348,7 +339,9 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
                 seeds.partition_point(|&i| i < k * n),
                 seeds.partition_point(|&i| i < (k + 1) * n),
             );
-            panel_peaks(v, g, &rad, p, panels, k, &seeds[from..to])
+            with_marks(n, |marks| {
+                panel_peaks(v, g, &rad, p, panels, k, &seeds[from..to], marks)
+            })
         })
         .collect();
     PeakList::capped(per_panel, p.max_peaks)
