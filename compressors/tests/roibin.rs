@@ -799,3 +799,40 @@ fn roibin_auto_decoded_spots_have_the_original_pixels() {
         }
     }
 }
+
+/// Buffers a codec keeps between chunks (the background's input, its flags, pf8's marks and
+/// regrouped frames) never carry one chunk into the next: a pipeline that encoded other
+/// chunks first writes the same bytes as a fresh one, on one-frame and several-frame chunks.
+#[test]
+fn kept_buffers_never_carry_a_chunk_into_the_next() {
+    let (v, _) = frame(2, 23);
+    let chunk = |frames: usize, k: u32| -> Vec<u8> {
+        (0..frames)
+            .flat_map(|f| {
+                v.iter()
+                    .map(move |&x| x + (f as f32 + 1.0) * k as f32 * 37.0)
+            })
+            .flat_map(f32::to_le_bytes)
+            .collect()
+    };
+    for frames in [1, 2] {
+        let meta = ArrayMeta::new(DType::F32, vec![frames, 2 * 64, 96]);
+        let kind = DataKind::Array(meta.clone());
+        for spec in [
+            "roibin(panel_rows=64,exact_above=250,background=bin(2,2)|sz(abs=9))",
+            "roibin(auto,panel_rows=64,background=bin(2,2)|sz(abs=9))",
+        ] {
+            let used = Pipeline::from_spec(spec, &kind).unwrap();
+            for k in 0..3 {
+                used.encode(&chunk(frames, k)).unwrap();
+            }
+            let last = chunk(frames, 7);
+            let fresh = Pipeline::from_spec(spec, &kind).unwrap();
+            assert_eq!(
+                used.encode(&last).unwrap(),
+                fresh.encode(&last).unwrap(),
+                "{spec}, {frames} frame(s) a chunk"
+            );
+        }
+    }
+}

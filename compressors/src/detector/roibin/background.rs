@@ -16,7 +16,7 @@ pub struct Flagged {
     /// Sorted chunk indices, windows included.
     pub pixels: Vec<usize>,
     /// The chunk's bytes, for [`prepare`] (one-frame chunks only: several frames are scanned
-    /// in parallel, and [`prepare`] copies them itself into this buffer).
+    /// in parallel, and [`prepare`] copies them itself into this buffer, then empty).
     pub copy: Option<Vec<u8>>,
     /// A flag per pixel for [`prepare`], all false (a buffer kept between chunks; grown there).
     pub excluded: Vec<bool>,
@@ -60,7 +60,12 @@ pub fn flagged_pixels(
                 excluded,
             };
         }
-        copy => copy,
+        // Emptied: [`prepare`] copies the frames into it (a kept buffer holds an earlier
+        // chunk, which must not pass for this one).
+        copy => copy.map(|mut bytes| {
+            bytes.clear();
+            bytes
+        }),
     };
     let pixels = data
         .par_chunks(fb)
