@@ -406,7 +406,9 @@ struct Means {
     /// The predictions they stand for.
     values: Vec<f64>,
     as_f64: Vec<f64>,
-    medians: Vec<f64>,
+    /// `stored` before its rounding to f32: each block's median in units of the bound, or the
+    /// median itself where the bound gives no unit.
+    block_values: Vec<f64>,
     scratch: medians::MedianScratch<f64>,
     scratch32: medians::MedianScratch<f32>,
 }
@@ -421,7 +423,7 @@ impl Means {
         // In units of the bound, rounded (straight from the values); the medians themselves
         // where there is no unit.
         let unit = (eb > 0.0 && eb.is_finite()).then_some(eb);
-        let out = &mut self.medians;
+        let out = &mut self.block_values;
         match (bytemuck::try_cast_slice::<u8, f32>(data), unit) {
             // float32 read in place: no 8-byte copy of the piece to take medians of.
             (Ok(vals), Some(eb)) if dtype == DType::F32 => {
@@ -439,7 +441,8 @@ impl Means {
                 }
             }
         }
-        self.stored.extend(self.medians.iter().map(|&m| m as f32));
+        self.stored
+            .extend(self.block_values.iter().map(|&m| m as f32));
         self.values.extend(mean_values(&self.stored, eb));
     }
 }
