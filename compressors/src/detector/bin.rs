@@ -126,6 +126,16 @@ fn add_windows<const F: usize>(vals: &[f64], sum: &mut [f64], cnt: &mut [u32]) {
 /// [`add_windows`] of a row of little-endian float32 `bytes`, each value widened as it is
 /// added: the same additions of the same f64 values, so the same bits.
 fn add_f32_windows<const F: usize>(bytes: &[u8], sum: &mut [f64], cnt: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = if F == 2 && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above), all `add_f32_pairs_avx2` asks for.
+        unsafe { add_f32_pairs_avx2(bytes, sum, cnt) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    let (bytes, sum, cnt) = (&bytes[done * 4 * F..], &mut sum[done..], &mut cnt[done..]);
     let whole = bytes.chunks_exact(4 * F);
     let tail = whole.remainder();
     for ((win, s), n) in whole.zip(sum.iter_mut()).zip(cnt.iter_mut()) {
@@ -142,6 +152,61 @@ fn add_f32_windows<const F: usize>(bytes: &[u8], sum: &mut [f64], cnt: &mut [u32
         .collect();
     let j = (bytes.len() / 4 / F).min(sum.len()).min(cnt.len());
     add_windows_of(F, &tail, &mut sum[j..], &mut cnt[j..]);
+}
+
+/// [`add_f32_windows`] of pairs, four pairs a step with AVX2: each pair's first value is
+/// added to its sum, then its second, as the loop does (no FMA, so the same bits); a value
+/// that is not finite adds +0.0 and no count. Returns how many pairs it summed (whole steps;
+/// the rest is the caller's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_f32_pairs_avx2(bytes: &[u8], sum: &mut [f64], cnt: &mut [u32]) -> usize {
+    use std::arch::x86_64::*;
+    let pairs = (bytes.len() / 8).min(sum.len()).min(cnt.len()) / 4 * 4;
+    // SAFETY: the caller checked AVX2. Step k reads bytes 8k..8k+32 of `bytes` (little-endian
+    // float32, x86 is little-endian) and reads and writes sum[k..k+4] and cnt[k..k+4]: all
+    // below `pairs`, which fits each of them; unaligned loads and stores.
+    unsafe {
+        let evens_then_odds = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let inf = _mm256_set1_ps(f32::INFINITY);
+        for k in (0..pairs).step_by(4) {
+            let v = _mm256_loadu_ps(bytes.as_ptr().add(8 * k) as *const f32);
+            // Below +∞ in magnitude (ordered: NaN is not).
+            let finite = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(v, magnitude), inf);
+            let y = _mm256_permutevar8x32_ps(_mm256_and_ps(v, finite), evens_then_odds);
+            let m = _mm256_permutevar8x32_epi32(_mm256_castps_si256(finite), evens_then_odds);
+            let first = _mm256_cvtps_pd(_mm256_castps256_ps128(y));
+            let second = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(y));
+            let at = sum.as_mut_ptr().add(k);
+            _mm256_storeu_pd(
+                at,
+                _mm256_add_pd(_mm256_add_pd(_mm256_loadu_pd(at), first), second),
+            );
+            // A finite value's mask is −1 as an integer.
+            let c = cnt.as_mut_ptr().add(k) as *mut __m128i;
+            let c1 = _mm_sub_epi32(_mm_loadu_si128(c), _mm256_castsi256_si128(m));
+            _mm_storeu_si128(c, _mm_sub_epi32(c1, _mm256_extracti128_si256::<1>(m)));
+        }
+    }
+    pairs
+}
+
+/// Each bin's mean (`sum / cnt`, NaN for a bin with no finite value) into `out`, elements of
+/// `dtype`; float32 typed (a division and a rounding per bin, which the compiler vectorises),
+/// the rest through [`elems::put`].
+fn put_means(sum: &[f64], cnt: &[u32], dtype: DType, out: &mut [u8]) {
+    let mean = |s: f64, n: u32| if n > 0 { s / n as f64 } else { f64::NAN };
+    if dtype == DType::F32 {
+        for ((o, &s), &n) in out.chunks_exact_mut(4).zip(sum).zip(cnt) {
+            o.copy_from_slice(&(mean(s, n) as f32).to_le_bytes());
+        }
+        return;
+    }
+    let es = dtype.size();
+    for ((o, &s), &n) in out.chunks_exact_mut(es).zip(sum).zip(cnt) {
+        elems::put(mean(s, n), dtype, o);
+    }
 }
 
 /// Binned shape: every binned axis rounds up (partial edge bins).
@@ -199,14 +264,7 @@ impl Codec for Bin {
                                 }
                             }
                         }
-                        for j in 0..bc {
-                            let mean = if cnt[j] > 0 {
-                                sum[j] / cnt[j] as f64
-                            } else {
-                                f64::NAN
-                            };
-                            elems::put(mean, m.dtype, &mut o[j * es..(j + 1) * es]);
-                        }
+                        put_means(sum, cnt, m.dtype, o);
                     })
                 });
         });
@@ -373,10 +431,16 @@ mod tests {
                 let bytes: Vec<u8> = v32.iter().flat_map(|v| v.to_le_bytes()).collect();
                 let (mut s3, mut c3) = (vec![0.0; bins], vec![0u32; bins]);
                 let (mut s4, mut c4) = (vec![0.0; bins], vec![0u32; bins]);
-                add_windows_of(f, &wide, &mut s3, &mut c3);
-                match f {
-                    2 => add_f32_windows::<2>(&bytes, &mut s4, &mut c4),
-                    _ => add_f32_windows::<4>(&bytes, &mut s4, &mut c4),
+                // Two rows into the same sums, as a bin of two rows adds them (the second
+                // reversed: other values meet in each bin).
+                let wide_rev: Vec<f64> = wide.iter().rev().copied().collect();
+                let bytes_rev: Vec<u8> = v32.iter().rev().flat_map(|v| v.to_le_bytes()).collect();
+                for (w, b) in [(&wide, &bytes), (&wide_rev, &bytes_rev)] {
+                    add_windows_of(f, w, &mut s3, &mut c3);
+                    match f {
+                        2 => add_f32_windows::<2>(b, &mut s4, &mut c4),
+                        _ => add_f32_windows::<4>(b, &mut s4, &mut c4),
+                    }
                 }
                 assert_eq!(
                     (bits(&s3), c3),
