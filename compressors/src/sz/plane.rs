@@ -223,21 +223,26 @@ mod tests {
     fn exact_planes_match_visiting_order() {
         let mut next = crate::test_rng::xorshift(0x853c_49e6_748f_ea9bu64);
         let radius = 512u32;
-        // (eb, dims, steps spread around the centre, largest step first, taken)
+        // (eb, dims, steps spread around the centre, largest step first, taken, every how
+        // many rows one is all "no change" (0: none; such a row repeats the row above's values)
         let cases = [
-            (0.5, [1, 33, 47], 40, false, true),
-            (90.0, [3, 20, 31], 511, false, true),
-            (0.375, [2, 9, 64], 7, false, true),
-            (1.0 / 2048.0, [1, 16, 16], 40, false, true),
-            (0.1, [1, 12, 12], 40, false, false),
+            (0.5, [1, 33, 47], 40, false, true, 0),
+            (0.5, [1, 33, 47], 40, false, true, 3),
+            (90.0, [3, 20, 31], 511, false, true, 0),
+            (90.0, [3, 20, 31], 511, false, true, 2),
+            (0.375, [2, 9, 64], 7, false, true, 0),
+            (1.0 / 2048.0, [1, 16, 16], 40, false, true, 0),
+            (0.1, [1, 12, 12], 40, false, false, 0),
             // Codes of a steady slope: the values pass 2^24 units and must round as f32 does.
-            (0.5, [1, 700, 700], 0, true, false),
+            (0.5, [1, 700, 700], 0, true, false, 0),
         ];
-        for (eb, dims, spread, grow, taken) in cases {
+        for (eb, dims, spread, grow, taken, quiet) in cases {
             let n: usize = dims.iter().product();
             let codes: Vec<u32> = (0..n)
-                .map(|_| {
-                    if grow {
+                .map(|i| {
+                    if quiet > 0 && (i / dims[2]) % quiet == 0 {
+                        radius
+                    } else if grow {
                         radius + 41
                     } else {
                         radius - spread + (next() % (2 * spread as u64 + 1)) as u32

@@ -474,10 +474,16 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
         above.fill(0.0);
         let out = &mut self.out[first * T::SIZE..(first + n1 * n2) * T::SIZE];
         let radius = self.radius as i64;
-        for (row, dst) in codes
-            .chunks_exact(n2)
-            .zip(out.chunks_exact_mut(n2 * T::SIZE))
-        {
+        let row_bytes = n2 * T::SIZE;
+        for (r, row) in codes.chunks_exact(n2).enumerate() {
+            // A row of "no change" everywhere (most of a sparse frame's background at a loose
+            // bound) has no step: `above` stays, and so do the values, which are the row
+            // above's bytes again.
+            if r > 0 && row.iter().fold(true, |same, &c| same & (c == self.radius)) {
+                out.copy_within((r - 1) * row_bytes..r * row_bytes, r * row_bytes);
+                continue;
+            }
+            let dst = &mut out[r * row_bytes..(r + 1) * row_bytes];
             // The row's steps, summed: integers below 2^53, so exact as f64 too.
             let mut acc = 0i64;
             for (s, &c) in steps.iter_mut().zip(row) {
