@@ -280,6 +280,16 @@ impl Lanes {
         }
     }
 
+    /// The run's extents from each lane's: smallest and largest admitted value, largest
+    /// rejected below, smallest rejected above, largest (minima and maxima: order-free).
+    #[inline(always)]
+    fn set_extents(&mut self, [in_min, in_max, below, above, top]: [&[f32]; 5]) {
+        let min = |a: &[f32]| a.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = |a: &[f32]| a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        self.inside = (min(in_min), max(in_max));
+        (self.below, self.above, self.top) = (max(below), min(above), max(top));
+    }
+
     /// Element `v` into lane `j`.
     fn add(&mut self, j: usize, v: f32, lo: f32, hi: f32) {
         let inside = v > lo && v < hi;
@@ -395,14 +405,13 @@ fn lanes_sse2(x: &[f32], lo: f32, hi: f32) -> Lanes {
             _mm_storeu_ps(a.as_mut_ptr(), v);
             a
         };
-        let (mn, mx) = (lanes(in_min), lanes(in_max));
-        l.inside = (
-            mn.into_iter().fold(f32::INFINITY, f32::min),
-            mx.into_iter().fold(f32::NEG_INFINITY, f32::max),
-        );
-        l.below = lanes(below).into_iter().fold(f32::NEG_INFINITY, f32::max);
-        l.above = lanes(above).into_iter().fold(f32::INFINITY, f32::min);
-        l.top = lanes(top).into_iter().fold(f32::NEG_INFINITY, f32::max);
+        l.set_extents([
+            &lanes(in_min),
+            &lanes(in_max),
+            &lanes(below),
+            &lanes(above),
+            &lanes(top),
+        ]);
         l
     }
 }
@@ -466,14 +475,13 @@ unsafe fn lanes_avx2(x: &[f32], lo: f32, hi: f32) -> Lanes {
             _mm256_storeu_ps(a.as_mut_ptr(), v);
             a
         };
-        let (mn, mx) = (lanes(in_min), lanes(in_max));
-        l.inside = (
-            mn.into_iter().fold(f32::INFINITY, f32::min),
-            mx.into_iter().fold(f32::NEG_INFINITY, f32::max),
-        );
-        l.below = lanes(below).into_iter().fold(f32::NEG_INFINITY, f32::max);
-        l.above = lanes(above).into_iter().fold(f32::INFINITY, f32::min);
-        l.top = lanes(top).into_iter().fold(f32::NEG_INFINITY, f32::max);
+        l.set_extents([
+            &lanes(in_min),
+            &lanes(in_max),
+            &lanes(below),
+            &lanes(above),
+            &lanes(top),
+        ]);
         l
     }
 }
