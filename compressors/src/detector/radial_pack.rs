@@ -283,9 +283,9 @@ impl Lanes {
     /// The run's extents from each lane's: smallest and largest admitted value, largest
     /// rejected below, smallest rejected above, largest (minima and maxima: order-free).
     #[inline(always)]
-    fn set_extents(&mut self, [in_min, in_max, below, above, top]: [&[f32]; 5]) {
-        let min = |a: &[f32]| a.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = |a: &[f32]| a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    fn set_extents<const N: usize>(&mut self, [in_min, in_max, below, above, top]: [[f32; N]; 5]) {
+        let min = |a: [f32; N]| a.into_iter().fold(f32::INFINITY, f32::min);
+        let max = |a: [f32; N]| a.into_iter().fold(f32::NEG_INFINITY, f32::max);
         self.inside = (min(in_min), max(in_max));
         (self.below, self.above, self.top) = (max(below), min(above), max(top));
     }
@@ -405,13 +405,7 @@ fn lanes_sse2(x: &[f32], lo: f32, hi: f32) -> Lanes {
             _mm_storeu_ps(a.as_mut_ptr(), v);
             a
         };
-        l.set_extents([
-            &lanes(in_min),
-            &lanes(in_max),
-            &lanes(below),
-            &lanes(above),
-            &lanes(top),
-        ]);
+        l.set_extents([in_min, in_max, below, above, top].map(lanes));
         l
     }
 }
@@ -475,13 +469,7 @@ unsafe fn lanes_avx2(x: &[f32], lo: f32, hi: f32) -> Lanes {
             _mm256_storeu_ps(a.as_mut_ptr(), v);
             a
         };
-        l.set_extents([
-            &lanes(in_min),
-            &lanes(in_max),
-            &lanes(below),
-            &lanes(above),
-            &lanes(top),
-        ]);
+        l.set_extents([in_min, in_max, below, above, top].map(lanes));
         l
     }
 }

@@ -479,7 +479,7 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
             // A row of "no change" everywhere (most of a sparse frame's background at a loose
             // bound) has no step: `above` stays, and so do the values, which are the row
             // above's bytes again.
-            if r > 0 && row.iter().fold(true, |same, &c| same & (c == self.radius)) {
+            if r > 0 && super::runs::all_no_change(row, self.radius) {
                 out.copy_within((r - 1) * row_bytes..r * row_bytes, r * row_bytes);
                 continue;
             }

@@ -54,19 +54,14 @@ pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut 
     };
     // Sixteen codes at a time: at a loose bound nearly every group is all "no change", told by
     // one comparison the compiler vectorises, and only the others are walked code by code.
-    let groups = codes.chunks_exact(16);
-    let tail = groups.remainder();
-    for group in groups {
-        if group.iter().fold(true, |same, &c| same & (c == radius)) {
-            run += 16;
+    for group in codes.chunks(16) {
+        if all_no_change(group, radius) {
+            run += group.len();
             continue;
         }
         for &c in group {
             code(c, &mut run, &mut sc.tokens, &mut extra);
         }
-    }
-    for &c in tail {
-        code(c, &mut run, &mut sc.tokens, &mut extra);
     }
     flush(run, &mut sc.tokens, &mut extra);
     out.extend_from_slice(&(sc.tokens.len() as u64).to_le_bytes());
@@ -74,6 +69,12 @@ pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut 
     out.extend_from_slice(&extra.bits().to_le_bytes());
     sc.extra = extra.finish();
     out.extend_from_slice(&sc.extra);
+}
+
+/// Whether every code is `radius` ("no change"): one comparison a lane, no early exit, so the
+/// compiler keeps it in vectors.
+pub(super) fn all_no_change(codes: &[u32], radius: u32) -> bool {
+    codes.iter().fold(true, |same, &c| same & (c == radius))
 }
 
 /// Decode exactly `n` codes (each checked `< 2·radius`) from a runs stream into `codes`.
