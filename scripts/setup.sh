@@ -41,4 +41,10 @@ if [[ "${1:-}" == "--mpi" ]] && ! python3 -c 'import selenium, h5grove, fastapi,
     pip=(python3 -m pip install -q --disable-pip-version-check selenium "h5grove[fastapi]==4.0.0" uvicorn pydantic-settings)
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
+# `--bench`: pyFAI (the anchor of the STXM benchmark's radial row) and matplotlib (the
+# benchmarks' charts); no test uses them.
+if [[ "${1:-}" == "--bench" ]] && ! python3 -c 'import pyFAI, matplotlib' 2>/dev/null; then
+    pip=(python3 -m pip install -q --disable-pip-version-check pyFAI matplotlib)
+    "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+fi
 python3 -c 'import h5py, hdf5plugin; print("h5py", h5py.version.version, "HDF5", h5py.version.hdf5_version, "hdf5plugin", hdf5plugin.version)'

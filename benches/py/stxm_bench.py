@@ -8,6 +8,7 @@ C. Itot, comh, radial on a roibin-compressed JUNGFRAU-like scan: compressed doma
    decode-then-reduce (`--decode`).
 
 usage: stxm_bench.py ROIBIN OUT_DIR   (env FRAMES: EIGER frames, default 40; OMP_NUM_THREADS=1)
+needs pyFAI and matplotlib: `bash scripts/setup.sh --bench` installs them.
 Writes OUT_DIR/stxm_bench.json (raw), .md (table) and .png (chart).
 """
 import json
