@@ -35,16 +35,17 @@ if ! python3 -c 'import h5py, hdf5plugin, numpy, pytest' 2>/dev/null; then
     # Debian's own python3 refuses system-wide pip installs (PEP 668); say that we mean it.
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
-# The tests also drive the page with Selenium and compare `roibin serve`'s data API with the
-# real h5grove (FastAPI adapter, served by uvicorn).
-if [[ "${1:-}" == "--mpi" ]] && ! python3 -c 'import selenium, h5grove, fastapi, uvicorn, pydantic_settings' 2>/dev/null; then
-    pip=(python3 -m pip install -q --disable-pip-version-check selenium "h5grove[fastapi]==4.0.0" uvicorn pydantic-settings)
+# The tests also drive the page with Selenium, compare `roibin serve`'s data API with the
+# real h5grove (FastAPI adapter, served by uvicorn) and `roibin stxm`'s radial profiles with
+# pyFAI's integrate1d.
+if [[ "${1:-}" == "--mpi" ]] && ! python3 -c 'import selenium, h5grove, fastapi, uvicorn, pydantic_settings, pyFAI' 2>/dev/null; then
+    pip=(python3 -m pip install -q --disable-pip-version-check selenium "h5grove[fastapi]==4.0.0" uvicorn pydantic-settings "pyFAI==2026.9.0")
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
 # `--bench`: pyFAI (the anchor of the STXM benchmark's radial row) and matplotlib (the
-# benchmarks' charts); no test uses them.
+# benchmarks' charts).
 if [[ "${1:-}" == "--bench" ]] && ! python3 -c 'import pyFAI, matplotlib' 2>/dev/null; then
-    pip=(python3 -m pip install -q --disable-pip-version-check pyFAI matplotlib)
+    pip=(python3 -m pip install -q --disable-pip-version-check "pyFAI==2026.9.0" matplotlib)
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
 fi
 python3 -c 'import h5py, hdf5plugin; print("h5py", h5py.version.version, "HDF5", h5py.version.hdf5_version, "hdf5plugin", hdf5plugin.version)'

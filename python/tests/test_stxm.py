@@ -65,3 +65,39 @@ def test_request_errors_name_the_parameter(scans):
         roibin.stxm(bslz4.parent / "missing.h5")
     names = [a["name"] for a in roibin.stxm_algorithms()]
     assert "brightfield" in names and "radial" in names
+
+
+@pytest.mark.parametrize("mask", ["auto", "none"])
+def test_radial_equals_pyfai(scans, mask):
+    """`algo=radial` against pyFAI's integrate1d without pixel splitting, frame by frame.
+
+    pyFAI's geometry is set so that its `r_mm` is our radius in pixels: 1 mm pixels, the
+    point of normal incidence at the centre of pixel (cx, cy), no solid-angle correction.
+    The centre lies on a pixel corner, so every squared radius is an integer plus a half and
+    no pixel centre is near a ring edge (float32 positions cannot tip one over). Sentinels
+    (0xFFFFFFFF) count 0, as docs/stxm.md says; the file's pixel mask leaves pixels out."""
+    import h5py
+    import hdf5plugin  # noqa: F401 (registers bitshuffle-LZ4 with h5py)
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    bslz4, _ = scans
+    (cx, cy), (qmin, qmax), nq = (30.5, 33.5), (0.0, 30.0), 30
+    got = roibin.stxm(bslz4, scan=(12, 12), algo="radial", radial=((cx, cy), (qmin, qmax), nq), mask=mask)
+    with h5py.File(bslz4) as f:
+        frames = f["/entry/data/data"][()]
+        bad = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()] != 0
+    assert (frames == 0xFFFFFFFF).any(), "the scan should hold sentinels to count as 0"
+    frames = numpy.where(frames == 0xFFFFFFFF, 0, frames).astype("f8")
+    pix = 1e-3
+    ai = AzimuthalIntegrator(dist=0.1, poni1=(cy + 0.5) * pix, poni2=(cx + 0.5) * pix, pixel1=pix, pixel2=pix)
+    want = numpy.array([
+        ai.integrate1d(
+            frame, nq, unit="r_mm", radial_range=(qmin, qmax), method=("no", "histogram", "cython"),
+            correctSolidAngle=False, mask=bad if mask == "auto" else None,
+        ).intensity
+        for frame in frames
+    ]).reshape(got.shape)
+    # pyFAI sums float32 values (1e-7); the profiles vary over the scan, so this is no
+    # comparison of a constant.
+    assert numpy.ptp(want[..., 5]) > 0
+    numpy.testing.assert_allclose(got, want, rtol=1e-6)
