@@ -10,6 +10,7 @@
 //! to floating-point summation order (tested).
 
 use crate::geometry::{add, row_values_inline, valid, Linear};
+use crate::run_sums::{run_sums, Columns, Run};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Element, Parts};
@@ -242,25 +243,26 @@ impl BinForm {
         let mut s = vec![[0f64; 3]; accs.len()];
         // Window pixels a run at a time: its row's factors and bin row once, the pixels'
         // sums in registers.
+        let cols = Columns {
+            bin: &self.col_bin,
+            w: &unit.col_w,
+            x: &unit.col_x,
+        };
         for (y, x0, elements) in parts.window_runs(f) {
             let (j, y, first) = split(y);
             if unit.row_w[y] == 0.0 {
                 continue;
             }
-            let (rb, row) = (first + self.row_bin[y] as usize, y * width);
-            let (mut d0, mut dx) = (0f64, 0f64);
-            for (x, e) in (x0..).zip(elements.chunks_exact(E::SIZE)) {
-                if unit.col_w[x] * weight.map_or(1.0, |w| w[row + x] as f64) != 0.0 {
-                    let b = (rb + self.col_bin[x] as usize) * E::SIZE;
-                    let bin = match frame_bins.get(b..b + E::SIZE) {
-                        Some(e) => valid_as::<E>(E::read_f64(e)),
-                        None => fill,
-                    };
-                    let d = valid_as::<E>(E::read_f64(e)) - bin;
-                    d0 += d;
-                    dx += d * unit.col_x[x];
-                }
-            }
+            let row = y * width + x0;
+            let run = Run {
+                x0,
+                elements,
+                bins: frame_bins,
+                row_bin: first + self.row_bin[y] as usize,
+                fill,
+                weights: weight.map(|w| &w[row..row + elements.len() / E::SIZE]),
+            };
+            let (d0, dx) = run_sums::<E>(&run, &cols);
             s[j][0] += d0;
             s[j][1] += dx;
             s[j][2] += d0 * unit.row_y[y];
@@ -464,8 +466,8 @@ impl Separable {
         self.sums_body(k, bins)
     }
 
-    /// Row by row: the row's values converted into a buffer that stays in L1, two dot
-    /// products with the column factors, the row factors applied, then the row's fixes.
+    /// Row by row: the row's values (float32 read in place, other types converted into a
+    /// buffer that stays in L1), two dot products with the column factors, the row factors applied, then the row's fixes.
     #[inline(always)]
     fn sums_body(&self, k: usize, bins: FrameBins<'_>) -> [f64; 3] {
         let mut lanes = [0f64; 3];
@@ -473,27 +475,36 @@ impl Separable {
         let mut values = Vec::with_capacity(bc);
         let mut fixes = self.fix_bin.iter().zip(self.fix.chunks_exact(k)).peekable();
         for (r, &[n_r, y_r]) in self.rows.iter().enumerate() {
-            match bins {
+            // Float32 bins are read in place; other types converted into `values` first.
+            let f32_row = match bins {
+                FrameBins::Elements(e, DType::F32) => Some(&e[r * bc * 4..(r + 1) * bc * 4]),
                 FrameBins::Elements(e, dtype) => {
                     let es = dtype.size();
                     row_values_inline(&e[r * bc * es..(r + 1) * bc * es], dtype, &mut values);
+                    None
                 }
                 FrameBins::Fill(v) => {
                     values.clear();
                     values.resize(bc, v);
+                    None
                 }
-            }
-            let (a, x) = if k == 1 {
-                (dot(&values, &self.cols_n), 0.0)
-            } else {
-                dot2(&values, &self.cols_n, &self.cols_x)
+            };
+            let value = |i: usize| match f32_row {
+                Some(row) => f32_at(row, i),
+                None => values[i],
+            };
+            let (a, x) = match (k, f32_row) {
+                (1, Some(row)) => (f32_dots(row, [&self.cols_n])[0], 0.0),
+                (1, None) => (dots(bc, |i| values[i], [&self.cols_n])[0], 0.0),
+                (_, Some(row)) => f32_dots(row, [&self.cols_n, &self.cols_x]).into(),
+                (_, None) => dots(bc, |i| values[i], [&self.cols_n, &self.cols_x]).into(),
             };
             lanes[0] += n_r * a;
             lanes[1] += n_r * x;
             lanes[2] += y_r * a;
             let end = ((r + 1) * bc) as u32;
             while let Some((&b, d)) = fixes.next_if(|(&b, _)| b < end) {
-                let v = values[b as usize - r * bc];
+                let v = value(b as usize - r * bc);
                 lanes.iter_mut().zip(d).for_each(|(l, d)| *l += v * d);
             }
         }
@@ -547,44 +558,87 @@ enum FrameBins<'a> {
     Fill(f64),
 }
 
-/// `Σ a_i·b_i` in four lanes.
+/// `Σ_i a(i)·c_i` for each of the `K` columns `c` over `i < n`, four lanes each (added as
+/// `(l0 + l1) + (l2 + l3)`, then the tail): `a` reads the values where they lie, so float32
+/// bins need no converted copy.
 #[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut l = [0f64; 4];
-    let n = a.len() / 4 * 4;
-    for (a, b) in a[..n].chunks_exact(4).zip(b[..n].chunks_exact(4)) {
-        for i in 0..4 {
-            l[i] += a[i] * b[i];
+fn dots<const K: usize>(n: usize, a: impl Fn(usize) -> f64, cols: [&[f64]; K]) -> [f64; K] {
+    let cols = cols.map(|c| &c[..n]);
+    let mut l = [[0f64; 4]; K];
+    let body = n / 4 * 4;
+    for i in (0..body).step_by(4) {
+        let v = [a(i), a(i + 1), a(i + 2), a(i + 3)];
+        for (l, c) in l.iter_mut().zip(cols) {
+            for j in 0..4 {
+                l[j] += v[j] * c[i + j];
+            }
         }
     }
-    let tail: f64 = a[n..].iter().zip(&b[n..]).map(|(a, b)| a * b).sum();
-    (l[0] + l[1]) + (l[2] + l[3]) + tail
+    let mut out = l.map(|l| (l[0] + l[1]) + (l[2] + l[3]));
+    for (o, c) in out.iter_mut().zip(cols) {
+        *o += (body..n).map(|i| a(i) * c[i]).sum::<f64>();
+    }
+    out
 }
 
-/// `(Σ a_i·b_i, Σ a_i·c_i)` in four lanes each.
+/// [`dots`] of a row of float32 bins (non-finite ones read 0, as [`valid`] makes them), with
+/// AVX2 where the CPU has it: eight bins a step, each half added into the same four lanes in
+/// turn, so the same sums, bit for bit.
 #[inline(always)]
-fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
-    let (mut l, mut m) = ([0f64; 4], [0f64; 4]);
-    let n = a.len() / 4 * 4;
-    for ((a, b), c) in a[..n]
-        .chunks_exact(4)
-        .zip(b[..n].chunks_exact(4))
-        .zip(c[..n].chunks_exact(4))
-    {
-        for i in 0..4 {
-            l[i] += a[i] * b[i];
-            m[i] += a[i] * c[i];
+fn f32_dots<const K: usize>(row: &[u8], cols: [&[f64]; K]) -> [f64; K] {
+    let n = row.len() / 4;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above); `f32_dots_avx2` reads the row's
+        // `n` elements and the first `n` of each column (it slices them, so checked).
+        let (lanes, body) = unsafe { f32_dots_avx2(row, cols.map(|c| &c[..n])) };
+        let mut out = lanes.map(|l| (l[0] + l[1]) + (l[2] + l[3]));
+        for (o, c) in out.iter_mut().zip(cols) {
+            *o += (body..n).map(|i| f32_at(row, i) * c[i]).sum::<f64>();
+        }
+        return out;
+    }
+    dots(n, |i| f32_at(row, i), cols)
+}
+
+/// The four lanes of each column's [`dots`] over the first `n / 4 * 4` elements, and that
+/// count (the tail is the caller's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn f32_dots_avx2<const K: usize>(row: &[u8], cols: [&[f64]; K]) -> ([[f64; 4]; K], usize) {
+    use std::arch::x86_64::*;
+    let n = row.len() / 4;
+    let body = n / 4 * 4;
+    let abs = _mm_castsi128_ps(_mm_set1_epi32(0x7fff_ffff));
+    let inf = _mm_set1_ps(f32::INFINITY);
+    let mut acc = [_mm256_setzero_pd(); K];
+    for i in (0..body).step_by(4) {
+        // SAFETY: elements i..i + 4 ≤ body ≤ n of the row (4 bytes each) and of each column
+        // (sliced to n by the caller).
+        let v = _mm_loadu_ps(row.as_ptr().add(4 * i) as *const f32);
+        let v = _mm_and_ps(v, _mm_cmplt_ps(_mm_and_ps(v, abs), inf));
+        let v = _mm256_cvtps_pd(v);
+        for (a, c) in acc.iter_mut().zip(cols) {
+            *a = _mm256_add_pd(*a, _mm256_mul_pd(v, _mm256_loadu_pd(c.as_ptr().add(i))));
         }
     }
-    let (mut tl, mut tm) = (0.0, 0.0);
-    for ((a, b), c) in a[n..].iter().zip(&b[n..]).zip(&c[n..]) {
-        tl += a * b;
-        tm += a * c;
+    let mut lanes = [[0f64; 4]; K];
+    for (l, a) in lanes.iter_mut().zip(acc) {
+        // SAFETY: `l` holds four f64.
+        _mm256_storeu_pd(l.as_mut_ptr(), a);
     }
-    (
-        (l[0] + l[1]) + (l[2] + l[3]) + tl,
-        (m[0] + m[1]) + (m[2] + m[3]) + tm,
-    )
+    (lanes, body)
+}
+
+/// Element `i` of float32 bytes, 0 if not finite (as [`valid`] makes it).
+#[inline(always)]
+fn f32_at(bytes: &[u8], i: usize) -> f64 {
+    let v = f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    if v.is_finite() {
+        v as f64
+    } else {
+        0.0
+    }
 }
 
 /// One label: `k` coefficient sums per bin (1, x, y times the weight). Bin rows in parallel,

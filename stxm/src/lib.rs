@@ -24,6 +24,7 @@ pub mod engine;
 pub mod geometry;
 pub mod output;
 pub mod request;
+mod run_sums;
 pub mod show;
 pub mod source;
 
