@@ -648,6 +648,33 @@ impl Linear {
         (l != NONE && w != 0.0).then_some((l, w, qx as f64, qy as f64))
     }
 
+    /// Ask the CPU to fetch pixel `p`'s label and weight into its caches: the compressed
+    /// domain visits a frame's exact pixels a run at a time, runs scattered over frame-sized
+    /// arrays (16 MB of labels for a 4 M-pixel frame) that the hardware prefetcher cannot
+    /// follow; a radial map spent most of its exact-pixel time waiting on those loads.
+    #[inline(always)]
+    pub fn prefetch(&self, p: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let labels = self.raw_labels.as_deref().and_then(|l| l.get(p));
+            let weights = self.geometry.weight.as_deref().and_then(|w| w.get(p));
+            for at in [
+                labels.map(|l| l as *const u32 as *const i8),
+                weights.map(|w| w as *const f32 as *const i8),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                // SAFETY: a prefetch is a hint that never faults, and `at` points into a live
+                // slice anyway (taken with `get`).
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
     /// The difference image's accumulators (subtracted from every frame's).
     pub fn constant(&self) -> &[f64] {
         &self.constant
