@@ -99,8 +99,15 @@ pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
             height * words
         }
     ];
+    // At most a run per window row: reserved once (grown by doubling, the ~56 000 runs of a
+    // synthetic roibin(auto) frame were copied over and over into fresh pages).
+    let most: usize = infos
+        .iter()
+        .flat_map(|i| &i.windows)
+        .map(|&w| window_rect(w, l).0.len())
+        .sum();
     let mut c = Coverage {
-        runs: Vec::new(),
+        runs: Vec::with_capacity(most),
         run_start: vec![0],
         pixel_start: vec![0],
     };
