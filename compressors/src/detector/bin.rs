@@ -31,6 +31,82 @@ pub struct Bin {
     threads: usize,
 }
 
+/// Rows of a `bin` stage's input to change before they are binned (see
+/// [`Bin::encode_patched`]). Rows are counted over the input seen as `[planes × rows, cols]`.
+pub trait RowPatch: Sync {
+    /// Whether row `row` changes.
+    fn touches(&self, row: usize) -> bool;
+    /// Change row `row`, given as a copy of its elements.
+    fn apply(&self, row: usize, elements: &mut [u8]);
+}
+
+impl Bin {
+    /// The `bin` stage of a graph's stage (its options as the registry reads them).
+    pub fn from_stage(stage: &roibin_registry::spec::Stage) -> Result<Bin> {
+        let c = Config::from_stage(stage, OPTIONS, "bin")?;
+        Ok(Bin {
+            factors: factors(&c)?,
+            threads: c.threads()?,
+        })
+    }
+
+    /// [`Codec::encode`] of `data` with the rows `patch` touches changed first, each in a
+    /// row-sized copy that stays in cache: the same bytes as encoding a patched copy of the
+    /// whole input, without writing one (roibin's background: a 16 MB frame with a few
+    /// thousand pixels replaced).
+    pub fn encode_patched(
+        &self,
+        data: &[u8],
+        input: &DataKind,
+        out: &mut Vec<u8>,
+        patch: Option<&dyn RowPatch>,
+    ) -> Result<()> {
+        let m = input.array("bin")?;
+        let ([p, r, c], [fp, fr, fc]) = view("bin", m, &self.factors)?;
+        let (bp, br, bc) = (p.div_ceil(fp), r.div_ceil(fr), c.div_ceil(fc));
+        let es = m.dtype.size();
+        let start = out.len();
+        out.resize(start + bp * br * bc * es, 0);
+        let dst = &mut out[start..];
+        threads::install(self.threads, || {
+            dst.par_chunks_mut((bc * es).max(1))
+                .enumerate()
+                .for_each(|(row, o)| {
+                    with_row_buffers(bc, |sum, cnt, vals, patched| {
+                        let (pb, rb) = (row / br, row % br);
+                        for pp in pb * fp..((pb + 1) * fp).min(p) {
+                            for rr in rb * fr..((rb + 1) * fr).min(r) {
+                                let base = (pp * r + rr) * c;
+                                let mut row = &data[base * es..(base + c) * es];
+                                if let Some(patch) = patch.filter(|q| q.touches(pp * r + rr)) {
+                                    patched.clear();
+                                    patched.extend_from_slice(row);
+                                    patch.apply(pp * r + rr, patched);
+                                    row = patched;
+                                }
+                                match (m.dtype, fc) {
+                                    // float32 rows read in place: no f64 copy of the row.
+                                    (DType::F32, 2) => add_f32_windows::<2>(row, sum, cnt),
+                                    (DType::F32, 4) => add_f32_windows::<4>(row, sum, cnt),
+                                    _ => {
+                                        elems::row_f64(row, m.dtype, vals);
+                                        match fc {
+                                            2 => add_windows::<2>(vals, sum, cnt),
+                                            4 => add_windows::<4>(vals, sum, cnt),
+                                            _ => add_windows_of(fc, vals, sum, cnt),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        put_means(sum, cnt, m.dtype, o);
+                    })
+                });
+        });
+        Ok(())
+    }
+}
+
 /// The array as (planes, rows, cols) with factors for each; leading axes merge into planes.
 fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [usize; 3])> {
     if factors.len() > m.rank() {
@@ -72,24 +148,27 @@ fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [u
     Ok((dims, fac))
 }
 
-/// Zeroed per-bin sums and counts for `bins` bins, and a row buffer, kept per thread: a
+/// Zeroed per-bin sums and counts for `bins` bins, a row of f64 and a row of elements (a
+/// patched copy), kept per thread: a
 /// chunk loop allocates none of them after warm-up.
 fn with_row_buffers<R>(
     bins: usize,
-    f: impl FnOnce(&mut [f64], &mut [u32], &mut Vec<f64>) -> R,
+    f: impl FnOnce(&mut [f64], &mut [u32], &mut Vec<f64>, &mut Vec<u8>) -> R,
 ) -> R {
-    type Buffers = (Vec<f64>, Vec<u32>, Vec<f64>);
+    type Buffers = (Vec<f64>, Vec<u32>, Vec<f64>, Vec<u8>);
     thread_local! {
-        static ROW: std::cell::RefCell<Buffers> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+        static ROW: std::cell::RefCell<Buffers> = const {
+            std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new()))
+        };
     }
     ROW.with(|b| {
         let mut b = b.borrow_mut();
-        let (sum, cnt, vals) = &mut *b;
+        let (sum, cnt, vals, patched) = &mut *b;
         sum.clear();
         sum.resize(bins, 0.0);
         cnt.clear();
         cnt.resize(bins, 0);
-        f(sum, cnt, vals)
+        f(sum, cnt, vals, patched)
     })
 }
 
@@ -232,43 +311,7 @@ impl Codec for Bin {
     }
 
     fn encode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {
-        let m = input.array("bin")?;
-        let ([p, r, c], [fp, fr, fc]) = view("bin", m, &self.factors)?;
-        let (bp, br, bc) = (p.div_ceil(fp), r.div_ceil(fr), c.div_ceil(fc));
-        let es = m.dtype.size();
-        let start = out.len();
-        out.resize(start + bp * br * bc * es, 0);
-        let dst = &mut out[start..];
-        threads::install(self.threads, || {
-            dst.par_chunks_mut((bc * es).max(1))
-                .enumerate()
-                .for_each(|(row, o)| {
-                    with_row_buffers(bc, |sum, cnt, vals| {
-                        let (pb, rb) = (row / br, row % br);
-                        for pp in pb * fp..((pb + 1) * fp).min(p) {
-                            for rr in rb * fr..((rb + 1) * fr).min(r) {
-                                let base = (pp * r + rr) * c;
-                                let row = &data[base * es..(base + c) * es];
-                                match (m.dtype, fc) {
-                                    // float32 rows read in place: no f64 copy of the row.
-                                    (DType::F32, 2) => add_f32_windows::<2>(row, sum, cnt),
-                                    (DType::F32, 4) => add_f32_windows::<4>(row, sum, cnt),
-                                    _ => {
-                                        elems::row_f64(row, m.dtype, vals);
-                                        match fc {
-                                            2 => add_windows::<2>(vals, sum, cnt),
-                                            4 => add_windows::<4>(vals, sum, cnt),
-                                            _ => add_windows_of(fc, vals, sum, cnt),
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        put_means(sum, cnt, m.dtype, o);
-                    })
-                });
-        });
-        Ok(())
+        self.encode_patched(data, input, out, None)
     }
 
     fn decode(&self, data: &[u8], input: &DataKind, out: &mut Vec<u8>) -> Result<()> {

@@ -6,6 +6,8 @@
 use super::exact::{self, Rules};
 use super::parts::Element;
 use super::{window_pixels, FrameInfo, Layout};
+#[cfg(test)]
+use crate::detector::bin::Bin;
 use crate::detector::elems;
 use rayon::prelude::*;
 use roibin_registry::DType;
@@ -120,10 +122,51 @@ fn neighbour_means<E: Element>(
         .collect()
 }
 
-/// The background graph's input: `data` with window pixels, flagged pixels (`flagged`,
-/// whose copy of `data`, if it has one, becomes the input) and masked pixels (`masked`,
-/// sorted frame indices) replaced.
-pub fn prepare(
+/// The background graph's input: `data` with the replacements written in, into `copy` (a
+/// copy of `data` already, or a buffer to reuse).
+pub fn prepare(data: &[u8], replaced: &Replacements, copy: Option<Vec<u8>>) -> Vec<u8> {
+    let es = replaced.dtype.size();
+    // Copied in parallel: the copy of a 16 MB frame was the largest serial step of the encode.
+    let mut bg = copy.unwrap_or_default();
+    if bg.len() != data.len() {
+        // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
+        bg.clear();
+        bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
+    }
+    for &(i, v) in &replaced.values {
+        elems::put(v, replaced.dtype, &mut bg[i * es..(i + 1) * es]);
+    }
+    bg
+}
+
+/// The pixels the background graph must not see as they are, ascending (chunk indices), with
+/// the values it sees instead: exact and masked pixels get the mean of their usable 3×3
+/// neighbours, window pixels their rim's mean (read after those means, and after earlier
+/// windows' rims, as if written in that order into a copy of the chunk).
+pub struct Replacements {
+    pub values: Vec<(usize, f64)>,
+    /// Where each row of the chunk (`frames × panels × rows` of them) starts in `values`.
+    row_start: Vec<usize>,
+    cols: usize,
+    dtype: DType,
+}
+
+impl crate::detector::bin::RowPatch for Replacements {
+    fn touches(&self, row: usize) -> bool {
+        self.row_start[row] < self.row_start[row + 1]
+    }
+
+    fn apply(&self, row: usize, elements: &mut [u8]) {
+        let es = self.dtype.size();
+        for &(i, v) in &self.values[self.row_start[row]..self.row_start[row + 1]] {
+            let x = i - row * self.cols;
+            elems::put(v, self.dtype, &mut elements[x * es..(x + 1) * es]);
+        }
+    }
+}
+
+/// See [`Replacements`].
+pub fn replacements(
     data: &[u8],
     dtype: DType,
     l: Layout,
@@ -131,18 +174,12 @@ pub fn prepare(
     flagged: &mut Flagged,
     masked: &[usize],
     fill: f64,
-) -> Vec<u8> {
+) -> Replacements {
     let exact = &flagged.pixels[..];
     let es = dtype.size();
     let fp = l.frame_pixels();
     let (fh, fw) = (l.panels * l.rows, l.cols);
-    // Copied in parallel: the copy of a 16 MB frame was the largest serial step of the encode.
-    let mut bg = flagged.copy.take().unwrap_or_default();
-    if bg.len() != data.len() {
-        // Extended in place from an indexed iterator: no zero fill first (16 MB of memset).
-        bg.clear();
-        bg.par_extend(data.par_iter().copied().with_min_len(COPY_BLOCK));
-    }
+    let mut means: Vec<(usize, f64)> = Vec::new();
     for f in 0..l.frames {
         // Pixels that must not take part in a neighbour mean: exact and masked ones (both
         // lists sorted: merged, not sorted again).
@@ -159,19 +196,24 @@ pub fn prepare(
         for &k in &replace {
             excluded[k] = true;
         }
-        // Each mean reads the original frame only: all of them in parallel, then stored.
+        // Each mean reads the original frame only: all of them in parallel.
         let frame = &data[f * fp * es..(f + 1) * fp * es];
-        let means = crate::with_element_type!(dtype, T => {
+        let m = crate::with_element_type!(dtype, T => {
             neighbour_means::<T>(frame, (fh, fw), excluded, &replace, fill)
         });
         for &k in &replace {
             excluded[k] = false;
         }
-        for (&k, v) in replace.iter().zip(means) {
-            let i = f * fp + k;
-            elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
-        }
+        means.extend(replace.iter().zip(m).map(|(&k, v)| (f * fp + k, v)));
     }
+    // What a copy of the chunk holds at `i` once the means (and the windows so far) are in:
+    // a replaced value as its element type stores it.
+    let stored = |v: f64| {
+        let mut b = [0u8; 8];
+        elems::put(v, dtype, &mut b[..es]);
+        elems::get(&b[..es], dtype, 0)
+    };
+    let mut windows: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
     for (f, info) in infos.iter().enumerate() {
         let base = f * fp;
         for &w in &info.windows {
@@ -181,7 +223,14 @@ pub fn prepare(
                 let (dy, dx) = ((k as i64) / (2 * r + 1) - r, (k as i64) % (2 * r + 1) - r);
                 if let Some((y, x)) = px {
                     if dy.abs() == r || dx.abs() == r {
-                        let v = elems::get(&bg, dtype, base + y * l.cols + x);
+                        let i = base + y * l.cols + x;
+                        let v = match windows.get(&i) {
+                            Some(&v) => stored(v),
+                            None => match means.binary_search_by_key(&i, |e| e.0) {
+                                Ok(at) => stored(means[at].1),
+                                Err(_) => elems::get(data, dtype, i),
+                            },
+                        };
                         if v.is_finite() {
                             s += v;
                             n += 1;
@@ -191,12 +240,40 @@ pub fn prepare(
             }
             let rim = if n > 0 { s / n as f64 } else { fill };
             for (y, x) in window_pixels(w, l).flatten() {
-                let i = base + y * l.cols + x;
-                elems::put(rim, dtype, &mut bg[i * es..(i + 1) * es]);
+                windows.insert(base + y * l.cols + x, rim);
             }
         }
     }
-    bg
+    // The window pixels (a few thousand) sorted, then merged into the means (tens of
+    // thousands, sorted already); a window's value wins.
+    let mut windows: Vec<(usize, f64)> = windows.into_iter().collect();
+    windows.sort_unstable_by_key(|e| e.0);
+    let mut values = Vec::with_capacity(means.len() + windows.len());
+    let mut means = means.into_iter().peekable();
+    for w in windows {
+        while let Some(m) = means.next_if(|m| m.0 <= w.0) {
+            if m.0 < w.0 {
+                values.push(m);
+            }
+        }
+        values.push(w);
+    }
+    values.extend(means);
+    let rows = l.frames * l.panels * l.rows;
+    let mut row_start = Vec::with_capacity(rows + 1);
+    let mut at = 0;
+    for row in 0..=rows {
+        while at < values.len() && values[at].0 < row * l.cols {
+            at += 1;
+        }
+        row_start.push(at);
+    }
+    Replacements {
+        values,
+        row_start,
+        cols: l.cols,
+        dtype,
+    }
 }
 
 /// Bytes per task of the background's copy.
@@ -253,7 +330,163 @@ pub const AUTO_ABOVE_SIGMA: f64 = 20.0;
 
 #[cfg(test)]
 mod tests {
+    use super::super::Window;
     use super::*;
+    use roibin_registry::{ArrayMeta, Codec, DataKind};
+
+    /// [`prepare`] writes what writing the means, then the windows' rims, into a copy in turn
+    /// writes, and `bin` of the chunk with the replacements patched into its rows gives the
+    /// bytes of `bin` of that copy: float32 and uint16 (whose stored means are rounded, and
+    /// which later rims read rounded), NaNs, masked and flagged pixels, windows overlapping
+    /// each other, masked pixels and the panels' edges, two frames of two panels.
+    #[test]
+    fn patched_bins_equal_bins_of_the_prepared_copy() {
+        let l = Layout {
+            frames: 2,
+            panels: 2,
+            rows: 21,
+            cols: 35,
+        };
+        let fp = l.frame_pixels();
+        let masked: Vec<usize> = (0..fp)
+            .filter(|k| k % 7 == 3 || k % 5 == 1 || k / l.cols == 20)
+            .collect();
+        let w = |y, x, r| Window { y, x, r };
+        // Edge cases, then many windows whose rims cross masked pixels and earlier windows:
+        // their means, stored in the element type, are what later rims read.
+        let many = |seed: u32| {
+            (0..60u32).map(move |k| w((k * 7 + seed) % 42, (k * 13 + seed) % 35, (k % 4) as u8 + 1))
+        };
+        let infos = [
+            FrameInfo {
+                windows: [
+                    w(5, 5, 3),
+                    w(7, 8, 2),
+                    w(20, 34, 2),
+                    w(21, 0, 4),
+                    w(30, 17, 1),
+                ]
+                .into_iter()
+                .chain(many(1))
+                .collect(),
+                ..Default::default()
+            },
+            FrameInfo {
+                windows: [w(40, 3, 2), w(10, 30, 5)]
+                    .into_iter()
+                    .chain(many(4))
+                    .collect(),
+                ..Default::default()
+            },
+        ];
+        for dtype in [DType::F32, DType::U16] {
+            let es = dtype.size();
+            let mut data = vec![0u8; l.frames * fp * es];
+            for i in 0..l.frames * fp {
+                let v = ((i * 7919) % 1000) as f64 * 3.7 + 10.0;
+                let v = if dtype == DType::F32 && i % 101 == 50 {
+                    f64::NAN
+                } else {
+                    v
+                };
+                elems::put(v, dtype, &mut data[i * es..(i + 1) * es]);
+            }
+            let flagged = || Flagged {
+                pixels: (0..l.frames * fp).filter(|i| i % 53 == 9).collect(),
+                copy: None,
+                excluded: vec![],
+            };
+            let bin: Bin = Bin::from_stage(
+                &"bin(2,2)"
+                    .parse::<roibin_registry::spec::Graph>()
+                    .unwrap()
+                    .stages[0],
+            )
+            .unwrap();
+            let kind = DataKind::Array(ArrayMeta::new(
+                dtype,
+                vec![l.frames * l.panels, l.rows, l.cols],
+            ));
+            let replaced = replacements(&data, dtype, l, &infos, &mut flagged(), &masked, 1.0);
+            let bg = prepare(&data, &replaced, None);
+            assert_eq!(
+                bg,
+                written_in_order(&data, dtype, l, &infos, &flagged().pixels, &masked, 1.0)
+            );
+            let mut want = vec![];
+            bin.encode(&bg, &kind, &mut want).unwrap();
+            let mut got = vec![];
+            bin.encode_patched(&data, &kind, &mut got, Some(&replaced))
+                .unwrap();
+            assert_eq!(got, want, "{dtype}");
+            assert_ne!(bg, data, "the replacements change the chunk");
+        }
+    }
+
+    /// The background's input as it was first written: neighbour means into a copy of the
+    /// chunk, then each window's rim mean read from that copy and written over the window.
+    fn written_in_order(
+        data: &[u8],
+        dtype: DType,
+        l: Layout,
+        infos: &[FrameInfo],
+        exact: &[usize],
+        masked: &[usize],
+        fill: f64,
+    ) -> Vec<u8> {
+        let (es, fp, fw) = (dtype.size(), l.frame_pixels(), l.cols);
+        let fh = l.panels * l.rows;
+        let mut bg = data.to_vec();
+        for f in 0..l.frames {
+            let mut bad: Vec<usize> = exact
+                .iter()
+                .filter(|&&i| i / fp == f)
+                .map(|&i| i - f * fp)
+                .chain(masked.iter().copied())
+                .collect();
+            bad.sort_unstable();
+            bad.dedup();
+            let at = |j: usize| elems::get(data, dtype, f * fp + j);
+            for &k in &bad {
+                let (y, x) = (k / fw, k % fw);
+                let (mut s, mut n) = (0f64, 0usize);
+                for yy in y.saturating_sub(1)..(y + 2).min(fh) {
+                    for xx in x.saturating_sub(1)..(x + 2).min(fw) {
+                        let j = yy * fw + xx;
+                        if bad.binary_search(&j).is_err() && at(j).is_finite() {
+                            s += at(j);
+                            n += 1;
+                        }
+                    }
+                }
+                let v = if n > 0 { s / n as f64 } else { fill };
+                let i = f * fp + k;
+                elems::put(v, dtype, &mut bg[i * es..(i + 1) * es]);
+            }
+        }
+        for (f, info) in infos.iter().enumerate() {
+            for &w in &info.windows {
+                let r = w.r as i64;
+                let (mut s, mut n) = (0f64, 0usize);
+                for (k, px) in window_pixels(w, l).enumerate() {
+                    let (dy, dx) = ((k as i64) / (2 * r + 1) - r, (k as i64) % (2 * r + 1) - r);
+                    if let Some((y, x)) = px.filter(|_| dy.abs() == r || dx.abs() == r) {
+                        let v = elems::get(&bg, dtype, f * fp + y * l.cols + x);
+                        if v.is_finite() {
+                            s += v;
+                            n += 1;
+                        }
+                    }
+                }
+                let rim = if n > 0 { s / n as f64 } else { fill };
+                for (y, x) in window_pixels(w, l).flatten() {
+                    let i = f * fp + y * l.cols + x;
+                    elems::put(rim, dtype, &mut bg[i * es..(i + 1) * es]);
+                }
+            }
+        }
+        bg
+    }
 
     #[test]
     fn merged_lists_are_the_sorted_union() {

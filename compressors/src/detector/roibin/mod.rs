@@ -25,6 +25,7 @@ mod exact;
 pub mod parts;
 mod stream;
 
+use super::bin::Bin;
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use super::recheck::{FrameCheck, Recheck};
@@ -270,7 +271,12 @@ pub struct Roibin {
     /// `roibin(auto)`'s check finders, by frame layout.
     checks: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
     backgrounds: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
-    /// Buffers of the background's input, kept between chunks (see [`Spare`]).
+    /// A background graph that starts with `bin`: that stage, and the rest of the graph by
+    /// the binned array's meta (see [`Roibin::encode_background`]).
+    leading_bin: Option<(Bin, Graph)>,
+    background_tails: Mutex<Vec<(ArrayMeta, Arc<Pipeline>)>>,
+    /// Buffers of the background's input (or of its binned form), kept between chunks (see
+    /// [`Spare`]).
     copies: Spare<u8>,
     /// Buffers of a flag per pixel for the background's input, kept all false.
     exclusions: Spare<bool>,
@@ -421,11 +427,16 @@ impl Roibin {
         }
     }
 
+    /// The array the background graph sees: the chunk's panels stacked.
+    fn background_meta(&self, dtype: DType, l: Layout) -> ArrayMeta {
+        ArrayMeta::new(dtype, vec![l.frames * l.panels, l.rows, l.cols])
+    }
+
     fn background(&self, dtype: DType, l: Layout) -> Result<Option<Arc<Pipeline>>> {
         let Some(g) = &self.background else {
             return Ok(None);
         };
-        let meta = ArrayMeta::new(dtype, vec![l.frames * l.panels, l.rows, l.cols]);
+        let meta = self.background_meta(dtype, l);
         cached(
             &self.backgrounds,
             self.purpose,
@@ -469,9 +480,10 @@ impl Roibin {
     /// nothing of the windows, so they are found beside the finder.
     fn flagged(&self, data: &[u8], m: &ArrayMeta, l: Layout) -> Result<background::Flagged> {
         let masked = self.masked_pixels(l)?;
-        // The background's input starts as a copy of the chunk, made in the same pass.
+        // The background's input starts as a copy of the chunk, made in the same pass (a
+        // leading `bin` reads the chunk itself).
         let buffers = (
-            self.background.is_some().then(|| self.copies.take()),
+            (self.background.is_some() && self.leading_bin.is_none()).then(|| self.copies.take()),
             self.exclusions.take(),
         );
         Ok(threads::install(self.threads, || {
@@ -494,11 +506,39 @@ impl Roibin {
         let mut encoded = Vec::new();
         if let Some(bg_pipe) = self.background(dtype, l)? {
             threads::install(self.threads, || {
-                let bg =
-                    background::prepare(data, dtype, l, infos, &mut flagged, &masked, self.fill);
-                let encoded = bg_pipe.encode_into(&bg, &mut encoded);
-                self.copies.give(bg);
-                encoded
+                let replaced = background::replacements(
+                    data,
+                    dtype,
+                    l,
+                    infos,
+                    &mut flagged,
+                    &masked,
+                    self.fill,
+                );
+                let Some((bin, tail)) = &self.leading_bin else {
+                    let bg = background::prepare(data, &replaced, flagged.copy.take());
+                    let done = bg_pipe.encode_into(&bg, &mut encoded);
+                    self.copies.give(bg);
+                    return done;
+                };
+                // `bin` of the chunk with the replacements patched into the rows it reads,
+                // then the rest of the graph: the bytes of the whole graph on a patched copy,
+                // without writing one (16 MB a JUNGFRAU frame, written and read again).
+                let kind = DataKind::Array(self.background_meta(dtype, l));
+                let tail_pipe = cached(
+                    &self.background_tails,
+                    self.purpose,
+                    bin.output(&kind)?.array("bin")?.clone(),
+                    tail,
+                    format!("{}/background", self.path),
+                )?;
+                let mut binned = self.copies.take();
+                binned.clear();
+                let done = bin
+                    .encode_patched(data, &kind, &mut binned, Some(&replaced))
+                    .and_then(|()| tail_pipe.encode_into(&binned, &mut encoded));
+                self.copies.give(binned);
+                done
             })?;
         }
         self.exclusions.give(std::mem::take(&mut flagged.excluded));
@@ -1126,17 +1166,29 @@ fn build_with(c: &Config, name: &'static str, background: bool) -> Result<Box<dy
 }
 
 fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roibin> {
+    let graph: Option<Graph> = if background {
+        Some(c.get("background")?)
+    } else {
+        None
+    };
+    // Encoding only: a decoder runs the stored graph as it is.
+    let stages = graph.as_ref().filter(|_| c.purpose != Purpose::Decode);
+    let leading_bin = match stages.map(|g| &g.stages[..]) {
+        Some([first, rest @ ..]) if first.name == "bin" && !rest.is_empty() => Some((
+            Bin::from_stage(first)?,
+            Graph {
+                stages: rest.to_vec(),
+            },
+        )),
+        _ => None,
+    };
     Ok(Roibin {
         name,
         peaks: c.get("peaks")?,
         roi: c.get::<i64>("roi")? as usize,
         extent: c.get::<String>("window")? == "extent",
         roi_codec: c.get("roi_codec")?,
-        background: if background {
-            Some(c.get("background")?)
-        } else {
-            None
-        },
+        background: graph,
         fill: c.get("fill")?,
         panel_rows: c.get::<i64>("panel_rows")? as usize,
         min_peaks: c.get::<i64>("min_peaks")? as usize,
@@ -1168,6 +1220,8 @@ fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roib
             Graph::word("none")
         },
         backgrounds: Mutex::new(vec![]),
+        leading_bin,
+        background_tails: Mutex::new(vec![]),
         copies: Spare::default(),
         exclusions: Spare::default(),
     })
