@@ -43,9 +43,12 @@ pub trait RowPatch: Sync {
 impl Bin {
     /// The `bin` stage of a graph's stage (its options as the registry reads them).
     pub fn from_stage(stage: &roibin_registry::spec::Stage) -> Result<Bin> {
-        let c = Config::from_stage(stage, OPTIONS, "bin")?;
+        Bin::from_config(&Config::from_stage(stage, OPTIONS, "bin")?)
+    }
+
+    fn from_config(c: &Config) -> Result<Bin> {
         Ok(Bin {
-            factors: factors(&c)?,
+            factors: factors(c)?,
             threads: c.threads()?,
         })
     }
@@ -393,8 +396,7 @@ fn fill_row_n<const N: usize>(row: &mut [u8], bins: &[u8], fc: usize) {
 
 /// The factors of a `bin` stage of a spec (validated as building it would).
 pub fn factors_of(stage: &roibin_registry::spec::Stage) -> Result<Vec<usize>> {
-    let c = Config::from_stage(stage, OPTIONS, "bin")?;
-    factors(&c)
+    Ok(Bin::from_stage(stage)?.factors)
 }
 
 fn factors(c: &Config) -> Result<Vec<usize>> {
@@ -413,10 +415,7 @@ fn factors(c: &Config) -> Result<Vec<usize>> {
 }
 
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
-    Ok(Box::new(Bin {
-        factors: factors(c)?,
-        threads: c.threads()?,
-    }))
+    Ok(Box::new(Bin::from_config(c)?))
 }
 
 inventory::submit! {

@@ -99,13 +99,16 @@ pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
             height * words
         }
     ];
-    // At most a run per window row: reserved once (grown by doubling, the ~56 000 runs of a
-    // synthetic roibin(auto) frame were copied over and over into fresh pages).
+    // At most a run per window row, and runs of a row never touch: reserved once (grown by
+    // doubling, the ~56 000 runs of a synthetic roibin(auto) frame were copied over and over
+    // into fresh pages), never more than a chunk can hold (windows come from the stream).
+    let rows = infos.len() * l.panels * l.rows;
     let most: usize = infos
         .iter()
         .flat_map(|i| &i.windows)
         .map(|&w| window_rect(w, l).0.len())
-        .sum();
+        .sum::<usize>()
+        .min(rows * l.cols.div_ceil(2));
     let mut c = Coverage {
         runs: Vec::with_capacity(most),
         run_start: vec![0],
