@@ -484,7 +484,8 @@ impl Separable {
     }
 
     /// Row by row: the row's values (float32 read in place, other types converted into a
-    /// buffer that stays in L1), two dot products with the column factors, the row factors applied, then the row's fixes.
+    /// buffer that stays in L1), two dot products with the column factors, the row factors
+    /// applied, then the row's fixes.
     #[inline(always)]
     fn sums_body(&self, k: usize, bins: FrameBins<'_>) -> [f64; 3] {
         let mut lanes = [0f64; 3];
