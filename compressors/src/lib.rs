@@ -21,6 +21,7 @@ mod huffman;
 pub mod lz4;
 pub mod none;
 pub mod permute;
+pub mod prefetch;
 pub mod shuffle;
 mod spare;
 pub mod sz;

@@ -213,13 +213,11 @@ impl Pipeline {
             for (i, codec) in rest.iter().enumerate().rev() {
                 let kind = &self.kinds[i + 1];
                 match kind {
-                    // Known size: decode in place into the reused buffer (no zero-fill when the
-                    // size repeats, as it does chunk after chunk).
+                    // Known size: decode in place into the reused buffer, zero-filled only
+                    // where it grows (a stage writes every byte it decodes: nothing of an
+                    // earlier chunk shows through).
                     DataKind::Array(m) => {
-                        if a.len() != m.nbytes() {
-                            a.clear();
-                            a.resize(m.nbytes(), 0);
-                        }
+                        a.resize(m.nbytes(), 0);
                         codec.decode_into(src, kind, a)?;
                     }
                     DataKind::Bytes => {

@@ -12,6 +12,7 @@
 use crate::request::{Image, Rect, Request};
 use crate::{Error, Result};
 use rayon::prelude::*;
+use roibin_compressors::prefetch::prefetch;
 use roibin_registry::DType;
 
 /// Label of a pixel that no output uses.
@@ -654,25 +655,12 @@ impl Linear {
     /// follow; a radial map spent most of its exact-pixel time waiting on those loads.
     #[inline(always)]
     pub fn prefetch(&self, p: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let labels = self.raw_labels.as_deref().and_then(|l| l.get(p));
-            let weights = self.geometry.weight.as_deref().and_then(|w| w.get(p));
-            for at in [
-                labels.map(|l| l as *const u32 as *const i8),
-                weights.map(|w| w as *const f32 as *const i8),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                // SAFETY: a prefetch is a hint that never faults, and `at` points into a live
-                // slice anyway (taken with `get`).
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(at) };
-            }
+        if let Some(l) = self.raw_labels.as_deref() {
+            prefetch(l, p);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        if let Some(w) = self.geometry.weight.as_deref() {
+            prefetch(w, p);
+        }
     }
 
     /// The difference image's accumulators (subtracted from every frame's).

@@ -2,7 +2,7 @@
 //! `Σ x_p·(I_p − B_bin(p))` over the run's counted pixels, the run's share of
 //! `Σ_exact c_p·(I_p − B_k(p))` (see [`crate::compressed`]). A `roibin(auto)` frame of the real
 //! JUNGFRAU modules holds about 2 900 runs of 16 pixels; float32 runs take eight pixels a step
-//! with AVX2, the rest go pixel by pixel.
+//! with AVX2 (the last step masked), other runs go pixel by pixel.
 
 use crate::geometry::valid;
 use roibin_compressors::detector::roibin::parts::Element;
@@ -46,15 +46,14 @@ pub(crate) fn run_sums<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f
             return unsafe { run_sums_f32_avx2(run, cols) };
         }
     }
-    run_sums_scalar::<E>(run, cols, 0)
+    run_sums_scalar::<E>(run, cols)
 }
 
-/// Pixel by pixel, from the run's `skip`th pixel on.
+/// Pixel by pixel.
 #[inline(always)]
-fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>, skip: usize) -> (f64, f64) {
+fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
     let (mut d0, mut dx) = (0f64, 0f64);
-    let elements = run.elements.chunks_exact(E::SIZE).enumerate().skip(skip);
-    for (i, e) in elements {
+    for (i, e) in run.elements.chunks_exact(E::SIZE).enumerate() {
         let x = run.x0 + i;
         if cols.w[x] * run.weights.map_or(1.0, |w| w[i] as f64) != 0.0 {
             let b = (run.row_bin + cols.bin[x] as usize) * E::SIZE;
@@ -72,7 +71,9 @@ fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>, skip: usize) -
 
 /// Eight float32 pixels a step: the values and their bins, non-finite ones read as
 /// 0 (as [`valid`] makes them), widened to f64 and subtracted there (as the scalar loop does),
-/// pixels of uncounted columns zeroed; the last `n % 8` pixel by pixel.
+/// pixels of uncounted columns zeroed. The last step loads only the pixels the run has left
+/// (masked loads; a run of the real JUNGFRAU modules is two steps, and its tail pixel by
+/// pixel cost as much as the steps).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
@@ -89,21 +90,26 @@ unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
         |v: __m256| _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(v, abs), inf));
     let zero = _mm256_setzero_pd();
     let (mut s0, mut sx) = ([zero; 2], [zero; 2]);
-    let steps = n / 8;
-    for s in 0..steps {
-        let i = 8 * s;
-        // SAFETY (of the loads): pixels i..i + 8 < n of the run's elements (4 bytes each)
-        // and column slices; eight bins from the step's first, whose index is at most
-        // `last_bin` (checked by `run_sums`).
-        let v = finite(_mm256_loadu_ps(
-            run.elements.as_ptr().add(4 * i) as *const f32
+    for i in (0..n).step_by(8) {
+        // Lanes below `left` hold pixels of the run; the rest load nothing and read 0.
+        let left = (n - i).min(8) as i32;
+        let lanes = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(left),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // SAFETY (of the loads): masked loads touch only the lanes of pixels i..min(i + 8, n)
+        // of the run's elements (4 bytes each) and column slices; eight bins from the step's
+        // first, whose index is at most `last_bin` (checked by `run_sums`).
+        let v = finite(_mm256_maskload_ps(
+            run.elements.as_ptr().add(4 * i) as *const f32,
+            lanes,
         ));
         // The step's pixels lie in its first bin column and the next seven at most: eight
         // bins loaded, each pixel's picked by its offset (a permute, not a gather).
         let step_bin = run.row_bin + bin[i] as usize;
         let near = _mm256_loadu_ps((run.bins.as_ptr() as *const f32).add(step_bin));
         let offsets = _mm256_sub_epi32(
-            _mm256_loadu_si256(bin.as_ptr().add(i) as *const __m256i),
+            _mm256_maskload_epi32(bin.as_ptr().add(i) as *const i32, lanes),
             _mm256_set1_epi32(bin[i] as i32),
         );
         let b = finite(_mm256_permutevar8x32_ps(near, offsets));
@@ -112,14 +118,19 @@ unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
             (_mm256_extractf128_ps::<1>(v), _mm256_extractf128_ps::<1>(b)),
         ];
         for (h, (v, b)) in halves.into_iter().enumerate() {
+            let quarter = _mm256_cvtepi32_epi64(if h == 0 {
+                _mm256_castsi256_si128(lanes)
+            } else {
+                _mm256_extracti128_si256::<1>(lanes)
+            });
             let d = _mm256_sub_pd(_mm256_cvtps_pd(v), _mm256_cvtps_pd(b));
-            let counted =
-                _mm256_cmp_pd::<_CMP_NEQ_UQ>(_mm256_loadu_pd(w.as_ptr().add(i + 4 * h)), zero);
-            let d = _mm256_and_pd(d, counted);
+            // A lane past the run loads weight 0: not counted.
+            let weight = _mm256_maskload_pd(w.as_ptr().add(i + 4 * h), quarter);
+            let d = _mm256_and_pd(d, _mm256_cmp_pd::<_CMP_NEQ_UQ>(weight, zero));
             s0[h] = _mm256_add_pd(s0[h], d);
             sx[h] = _mm256_add_pd(
                 sx[h],
-                _mm256_mul_pd(d, _mm256_loadu_pd(x.as_ptr().add(i + 4 * h))),
+                _mm256_mul_pd(d, _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter)),
             );
         }
     }
@@ -129,8 +140,7 @@ unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
         _mm256_storeu_pd(l.as_mut_ptr(), _mm256_add_pd(a[0], a[1]));
         (l[0] + l[1]) + (l[2] + l[3])
     };
-    let (t0, tx) = run_sums_scalar::<f32>(run, cols, 8 * steps);
-    (lanes(s0) + t0, lanes(sx) + tx)
+    (lanes(s0), lanes(sx))
 }
 
 #[cfg(test)]
@@ -188,7 +198,7 @@ mod tests {
                         weights: None,
                     };
                     let (a0, ax) = run_sums::<f32>(&run, &cols);
-                    let (b0, bx) = run_sums_scalar::<f32>(&run, &cols, 0);
+                    let (b0, bx) = run_sums_scalar::<f32>(&run, &cols);
                     assert!(a0.is_finite() && ax.is_finite());
                     let tol = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs() * 64.0);
                     assert!(

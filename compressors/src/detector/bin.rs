@@ -31,13 +31,12 @@ pub struct Bin {
     threads: usize,
 }
 
-/// Rows of a `bin` stage's input to change before they are binned (see
-/// [`Bin::encode_patched`]). Rows are counted over the input seen as `[planes × rows, cols]`.
+/// Elements of a `bin` stage's input to change before they are binned (see
+/// [`Bin::encode_patched`]).
 pub trait RowPatch: Sync {
-    /// Whether row `row` changes.
-    fn touches(&self, row: usize) -> bool;
-    /// Change row `row`, given as a copy of its elements.
-    fn apply(&self, row: usize, elements: &mut [u8]);
+    /// The changes to row `row` of the input seen as `[planes × rows, cols]`: (element index
+    /// in the whole input, new value), indices ascending.
+    fn changes(&self, row: usize) -> &[(usize, f64)];
 }
 
 impl Bin {
@@ -53,10 +52,10 @@ impl Bin {
         })
     }
 
-    /// [`Codec::encode`] of `data` with the rows `patch` touches changed first, each in a
-    /// row-sized copy that stays in cache: the same bytes as encoding a patched copy of the
-    /// whole input, without writing one (roibin's background: a 16 MB frame with a few
-    /// thousand pixels replaced).
+    /// [`Codec::encode`] of `data` with the elements `patch` changes changed first, each bin
+    /// that holds one copied and changed on its own: the same bytes as encoding a patched
+    /// copy of the whole input, without writing one (roibin's background: a 16 MB frame with
+    /// tens of thousands of pixels replaced, a few in every row).
     pub fn encode_patched(
         &self,
         data: &[u8],
@@ -67,7 +66,7 @@ impl Bin {
         let m = input.array("bin")?;
         let ([p, r, c], [fp, fr, fc]) = view("bin", m, &self.factors)?;
         let (bp, br, bc) = (p.div_ceil(fp), r.div_ceil(fr), c.div_ceil(fc));
-        let es = m.dtype.size();
+        let (es, dtype) = (m.dtype.size(), m.dtype);
         let start = out.len();
         out.resize(start + bp * br * bc * es, 0);
         let dst = &mut out[start..];
@@ -75,38 +74,81 @@ impl Bin {
             dst.par_chunks_mut((bc * es).max(1))
                 .enumerate()
                 .for_each(|(row, o)| {
-                    with_row_buffers(bc, |sum, cnt, vals, patched| {
+                    with_row_buffers(bc, |mut sums, vals, patched, saved| {
                         let (pb, rb) = (row / br, row % br);
                         for pp in pb * fp..((pb + 1) * fp).min(p) {
                             for rr in rb * fr..((rb + 1) * fr).min(r) {
                                 let base = (pp * r + rr) * c;
-                                let mut row = &data[base * es..(base + c) * es];
-                                if let Some(patch) = patch.filter(|q| q.touches(pp * r + rr)) {
-                                    patched.clear();
-                                    patched.extend_from_slice(row);
-                                    patch.apply(pp * r + rr, patched);
-                                    row = patched;
-                                }
-                                match (m.dtype, fc) {
-                                    // float32 rows read in place: no f64 copy of the row.
-                                    (DType::F32, 2) => add_f32_windows::<2>(row, sum, cnt),
-                                    (DType::F32, 4) => add_f32_windows::<4>(row, sum, cnt),
-                                    _ => {
-                                        elems::row_f64(row, m.dtype, vals);
-                                        match fc {
-                                            2 => add_windows::<2>(vals, sum, cnt),
-                                            4 => add_windows::<4>(vals, sum, cnt),
-                                            _ => add_windows_of(fc, vals, sum, cnt),
-                                        }
+                                let input = &data[base * es..(base + c) * es];
+                                let changes = patch.map_or(&[][..], |q| q.changes(pp * r + rr));
+                                // Each bin holding a change: its sums before this row,
+                                // the row added in place, then those bins' sums put back
+                                // and their changed values added instead, in column order
+                                // as the row's were: the same sums.
+                                saved.clear();
+                                for &(i, _) in changes {
+                                    let j = (i - base) / fc;
+                                    if saved.last().is_none_or(|s| s.0 != j) {
+                                        saved.push((j, sums.sum[j], sums.cnt[j]));
                                     }
+                                }
+                                add_elements(input, dtype, fc, sums.from(0), vals);
+                                let mut k = 0;
+                                for &(j, sum, cnt) in saved.iter() {
+                                    let (b0, b1) = (j * fc, ((j + 1) * fc).min(c));
+                                    patched.clear();
+                                    patched.extend_from_slice(&input[b0 * es..b1 * es]);
+                                    while let Some(&(i, v)) =
+                                        changes.get(k).filter(|e| e.0 < base + b1)
+                                    {
+                                        let at = (i - base - b0) * es;
+                                        elems::put(v, dtype, &mut patched[at..at + es]);
+                                        k += 1;
+                                    }
+                                    (sums.sum[j], sums.cnt[j]) = (sum, cnt);
+                                    add_elements(patched, dtype, fc, sums.from(j), vals);
                                 }
                             }
                         }
-                        put_means(sum, cnt, m.dtype, o);
+                        put_means(sums.sum, sums.cnt, m.dtype, o);
                     })
                 });
         });
         Ok(())
+    }
+}
+
+/// Per-bin sums and counts of one output row, from some bin on.
+struct Sums<'a> {
+    sum: &'a mut [f64],
+    cnt: &'a mut [u32],
+}
+
+impl Sums<'_> {
+    fn from(&mut self, bin: usize) -> Sums<'_> {
+        Sums {
+            sum: &mut self.sum[bin..],
+            cnt: &mut self.cnt[bin..],
+        }
+    }
+}
+
+/// Add `elements` (whole bins of `fc` columns from the first of `sums`, the last possibly
+/// partial) into `sums`; `vals` is a row of f64 to reuse.
+fn add_elements(elements: &[u8], dtype: DType, fc: usize, sums: Sums<'_>, vals: &mut Vec<f64>) {
+    let Sums { sum, cnt } = sums;
+    match (dtype, fc) {
+        // float32 rows read in place: no f64 copy of the row.
+        (DType::F32, 2) => add_f32_windows::<2>(elements, sum, cnt),
+        (DType::F32, 4) => add_f32_windows::<4>(elements, sum, cnt),
+        _ => {
+            elems::row_f64(elements, dtype, vals);
+            match fc {
+                2 => add_windows::<2>(vals, sum, cnt),
+                4 => add_windows::<4>(vals, sum, cnt),
+                _ => add_windows_of(fc, vals, sum, cnt),
+            }
+        }
     }
 }
 
@@ -151,27 +193,33 @@ fn view(codec: &str, m: &ArrayMeta, factors: &[usize]) -> Result<([usize; 3], [u
     Ok((dims, fac))
 }
 
-/// Zeroed per-bin sums and counts for `bins` bins, a row of f64 and a row of elements (a
-/// patched copy), kept per thread: a
-/// chunk loop allocates none of them after warm-up.
+/// Zeroed per-bin sums and counts for `bins` bins, a row of f64, a bin of elements (a changed
+/// copy) and the sums of the bins a row changes, kept per thread: a chunk loop allocates none
+/// of them after warm-up.
 fn with_row_buffers<R>(
     bins: usize,
-    f: impl FnOnce(&mut [f64], &mut [u32], &mut Vec<f64>, &mut Vec<u8>) -> R,
+    f: impl FnOnce(Sums<'_>, &mut Vec<f64>, &mut Vec<u8>, &mut Vec<(usize, f64, u32)>) -> R,
 ) -> R {
-    type Buffers = (Vec<f64>, Vec<u32>, Vec<f64>, Vec<u8>);
+    type Buffers = (
+        Vec<f64>,
+        Vec<u32>,
+        Vec<f64>,
+        Vec<u8>,
+        Vec<(usize, f64, u32)>,
+    );
     thread_local! {
         static ROW: std::cell::RefCell<Buffers> = const {
-            std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new()))
+            std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()))
         };
     }
     ROW.with(|b| {
         let mut b = b.borrow_mut();
-        let (sum, cnt, vals, patched) = &mut *b;
+        let (sum, cnt, vals, patched, saved) = &mut *b;
         sum.clear();
         sum.resize(bins, 0.0);
         cnt.clear();
         cnt.resize(bins, 0);
-        f(sum, cnt, vals, patched)
+        f(Sums { sum, cnt }, vals, patched, saved)
     })
 }
 
