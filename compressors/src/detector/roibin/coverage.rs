@@ -180,14 +180,21 @@ mod tests {
     use super::super::{window_pixels, Window};
     use super::*;
 
-    /// Runs equal the set of the windows' in-panel pixels, in raster order, each once.
+    /// Runs equal the set of the windows' in-panel pixels, in raster order, each once; rows
+    /// of 128 columns end on a word's last bit.
     #[test]
     fn runs_cover_the_union_of_the_windows_once() {
+        for cols in [130, 128] {
+            runs_cover_the_union_of_the_windows_once_in(cols);
+        }
+    }
+
+    fn runs_cover_the_union_of_the_windows_once_in(cols: usize) {
         let l = Layout {
             frames: 3,
             panels: 2,
             rows: 20,
-            cols: 130,
+            cols,
         };
         let w = |y, x, r| Window { y, x, r };
         let frame = |windows| FrameInfo {
@@ -200,6 +207,7 @@ mod tests {
                 w(7, 6, 2),
                 w(18, 63, 3),
                 w(21, 129, 5),
+                w(30, 125, 3),
                 w(0, 60, 0),
             ]),
             frame(vec![]),
