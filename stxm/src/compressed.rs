@@ -689,8 +689,13 @@ fn dense_coefficients(lin: &Linear, bins: Bins, k: usize) -> Vec<f64> {
 
 /// Several labels: per bin, (accumulator, coefficient sum) lists in CSR form.
 fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
-    let mut ptr = vec![0u32];
-    let (mut idx, mut coef) = (vec![], vec![]);
+    // Reserved for a bin per label and accumulator (radial rings: most bins lie in one), not
+    // grown by doubling: those copies, each into fresh pages, were a tenth of a 32-frame
+    // radial map.
+    let n = bins.per_frame();
+    let mut ptr = Vec::with_capacity(n + 1);
+    ptr.push(0u32);
+    let (mut idx, mut coef) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
     let mut entries: Vec<(u32, f64)> = vec![];
     let mut current = 0;
     let flush = |entries: &mut Vec<(u32, f64)>, idx: &mut Vec<u32>, coef: &mut Vec<f64>| {

@@ -172,9 +172,7 @@ impl Plan {
         }
         let geometry = prepare_geometry(req, source, &info)?;
         let reducer = algo::reducer(req, &geometry)?;
-        let linear = reducer
-            .detector()
-            .map(|d| Linear::new(geometry.clone(), d.clone()));
+        let linear = reducer.detector().map(|d| Linear::new(geometry.clone(), d));
         Ok(Plan {
             request: req.clone(),
             info,

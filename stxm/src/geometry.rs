@@ -321,6 +321,7 @@ impl Detector {
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub geometry: Geometry,
+    /// The detector's shape (label count, moments); its labels are in `raw_labels`.
     pub detector: Detector,
     /// Processed column / row per raw column / row ([`NONE`] outside).
     col_q: Vec<u32>,
@@ -339,7 +340,9 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn new(geometry: Geometry, detector: Detector) -> Linear {
+    /// `detector`'s labels are compiled into raw-pixel labels; the `Linear` keeps its shape
+    /// (label count, moments) without them, not a second copy of a frame-sized array.
+    pub fn new(geometry: Geometry, detector: &Detector) -> Linear {
         let g = &geometry;
         let col_q: Vec<u32> = (0..g.width)
             .map(|x| g.qx(x).map_or(NONE, |q| q as u32))
@@ -365,7 +368,7 @@ impl Linear {
                 if l != NONE {
                     add(
                         &mut constant,
-                        &detector,
+                        detector,
                         l,
                         v,
                         (q % g.out_w) as f64,
@@ -393,7 +396,11 @@ impl Linear {
             mask_bits,
             zeroed,
             geometry,
-            detector,
+            detector: Detector {
+                labels: None,
+                n_labels: detector.n_labels,
+                moments: detector.moments,
+            },
             col_x: col_q
                 .iter()
                 .map(|&q| if q == NONE { 0.0 } else { q as f64 })
@@ -767,7 +774,7 @@ mod tests {
                 moments: true,
             },
         ] {
-            let lin = Linear::new(g.clone(), det.clone());
+            let lin = Linear::new(g.clone(), &det);
             let raw = frame(h, w);
             let mut acc = vec![0.0; det.len()];
             lin.accumulate(&raw, DType::U32, &mut acc, &mut vec![]);
@@ -801,7 +808,7 @@ mod tests {
                 n_labels: 1,
                 moments: true,
             };
-            let lin = Linear::new(g.clone(), det.clone());
+            let lin = Linear::new(g.clone(), &det);
             assert!(lin.zeroed.is_some());
             let mut acc = vec![0.0; 3];
             lin.accumulate(&raw, DType::U32, &mut acc, &mut vec![]);
