@@ -690,8 +690,7 @@ fn dense_coefficients(lin: &Linear, bins: Bins, k: usize) -> Vec<f64> {
 /// Several labels: per bin, (accumulator, coefficient sum) lists in CSR form.
 fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
     // Reserved for a bin per label and accumulator (radial rings: most bins lie in one), not
-    // grown by doubling: those copies, each into fresh pages, were a tenth of a 32-frame
-    // radial map.
+    // grown by doubling (each regrowth a copy into fresh pages, which the kernel clears).
     let n = bins.per_frame();
     let mut ptr = Vec::with_capacity(n + 1);
     ptr.push(0u32);
