@@ -92,7 +92,7 @@ impl Bin {
                                         saved.push((j, sums.sum[j], sums.cnt[j]));
                                     }
                                 }
-                                add_elements(input, dtype, fc, sums.from(0), vals);
+                                add_elements(input, dtype, fc, sums.starting_at(0), vals);
                                 let mut k = 0;
                                 for &(j, sum, cnt) in saved.iter() {
                                     let (b0, b1) = (j * fc, ((j + 1) * fc).min(c));
@@ -106,7 +106,7 @@ impl Bin {
                                         k += 1;
                                     }
                                     (sums.sum[j], sums.cnt[j]) = (sum, cnt);
-                                    add_elements(patched, dtype, fc, sums.from(j), vals);
+                                    add_elements(patched, dtype, fc, sums.starting_at(j), vals);
                                 }
                             }
                         }
@@ -125,7 +125,7 @@ struct Sums<'a> {
 }
 
 impl Sums<'_> {
-    fn from(&mut self, bin: usize) -> Sums<'_> {
+    fn starting_at(&mut self, bin: usize) -> Sums<'_> {
         Sums {
             sum: &mut self.sum[bin..],
             cnt: &mut self.cnt[bin..],

@@ -656,18 +656,11 @@ fn choose(
     // candidate is tried and the cheapest wins, the earliest of `candidates` on a tie.
     let floor = sd.iter().product::<usize>() as f64 * 1.001;
     let candidates = candidates(dims);
-    let block_mean_first = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, &p)| p == Predictor::BlockMean)
-        .chain(
-            candidates
-                .iter()
-                .enumerate()
-                .filter(|(_, &p)| p != Predictor::BlockMean),
-        );
+    // (rank in `candidates`, predictor), block means first (a stable sort keeps the rest).
+    let mut order: Vec<(usize, Predictor)> = candidates.iter().copied().enumerate().collect();
+    order.sort_by_key(|&(_, p)| p != Predictor::BlockMean);
     let mut best = (f64::INFINITY, 0, Predictor::Lorenzo);
-    for (rank, &p) in block_mean_first {
+    for (rank, p) in order {
         let c = trial_cost(p, dtype, sd, eb, radius, sc);
         if (c, rank) < (best.0, best.1) {
             best = (c, rank, p);

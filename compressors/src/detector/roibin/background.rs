@@ -124,7 +124,7 @@ fn neighbour_means<E: Element>(
         .for_each(|(out, pixels)| {
             for (i, (o, &k)) in out.iter_mut().zip(pixels).enumerate() {
                 // Most of these pixels are scattered bad ones, their three rows a cache miss
-                // each: fetched sixteen pixels ahead (the means' time halved on JUNGFRAU).
+                // each: fetched sixteen pixels ahead (the means' time a third less on JUNGFRAU).
                 if let Some(&ahead) = pixels.get(i + 16) {
                     for row in [ahead.saturating_sub(fw), ahead, ahead + fw] {
                         prefetch(frame, row * E::SIZE);
