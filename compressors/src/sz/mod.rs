@@ -656,11 +656,15 @@ fn choose(
     // candidate is tried and the cheapest wins, the earliest of `candidates` on a tie.
     let floor = sd.iter().product::<usize>() as f64 * 1.001;
     let candidates = candidates(dims);
-    // (rank in `candidates`, predictor), block means first (a stable sort keeps the rest).
-    let mut order: Vec<(usize, Predictor)> = candidates.iter().copied().enumerate().collect();
-    order.sort_by_key(|&(_, p)| p != Predictor::BlockMean);
+    // (rank in `candidates`, predictor), block means first; no allocation (the chunk loop
+    // allocates nothing after warm-up: `compressors/tests/alloc.rs`).
+    let ranked = candidates.iter().copied().enumerate();
+    let block_means_first = ranked
+        .clone()
+        .filter(|&(_, p)| p == Predictor::BlockMean)
+        .chain(ranked.filter(|&(_, p)| p != Predictor::BlockMean));
     let mut best = (f64::INFINITY, 0, Predictor::Lorenzo);
-    for (rank, p) in order {
+    for (rank, p) in block_means_first {
         let c = trial_cost(p, dtype, sd, eb, radius, sc);
         if (c, rank) < (best.0, best.1) {
             best = (c, rank, p);
