@@ -110,7 +110,9 @@ impl BitWriter {
     }
 }
 
-/// Reads bits written by [`BitWriter`].
+/// Reads bits written by [`BitWriter`]. Cheap to clone: a hot loop may work on a local copy,
+/// which the compiler keeps in registers, and store it back once.
+#[derive(Clone)]
 pub struct BitReader<'a> {
     data: &'a [u8],
     pos: usize,

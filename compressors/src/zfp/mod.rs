@@ -16,6 +16,8 @@
 mod block;
 mod bound;
 mod header;
+#[cfg(target_arch = "x86_64")]
+mod lift4;
 mod planes;
 #[cfg(target_arch = "x86_64")]
 mod widen;
@@ -514,16 +516,22 @@ impl Piece<'_> {
             let scale = pow2(pl.intprec as i32 - 2 - emax);
             if rows {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above; below 2^30 in magnitude once scaled (32-bit precision).
+                // SAFETY: as above; below 2^30 in magnitude once scaled (32-bit precision);
+                // `ints` holds 4^d values.
                 unsafe {
-                    widen::scale_ints(vals, scale, ints)
+                    widen::scale_ints(vals, scale, ints);
+                    match d {
+                        2 => lift4::forward_2d(ints.try_into().expect("16 values")),
+                        3 => lift4::forward_3d(ints.try_into().expect("64 values")),
+                        _ => block::forward(ints, d),
+                    }
                 };
             } else {
                 for (i, &v) in ints.iter_mut().zip(vals.iter()) {
                     *i = (v * scale) as i64;
                 }
+                block::forward(ints, d);
             }
-            block::forward(ints, d);
             let (prec, explicit) = match mode {
                 Mode::Accuracy(tol) => {
                     let (formula, proven) = precisions.get(emax, || {
@@ -577,10 +585,11 @@ impl Piece<'_> {
         let mut blk = grid.scratch();
         let mut scratch = block::Scratch::default();
         let mut ints_buf = [0i64; 64];
+        // Whole 2-D and 3-D float32 blocks go back and out four values at a time.
+        let vectors = f32 && pl.intprec == 32 && d >= 2 && avx2();
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let ints = &mut ints_buf[..blk.n];
-            ints.fill(0);
             if mode == Mode::Reversible {
                 block::decode_ints(r, ints, self.perm, pl, pl.intprec, u64::MAX, &mut scratch)?;
                 rev_inverse(ints, d, pl.intprec);
@@ -622,9 +631,13 @@ impl Piece<'_> {
                     }
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
                     used += block::decode_ints(r, ints, self.perm, pl, prec, budget, &mut scratch)?;
-                    block::inverse(ints, d);
                     let scale = pow2(emax - (pl.intprec as i32 - 2));
-                    kind.scatter(&blk, ints, scale, dst);
+                    if !vectors || !blk.is_whole() {
+                        block::inverse(ints, d);
+                        kind.scatter(&blk, ints, scale, dst);
+                    } else if !inverse_store_f32(ints, d, scale, &blk, dst) {
+                        kind.scatter(&blk, ints, scale, dst);
+                    }
                     if let Some(mb) = maxbits {
                         skip(r, mb.saturating_sub(used))?;
                     }
@@ -633,6 +646,23 @@ impl Piece<'_> {
         }
         Ok(())
     }
+}
+
+/// Inverse transform of a whole 2-D or 3-D float32 block, four values at a time, and its
+/// values stored unless they do not fit the vector path (a damaged stream's); false when the
+/// per-value path is left to store them.
+fn inverse_store_f32(ints: &mut [i64], d: usize, scale: f64, blk: &Block, dst: &mut [u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller found AVX2 (`vectors`); `ints` holds 4^d values.
+    unsafe {
+        match d {
+            2 => lift4::inverse_2d(ints.try_into().expect("16 values")),
+            _ => lift4::inverse_3d(ints.try_into().expect("64 values")),
+        }
+        widen::narrow_rows(ints, scale, blk.at.iter().step_by(4).copied(), dst)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("vectors are x86-64's")
 }
 
 /// The accuracy mode's precision for a block and whether it is proven, by the block's largest

@@ -17,9 +17,10 @@ pub(super) fn to_planes(data: &[u64], intprec: u32, lowest: u32, planes: &mut [u
     to_planes_portable(data, intprec, lowest, planes)
 }
 
-/// Inverse of [`to_planes`], for planes that are zero below `lowest` (in `lowest`'s byte).
+/// Inverse of [`to_planes`]: values from planes `lowest..intprec`, whatever the planes below
+/// `lowest` hold (a block's scratch keeps the last block's there).
 pub(super) fn from_planes(
-    planes: &[u64; 64],
+    planes: &mut [u64; 64],
     size: usize,
     intprec: u32,
     lowest: u32,
@@ -28,15 +29,10 @@ pub(super) fn from_planes(
     #[cfg(target_arch = "x86_64")]
     if size % 16 == 0 {
         // SAFETY: SSE2 is part of the x86-64 baseline, so every x86-64 CPU has it.
-        return unsafe {
-            sse2::from_planes(
-                planes,
-                (lowest / 8) as usize,
-                (intprec / 8) as usize,
-                &mut data[..size],
-            )
-        };
+        return unsafe { sse2::from_planes(planes, lowest, intprec, &mut data[..size]) };
     }
+    // The portable transposes read whole bytes of planes: clear those below `lowest` in its byte.
+    planes[(lowest / 8 * 8) as usize..lowest as usize].fill(0);
     from_planes_portable(planes, size, intprec, lowest, data)
 }
 
@@ -140,9 +136,21 @@ mod sse2 {
     /// Bytes `first..last` of each value (byte b holds planes 8b..8b+8).
     #[target_feature(enable = "sse2")]
     pub(super) fn to_planes(data: &[u64], first: usize, last: usize, planes: &mut [u64; 64]) {
-        for p in &mut planes[8 * first..8 * last] {
-            *p = 0;
+        // Fixed sizes, as in `from_planes`: clearing the planes first was a call to memset.
+        if data.len() == 16 {
+            to_planes_of::<16>(data.try_into().expect("16 values"), first, last, planes)
+        } else {
+            to_planes_of::<64>(data.try_into().expect("64 values"), first, last, planes)
         }
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn to_planes_of<const N: usize>(
+        data: &[u64; N],
+        first: usize,
+        last: usize,
+        planes: &mut [u64; 64],
+    ) {
         for (h, vals) in data.chunks_exact(16).enumerate() {
             let lo = columns(vals[..8].try_into().expect("8 values"));
             let hi = columns(vals[8..].try_into().expect("8 values"));
@@ -154,34 +162,64 @@ mod sse2 {
                 } else {
                     _mm_unpackhi_epi64(l, r)
                 };
-                // movemask takes each byte's top bit: plane 8b + 7 first, then shift up.
+                // movemask takes each byte's top bit: plane 8b + 7 first, then shift up. The
+                // first sixteen values set a plane, the others add to it.
                 for j in (0..8).rev() {
-                    planes[8 * b + j] |= (_mm_movemask_epi8(x) as u64) << (16 * h);
+                    let bits = (_mm_movemask_epi8(x) as u64) << (16 * h);
+                    let p = &mut planes[8 * b + j];
+                    *p = if h == 0 { bits } else { *p | bits };
                     x = _mm_add_epi8(x, x);
                 }
             }
         }
     }
 
-    /// Inverse of [`to_planes`]: bytes outside `first..last` come out zero.
+    /// Inverse of [`to_planes`] for planes `lowest..intprec` (bits below `lowest` come out zero
+    /// whatever those planes hold).
     #[target_feature(enable = "sse2")]
-    pub(super) fn from_planes(planes: &[u64; 64], first: usize, last: usize, data: &mut [u64]) {
-        let mut bytes = [[0u8; 8]; 64];
-        for b in first..last {
+    pub(super) fn from_planes(planes: &[u64; 64], lowest: u32, intprec: u32, data: &mut [u64]) {
+        // Fixed sizes, so the values' loops unroll and nothing calls memset or memcpy (a
+        // 512-byte staging array, cleared and copied out, was a fifth of a 2-D decode).
+        if data.len() == 16 {
+            from_planes_of::<16>(planes, lowest, intprec, data.try_into().expect("16 values"))
+        } else {
+            from_planes_of::<64>(planes, lowest, intprec, data.try_into().expect("64 values"))
+        }
+    }
+
+    #[target_feature(enable = "sse2")]
+    fn from_planes_of<const N: usize>(
+        planes: &[u64; 64],
+        lowest: u32,
+        intprec: u32,
+        data: &mut [u64; N],
+    ) {
+        let (first, last) = ((lowest / 8) as usize, (intprec / 8) as usize);
+        if first == last {
+            *data = [0; N];
+            return;
+        }
+        // The top byte of planes sets the values, the others add to them; the lowest byte's
+        // planes below `lowest` are masked off.
+        for b in (first..last).rev() {
+            let keep = if b == first { !0u64 << lowest } else { !0 };
             let cols = columns(planes[8 * b..8 * b + 8].try_into().expect("8 planes"));
-            for (h, &col) in cols.iter().take(data.len() / 16).enumerate() {
+            for (h, &col) in cols.iter().take(N / 16).enumerate() {
                 // Bytes 0-7: values 16h..16h+8 of planes 8b..8b+8; bytes 8-15: the next eight.
                 let mut x = col;
                 for s in (0..8).rev() {
-                    let m = _mm_movemask_epi8(x);
-                    bytes[16 * h + s][b] = m as u8;
-                    bytes[16 * h + 8 + s][b] = (m >> 8) as u8;
+                    let m = _mm_movemask_epi8(x) as u64;
+                    let (lo, hi) = (((m & 0xff) << (8 * b)) & keep, ((m >> 8) << (8 * b)) & keep);
+                    if b + 1 == last {
+                        data[16 * h + s] = lo;
+                        data[16 * h + 8 + s] = hi;
+                    } else {
+                        data[16 * h + s] |= lo;
+                        data[16 * h + 8 + s] |= hi;
+                    }
                     x = _mm_add_epi8(x, x);
                 }
             }
-        }
-        for (d, b) in data.iter_mut().zip(&bytes) {
-            *d = u64::from_le_bytes(*b);
         }
     }
 }
@@ -215,13 +253,16 @@ mod tests {
                     to_planes_portable(&data, intprec, lowest, &mut slow);
                     let from = (lowest / 8 * 8) as usize;
                     assert_eq!(fast[from..intprec as usize], slow[from..intprec as usize]);
-                    // Planes below `lowest` cleared, as the decoder has them.
+                    // Planes below `lowest` hold garbage (the last block's), which the fast
+                    // transpose must ignore; the portable one reads them cleared.
                     for p in &mut fast[..lowest as usize] {
-                        *p = 0;
+                        *p = next();
                     }
+                    let mut cleared = fast;
+                    cleared[..lowest as usize].fill(0);
                     let (mut back, mut back_slow) = (vec![0u64; size], vec![0u64; size]);
-                    from_planes(&fast, size, intprec, lowest, &mut back);
-                    from_planes_portable(&fast, size, intprec, lowest, &mut back_slow);
+                    from_planes(&mut fast, size, intprec, lowest, &mut back);
+                    from_planes_portable(&cleared, size, intprec, lowest, &mut back_slow);
                     assert_eq!(
                         back, back_slow,
                         "size {size}, intprec {intprec}, lowest {lowest}"
