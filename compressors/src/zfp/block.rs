@@ -309,19 +309,33 @@ pub fn decode_ints(
 }
 
 /// The bit planes from `intprec - 1` down to `kmin` of a block of `size` values coded without a
-/// bit budget (every mode but `rate`); returns the last plane read.
-///
-/// Each plane is the bits of the values already known to be significant, verbatim, then group
-/// tests: a one, the zeros up to the next significant value, and the one that ends them (left
-/// out when the run reaches the last value), until a zero says no more. One look at the bit
-/// buffer parses a whole group test; near the stream's end, [`group_test`] takes it bit by bit.
+/// bit budget (every mode but `rate`), into `planes`; returns the last plane read.
 fn read_planes(
-    reader: &mut BitReader<'_>,
+    r: &mut BitReader<'_>,
     size: usize,
     intprec: u32,
     kmin: u32,
     planes: &mut [u64; 64],
 ) -> Result<u32> {
+    read_planes_with(r, size, intprec, kmin, |k, x| planes[k as usize] = x)?;
+    Ok(kmin.min(intprec))
+}
+
+/// [`read_planes`], handing each plane `k` (bit i: value i in sequency order, none past
+/// `size`) to `plane` as it is read, from the top one down.
+///
+/// Each plane is the bits of the values already known to be significant, verbatim, then group
+/// tests: a one, the zeros up to the next significant value, and the one that ends them (left
+/// out when the run reaches the last value), until a zero says no more. One look at the bit
+/// buffer parses a whole group test; near the stream's end, [`group_test`] takes it bit by bit.
+#[inline(always)]
+pub(super) fn read_planes_with(
+    reader: &mut BitReader<'_>,
+    size: usize,
+    intprec: u32,
+    kmin: u32,
+    mut plane: impl FnMut(u32, u64),
+) -> Result<()> {
     // On a local copy of the reader, which stays in registers: through `reader` its count and
     // buffer went to memory and back at every group test (`perf` put a tenth of the decode
     // on the reload; the copy measured 1-2% faster over all).
@@ -362,10 +376,10 @@ fn read_planes(
             x += 1u64 << n;
             n += 1;
         }
-        planes[k as usize] = mask_to(x, size);
+        plane(k, mask_to(x, size));
     }
     *reader = r;
-    Ok(k)
+    Ok(())
 }
 
 /// One group test read bit by bit (the stream's end may come inside it); false when it says

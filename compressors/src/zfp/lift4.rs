@@ -70,10 +70,17 @@ unsafe fn transpose(r: [__m256i; 4]) -> [__m256i; 4] {
     ]
 }
 
-/// `lift` along rows of four: on the transposed rows, lane by lane.
+/// The lifts along rows of four, on the transposed rows lane by lane. (Not a function taking
+/// the lift as a closure: a closure does not inherit its caller's target features, and its
+/// intrinsics stayed calls.)
 #[inline(always)]
-unsafe fn along_rows(r: [__m256i; 4], lift: impl Fn([__m256i; 4]) -> [__m256i; 4]) -> [__m256i; 4] {
-    transpose(lift(transpose(r)))
+unsafe fn fwd_rows(r: [__m256i; 4]) -> [__m256i; 4] {
+    transpose(fwd_lift(transpose(r)))
+}
+
+#[inline(always)]
+unsafe fn inv_rows(r: [__m256i; 4]) -> [__m256i; 4] {
+    transpose(inv_lift(transpose(r)))
 }
 
 /// Four i64 from the start of `p` (bounds-checked by the slicing).
@@ -97,7 +104,7 @@ unsafe fn store(p: &mut [i64], v: __m256i) {
 pub unsafe fn forward_2d(p: &mut [i64; 16]) {
     let r = [load(&p[0..]), load(&p[4..]), load(&p[8..]), load(&p[12..])];
     // Along x first, then along y (stride 4): the scalar transform's order.
-    let r = fwd_lift(along_rows(r, |l| fwd_lift(l)));
+    let r = fwd_lift(fwd_rows(r));
     for (y, v) in r.into_iter().enumerate() {
         store(&mut p[4 * y..], v);
     }
@@ -113,7 +120,7 @@ pub unsafe fn forward_3d(p: &mut [i64; 64]) {
     for (z, plane) in v.iter_mut().enumerate() {
         let rows = [0, 1, 2, 3].map(|y| load(&p[16 * z + 4 * y..]));
         // Along x, then y (stride 4); then z (stride 16) below.
-        *plane = fwd_lift(along_rows(rows, |l| fwd_lift(l)));
+        *plane = fwd_lift(fwd_rows(rows));
     }
     for y in 0..4 {
         let l = fwd_lift([v[0][y], v[1][y], v[2][y], v[3][y]]);
@@ -130,11 +137,19 @@ pub unsafe fn forward_3d(p: &mut [i64; 64]) {
 #[target_feature(enable = "avx2")]
 pub unsafe fn inverse_2d(p: &mut [i64; 16]) {
     let r = [load(&p[0..]), load(&p[4..]), load(&p[8..]), load(&p[12..])];
-    // Along y (stride 4) first, then along x: the scalar transform's order.
-    let r = along_rows(inv_lift(r), |l| inv_lift(l));
-    for (y, v) in r.into_iter().enumerate() {
+    for (y, v) in inverse_2d_rows(r).into_iter().enumerate() {
         store(&mut p[4 * y..], v);
     }
+}
+
+/// [`inverse_2d`] of a block held in four vectors (its rows).
+///
+/// # Safety
+/// The CPU must have AVX2 (the caller is compiled for it).
+#[inline(always)]
+pub unsafe fn inverse_2d_rows(r: [__m256i; 4]) -> [__m256i; 4] {
+    // Along y (stride 4) first, then along x: the scalar transform's order.
+    inv_rows(inv_lift(r))
 }
 
 /// [`super::block::inverse`] of a 3-D block (value `16z + 4y + x`).
@@ -153,10 +168,7 @@ pub unsafe fn inverse_3d(p: &mut [i64; 64]) {
     // Then y (stride 4) and x, plane by plane.
     for z in 0..4 {
         let rows = [0, 1, 2, 3].map(|y| load(&p[16 * z + 4 * y..]));
-        for (y, w) in along_rows(inv_lift(rows), |l| inv_lift(l))
-            .into_iter()
-            .enumerate()
-        {
+        for (y, w) in inv_rows(inv_lift(rows)).into_iter().enumerate() {
             store(&mut p[16 * z + 4 * y..], w);
         }
     }

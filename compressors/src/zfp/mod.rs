@@ -15,6 +15,8 @@
 
 mod block;
 mod bound;
+#[cfg(target_arch = "x86_64")]
+mod decode2d;
 mod header;
 #[cfg(target_arch = "x86_64")]
 mod lift4;
@@ -585,8 +587,13 @@ impl Piece<'_> {
         let mut blk = grid.scratch();
         let mut scratch = block::Scratch::default();
         let mut ints_buf = [0i64; 64];
-        // Whole 2-D and 3-D float32 blocks go back and out four values at a time.
+        // Whole 2-D and 3-D float32 blocks go back and out four values at a time; without a
+        // bit budget, 2-D ones are decoded in registers from their planes on.
         let vectors = f32 && pl.intprec == 32 && d >= 2 && avx2();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: made only where the CPU has AVX2 (`vectors`).
+        let lanes = (vectors && d == 2 && maxbits.is_none())
+            .then(|| unsafe { decode2d::Lanes::new(self.perm) });
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let ints = &mut ints_buf[..blk.n];
@@ -629,9 +636,20 @@ impl Piece<'_> {
                     if prec > pl.intprec {
                         return Err(Error::corrupt("zfp", "precision beyond the integer width"));
                     }
+                    let scale = pow2(emax - (pl.intprec as i32 - 2));
+                    #[cfg(target_arch = "x86_64")]
+                    if let (Some(lanes), true) = (lanes, blk.is_whole()) {
+                        let whole: &mut [i64; 16] = ints.try_into().expect("16 values");
+                        let rows = blk.at.iter().step_by(4).copied();
+                        let kmin = pl.intprec - prec;
+                        // SAFETY: `lanes` exist only where the CPU has AVX2.
+                        if !unsafe { decode2d::decode(r, kmin, lanes, scale, rows, dst, whole)? } {
+                            kind.scatter(&blk, ints, scale, dst);
+                        }
+                        continue;
+                    }
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
                     used += block::decode_ints(r, ints, self.perm, pl, prec, budget, &mut scratch)?;
-                    let scale = pow2(emax - (pl.intprec as i32 - 2));
                     if !vectors || !blk.is_whole() {
                         block::inverse(ints, d);
                         kind.scatter(&blk, ints, scale, dst);

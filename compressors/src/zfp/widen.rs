@@ -59,31 +59,68 @@ pub unsafe fn narrow_rows(
     rows: impl Iterator<Item = usize>,
     dst: &mut [u8],
 ) -> bool {
-    // Each row's low halves, as i32 in the low 128 bits, fit when they sign-extend back.
-    let low = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
-    let mut fits = _mm256_set1_epi64x(-1);
-    for row in ints.chunks_exact(4) {
-        // SAFETY: `row` is four i64 (`chunks_exact`).
-        let v = _mm256_loadu_si256(row.as_ptr() as *const __m256i);
-        let narrow = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, low));
-        fits = _mm256_and_si256(fits, _mm256_cmpeq_epi64(v, _mm256_cvtepi32_epi64(narrow)));
-    }
-    if _mm256_movemask_epi8(fits) != -1 {
+    // SAFETY: each `row` is four i64 (`chunks_exact`).
+    let row = |r: &[i64]| unsafe { _mm256_loadu_si256(r.as_ptr() as *const __m256i) };
+    let fit = ints.chunks_exact(4).fold(_mm256_set1_epi64x(-1), |f, r| {
+        _mm256_and_si256(f, fits(row(r)))
+    });
+    if _mm256_movemask_epi8(fit) != -1 {
         return false;
     }
     let s = _mm256_set1_pd(scale);
-    for (row, at) in ints.chunks_exact(4).zip(rows) {
-        let narrow = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
-            _mm256_loadu_si256(row.as_ptr() as *const __m256i),
-            low,
-        ));
-        // i32 → f64 is exact, so the product and its rounding are the scalar path's.
-        let f = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(narrow), s));
-        let out = &mut dst[at * 4..at * 4 + 16];
-        // SAFETY: `out` holds the 16 bytes of the row's four float32.
-        unsafe { _mm_storeu_ps(out.as_mut_ptr() as *mut f32, f) };
+    for (r, at) in ints.chunks_exact(4).zip(rows) {
+        store_row(row(r), s, at, dst);
     }
     true
+}
+
+/// [`narrow_rows`] for a 2-D block held in four vectors (its rows).
+///
+/// # Safety
+/// The CPU must have AVX2 (the caller is compiled for it).
+#[inline(always)]
+pub unsafe fn narrow_row_vectors(
+    block: [__m256i; 4],
+    scale: f64,
+    rows: impl Iterator<Item = usize>,
+    dst: &mut [u8],
+) -> bool {
+    let fit = block
+        .iter()
+        .fold(_mm256_set1_epi64x(-1), |f, &v| _mm256_and_si256(f, fits(v)));
+    if _mm256_movemask_epi8(fit) != -1 {
+        return false;
+    }
+    let s = _mm256_set1_pd(scale);
+    for (v, at) in block.into_iter().zip(rows) {
+        store_row(v, s, at, dst);
+    }
+    true
+}
+
+/// The low halves of four i64, as i32 in the low 128 bits.
+#[inline(always)]
+unsafe fn low_halves(v: __m256i) -> __m128i {
+    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+        v,
+        _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0),
+    ))
+}
+
+/// All ones in the lanes whose i64 fits an i32 (its low half sign-extends back to it).
+#[inline(always)]
+unsafe fn fits(v: __m256i) -> __m256i {
+    _mm256_cmpeq_epi64(v, _mm256_cvtepi32_epi64(low_halves(v)))
+}
+
+/// Four values that fit i32, times `scale`, as float32 at element `at` of `dst`.
+#[inline(always)]
+unsafe fn store_row(v: __m256i, scale: __m256d, at: usize, dst: &mut [u8]) {
+    // i32 → f64 is exact, so the product and its rounding are the scalar path's.
+    let f = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(low_halves(v)), scale));
+    let out = &mut dst[at * 4..at * 4 + 16];
+    // SAFETY: `out` holds the 16 bytes of the row's four float32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr() as *mut f32, f) };
 }
 
 #[cfg(test)]
