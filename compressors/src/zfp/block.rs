@@ -199,7 +199,13 @@ pub fn encode_ints(
 /// Bit planes `intprec - 1` down to `kmin` of a block of `size` values without a bit budget
 /// (every mode but `rate`): each group test goes out as one code (its one, its zeros, and the
 /// one that ends them), the bits [`write_planes_within`] writes one by one.
-fn write_planes(w: &mut BitWriter, planes: &[u64; 64], size: usize, intprec: u32, kmin: u32) {
+pub(super) fn write_planes(
+    w: &mut BitWriter,
+    planes: &[u64; 64],
+    size: usize,
+    intprec: u32,
+    kmin: u32,
+) {
     let mut n = 0usize;
     for k in (kmin..intprec).rev() {
         let mut x = planes[k as usize];

@@ -14,9 +14,9 @@
 //! with a non-finite value is kept whole and exact by the container (stored raw in it).
 
 mod block;
-mod bound;
 #[cfg(target_arch = "x86_64")]
-mod decode2d;
+mod block2d;
+mod bound;
 mod header;
 #[cfg(target_arch = "x86_64")]
 mod lift4;
@@ -462,6 +462,12 @@ impl Piece<'_> {
         let mut precisions = PrecisionMemo::default();
         // Float32 blocks with every value inside the array take rows of four at once.
         let whole_f32_rows = f32 && pl.intprec == 32 && avx2();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: made only where the CPU has AVX2 (`whole_f32_rows`); without a bit budget,
+        // whole 2-D blocks take their bit planes from registers.
+        let lanes = (whole_f32_rows && d == 2 && maxbits.is_none())
+            .then(|| unsafe { block2d::Lanes::new(self.perm) });
+        let mut planes = [0u64; 64];
         // One pair of block buffers for the whole piece: every block writes its `n` values
         // before reading them (zeroing 1 KB a block cost 6% of a 2-D encode).
         let (mut ints_buf, mut vals_buf) = ([0i64; 64], [0f64; 64]);
@@ -565,6 +571,16 @@ impl Piece<'_> {
             };
             let precision = explicit.then_some(prec);
             let mut used = self.headers.write(w, f32, Head::Coded { emax, precision });
+            #[cfg(target_arch = "x86_64")]
+            if let (Some(lanes), true) = (lanes, rows) {
+                let kmin = pl.intprec - prec;
+                // SAFETY: `lanes` exist only where the CPU has AVX2; a whole 2-D block.
+                unsafe {
+                    block2d::planes((&*ints).try_into().expect("16"), kmin, lanes, &mut planes)
+                };
+                block::write_planes(w, &planes, n, pl.intprec, kmin);
+                continue;
+            }
             let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
             used += block::encode_ints(w, ints, self.perm, pl, prec, budget, &mut scratch);
             if let Some(mb) = maxbits {
@@ -593,7 +609,7 @@ impl Piece<'_> {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: made only where the CPU has AVX2 (`vectors`).
         let lanes = (vectors && d == 2 && maxbits.is_none())
-            .then(|| unsafe { decode2d::Lanes::new(self.perm) });
+            .then(|| unsafe { block2d::Lanes::new(self.perm) });
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let ints = &mut ints_buf[..blk.n];
@@ -643,7 +659,7 @@ impl Piece<'_> {
                         let rows = blk.at.iter().step_by(4).copied();
                         let kmin = pl.intprec - prec;
                         // SAFETY: `lanes` exist only where the CPU has AVX2.
-                        if !unsafe { decode2d::decode(r, kmin, lanes, scale, rows, dst, whole)? } {
+                        if !unsafe { block2d::decode(r, kmin, lanes, scale, rows, dst, whole)? } {
                             kind.scatter(&blk, ints, scale, dst);
                         }
                         continue;
