@@ -16,6 +16,8 @@
 mod block;
 #[cfg(target_arch = "x86_64")]
 mod block2d;
+#[cfg(target_arch = "x86_64")]
+mod block3d;
 mod bound;
 mod header;
 #[cfg(target_arch = "x86_64")]
@@ -610,6 +612,10 @@ impl Piece<'_> {
         // SAFETY: made only where the CPU has AVX2 (`vectors`).
         let lanes = (vectors && d == 2 && maxbits.is_none())
             .then(|| unsafe { block2d::Lanes::new(self.perm) });
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; 3-D blocks of few planes take their integers from registers.
+        let lanes3 = (vectors && d == 3 && maxbits.is_none())
+            .then(|| unsafe { block3d::Lanes::new(self.perm) });
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let ints = &mut ints_buf[..blk.n];
@@ -663,6 +669,18 @@ impl Piece<'_> {
                             kind.scatter(&blk, ints, scale, dst);
                         }
                         continue;
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if let (Some(lanes3), true) = (&lanes3, blk.is_whole()) {
+                        if prec <= block3d::MAX_PLANES {
+                            let whole: &mut [i64; 64] = ints.try_into().expect("64 values");
+                            // SAFETY: `lanes3` exist only where the CPU has AVX2.
+                            unsafe { block3d::decode_ints(r, pl.intprec - prec, lanes3, whole)? };
+                            if !inverse_store_f32(ints, d, scale, &blk, dst) {
+                                kind.scatter(&blk, ints, scale, dst);
+                            }
+                            continue;
+                        }
                     }
                     let budget = maxbits.map_or(u64::MAX, |mb| mb.saturating_sub(used));
                     used += block::decode_ints(r, ints, self.perm, pl, prec, budget, &mut scratch)?;
