@@ -219,26 +219,19 @@ impl BinForm {
             let j = y / height;
             (j, y - j * height, j * n)
         };
+        // Bin `b` of the chunk's bins (`fill` where there are none).
+        let bin = |b: usize| match frame_bins.get(b * E::SIZE..(b + 1) * E::SIZE) {
+            Some(e) => valid_as::<E>(E::read_f64(e)),
+            None => fill,
+        };
         let bin_at = |first: usize, y: usize, x: usize| {
-            let b = (first + (self.row_bin[y] + self.col_bin[x]) as usize) * E::SIZE;
-            match frame_bins.get(b..b + E::SIZE) {
-                Some(e) => valid_as::<E>(E::read_f64(e)),
-                None => fill,
-            }
+            bin(first + (self.row_bin[y] + self.col_bin[x]) as usize)
         };
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
         let Some(unit) = &self.unit else {
-            let mut visit = |(j, y, first): (usize, usize, usize), x: usize, v: f64| {
-                let delta = valid_as::<E>(v) - bin_at(first, y, x);
-                if delta != 0.0 {
-                    if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
-                        add(accs[j], &lin.detector, l, w * delta, qx, qy);
-                    }
-                }
-            };
-            // Window pixels a run at a time (the scan frame and row found once a run: a
-            // division per pixel was a fifth of a radial map's time), then the listed ones:
-            // the order of [`Parts::for_each_exact_as`].
+            // Window pixels a run at a time (the scan frame, the row, its checks and its bin
+            // row found once a run: a division per pixel was a fifth of a radial map's time),
+            // then the listed ones: the order of [`Parts::for_each_exact_as`].
             // Labels and weights fetched a few runs ahead (see [`Linear::prefetch`]).
             let mut ahead = parts.window_runs(f).skip(PREFETCH_RUNS);
             for (y, x0, elements) in parts.window_runs(f) {
@@ -246,13 +239,25 @@ impl BinForm {
                     let (_, y, _) = split(y);
                     lin.prefetch(y * width + x);
                 }
-                let at = split(y);
-                for (x, e) in (x0..).zip(elements.chunks_exact(E::SIZE)) {
-                    visit(at, x, E::read_f64(e));
-                }
+                let (j, y, first) = split(y);
+                let (acc, row_bin) = (&mut *accs[j], first + self.row_bin[y] as usize);
+                let n = elements.len() / E::SIZE;
+                lin.for_each_in_run(y, x0, n, |i, l, w, qx, qy| {
+                    let v = E::read_f64(&elements[i * E::SIZE..(i + 1) * E::SIZE]);
+                    let delta = valid_as::<E>(v) - bin(row_bin + self.col_bin[x0 + i] as usize);
+                    if delta != 0.0 {
+                        add(acc, &lin.detector, l, w * delta, qx, qy);
+                    }
+                });
             }
             for (y, x, v) in parts.listed_outside_windows(f) {
-                visit(split(y), x, v);
+                let (j, y, first) = split(y);
+                let delta = valid_as::<E>(v) - bin_at(first, y, x);
+                if delta != 0.0 {
+                    if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
+                        add(accs[j], &lin.detector, l, w * delta, qx, qy);
+                    }
+                }
             }
             return;
         };
