@@ -328,6 +328,34 @@ proptest! {
         let p = roibin_compressors::pipeline(&spec.parse().unwrap(), &meta).unwrap();
         let _ = p.decode(&bytes);
     }
+
+    /// Valid 2-D and 3-D float32 streams (whole blocks take the decoders that work in
+    /// registers) with a byte flipped or the stream cut: an error or values, never a panic.
+    #[test]
+    fn zfp_decoder_survives_damaged_streams(
+        seed in any::<u64>(),
+        mode in 0usize..2,
+        three_d in any::<bool>(),
+        at in any::<usize>(),
+        xor in 1u8..=255,
+        cut in any::<bool>(),
+    ) {
+        let shape = if three_d { vec![6, 9, 13] } else { vec![17, 23] };
+        let meta = ArrayMeta::new(DType::F32, shape);
+        let spec = ["zfp(accuracy=0.5)", "zfp(precision=10)"][mode];
+        let p = roibin_compressors::pipeline(&spec.parse().unwrap(), &meta).unwrap();
+        let orig = bytes_of(&values(2, meta.len(), seed), DType::F32);
+        let mut enc = p.encode(&orig).unwrap();
+        let i = at % enc.len();
+        if cut {
+            enc.truncate(i);
+        } else {
+            enc[i] ^= xor;
+        }
+        if let Ok(dec) = p.decode(&enc) {
+            prop_assert_eq!(dec.len(), orig.len());
+        }
+    }
 }
 
 #[test]
