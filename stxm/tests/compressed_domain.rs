@@ -84,7 +84,11 @@ fn requests(h: usize, w: usize) -> Vec<String> {
         "algo=brightfield&signal=dpc&empty=0&difference=1".into(),
         // Weights that are not 0/1 (the empty beam's) inside a ROI, without labels: the
         // per-pixel path, with window pixels outside the ROI's columns and rows.
-        format!("algo=brightfield&signal=comh&roi=3,2,{},{}&empty=0", w - 7, h - 5),
+        format!(
+            "algo=brightfield&signal=comh&roi=3,2,{},{}&empty=0",
+            w - 7,
+            h - 5
+        ),
     ]
 }
 
