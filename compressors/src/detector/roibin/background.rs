@@ -219,7 +219,10 @@ pub fn replacements(
         elems::put(v, dtype, &mut b[..es]);
         elems::get(&b[..es], dtype, 0)
     };
-    let mut windows: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
+    // Keyed by pixel index with rustc's multiplicative hash: std's SipHash (a defence against
+    // crafted keys, which pixel indices of windows we placed are not) was a tenth of a frame's
+    // encode where pf8 places many windows.
+    let mut windows: rustc_hash::FxHashMap<usize, f64> = rustc_hash::FxHashMap::default();
     for (f, info) in infos.iter().enumerate() {
         let base = f * fp;
         for &w in &info.windows {
