@@ -14,8 +14,7 @@
 //! [`super::block::decode_ints`], [`super::block::inverse`] and [`super::block::encode_ints`]
 //! (tested).
 
-use super::block;
-use super::{lift4, widen};
+use super::{block, lift4, widen};
 use crate::bits::BitReader;
 use roibin_registry::Result;
 use std::arch::x86_64::*;
