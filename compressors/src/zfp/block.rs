@@ -455,6 +455,25 @@ fn read_planes_within(
     Ok((k, maxbits - bits))
 }
 
+/// A block's integers (natural order; 4, 16 or 64 of them) coded at 32-bit integer precision
+/// with `prec` planes and no bit budget, as the tests of the block coders make them.
+#[cfg(test)]
+pub(super) fn coded(ints: &[i64], prec: u32) -> BitWriter {
+    let d = (ints.len().trailing_zeros() / 2) as usize;
+    let mut w = BitWriter::default();
+    let pl = Planes { intprec: 32 };
+    encode_ints(
+        &mut w,
+        ints,
+        sequency(d),
+        pl,
+        prec,
+        u64::MAX,
+        &mut Scratch::default(),
+    );
+    w
+}
+
 /// A block of `N` = 4^d integers as an array (the caller's slice always has that length).
 fn as_block<const N: usize>(ints: &mut [i64]) -> &mut [i64; N] {
     ints.try_into().expect("a block holds 4^d integers")
@@ -507,18 +526,8 @@ mod tests {
             let ints: Vec<i64> = (0..size).map(|_| (next() as i32 as i64) >> shift).collect();
             let pl = Planes { intprec: 32 };
             let prec = 4 + (next() % 29) as u32;
-            let mut w = BitWriter::default();
             let perm = sequency(d);
-            encode_ints(
-                &mut w,
-                &ints,
-                perm,
-                pl,
-                prec,
-                u64::MAX,
-                &mut Scratch::default(),
-            );
-            let bytes = w.finish();
+            let bytes = coded(&ints, prec).finish();
             let kmin = 32 - prec;
             // The one-code-per-group-test writer writes what the bit-by-bit writer writes.
             let mut planes = [0u64; 64];

@@ -176,16 +176,7 @@ mod tests {
             let shift = rnd() % 32;
             let ints: Vec<i64> = (0..16).map(|_| (rnd() as i32 as i64) >> shift).collect();
             let prec = (round % 33) as u32;
-            let mut w = BitWriter::default();
-            block::encode_ints(
-                &mut w,
-                &ints,
-                perm,
-                pl,
-                prec,
-                u64::MAX,
-                &mut Scratch::default(),
-            );
+            let mut w = block::coded(&ints, prec);
             w.put(0x5a, 8);
             let bytes = w.finish();
             let scale = 2f64.powi((rnd() % 41) as i32 - 20);
@@ -242,21 +233,11 @@ mod tests {
             return;
         };
         let mut rnd = crate::test_rng::xorshift(0x5eed_1234_abcd_ef01);
-        let (perm, pl) = (block::sequency(2), Planes { intprec: 32 });
         for round in 0..2000 {
             let shift = rnd() % 40;
             let ints: [i64; 16] = std::array::from_fn(|_| (rnd() as i64) >> (24 + shift));
             let prec = (round % 33) as u32;
-            let mut want = BitWriter::default();
-            block::encode_ints(
-                &mut want,
-                &ints,
-                perm,
-                pl,
-                prec,
-                u64::MAX,
-                &mut Scratch::default(),
-            );
+            let want = block::coded(&ints, prec);
             let mut got = BitWriter::default();
             let mut planes = [0u64; 64];
             // SAFETY: AVX2 checked above.

@@ -104,7 +104,6 @@ pub unsafe fn decode_ints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::BitWriter;
     use crate::zfp::block::{Planes, Scratch};
 
     /// Blocks coded with every precision up to [`MAX_PLANES`], from sparse to dense and small
@@ -123,9 +122,8 @@ mod tests {
             let shift = rnd() % 32;
             let ints: Vec<i64> = (0..64).map(|_| (rnd() as i32 as i64) >> shift).collect();
             let prec = round % (MAX_PLANES + 1);
-            let mut w = BitWriter::default();
             let mut scratch = Scratch::default();
-            block::encode_ints(&mut w, &ints, perm, pl, prec, u64::MAX, &mut scratch);
+            let mut w = block::coded(&ints, prec);
             w.put(0x5a, 8);
             let bytes = w.finish();
             let mut r = BitReader::new(&bytes, "zfp");
