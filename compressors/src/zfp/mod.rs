@@ -609,13 +609,7 @@ impl Piece<'_> {
         // bit budget, 2-D ones are decoded in registers from their planes on.
         let vectors = f32 && pl.intprec == 32 && d >= 2 && avx2();
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: made only where the CPU has AVX2 (`vectors`).
-        let lanes = (vectors && d == 2 && maxbits.is_none())
-            .then(|| unsafe { block2d::Lanes::new(self.perm) });
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above; 3-D blocks of few planes take their integers from registers.
-        let lanes3 = (vectors && d == 3 && maxbits.is_none())
-            .then(|| unsafe { block3d::Lanes::new(self.perm) });
+        let registers = (vectors && maxbits.is_none()).then(|| Registers::new(d, self.perm));
         for o in origins(self.dims, d) {
             grid.locate(o, &mut blk);
             let ints = &mut ints_buf[..blk.n];
@@ -660,25 +654,9 @@ impl Piece<'_> {
                     }
                     let scale = pow2(emax - (pl.intprec as i32 - 2));
                     #[cfg(target_arch = "x86_64")]
-                    if let (Some(lanes), true) = (lanes, blk.is_whole()) {
-                        let whole: &mut [i64; 16] = ints.try_into().expect("16 values");
-                        let rows = blk.at.iter().step_by(4).copied();
+                    if let (Some(reg), true) = (&registers, blk.is_whole()) {
                         let kmin = pl.intprec - prec;
-                        // SAFETY: `lanes` exist only where the CPU has AVX2.
-                        if !unsafe { block2d::decode(r, kmin, lanes, scale, rows, dst, whole)? } {
-                            kind.scatter(&blk, ints, scale, dst);
-                        }
-                        continue;
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    if let (Some(lanes3), true) = (&lanes3, blk.is_whole()) {
-                        if prec <= block3d::MAX_PLANES {
-                            let whole: &mut [i64; 64] = ints.try_into().expect("64 values");
-                            // SAFETY: `lanes3` exist only where the CPU has AVX2.
-                            unsafe { block3d::decode_ints(r, pl.intprec - prec, lanes3, whole)? };
-                            if !inverse_store_f32(ints, d, scale, &blk, dst) {
-                                kind.scatter(&blk, ints, scale, dst);
-                            }
+                        if reg.decode(r, kmin, scale, &blk, ints, dst)? {
                             continue;
                         }
                     }
@@ -697,6 +675,62 @@ impl Piece<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The decoders of whole float32 blocks that work in registers from the bit planes on (AVX2,
+/// no bit budget), made once a piece.
+#[cfg(target_arch = "x86_64")]
+enum Registers {
+    Two(block2d::Lanes),
+    Three(block3d::Lanes),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Registers {
+    /// For `d`-D blocks in the order `perm`; the caller found AVX2.
+    fn new(d: usize, perm: &[usize]) -> Registers {
+        // SAFETY: called only where the CPU has AVX2 (`vectors`).
+        unsafe {
+            match d {
+                2 => Registers::Two(block2d::Lanes::new(perm)),
+                _ => Registers::Three(block3d::Lanes::new(perm)),
+            }
+        }
+    }
+
+    /// Decode a whole block's planes down to `kmin` and store its values; false, reading
+    /// nothing, when the block is not for this path (a 3-D block of too many planes).
+    fn decode(
+        &self,
+        r: &mut BitReader<'_>,
+        kmin: u32,
+        scale: f64,
+        blk: &Block,
+        ints: &mut [i64],
+        dst: &mut [u8],
+    ) -> Result<bool> {
+        // SAFETY (both arms): a `Registers` exists only where the CPU has AVX2.
+        let stored = match self {
+            Registers::Two(lanes) => {
+                let whole: &mut [i64; 16] = ints.try_into().expect("16 values");
+                let rows = blk.at.iter().step_by(4).copied();
+                unsafe { block2d::decode(r, kmin, *lanes, scale, rows, dst, whole)? }
+            }
+            Registers::Three(lanes) => {
+                if 32 - kmin > block3d::MAX_PLANES {
+                    return Ok(false);
+                }
+                let whole: &mut [i64; 64] = ints.try_into().expect("64 values");
+                unsafe { block3d::decode_ints(r, kmin, lanes, whole)? };
+                inverse_store_f32(ints, 3, scale, blk, dst)
+            }
+        };
+        // Values that do not fit the vector store (a damaged stream's): the per-value one.
+        if !stored {
+            Kind::F32.scatter(blk, ints, scale, dst);
+        }
+        Ok(true)
     }
 }
 
