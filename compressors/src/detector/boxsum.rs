@@ -207,53 +207,6 @@ fn in_bands<T: Send>(
         .for_each(|(b, chunk)| f(b * band..(b * band + band).min(rows), chunk));
 }
 
-/// Like [`map_rows`] for counts alone: `each(r, counts, out_row)` with the number of `mask`
-/// pixels in each box of row `r`, in integers (cheaper than the float sums).
-pub fn map_counts<T: Send>(
-    mask: &[bool],
-    (rows, cols): (usize, usize),
-    k: usize,
-    out: &mut [T],
-    each: impl Fn(usize, &[u32], &mut [T]) + Sync,
-) {
-    in_bands(out, (rows, cols), |band, chunk| {
-        let (r0, r1) = (band.start, band.end);
-        let (mut column, mut prefix, mut row) =
-            (vec![0u32; cols], vec![0u32; cols + 1], vec![0u32; cols]);
-        let step = |column: &mut [u32], r: usize, add: bool| {
-            for (s, &m) in column.iter_mut().zip(&mask[r * cols..(r + 1) * cols]) {
-                if add {
-                    *s += m as u32;
-                } else {
-                    *s -= m as u32;
-                }
-            }
-        };
-        for r in r0.saturating_sub(k)..(r0 + k + 1).min(rows) {
-            step(&mut column, r, true);
-        }
-        for r in r0..r1 {
-            if r > r0 {
-                if r + k < rows {
-                    step(&mut column, r + k, true);
-                }
-                if r > k {
-                    step(&mut column, r - k - 1, false);
-                }
-            }
-            let mut run = 0;
-            for (p, &s) in prefix[1..].iter_mut().zip(&column) {
-                run += s;
-                *p = run;
-            }
-            for (c, o) in row.iter_mut().enumerate() {
-                *o = prefix[(c + k + 1).min(cols)] - prefix[c.saturating_sub(k)];
-            }
-            each(r, &row, &mut chunk[(r - r0) * cols..(r - r0 + 1) * cols]);
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
