@@ -253,15 +253,13 @@ fn extend(
         .for_each(|(r, row)| {
             row.fill(false);
             let row_core = &core[r * cols..(r + 1) * cols];
-            if !row_core.contains(&true) {
-                return;
-            }
             let (r0, r1) = (r.saturating_sub(kb), (r + kb + 1).min(rows));
-            for (c, out) in row.iter_mut().enumerate() {
+            for c in memchr::memchr_iter(1, bools_as_bytes(row_core)) {
                 let i = r * cols + c;
-                if !good[i] || !row_core[c] {
+                if !good[i] {
                     continue;
                 }
+                let out = &mut row[c];
                 let (c0, c1) = (c.saturating_sub(kb), (c + kb + 1).min(cols));
                 let (mut m, mut x) = (0u32, 0f64);
                 for rr in r0..r1 {
@@ -310,7 +308,7 @@ fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
         .with_min_len(band)
         .for_each(|(r, out)| {
             let row = &across[r * cols..(r + 1) * cols];
-            if !row.contains(&true) {
+            if memchr::memchr(1, bools_as_bytes(row)).is_none() {
                 return;
             }
             out.copy_from_slice(row);
@@ -326,12 +324,9 @@ fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
 /// `true`, into `out` (all `false`): each run of `true` less `h` pixels at each end that does
 /// not touch the row's end.
 fn row_eroded(row: &[bool], h: usize, out: &mut [bool]) {
-    let mut c = 0;
-    while let Some(start) = row[c..].iter().position(|&t| t).map(|p| c + p) {
-        let end = row[start..]
-            .iter()
-            .position(|&t| !t)
-            .map_or(row.len(), |p| start + p);
+    let (bytes, mut c) = (bools_as_bytes(row), 0);
+    while let Some(start) = memchr::memchr(1, &bytes[c..]).map(|p| c + p) {
+        let end = memchr::memchr(0, &bytes[start..]).map_or(row.len(), |p| start + p);
         let lo = if start == 0 { 0 } else { start + h };
         let hi = if end == row.len() {
             end
@@ -343,6 +338,11 @@ fn row_eroded(row: &[bool], h: usize, out: &mut [bool]) {
         }
         c = end;
     }
+}
+
+/// A mask's bytes (each 0 or 1), for `memchr`'s word-at-a-time searches.
+fn bools_as_bytes(mask: &[bool]) -> &[u8] {
+    bytemuck::cast_slice(mask)
 }
 
 #[cfg(test)]
@@ -550,10 +550,12 @@ pub(crate) fn spots_of(
 ) -> Vec<Peak> {
     let mut out = vec![];
     let mut stack = vec![];
-    for start in 0..rows * cols {
-        if !strong[start] {
-            continue;
-        }
+    let mut from = 0;
+    // Strong pixels are sparse: the next one found a machine word at a time, not a pixel at
+    // a time (the scan had been 3% of a `roibin(auto)` encode).
+    while let Some(offset) = memchr::memchr(1, bools_as_bytes(&strong[from..])) {
+        let start = from + offset;
+        from = start + 1;
         strong[start] = false;
         stack.push(start);
         let mut region = vec![];
