@@ -120,8 +120,9 @@ pub(crate) fn strong_pixels(
     cols: usize,
     p: &DispersionParams,
     gain: f64,
+    spare: &boxsum::TakenSpare,
 ) -> Vec<bool> {
-    let mut each = strong_pixels_each(v, good, rows, cols, &[(p, gain)]);
+    let mut each = strong_pixels_each(v, good, rows, cols, &[(p, gain)], spare);
     each.pop().unwrap_or_default()
 }
 
@@ -134,6 +135,7 @@ pub(crate) fn strong_pixels_each(
     rows: usize,
     cols: usize,
     tests: &[Test],
+    spare: &boxsum::TakenSpare,
 ) -> Vec<Vec<bool>> {
     let Some(&(first, _)) = tests.first() else {
         return vec![];
@@ -141,12 +143,12 @@ pub(crate) fn strong_pixels_each(
     if tests.len() > 8 || tests.iter().any(|(p, _)| p.kernel != first.kernel) {
         return tests
             .iter()
-            .map(|&(p, gain)| strong_pixels(v, good, rows, cols, p, gain))
+            .map(|&(p, gain)| strong_pixels(v, good, rows, cols, p, gain, spare))
             .collect();
     }
     // Bit t of a pixel's flags: strong by test t's dispersion (and local-mean) test.
     let mut flags = vec![0u8; rows * cols];
-    let taken = boxsum::Taken::new(v, good, BIG);
+    let taken = boxsum::Taken::new_in(v, good, BIG, spare);
     boxsum::map_rows(
         &taken,
         (rows, cols),
@@ -160,6 +162,7 @@ pub(crate) fn strong_pixels_each(
             }
         },
     );
+    taken.give_back(spare);
     let masks: Vec<Vec<bool>> = if tests.len() == 1 {
         // In place: the one test's flags are its mask.
         vec![flags.into_iter().map(|f| f != 0).collect()]
@@ -515,7 +518,8 @@ fn panel_peaks(
     p: &DispersionParams,
 ) -> Vec<Peak> {
     let gain = panel_gain(v, good, rows, cols, p);
-    let strong = strong_pixels(v, good, rows, cols, p, gain);
+    // The finder codec keeps nothing between frames (a `roibin(auto)` encode keeps its own).
+    let strong = strong_pixels(v, good, rows, cols, p, gain, &boxsum::TakenSpare::default());
     spots_of(v, strong, rows, cols, row0, p)
 }
 

@@ -4,6 +4,7 @@
 //! them and the spots are regrouped from the whole mask. The same functions as the finder
 //! codec, so the spots are those a full run gives (tested).
 
+use super::boxsum::TakenSpare;
 use super::dispersion::{self, DispersionParams};
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
@@ -12,10 +13,12 @@ use roibin_registry::spec::Graph;
 use roibin_registry::{Config, DType};
 use std::ops::Range;
 
-/// A `dispersion` or `dispersion_extended` check without mask or radius files.
-pub struct Recheck {
+/// A `dispersion` or `dispersion_extended` check without mask or radius files, with the
+/// buffers its codec keeps between frames.
+pub struct Recheck<'a> {
     params: DispersionParams,
     panels: Panels,
+    spare: &'a TakenSpare,
 }
 
 /// Rows and columns of a panel.
@@ -35,10 +38,10 @@ pub struct FrameCheck {
     strong: Vec<bool>,
 }
 
-impl Recheck {
+impl<'a> Recheck<'a> {
     /// The check `graph` for frames of `panels`, if it is a single dispersion-family stage
     /// that reads no files (a mask changes which pixels count: those checks run in full).
-    pub fn of(graph: &Graph, panels: Panels) -> Option<Recheck> {
+    pub fn of(graph: &Graph, panels: Panels, spare: &'a TakenSpare) -> Option<Recheck<'a>> {
         let [stage] = &graph.stages[..] else {
             return None;
         };
@@ -56,7 +59,11 @@ impl Recheck {
         }
         let c = Config::from_stage(stage, dispersion::OPTIONS, &stage.name).ok()?;
         let params = dispersion::params(&c, extended).ok()?;
-        Some(Recheck { params, panels })
+        Some(Recheck {
+            params,
+            panels,
+            spare,
+        })
     }
 
     /// The whole check of `frame` (its bytes).
@@ -94,7 +101,8 @@ impl Recheck {
         let (rows, cols) = (self.panels.rows, self.panels.cols);
         let s = k * rows * cols..(k + 1) * rows * cols;
         let (v, good) = (&fc.v[s.clone()], &fc.good[s.clone()]);
-        let strong = dispersion::strong_pixels(v, good, rows, cols, &self.params, fc.gain[k]);
+        let strong =
+            dispersion::strong_pixels(v, good, rows, cols, &self.params, fc.gain[k], self.spare);
         fc.strong[s].copy_from_slice(&strong);
     }
 
@@ -229,7 +237,9 @@ impl Recheck {
             v.extend_from_slice(&fc.v[span.clone()]);
             good.extend_from_slice(&fc.good[span]);
         }
-        dispersion::strong_pixels(&v, &good, h, w, &self.params, gain)
+        // Crops are small: their buffers are not kept (frame-sized ones would be taken).
+        let spare = TakenSpare::default();
+        dispersion::strong_pixels(&v, &good, h, w, &self.params, gain, &spare)
     }
 
     /// What each of `checks` (all for frames of the same panels) finds on `frame`, as their
@@ -257,7 +267,7 @@ impl Recheck {
                     (&c.params, gain)
                 })
                 .collect();
-            let strong = dispersion::strong_pixels_each(v, good, rows, cols, &tests);
+            let strong = dispersion::strong_pixels_each(v, good, rows, cols, &tests, first.spare);
             let spots: Vec<Vec<Peak>> = (strong.into_par_iter().zip(checks))
                 .map(|(strong, c)| dispersion::spots_of(v, strong, rows, cols, k * rows, &c.params))
                 .collect();
@@ -342,7 +352,8 @@ mod tests {
             "dispersion_extended(kernel=2,gain=3)",
         ] {
             let graph: Graph = spec.parse().unwrap();
-            let rc = Recheck::of(&graph, panels).unwrap();
+            let spare = TakenSpare::default();
+            let rc = Recheck::of(&graph, panels, &spare).unwrap();
             // Counts, and counts scaled to ADU (an estimated gain far from 1, which the
             // windows move).
             for (seed, scale) in (0..12u64).flat_map(|s| [(s, 1.0), (s, 40.0)]) {
@@ -403,8 +414,8 @@ mod tests {
             }
         }
         let masked: Graph = "dispersion(mask=\"m.npy\")".parse().unwrap();
-        assert!(Recheck::of(&masked, panels).is_none());
-        assert!(Recheck::of(&"pf8".parse().unwrap(), panels).is_none());
+        assert!(Recheck::of(&masked, panels, &TakenSpare::default()).is_none());
+        assert!(Recheck::of(&"pf8".parse().unwrap(), panels, &TakenSpare::default()).is_none());
     }
 
     /// Finders run together on a frame (one conversion, one gain estimate, one pass of box
@@ -435,10 +446,11 @@ mod tests {
                 "dispersion_extended(kernel=4,gain=0)",
             ],
         ];
+        let spare = TakenSpare::default();
         for specs in sets {
             let checks: Vec<Recheck> = specs
                 .iter()
-                .map(|s| Recheck::of(&s.parse().unwrap(), panels).unwrap())
+                .map(|s| Recheck::of(&s.parse().unwrap(), panels, &spare).unwrap())
                 .collect();
             let refs: Vec<&Recheck> = checks.iter().collect();
             // Counts, and counts scaled to ADU (an estimated gain of about 40, not 1).
@@ -469,7 +481,8 @@ mod tests {
             cols,
         };
         for spec in ["dispersion_extended(gain=1)", "dispersion(gain=1)"] {
-            let rc = Recheck::of(&spec.parse().unwrap(), panels).unwrap();
+            let spare = TakenSpare::default();
+            let rc = Recheck::of(&spec.parse().unwrap(), panels, &spare).unwrap();
             let reach = dispersion::reach(&rc.params) as i64;
             let mut farthest = 0;
             for seed in 0..3u64 {

@@ -26,6 +26,7 @@ pub mod parts;
 mod stream;
 
 use super::bin::Bin;
+use super::boxsum::TakenSpare;
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use super::recheck::{FrameCheck, Recheck};
@@ -280,6 +281,8 @@ pub struct Roibin {
     copies: Spare<u8>,
     /// Buffers of a flag per pixel for the background's input, kept all false.
     exclusions: Spare<bool>,
+    /// Buffers of the dispersion finders' box sums in `roibin(auto)` (see [`TakenSpare`]).
+    taken: TakenSpare,
     /// Which pixels outside the windows decode bit-exact.
     rules: exact::Rules,
     /// Masked pixels of a frame (from the finder's `mask`), by frame size.
@@ -793,9 +796,10 @@ impl Roibin {
         l: Layout,
         check: Option<&Recheck>,
     ) -> Result<Option<AutoSpots>> {
-        let (Some(check), Some(finder)) =
-            (check, Recheck::of(&AUTO_FINDER.parse()?, l.panel_view()))
-        else {
+        let (Some(check), Some(finder)) = (
+            check,
+            Recheck::of(&AUTO_FINDER.parse()?, l.panel_view(), &self.taken),
+        ) else {
             return Ok(None);
         };
         let fb = l.frame_pixels() * m.dtype.size();
@@ -1004,7 +1008,7 @@ impl Codec for Roibin {
         let check = self.check_finder(m.dtype, l)?;
         // A dispersion check is re-run only around the windows pasted since (the same spots
         // as a full run: see `recheck`); any other check runs on the whole chunk each round.
-        let recheck = Recheck::of(&self.check, l.panel_view());
+        let recheck = Recheck::of(&self.check, l.panel_view(), &self.taken);
         let encode_first = |infos: &[FrameInfo], flagged| -> Result<_> {
             let bg = self.encode_background(data, m, l, infos, flagged)?;
             let mut stream = Vec::new();
@@ -1232,6 +1236,7 @@ fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roib
         background_tails: Mutex::new(vec![]),
         copies: Spare::default(),
         exclusions: Spare::default(),
+        taken: TakenSpare::default(),
     })
 }
 
