@@ -16,6 +16,7 @@
 
 use super::boxsum;
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
+use crate::spare::Spare;
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
 use roibin_registry::{threads, Accepts, Codec, CodecInfo, Config, OptionSpec, OptionType, Result};
@@ -112,6 +113,32 @@ pub struct DispersionParams {
 /// Pixels at or above this are left out of the local sums (DIALS: "about 16m counts").
 const BIG: f32 = (1 << 24) as f32;
 
+/// Frame-sized buffers the dispersion finders keep between frames (see [`Spare`]), owned
+/// by the codec that runs them: a fresh frame of pages for each box-sum input, flag frame and
+/// mask of every run of the test (three runs a frame in `roibin(auto)`) had been most of its
+/// page faults on large frames.
+#[derive(Debug, Default)]
+pub struct FinderSpare {
+    taken: boxsum::TakenSpare,
+    flags: Spare<u8>,
+    masks: Spare<bool>,
+}
+
+impl FinderSpare {
+    /// A mask of `n` pixels, all `false`, in a kept buffer.
+    pub(crate) fn mask(&self, n: usize) -> Vec<bool> {
+        let mut m = self.masks.take();
+        m.clear();
+        m.resize(n, false);
+        m
+    }
+
+    /// Keep `mask` for a later [`FinderSpare::mask`].
+    pub(crate) fn give_mask(&self, mask: Vec<bool>) {
+        self.masks.give(mask);
+    }
+}
+
 /// Strong pixels of one panel.
 pub(crate) fn strong_pixels(
     v: &[f32],
@@ -120,7 +147,7 @@ pub(crate) fn strong_pixels(
     cols: usize,
     p: &DispersionParams,
     gain: f64,
-    spare: &boxsum::TakenSpare,
+    spare: &FinderSpare,
 ) -> Vec<bool> {
     let mut each = strong_pixels_each(v, good, rows, cols, &[(p, gain)], spare);
     each.pop().unwrap_or_default()
@@ -135,7 +162,7 @@ pub(crate) fn strong_pixels_each(
     rows: usize,
     cols: usize,
     tests: &[Test],
-    spare: &boxsum::TakenSpare,
+    spare: &FinderSpare,
 ) -> Vec<Vec<bool>> {
     let Some(&(first, _)) = tests.first() else {
         return vec![];
@@ -147,8 +174,10 @@ pub(crate) fn strong_pixels_each(
             .collect();
     }
     // Bit t of a pixel's flags: strong by test t's dispersion (and local-mean) test.
-    let mut flags = vec![0u8; rows * cols];
-    let taken = boxsum::Taken::new_in(v, good, BIG, spare);
+    let mut flags = spare.flags.take();
+    flags.clear();
+    flags.resize(rows * cols, 0);
+    let taken = boxsum::Taken::new_in(v, good, BIG, &spare.taken);
     boxsum::map_rows(
         &taken,
         (rows, cols),
@@ -162,21 +191,23 @@ pub(crate) fn strong_pixels_each(
             }
         },
     );
-    taken.give_back(spare);
-    let masks: Vec<Vec<bool>> = if tests.len() == 1 {
-        // In place: the one test's flags are its mask.
-        vec![flags.into_iter().map(|f| f != 0).collect()]
-    } else {
-        let bit = |t: usize| flags.iter().map(|f| (f >> t) & 1 != 0).collect();
-        (0..tests.len()).map(bit).collect()
+    taken.give_back(&spare.taken);
+    let bit = |t: usize| {
+        let mut mask = spare.mask(rows * cols);
+        for (m, f) in mask.iter_mut().zip(&flags) {
+            *m = (f >> t) & 1 != 0;
+        }
+        mask
     };
+    let masks: Vec<Vec<bool>> = (0..tests.len()).map(bit).collect();
+    spare.flags.give(flags);
     // The tests' second passes side by side: each is partly serial.
     masks
         .into_par_iter()
         .zip(tests)
         .map(|(mut strong, &(p, gain))| {
             if p.extended {
-                extend(v, good, rows, cols, p, gain, &mut strong);
+                extend(v, good, (rows, cols), p, gain, &mut strong, spare);
             }
             strong
         })
@@ -237,14 +268,14 @@ fn dispersion_row_body(row: RowInput, (p, gain): Test, bit: usize, out: &mut [u8
 fn extend(
     v: &[f32],
     good: &[bool],
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     p: &DispersionParams,
     gain: f64,
     strong: &mut [bool],
+    spare: &FinderSpare,
 ) {
     let k = p.kernel;
-    let core = eroded(strong, rows, cols, k);
+    let core = eroded(strong, rows, cols, k, spare);
     // The mean over the box of half-size k + 2 of the good pixels outside the cores, at core
     // pixels only: they are few (spot interiors), so the box is summed where it is needed.
     let kb = k + 2;
@@ -283,6 +314,7 @@ fn extend(
                     && val >= mean + p.sigma_strong * (gain * mean.max(0.0)).sqrt();
             }
         });
+    spare.give_mask(core);
 }
 
 /// The pixels of `mask` at Chebyshev distance ≥ `k` from every `false` pixel of the panel:
@@ -293,19 +325,20 @@ fn extend(
 /// `true` of its row), then those whose column neighbours within h are (an `and` of rows).
 /// Only rows holding a `true` pixel are looked at: strong pixels are sparse (box counts
 /// over the whole frame had cost a seventh of a `roibin(auto)` encode).
-fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
+fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize, spare: &FinderSpare) -> Vec<bool> {
+    let mut out = spare.mask(rows * cols);
     if k == 0 || cols == 0 {
-        return mask.to_vec();
+        out.copy_from_slice(mask);
+        return out;
     }
     let h = k - 1;
     let band = (threads::MIN_TASK_BYTES / cols).max(1);
-    let mut across = vec![false; rows * cols];
+    let mut across = spare.mask(rows * cols);
     across
         .par_chunks_mut(cols)
         .zip(mask.par_chunks(cols))
         .with_min_len(band)
         .for_each(|(out, row)| row_eroded(row, h, out));
-    let mut out = vec![false; rows * cols];
     out.par_chunks_mut(cols)
         .enumerate()
         .with_min_len(band)
@@ -320,6 +353,7 @@ fn eroded(mask: &[bool], rows: usize, cols: usize, k: usize) -> Vec<bool> {
                 out.iter_mut().zip(near).for_each(|(o, &n)| *o &= n);
             }
         });
+    spare.give_mask(across);
     out
 }
 
@@ -519,8 +553,9 @@ fn panel_peaks(
 ) -> Vec<Peak> {
     let gain = panel_gain(v, good, rows, cols, p);
     // The finder codec keeps nothing between frames (a `roibin(auto)` encode keeps its own).
-    let strong = strong_pixels(v, good, rows, cols, p, gain, &boxsum::TakenSpare::default());
-    spots_of(v, strong, rows, cols, row0, p)
+    let spare = FinderSpare::default();
+    let strong = strong_pixels(v, good, rows, cols, p, gain, &spare);
+    spots_of(v, strong, rows, cols, row0, p, &spare)
 }
 
 /// The gain a panel's test uses: the option's, or from the data (`gain=0`).
@@ -551,6 +586,7 @@ pub(crate) fn spots_of(
     cols: usize,
     row0: usize,
     p: &DispersionParams,
+    spare: &FinderSpare,
 ) -> Vec<Peak> {
     let mut out = vec![];
     let mut stack = vec![];
@@ -588,6 +624,7 @@ pub(crate) fn spots_of(
         let centre = super::pf8::centroid(v, &region, |y, x| y * cols + x);
         out.push(Peak::of_region(&region, centre, row0, total, max));
     }
+    spare.give_mask(strong);
     out
 }
 
@@ -683,14 +720,18 @@ mod tests {
                 }
             }
         }
+        // Buffers kept between the masks and the ks, as a codec keeps them between frames.
+        let spare = FinderSpare::default();
         for mask in [holes, blobs] {
             let d = chebyshev_to_background(&mask, rows, cols);
             for k in 0..5 {
                 let want: Vec<bool> = (0..rows * cols).map(|i| mask[i] && d[i] >= k).collect();
-                assert_eq!(eroded(&mask, rows, cols, k), want, "k={k}");
+                let got = eroded(&mask, rows, cols, k, &spare);
+                assert_eq!(got, want, "k={k}");
+                spare.give_mask(got);
             }
         }
-        assert_eq!(eroded(&[true; 12], 3, 4, 3), vec![true; 12]);
+        assert_eq!(eroded(&[true; 12], 3, 4, 3, &spare), vec![true; 12]);
     }
 
     #[test]

@@ -4,8 +4,7 @@
 //! them and the spots are regrouped from the whole mask. The same functions as the finder
 //! codec, so the spots are those a full run gives (tested).
 
-use super::boxsum::TakenSpare;
-use super::dispersion::{self, DispersionParams};
+use super::dispersion::{self, DispersionParams, FinderSpare};
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use rayon::prelude::*;
@@ -18,7 +17,7 @@ use std::ops::Range;
 pub struct Recheck<'a> {
     params: DispersionParams,
     panels: Panels,
-    spare: &'a TakenSpare,
+    spare: &'a FinderSpare,
 }
 
 /// Rows and columns of a panel.
@@ -41,7 +40,7 @@ pub struct FrameCheck {
 impl<'a> Recheck<'a> {
     /// The check `graph` for frames of `panels`, if it is a single dispersion-family stage
     /// that reads no files (a mask changes which pixels count: those checks run in full).
-    pub fn of(graph: &Graph, panels: Panels, spare: &'a TakenSpare) -> Option<Recheck<'a>> {
+    pub fn of(graph: &Graph, panels: Panels, spare: &'a FinderSpare) -> Option<Recheck<'a>> {
         let [stage] = &graph.stages[..] else {
             return None;
         };
@@ -104,6 +103,7 @@ impl<'a> Recheck<'a> {
         let strong =
             dispersion::strong_pixels(v, good, rows, cols, &self.params, fc.gain[k], self.spare);
         fc.strong[s].copy_from_slice(&strong);
+        self.spare.give_mask(strong);
     }
 
     /// `fc` for `frame`, which differs from the frame `fc` was made for only inside `changed`
@@ -238,7 +238,7 @@ impl<'a> Recheck<'a> {
             good.extend_from_slice(&fc.good[span]);
         }
         // Crops are small: their buffers are not kept (frame-sized ones would be taken).
-        let spare = TakenSpare::default();
+        let spare = FinderSpare::default();
         dispersion::strong_pixels(&v, &good, h, w, &self.params, gain, &spare)
     }
 
@@ -269,7 +269,9 @@ impl<'a> Recheck<'a> {
                 .collect();
             let strong = dispersion::strong_pixels_each(v, good, rows, cols, &tests, first.spare);
             let spots: Vec<Vec<Peak>> = (strong.into_par_iter().zip(checks))
-                .map(|(strong, c)| dispersion::spots_of(v, strong, rows, cols, k * rows, &c.params))
+                .map(|(strong, c)| {
+                    dispersion::spots_of(v, strong, rows, cols, k * rows, &c.params, first.spare)
+                })
                 .collect();
             for (list, spots) in found.iter_mut().zip(spots) {
                 list.push(spots);
@@ -288,8 +290,17 @@ impl<'a> Recheck<'a> {
         let per_panel = (0..self.panels.panels)
             .map(|k| {
                 let s = k * rows * cols..(k + 1) * rows * cols;
-                let (v, strong) = (&fc.v[s.clone()], fc.strong[s].to_vec());
-                dispersion::spots_of(v, strong, rows, cols, k * rows, &self.params)
+                let mut strong = self.spare.mask(rows * cols);
+                strong.copy_from_slice(&fc.strong[s.clone()]);
+                dispersion::spots_of(
+                    &fc.v[s],
+                    strong,
+                    rows,
+                    cols,
+                    k * rows,
+                    &self.params,
+                    self.spare,
+                )
             })
             .collect();
         PeakList::capped(per_panel, self.params.max_peaks).peaks
@@ -352,7 +363,7 @@ mod tests {
             "dispersion_extended(kernel=2,gain=3)",
         ] {
             let graph: Graph = spec.parse().unwrap();
-            let spare = TakenSpare::default();
+            let spare = FinderSpare::default();
             let rc = Recheck::of(&graph, panels, &spare).unwrap();
             // Counts, and counts scaled to ADU (an estimated gain far from 1, which the
             // windows move).
@@ -414,8 +425,8 @@ mod tests {
             }
         }
         let masked: Graph = "dispersion(mask=\"m.npy\")".parse().unwrap();
-        assert!(Recheck::of(&masked, panels, &TakenSpare::default()).is_none());
-        assert!(Recheck::of(&"pf8".parse().unwrap(), panels, &TakenSpare::default()).is_none());
+        assert!(Recheck::of(&masked, panels, &FinderSpare::default()).is_none());
+        assert!(Recheck::of(&"pf8".parse().unwrap(), panels, &FinderSpare::default()).is_none());
     }
 
     /// Finders run together on a frame (one conversion, one gain estimate, one pass of box
@@ -446,7 +457,7 @@ mod tests {
                 "dispersion_extended(kernel=4,gain=0)",
             ],
         ];
-        let spare = TakenSpare::default();
+        let spare = FinderSpare::default();
         for specs in sets {
             let checks: Vec<Recheck> = specs
                 .iter()
@@ -481,7 +492,7 @@ mod tests {
             cols,
         };
         for spec in ["dispersion_extended(gain=1)", "dispersion(gain=1)"] {
-            let spare = TakenSpare::default();
+            let spare = FinderSpare::default();
             let rc = Recheck::of(&spec.parse().unwrap(), panels, &spare).unwrap();
             let reach = dispersion::reach(&rc.params) as i64;
             let mut farthest = 0;

@@ -26,7 +26,7 @@ pub mod parts;
 mod stream;
 
 use super::bin::Bin;
-use super::boxsum::TakenSpare;
+use super::dispersion::FinderSpare;
 use super::elems;
 use super::peaks::{Panels, Peak, PeakList};
 use super::recheck::{FrameCheck, Recheck};
@@ -281,8 +281,8 @@ pub struct Roibin {
     copies: Spare<u8>,
     /// Buffers of a flag per pixel for the background's input, kept all false.
     exclusions: Spare<bool>,
-    /// Buffers of the dispersion finders' box sums in `roibin(auto)` (see [`TakenSpare`]).
-    taken: TakenSpare,
+    /// Buffers of the dispersion finders in `roibin(auto)` (see [`FinderSpare`]).
+    finder_buffers: FinderSpare,
     /// Which pixels outside the windows decode bit-exact.
     rules: exact::Rules,
     /// Masked pixels of a frame (from the finder's `mask`), by frame size.
@@ -798,7 +798,7 @@ impl Roibin {
     ) -> Result<Option<AutoSpots>> {
         let (Some(check), Some(finder)) = (
             check,
-            Recheck::of(&AUTO_FINDER.parse()?, l.panel_view(), &self.taken),
+            Recheck::of(&AUTO_FINDER.parse()?, l.panel_view(), &self.finder_buffers),
         ) else {
             return Ok(None);
         };
@@ -1008,7 +1008,7 @@ impl Codec for Roibin {
         let check = self.check_finder(m.dtype, l)?;
         // A dispersion check is re-run only around the windows pasted since (the same spots
         // as a full run: see `recheck`); any other check runs on the whole chunk each round.
-        let recheck = Recheck::of(&self.check, l.panel_view(), &self.taken);
+        let recheck = Recheck::of(&self.check, l.panel_view(), &self.finder_buffers);
         let encode_first = |infos: &[FrameInfo], flagged| -> Result<_> {
             let bg = self.encode_background(data, m, l, infos, flagged)?;
             let mut stream = Vec::new();
@@ -1236,7 +1236,7 @@ fn build_roibin(c: &Config, name: &'static str, background: bool) -> Result<Roib
         background_tails: Mutex::new(vec![]),
         copies: Spare::default(),
         exclusions: Spare::default(),
-        taken: TakenSpare::default(),
+        finder_buffers: FinderSpare::default(),
     })
 }
 
