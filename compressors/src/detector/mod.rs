@@ -10,5 +10,6 @@ pub mod peaks;
 pub mod pf8;
 pub mod pfv3;
 pub mod radial_pack;
+pub mod radial_sample;
 pub mod recheck;
 pub mod roibin;

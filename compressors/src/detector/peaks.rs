@@ -8,6 +8,7 @@
 
 use super::elems;
 use super::radial_pack::Packing;
+use super::radial_sample::Sample;
 use rayon::prelude::*;
 use roibin_registry::stream::Reader;
 use roibin_registry::{
@@ -223,6 +224,8 @@ pub struct Geometry {
     /// The `radius` file's map; None: distance from the frame's centre.
     radius: Option<Vec<f32>>,
     radial: OnceLock<RadialBins>,
+    /// Frame samples for radial statistics, one per step asked for (see [`Geometry::sample`]).
+    samples: Mutex<Vec<Arc<Sample>>>,
 }
 
 /// Each pixel's rounded radius, the bin of radial statistics.
@@ -250,7 +253,27 @@ impl Geometry {
             panels,
             radius,
             radial: OnceLock::new(),
+            samples: Mutex::default(),
         }
+    }
+
+    /// The sample of every `step`-th row for radial statistics, built on first call for
+    /// that step and kept (a finder asks for one step, so one is built).
+    pub fn sample(&self, step: usize) -> Arc<Sample> {
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = samples.iter().find(|s| s.step == step) {
+            return s.clone();
+        }
+        let r = self.radial();
+        let s = Arc::new(Sample::new(
+            &r.key,
+            self.panels.cols,
+            step,
+            r.key_bins as u16,
+            r.key_bins + 1,
+        ));
+        samples.push(s.clone());
+        s
     }
 
     /// The radius bins, computed on first call.
@@ -374,6 +397,7 @@ impl GeometrySource {
             panels: p,
             radius,
             radial: OnceLock::new(),
+            samples: Mutex::default(),
         });
         if self.radial {
             geo.radial();

@@ -7,7 +7,7 @@
 //!    `total/sd ≥ snr`, their maximum beats the brightest background pixel and their size fits.
 
 use super::peaks::{self, Peak, PeakList, MASK, RADIUS};
-use super::radial_pack::Packed;
+use super::radial_pack::{Packed, Packing};
 
 use rayon::prelude::*;
 use roibin_registry::options::THREADS;
@@ -63,6 +63,12 @@ const OPTIONS: &[OptionSpec] = &[
         default: "1e9",
         doc: "ignore pixels farther from the beam than this radius (pixels)",
     },
+    OptionSpec {
+        name: "sample",
+        ty: OptionType::Int { min: 1, max: 64 },
+        default: "1",
+        doc: "radial statistics from every Nth row (and every pixel of bins those rows leave with fewer than 256): faster, thresholds estimated from fewer pixels; 1 = every pixel, as peakfinder8",
+    },
     MASK,
     RADIUS,
     THREADS,
@@ -79,6 +85,8 @@ pub struct Pf8Params {
     pub max_peaks: usize,
     pub min_res: f32,
     pub max_res: f32,
+    /// Radial statistics from every `sample`-th row (1: every pixel).
+    pub sample: usize,
 }
 
 /// Per-bin upper thresholds and background offsets.
@@ -94,16 +102,21 @@ struct Radial {
 /// pass regroups it; each round then sums contiguous runs: see [`super::radial_pack`]).
 fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packed) {
     let radial = g.radial();
-    let key_bins = radial.key_bins;
+    sigma_clipped(v, &radial.packing, radial.key_bins, p)
+}
+
+/// [`radial_stats`] of the pixels `v` regrouped by `packing` (the frame, or a sample of it),
+/// `key_bins` bins.
+fn sigma_clipped(v: &[f32], packing: &Packing, key_bins: usize, p: &Pf8Params) -> (Radial, Packed) {
     // One extra bin for masked pixels: never summed, and its bounds admit nothing.
     let nb = key_bins + 1;
     // (lower, upper) per bin.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
     // Packing sums the first round; the first call below finds it done.
-    let mut packed = radial.packing.pack(v, &bounds);
+    let mut packed = packing.pack(v, &bounds);
     for round in 0..5 {
-        let sums = radial.packing.sums(&mut packed, &bounds, nb);
+        let sums = packing.sums(&mut packed, &bounds, nb);
         for (b, &(n, s, s2)) in sums.iter().enumerate().take(key_bins) {
             // A bin whose values are all equal (sd 0, as in a quantised or binned background)
             // clips itself empty in the next round: keep what the last round found instead
@@ -326,11 +339,7 @@ pub(crate) fn centroid(
 
 /// Run peakfinder8 on pixels `v` of a frame of `panels`.
 pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params) -> PeakList {
-    let packing = &g.radial().packing;
-    let (rad, packed) = radial_stats(v, g, p);
-    // Seeds found on the packed frame: one threshold per run of a bin, not a lookup per pixel.
-    let seeds = packing.above(&packed, &rad.seed);
-    packing.recycle(packed);
+    let (rad, seeds) = thresholds_and_seeds(v, g, p);
     let n = panels.rows * panels.cols;
     let per_panel = (0..panels.panels)
         .into_par_iter()
@@ -347,6 +356,27 @@ pub fn find(v: &[f32], panels: peaks::Panels, g: &peaks::Geometry, p: &Pf8Params
     PeakList::capped(per_panel, p.max_peaks)
 }
 
+/// The per-bin thresholds and the pixels above their bin's seed threshold, in frame order.
+fn thresholds_and_seeds(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Vec<usize>) {
+    let radial = g.radial();
+    if p.sample <= 1 {
+        let (rad, packed) = radial_stats(v, g, p);
+        // Seeds found on the packed frame: one threshold per run of a bin, not a lookup per
+        // pixel.
+        let seeds = radial.packing.above(&packed, &rad.seed);
+        radial.packing.recycle(packed);
+        return (rad, seeds);
+    }
+    // Statistics from the sample; seeds from a scan of the whole frame.
+    let sample = g.sample(p.sample);
+    let gathered = sample.gather(v);
+    let (rad, packed) = sigma_clipped(&gathered, &sample.packing, radial.key_bins, p);
+    sample.packing.recycle(packed);
+    sample.recycle(gathered);
+    let seeds = sample.above(v, &radial.key, &rad.seed);
+    (rad, seeds)
+}
+
 fn build(c: &Config) -> Result<Box<dyn Codec>> {
     let params = Pf8Params {
         adc: c.get::<f64>("adc")? as f32,
@@ -357,6 +387,7 @@ fn build(c: &Config) -> Result<Box<dyn Codec>> {
         max_peaks: c.get::<i64>("max_peaks")? as usize,
         min_res: c.get::<f64>("min_res")? as f32,
         max_res: c.get::<f64>("max_res")? as f32,
+        sample: c.get::<i64>("sample")? as usize,
     };
     peaks::Finder::build("pf8", c, params, true, find)
 }
@@ -387,6 +418,7 @@ mod tests {
         max_peaks: 2048,
         min_res: 0.0,
         max_res: 1e9,
+        sample: 1,
     };
 
     /// A frame with what sigma clipping must cope with: a background whose spread grows with
@@ -525,6 +557,80 @@ mod tests {
             let plain: Vec<usize> = (0..v.len()).filter(|&i| v[i] > rad.seed[r.key[i] as usize]).collect();
             proptest::prop_assert_eq!(r.packing.above(&packed, &rad.seed), plain);
             find(&v, p, &g, &params);
+        }
+    }
+
+    /// Statistics from every fourth row find the peaks planted on a noisy radial background,
+    /// the same ones every pixel finds, and nothing else; the thresholds agree to a few
+    /// percent of the spread.
+    #[test]
+    fn sampled_statistics_find_the_same_peaks() {
+        let p = peaks::Panels {
+            panels: 2,
+            rows: 256,
+            cols: 512,
+        };
+        let mut rnd = peaks::uniform(7);
+        let (h, w) = (p.panels * p.rows, p.cols);
+        let mut v: Vec<f32> = (0..p.pixels())
+            .map(|i| {
+                let (y, x) = (
+                    (i / w) as f32 - h as f32 / 2.0,
+                    (i % w) as f32 - w as f32 / 2.0,
+                );
+                let noise: f32 = (0..4).map(|_| rnd()).sum::<f32>() - 2.0;
+                400.0 - 0.5 * y.hypot(x) + 20.0 * noise
+            })
+            .collect();
+        let mut planted = vec![];
+        for k in 0..24 {
+            let (y, x) = (20 + (k * 37) % (h - 40), 20 + (k * 53) % (w - 40));
+            for (dy, dx, a) in [
+                (0, 0, 3000.0),
+                (0, 1, 1500.0),
+                (1, 0, 1500.0),
+                (1, 1, 800.0),
+            ] {
+                v[(y + dy) * w + x + dx] += a;
+            }
+            planted.push((y, x));
+        }
+        let g = peaks::Geometry::of_maps(p, vec![true; p.pixels()], None);
+        let params = Pf8Params { adc: 0.0, ..PARAMS };
+        let full = find(&v, p, &g, &params);
+        let sampled = find(
+            &v,
+            p,
+            &g,
+            &Pf8Params {
+                sample: 4,
+                ..params
+            },
+        );
+        let at = |l: &PeakList| {
+            let mut c: Vec<(usize, usize)> = l
+                .peaks
+                .iter()
+                .map(|q| (q.y.floor() as usize, q.x.floor() as usize))
+                .collect();
+            c.sort();
+            c
+        };
+        planted.sort();
+        assert_eq!(at(&full), planted);
+        assert_eq!(at(&sampled), planted);
+        let (all, _) = thresholds_and_seeds(&v, &g, &params);
+        let (some, _) = thresholds_and_seeds(
+            &v,
+            &g,
+            &Pf8Params {
+                sample: 4,
+                ..params
+            },
+        );
+        for b in 5..g.radial().key_bins - 5 {
+            let (a, s) = (all.upper[b] - all.offset[b], some.upper[b] - some.offset[b]);
+            assert!((a - s).abs() < 0.15 * a, "bin {b}: {a} vs {s}");
         }
     }
 

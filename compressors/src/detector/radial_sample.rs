@@ -1,0 +1,304 @@
+//! The pixels a finder's radial statistics are taken from when it samples the frame (`pf8`'s
+//! `sample=N`), and the full-frame scan for pixels above their bin's threshold that sampling
+//! needs (the regrouped frame of [`super::radial_pack`] then holds only the sample).
+//!
+//! A sample is every `step`-th row of the frame, whole rows so that it streams from memory a
+//! row at a time, plus every pixel of the bins those rows leave with fewer than
+//! [`MIN_PER_BIN`] pixels (the innermost rings, a bin that only crosses unsampled rows): each
+//! bin's statistics come from at least that many of its pixels, or all of them.
+
+use super::radial_pack::Packing;
+use crate::spare::Spare;
+use rayon::prelude::*;
+
+/// Fewest pixels a bin's statistics are taken from (all of them where it has fewer).
+pub const MIN_PER_BIN: usize = 256;
+
+/// Pixels per piece of the threshold scan: one lower bound of the thresholds per piece.
+const PIECE: usize = 64;
+
+/// Bins per group of the pieces' lower bounds: a piece's bins span a few groups at most.
+const GROUP: usize = 64;
+
+/// A frame sample and its regrouping, built once per geometry and step.
+#[derive(Debug)]
+pub struct Sample {
+    /// Every `step`-th row.
+    pub step: usize,
+    /// The sampled pixels: runs (first pixel, length) in frame order.
+    runs: Vec<(usize, usize)>,
+    /// Pixels in the sample.
+    len: usize,
+    /// Where the gathered sample's pixels go when regrouped by bin.
+    pub packing: Packing,
+    /// Per piece of [`PIECE`] pixels, the smallest and largest bin of its unmasked pixels
+    /// ((1, 0) when it has none).
+    piece_bins: Vec<(u16, u16)>,
+    /// Per piece, a bit per unmasked pixel: masked pixels (hot, dead, gaps) above the bound
+    /// are dropped without looking their bins up (on the synthetic JUNGFRAU frames they were
+    /// 96% of the pixels above 300 ADU).
+    piece_good: Vec<u64>,
+    /// Gathered samples handed back, for the next frames (every place is written).
+    spare: Spare<f32>,
+}
+
+impl Sample {
+    /// The sample of a frame of rows of `cols` pixels with bins `key` (`masked`: the key of
+    /// masked pixels; `bins` keys in all, `masked` included).
+    pub fn new(key: &[u16], cols: usize, step: usize, masked: u16, bins: usize) -> Sample {
+        let step = step.max(1);
+        let cols = cols.max(1);
+        // Row steps from `step` down to 1, each dividing the one before, so that the rows of
+        // one are among the rows of the next: step, then halved while even, then 1.
+        let mut levels = vec![step];
+        while let Some(&s) = levels.last().filter(|&&s| s > 1) {
+            levels.push(if s % 2 == 0 { s / 2 } else { 1 });
+        }
+        // Per level, per bin: its pixels in that level's rows (the last level: all of them).
+        let mut counts = vec![vec![0usize; bins]; levels.len()];
+        for (row, keys) in key.chunks(cols).enumerate() {
+            for (count, &s) in counts.iter_mut().zip(&levels) {
+                if row % s == 0 {
+                    for &k in keys {
+                        count[k as usize] += 1;
+                    }
+                }
+            }
+        }
+        let all = &counts[levels.len() - 1];
+        // Per bin, the largest step that leaves it enough pixels.
+        let bin_step: Vec<usize> = (0..bins)
+            .map(|b| {
+                let enough = all[b].min(MIN_PER_BIN);
+                let level = (0..levels.len()).find(|&l| counts[l][b] >= enough);
+                levels[level.unwrap_or(levels.len() - 1)]
+            })
+            .collect();
+        let mut runs: Vec<(usize, usize)> = vec![];
+        let mut push = |i: usize| match runs.last_mut() {
+            Some((start, len)) if *start + *len == i => *len += 1,
+            _ => runs.push((i, 1)),
+        };
+        for (row, keys) in key.chunks(cols).enumerate() {
+            for (j, &k) in keys.iter().enumerate() {
+                if row % bin_step[k as usize] == 0 {
+                    push(row * cols + j);
+                }
+            }
+        }
+        let gathered_keys: Vec<u16> = runs
+            .iter()
+            .flat_map(|&(s, n)| key[s..s + n].iter().copied())
+            .collect();
+        let piece_bins = key
+            .chunks(PIECE)
+            .map(|piece| {
+                piece
+                    .iter()
+                    .filter(|&&k| k != masked)
+                    .fold((u16::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)))
+            })
+            .map(|(lo, hi)| if lo > hi { (1, 0) } else { (lo, hi) })
+            .collect();
+        let piece_good = key
+            .chunks(PIECE)
+            .map(|piece| {
+                piece
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |bits, (j, &k)| bits | ((k != masked) as u64) << j)
+            })
+            .collect();
+        Sample {
+            step,
+            len: gathered_keys.len(),
+            packing: Packing::new(&gathered_keys, masked, bins),
+            runs,
+            piece_bins,
+            piece_good,
+            spare: Default::default(),
+        }
+    }
+
+    /// The sampled pixels of frame `v`, gathered in frame order (hand the buffer back with
+    /// [`Sample::recycle`]).
+    pub fn gather(&self, v: &[f32]) -> Vec<f32> {
+        let mut out = self.spare.take();
+        out.clear();
+        out.reserve(self.len);
+        for &(s, n) in &self.runs {
+            out.extend_from_slice(&v[s..s + n]);
+        }
+        out
+    }
+
+    /// Keep a gathered buffer for the next frame.
+    pub fn recycle(&self, gathered: Vec<f32>) {
+        self.spare.give(gathered);
+    }
+
+    /// The pixels of `v` (bins `key`) above their bin's `threshold`, in increasing order (NaN
+    /// is above nothing; masked pixels, whose threshold is +∞, neither).
+    ///
+    /// Each piece of [`PIECE`] pixels is first compared, a vector at a time, with a lower
+    /// bound of its pixels' thresholds (the least over the groups of [`GROUP`] bins its bins
+    /// span); only pieces holding a pixel above that bound look their pixels' bins up.
+    pub fn above(&self, v: &[f32], key: &[u16], threshold: &[f32]) -> Vec<usize> {
+        let group_min: Vec<f32> = threshold
+            .chunks(GROUP)
+            .map(|g| g.iter().copied().fold(f32::INFINITY, f32::min))
+            .collect();
+        let bound = |(lo, hi): (u16, u16)| {
+            if lo > hi {
+                return f32::INFINITY;
+            }
+            group_min[lo as usize / GROUP..=hi as usize / GROUP]
+                .iter()
+                .copied()
+                .fold(f32::INFINITY, f32::min)
+        };
+        // Blocks of pieces, in parallel, concatenated in order.
+        const PIECES: usize = 1024;
+        let blocks: Vec<Vec<usize>> = v
+            .par_chunks(PIECE * PIECES)
+            .zip(key.par_chunks(PIECE * PIECES))
+            .zip(self.piece_bins.par_chunks(PIECES))
+            .zip(self.piece_good.par_chunks(PIECES))
+            .enumerate()
+            .map(|(block, (((v, key), bins), good))| {
+                let base = block * PIECE * PIECES;
+                let mut out = vec![];
+                for (p, (((v, key), &b), &good)) in v
+                    .chunks(PIECE)
+                    .zip(key.chunks(PIECE))
+                    .zip(bins)
+                    .zip(good)
+                    .enumerate()
+                {
+                    let t = bound(b);
+                    if !v.iter().fold(false, |any, &x| any | (x > t)) {
+                        continue;
+                    }
+                    // Only the unmasked pixels above the bound look their bin up.
+                    let mut bits = v
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |bits, (j, &x)| bits | ((x > t) as u64) << j)
+                        & good;
+                    while bits != 0 {
+                        let j = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if v[j] > threshold[key[j] as usize] {
+                            out.push(base + p * PIECE + j);
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        blocks.concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ring-binned frame: bins are the rounded distance from an off-centre beam, a masked
+    /// stripe, pixel `i`'s value from `value(i)`.
+    fn rings(rows: usize, cols: usize, masked_col: usize) -> (Vec<u16>, u16, usize) {
+        let (cy, cx) = (rows as f32 * 0.3, cols as f32 * 0.6);
+        let bins = ((rows as f32).hypot(cols as f32) as usize) + 2;
+        let key = (0..rows * cols)
+            .map(|i| {
+                let (y, x) = ((i / cols) as f32, (i % cols) as f32);
+                if i % cols == masked_col {
+                    bins as u16
+                } else {
+                    (y - cy).hypot(x - cx).round() as u16
+                }
+            })
+            .collect();
+        (key, bins as u16, bins + 1)
+    }
+
+    /// The sample holds the sampled rows whole, and every unmasked bin keeps at least
+    /// `min(its pixels, MIN_PER_BIN)` pixels; thin bins are taken whole.
+    #[test]
+    fn every_bin_keeps_enough_pixels() {
+        let (rows, cols) = (300, 200);
+        let (key, masked, bins) = rings(rows, cols, 7);
+        for step in [1, 3, 8] {
+            let s = Sample::new(&key, cols, step, masked, bins);
+            let v: Vec<f32> = (0..key.len()).map(|i| i as f32).collect();
+            let got = s.gather(&v);
+            let picked: Vec<usize> = got.iter().map(|&x| x as usize).collect();
+            assert!(picked.windows(2).all(|w| w[0] < w[1]), "frame order");
+            for r in (0..rows).step_by(step) {
+                assert!((r * cols..(r + 1) * cols).all(|i| picked.binary_search(&i).is_ok()));
+            }
+            let (mut all, mut kept) = (vec![0; bins], vec![0; bins]);
+            for &k in &key {
+                all[k as usize] += 1;
+            }
+            for &i in &picked {
+                kept[key[i] as usize] += 1;
+            }
+            for b in 0..bins - 1 {
+                assert!(kept[b] >= all[b].min(MIN_PER_BIN), "step {step} bin {b}");
+            }
+            if step == 1 {
+                assert_eq!(picked.len(), key.len());
+            } else {
+                assert!(picked.len() <= key.len());
+            }
+        }
+        // Where rings are long, the sample is mostly the rows.
+        let (key, masked, bins) = rings(1000, 1000, 7);
+        let len = |step| Sample::new(&key, 1000, step, masked, bins).len;
+        let (two, four, eight) = (len(2), len(4), len(8));
+        assert!(eight <= four && four <= two && two < key.len() * 6 / 10);
+        assert!(eight < key.len() / 3, "{eight}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+        /// The piece-bounded scan finds exactly the pixels a plain scan finds, whatever the
+        /// thresholds (some −∞, +∞ or NaN), values (NaN, ±∞) and frame size.
+        #[test]
+        fn scan_equals_a_plain_scan(
+            rows in 1usize..90,
+            cols in 1usize..300,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let (key, masked, bins) = rings(rows, cols, 3);
+            let mut s = seed | 1;
+            let mut rnd = || {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            };
+            let mut threshold: Vec<f32> = (0..bins)
+                .map(|_| match rnd() % 50 {
+                    0 => f32::NEG_INFINITY,
+                    1 => f32::NAN,
+                    2 => f32::INFINITY,
+                    _ => (rnd() % 100) as f32,
+                })
+                .collect();
+            threshold[masked as usize] = f32::INFINITY;
+            let v: Vec<f32> = (0..key.len())
+                .map(|_| match rnd() % 100 {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    _ => (rnd() % 90) as f32,
+                })
+                .collect();
+            let sample = Sample::new(&key, cols, 4, masked, bins);
+            let plain: Vec<usize> = (0..v.len()).filter(|&i| v[i] > threshold[key[i] as usize]).collect();
+            proptest::prop_assert_eq!(sample.above(&v, &key, &threshold), plain);
+        }
+    }
+}
