@@ -12,8 +12,9 @@ frames=${2:-128}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 $roibin synth --layout jungfrau --frames "$frames" "$work/jf.h5" >/dev/null 2>&1
-spec="roibin(peaks=pf8(mask=\"$work/jf.mask.npy\",radius=\"$work/jf.radius.npy\"),exact_above=250,background=bin(2,2)|sz(abs=90))"
-echo "# $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%FT%H:%MZ), $frames frames"
+# PF8: extra pf8 options (",sample=8" for sampled radial statistics).
+spec="roibin(peaks=pf8(mask=\"$work/jf.mask.npy\",radius=\"$work/jf.radius.npy\"${PF8:-}),exact_above=250,background=bin(2,2)|sz(abs=90))"
+echo "# $(nproc) cores, pf8 options: ${PF8:-(none)},$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%FT%H:%MZ), $frames frames"
 # Round, label, tasks, then what runs `roibin` (a pinning), if anything: prints the summary's
 # "in S s: R MB/s" and the output's md5 (PIN: the core of the one-core runs, default 3).
 run() {

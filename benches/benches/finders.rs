@@ -17,6 +17,7 @@ const SPECS: &[&str] = &[
     "dispersion(gain=0,sigma_background=5,sigma_strong=2.5,max_peaks=1048576)",
     "dispersion_extended(gain=0,min_pix=1,max_peaks=1048576)",
     "pf8",
+    "pf8(sample=8)",
     "bin(2,2)|sz(abs=1)",
     "roibin(auto,background=bin(2,2)|sz(abs=1))",
 ];
