@@ -800,8 +800,8 @@ fn roibin_auto_decoded_spots_have_the_original_pixels() {
     }
 }
 
-/// Buffers a codec keeps between chunks (the background's input, its flags, pf8's marks and
-/// regrouped frames) never carry one chunk into the next: a pipeline that encoded other
+/// Buffers a codec keeps between chunks (the background's input, its flags, pf8's marks,
+/// regrouped frames and samples) never carry one chunk into the next: a pipeline that encoded other
 /// chunks first writes the same bytes as a fresh one, on one-frame and several-frame chunks.
 #[test]
 fn kept_buffers_never_carry_a_chunk_into_the_next() {
@@ -821,6 +821,7 @@ fn kept_buffers_never_carry_a_chunk_into_the_next() {
         for spec in [
             "roibin(panel_rows=64,exact_above=250,background=bin(2,2)|sz(abs=9))",
             "roibin(auto,panel_rows=64,background=bin(2,2)|sz(abs=9))",
+            "roibin(peaks=pf8(adc=50,sample=4),panel_rows=64,exact_above=250,background=bin(2,2)|sz(abs=9))",
         ] {
             let used = Pipeline::from_spec(spec, &kind).unwrap();
             for k in 0..3 {
