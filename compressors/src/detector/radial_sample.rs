@@ -159,6 +159,8 @@ impl Sample {
         };
         // Blocks of pieces, in parallel, concatenated in order.
         const PIECES: usize = 1024;
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::is_x86_feature_detected!("avx2");
         let blocks: Vec<Vec<usize>> = v
             .par_chunks(PIECE * PIECES)
             .zip(key.par_chunks(PIECE * PIECES))
@@ -166,38 +168,106 @@ impl Sample {
             .zip(self.piece_good.par_chunks(PIECES))
             .enumerate()
             .map(|(block, (((v, key), bins), good))| {
-                let base = block * PIECE * PIECES;
-                let mut out = vec![];
-                for (p, (((v, key), &b), &good)) in v
-                    .chunks(PIECE)
-                    .zip(key.chunks(PIECE))
-                    .zip(bins)
-                    .zip(good)
-                    .enumerate()
-                {
-                    let t = bound(b);
-                    if !v.iter().fold(false, |any, &x| any | (x > t)) {
-                        continue;
-                    }
-                    // Only the unmasked pixels above the bound look their bin up.
-                    let mut bits = v
-                        .iter()
-                        .enumerate()
-                        .fold(0u64, |bits, (j, &x)| bits | ((x > t) as u64) << j)
-                        & good;
-                    while bits != 0 {
-                        let j = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        if v[j] > threshold[key[j] as usize] {
-                            out.push(base + p * PIECE + j);
-                        }
-                    }
+                let b = Block {
+                    base: block * PIECE * PIECES,
+                    v,
+                    key,
+                    bins,
+                    good,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: the CPU has AVX2 (checked above), all `scan_avx2` asks for.
+                    return unsafe { b.scan_avx2(&bound, threshold) };
                 }
-                out
+                b.scan(&bound, threshold, bits_above)
             })
             .collect();
         blocks.concat()
     }
+}
+
+/// One block of pieces of the frame for [`Sample::above`].
+struct Block<'a> {
+    /// Index of its first pixel in the frame.
+    base: usize,
+    v: &'a [f32],
+    key: &'a [u16],
+    /// Per piece, its bins' range and its unmasked pixels (see [`Sample`]).
+    bins: &'a [(u16, u16)],
+    good: &'a [u64],
+}
+
+impl Block<'_> {
+    /// The block's pixels above their bin's `threshold`, pieces bounded by `bound` of their
+    /// bins' range, `bits_of(piece, t)` the bits of a piece's pixels above `t`.
+    #[inline(always)]
+    fn scan(
+        &self,
+        bound: &impl Fn((u16, u16)) -> f32,
+        threshold: &[f32],
+        bits_of: impl Fn(&[f32], f32) -> u64,
+    ) -> Vec<usize> {
+        let mut out = vec![];
+        let pieces = self.v.chunks(PIECE).zip(self.key.chunks(PIECE));
+        for (p, ((v, key), (&b, &good))) in pieces.zip(self.bins.iter().zip(self.good)).enumerate()
+        {
+            // Only the unmasked pixels above the bound look their bin up.
+            let mut bits = bits_of(v, bound(b)) & good;
+            while bits != 0 {
+                let j = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if v[j] > threshold[key[j] as usize] {
+                    out.push(self.base + p * PIECE + j);
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Block::scan`] with whole pieces compared eight pixels at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(
+        &self,
+        bound: &impl Fn((u16, u16)) -> f32,
+        threshold: &[f32],
+    ) -> Vec<usize> {
+        self.scan(bound, threshold, |v, t| {
+            if v.len() == PIECE {
+                // SAFETY: AVX2 is enabled here; the piece holds PIECE pixels.
+                unsafe { bits_above_avx2(v, t) }
+            } else {
+                bits_above(v, t)
+            }
+        })
+    }
+}
+
+/// A bit per pixel of `v` (at most 64) above `t` (NaN is above nothing).
+#[inline(always)]
+fn bits_above(v: &[f32], t: f32) -> u64 {
+    v.iter()
+        .enumerate()
+        .fold(0u64, |bits, (j, &x)| bits | ((x > t) as u64) << j)
+}
+
+/// [`bits_above`] of a whole piece: eight compares and movemasks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn bits_above_avx2(v: &[f32], t: f32) -> u64 {
+    use std::arch::x86_64::*;
+    assert!(v.len() == PIECE, "whole pieces only");
+    let t = _mm256_set1_ps(t);
+    let mut bits = 0u64;
+    for k in 0..PIECE / 8 {
+        // SAFETY: elements 8k..8k + 8 of a piece of PIECE = 64 (asserted above).
+        let x = unsafe { _mm256_loadu_ps(v.as_ptr().add(8 * k)) };
+        let above = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(x, t)) as u32 as u64;
+        bits |= above << (8 * k);
+    }
+    bits
 }
 
 #[cfg(test)]
