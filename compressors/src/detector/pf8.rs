@@ -102,19 +102,29 @@ struct Radial {
 /// pass regroups it; each round then sums contiguous runs: see [`super::radial_pack`]).
 fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packed) {
     let radial = g.radial();
-    sigma_clipped(v, &radial.packing, radial.key_bins, p)
+    sigma_clipped(
+        |b| radial.packing.pack(v, b),
+        &radial.packing,
+        radial.key_bins,
+        p,
+    )
 }
 
-/// [`radial_stats`] of the pixels `v` regrouped by `packing` (the frame, or a sample of it),
-/// `key_bins` bins.
-fn sigma_clipped(v: &[f32], packing: &Packing, key_bins: usize, p: &Pf8Params) -> (Radial, Packed) {
+/// [`radial_stats`] of the pixels `pack` regroups by `packing` (the frame, or a sample of
+/// it), `key_bins` bins.
+fn sigma_clipped(
+    pack: impl FnOnce(&[(f32, f32)]) -> Packed,
+    packing: &Packing,
+    key_bins: usize,
+    p: &Pf8Params,
+) -> (Radial, Packed) {
     // One extra bin for masked pixels: never summed, and its bounds admit nothing.
     let nb = key_bins + 1;
     // (lower, upper) per bin.
     let mut bounds = vec![(f32::NEG_INFINITY, f32::INFINITY); nb];
     let mut offset = vec![0f32; nb];
     // Packing sums the first round; the first call below finds it done.
-    let mut packed = packing.pack(v, &bounds);
+    let mut packed = pack(&bounds);
     for round in 0..5 {
         let sums = packing.sums(&mut packed, &bounds, nb);
         for (b, &(n, s, s2)) in sums.iter().enumerate().take(key_bins) {
@@ -369,10 +379,8 @@ fn thresholds_and_seeds(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radia
     }
     // Statistics from the sample; seeds from a scan of the whole frame.
     let sample = g.sample(p.sample);
-    let gathered = sample.gather(v);
-    let (rad, packed) = sigma_clipped(&gathered, &sample.packing, radial.key_bins, p);
+    let (rad, packed) = sigma_clipped(|b| sample.pack(v, b), &sample.packing, radial.key_bins, p);
     sample.packing.recycle(packed);
-    sample.recycle(gathered);
     let seeds = sample.above(v, &radial.key, &rad.seed);
     (rad, seeds)
 }

@@ -97,12 +97,47 @@ impl Packing {
                 for (&x, &d) in vals.iter().zip(dest) {
                     out[d as usize] = x;
                 }
-                let mut found = vec![];
-                self.round(out, block, bounds, &mut found);
-                found
+                self.first_round(out, block, bounds)
             })
             .collect();
         Packed { values, last }
+    }
+
+    /// [`Packing::pack`] of the pixels `v[a..a + n]` of each `(a, n)` of `pieces`, in turn,
+    /// read where they lie (a sample of a frame, not copied out first); `pieces[block]` are
+    /// the pieces of packing block `block`, which together hold its [`BLOCK`] pixels (fewer
+    /// in the last).
+    pub fn pack_pieces(
+        &self,
+        v: &[f32],
+        pieces: &[Vec<(usize, usize)>],
+        bounds: &[(f32, f32)],
+    ) -> Packed {
+        let mut values = self.spare.take();
+        values.resize(self.dest.len(), 0.0);
+        let last = values
+            .par_chunks_mut(BLOCK)
+            .zip(self.dest.par_chunks(BLOCK))
+            .zip(pieces)
+            .enumerate()
+            .map(|(block, ((out, dest), pieces))| {
+                let mut dest = dest.iter();
+                for &(a, n) in pieces {
+                    for (&x, &d) in v[a..a + n].iter().zip(dest.by_ref()) {
+                        out[d as usize] = x;
+                    }
+                }
+                self.first_round(out, block, bounds)
+            })
+            .collect();
+        Packed { values, last }
+    }
+
+    /// The first round over one block's packed `values`.
+    fn first_round(&self, values: &[f32], block: usize, bounds: &[(f32, f32)]) -> Vec<RunSums> {
+        let mut found = vec![];
+        self.round(values, block, bounds, &mut found);
+        found
     }
 
     /// Keep `packed`'s buffer for a later [`Packing::pack`].

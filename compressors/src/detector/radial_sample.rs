@@ -7,8 +7,7 @@
 //! [`MIN_PER_BIN`] pixels (the innermost rings, a bin that only crosses unsampled rows): each
 //! bin's statistics come from at least that many of its pixels, or all of them.
 
-use super::radial_pack::Packing;
-use crate::spare::Spare;
+use super::radial_pack::{Packed, Packing, BLOCK};
 use rayon::prelude::*;
 
 /// Fewest pixels a bin's statistics are taken from (all of them where it has fewer).
@@ -25,11 +24,10 @@ const GROUP: usize = 64;
 pub struct Sample {
     /// Every `step`-th row.
     pub step: usize,
-    /// The sampled pixels: runs (first pixel, length) in frame order.
-    runs: Vec<(usize, usize)>,
-    /// Pixels in the sample.
-    len: usize,
-    /// Where the gathered sample's pixels go when regrouped by bin.
+    /// The sampled pixels: per block of the packing, runs (first pixel, length) in frame
+    /// order, read where they lie when the sample is regrouped.
+    pieces: Vec<Vec<(usize, usize)>>,
+    /// Where the sample's pixels (in frame order) go when regrouped by bin.
     pub packing: Packing,
     /// Per piece of [`PIECE`] pixels, the smallest and largest bin of its unmasked pixels
     /// ((1, 0) when it has none).
@@ -38,8 +36,6 @@ pub struct Sample {
     /// are dropped without looking their bins up (on the synthetic JUNGFRAU frames they were
     /// 96% of the pixels above 300 ADU).
     piece_good: Vec<u64>,
-    /// Gathered samples handed back, for the next frames (every place is written).
-    spare: Spare<f32>,
 }
 
 impl Sample {
@@ -86,7 +82,8 @@ impl Sample {
                 }
             }
         }
-        let gathered_keys: Vec<u16> = runs
+        let pieces = split_at_blocks(&runs);
+        let sample_keys: Vec<u16> = runs
             .iter()
             .flat_map(|&(s, n)| key[s..s + n].iter().copied())
             .collect();
@@ -111,30 +108,27 @@ impl Sample {
             .collect();
         Sample {
             step,
-            len: gathered_keys.len(),
-            packing: Packing::new(&gathered_keys, masked, bins),
-            runs,
+            packing: Packing::new(&sample_keys, masked, bins),
+            pieces,
             piece_bins,
             piece_good,
-            spare: Default::default(),
         }
     }
 
-    /// The sampled pixels of frame `v`, gathered in frame order (hand the buffer back with
-    /// [`Sample::recycle`]).
-    pub fn gather(&self, v: &[f32]) -> Vec<f32> {
-        let mut out = self.spare.take();
-        out.clear();
-        out.reserve(self.len);
-        for &(s, n) in &self.runs {
-            out.extend_from_slice(&v[s..s + n]);
-        }
-        out
+    /// The sample of frame `v` regrouped by bin, with the first round of sums within
+    /// `bounds` (see [`Packing::pack`]); the pixels are read where they lie.
+    pub fn pack(&self, v: &[f32], bounds: &[(f32, f32)]) -> Packed {
+        self.packing.pack_pieces(v, &self.pieces, bounds)
     }
 
-    /// Keep a gathered buffer for the next frame.
-    pub fn recycle(&self, gathered: Vec<f32>) {
-        self.spare.give(gathered);
+    /// The sampled pixels, in frame order.
+    #[cfg(test)]
+    fn pixels(&self) -> Vec<usize> {
+        self.pieces
+            .iter()
+            .flatten()
+            .flat_map(|&(a, n)| a..a + n)
+            .collect()
     }
 
     /// The pixels of `v` (bins `key`) above their bin's `threshold`, in increasing order (NaN
@@ -185,6 +179,28 @@ impl Sample {
             .collect();
         blocks.concat()
     }
+}
+
+/// `runs` (first pixel, length) cut where the sample's packing blocks of [`BLOCK`] pixels
+/// end: per block, its runs.
+fn split_at_blocks(runs: &[(usize, usize)]) -> Vec<Vec<(usize, usize)>> {
+    let mut blocks: Vec<Vec<(usize, usize)>> = vec![vec![]];
+    let mut room = BLOCK;
+    for &(mut a, mut n) in runs {
+        while n > 0 {
+            if room == 0 {
+                blocks.push(vec![]);
+                room = BLOCK;
+            }
+            let take = n.min(room);
+            blocks
+                .last_mut()
+                .expect("one block at least")
+                .push((a, take));
+            (a, n, room) = (a + take, n - take, room - take);
+        }
+    }
+    blocks
 }
 
 /// One block of pieces of the frame for [`Sample::above`].
@@ -300,9 +316,7 @@ mod tests {
         let (key, masked, bins) = rings(rows, cols, 7);
         for step in [1, 3, 8] {
             let s = Sample::new(&key, cols, step, masked, bins);
-            let v: Vec<f32> = (0..key.len()).map(|i| i as f32).collect();
-            let got = s.gather(&v);
-            let picked: Vec<usize> = got.iter().map(|&x| x as usize).collect();
+            let picked = s.pixels();
             assert!(picked.windows(2).all(|w| w[0] < w[1]), "frame order");
             for r in (0..rows).step_by(step) {
                 assert!((r * cols..(r + 1) * cols).all(|i| picked.binary_search(&i).is_ok()));
@@ -325,7 +339,17 @@ mod tests {
         }
         // Where rings are long, the sample is mostly the rows.
         let (key, masked, bins) = rings(1000, 1000, 7);
-        let len = |step| Sample::new(&key, 1000, step, masked, bins).len;
+        // Each packing block but the last reads BLOCK pixels.
+        let s = Sample::new(&key, 1000, 2, masked, bins);
+        let per_block: Vec<usize> = s
+            .pieces
+            .iter()
+            .map(|b| b.iter().map(|r| r.1).sum())
+            .collect();
+        assert!(per_block.len() > 2);
+        assert!(per_block[..per_block.len() - 1].iter().all(|&n| n == BLOCK));
+        assert_eq!(per_block.iter().sum::<usize>(), s.pixels().len());
+        let len = |step| Sample::new(&key, 1000, step, masked, bins).pixels().len();
         let (two, four, eight) = (len(2), len(4), len(8));
         assert!(eight <= four && four <= two && two < key.len() * 6 / 10);
         assert!(eight < key.len() / 3, "{eight}");
