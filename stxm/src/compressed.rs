@@ -284,7 +284,11 @@ impl BinForm {
                 fill,
                 weights: weight.map(|w| &w[row..row + elements.len() / E::SIZE]),
             };
-            let (d0, dx) = run_sums::<E>(&run, &cols);
+            let (d0, dx) = if lin.detector.moments {
+                run_sums::<E, true>(&run, &cols)
+            } else {
+                run_sums::<E, false>(&run, &cols)
+            };
             s[j][0] += d0;
             s[j][1] += dx;
             s[j][2] += d0 * unit.row_y[y];

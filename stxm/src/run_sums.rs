@@ -28,9 +28,12 @@ pub(crate) struct Run<'a> {
 }
 
 /// `(Σ d, Σ x·d)` with `d = I − B` over the run's pixels whose column counts and whose weight
-/// is not 0.
+/// is not 0; without `MOMENTS` (a request for `Itot` alone) `Σ x·d` is not summed and reads 0.
 #[inline(always)]
-pub(crate) fn run_sums<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
+pub(crate) fn run_sums<E: Element, const MOMENTS: bool>(
+    run: &Run<'_>,
+    cols: &Columns<'_>,
+) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if E::DTYPE == DType::F32 && run.weights.is_none() && std::is_x86_feature_detected!("avx2") {
         let n = run.elements.len() / 4;
@@ -43,15 +46,18 @@ pub(crate) fn run_sums<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f
             // SAFETY: the CPU has AVX2 (checked above); `run_sums_f32_avx2` reads the run's
             // elements, `cols` at the run's columns and eight bins from each step's first,
             // at most `last_bin + 7`, all in bounds (checked above and by its slices).
-            return unsafe { run_sums_f32_avx2(run, cols) };
+            return unsafe { run_sums_f32_avx2::<MOMENTS>(run, cols) };
         }
     }
-    run_sums_scalar::<E>(run, cols)
+    run_sums_scalar::<E, MOMENTS>(run, cols)
 }
 
 /// Pixel by pixel.
 #[inline(always)]
-fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
+fn run_sums_scalar<E: Element, const MOMENTS: bool>(
+    run: &Run<'_>,
+    cols: &Columns<'_>,
+) -> (f64, f64) {
     let (mut d0, mut dx) = (0f64, 0f64);
     for (i, e) in run.elements.chunks_exact(E::SIZE).enumerate() {
         let x = run.x0 + i;
@@ -63,7 +69,9 @@ fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) 
             };
             let d = valid(E::read_f64(e), E::DTYPE) - bin;
             d0 += d;
-            dx += d * cols.x[x];
+            if MOMENTS {
+                dx += d * cols.x[x];
+            }
         }
     }
     (d0, dx)
@@ -76,7 +84,7 @@ fn run_sums_scalar<E: Element>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) 
 /// pixel cost as much as the steps).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
+unsafe fn run_sums_f32_avx2<const MOMENTS: bool>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
     use std::arch::x86_64::*;
     let n = run.elements.len() / 4;
     let (bin, w, x) = (
@@ -128,10 +136,12 @@ unsafe fn run_sums_f32_avx2(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
             let weight = _mm256_maskload_pd(w.as_ptr().add(i + 4 * h), quarter);
             let d = _mm256_and_pd(d, _mm256_cmp_pd::<_CMP_NEQ_UQ>(weight, zero));
             s0[h] = _mm256_add_pd(s0[h], d);
-            sx[h] = _mm256_add_pd(
-                sx[h],
-                _mm256_mul_pd(d, _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter)),
-            );
+            if MOMENTS {
+                sx[h] = _mm256_add_pd(
+                    sx[h],
+                    _mm256_mul_pd(d, _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter)),
+                );
+            }
         }
     }
     let lanes = |a: [__m256d; 2]| {
@@ -197,8 +207,11 @@ mod tests {
                         fill: 0.0,
                         weights: None,
                     };
-                    let (a0, ax) = run_sums::<f32>(&run, &cols);
-                    let (b0, bx) = run_sums_scalar::<f32>(&run, &cols);
+                    let (a0, ax) = run_sums::<f32, true>(&run, &cols);
+                    let (b0, bx) = run_sums_scalar::<f32, true>(&run, &cols);
+                    // Without moments: the same first sum, bit for bit, and no second.
+                    assert_eq!(run_sums::<f32, false>(&run, &cols), (a0, 0.0));
+                    assert_eq!(run_sums_scalar::<f32, false>(&run, &cols), (b0, 0.0));
                     assert!(a0.is_finite() && ax.is_finite());
                     let tol = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs() * 64.0);
                     assert!(
