@@ -606,15 +606,17 @@ mod tests {
         let g = peaks::Geometry::of_maps(p, vec![true; p.pixels()], None);
         let params = Pf8Params { adc: 0.0, ..PARAMS };
         let full = find(&v, p, &g, &params);
-        let sampled = find(
-            &v,
-            p,
-            &g,
-            &Pf8Params {
-                sample: 4,
-                ..params
-            },
-        );
+        let four = Pf8Params {
+            sample: 4,
+            ..params
+        };
+        let sampled = find(&v, p, &g, &four);
+        // The sample's sums merge in block order: the same peaks, bit for bit, at any thread
+        // count.
+        for t in [1, 3] {
+            let again = threads::install(t, || find(&v, p, &g, &four));
+            assert!(again.peaks == sampled.peaks, "threads={t}");
+        }
         let at = |l: &PeakList| {
             let mut c: Vec<(usize, usize)> = l
                 .peaks
