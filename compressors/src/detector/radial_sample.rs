@@ -3,9 +3,10 @@
 //! needs (the regrouped frame of [`super::radial_pack`] then holds only the sample).
 //!
 //! A sample is every `step`-th row of the frame, whole rows so that it streams from memory a
-//! row at a time, plus every pixel of the bins those rows leave with fewer than
-//! [`MIN_PER_BIN`] pixels (the innermost rings, a bin that only crosses unsampled rows): each
-//! bin's statistics come from at least that many of its pixels, or all of them.
+//! row at a time. A bin those rows leave with fewer than [`MIN_PER_BIN`] pixels (the innermost
+//! rings, short arcs, a bin that crosses few sampled rows) takes its pixels from a finer step
+//! (every `step/2`-th row, …, down to every row): each bin's statistics come from at least
+//! that many of its pixels, or all of them.
 
 use super::radial_pack::{Packed, Packing, BLOCK};
 use rayon::prelude::*;
@@ -42,34 +43,9 @@ impl Sample {
     /// The sample of a frame of rows of `cols` pixels with bins `key` (`masked`: the key of
     /// masked pixels; `bins` keys in all, `masked` included).
     pub fn new(key: &[u16], cols: usize, step: usize, masked: u16, bins: usize) -> Sample {
-        let step = step.max(1);
         let cols = cols.max(1);
-        // Row steps from `step` down to 1, each dividing the one before, so that the rows of
-        // one are among the rows of the next: step, then halved while even, then 1.
-        let mut levels = vec![step];
-        while let Some(&s) = levels.last().filter(|&&s| s > 1) {
-            levels.push(if s % 2 == 0 { s / 2 } else { 1 });
-        }
-        // Per level, per bin: its pixels in that level's rows (the last level: all of them).
-        let mut counts = vec![vec![0usize; bins]; levels.len()];
-        for (row, keys) in key.chunks(cols).enumerate() {
-            for (count, &s) in counts.iter_mut().zip(&levels) {
-                if row % s == 0 {
-                    for &k in keys {
-                        count[k as usize] += 1;
-                    }
-                }
-            }
-        }
-        let all = &counts[levels.len() - 1];
-        // Per bin, the largest step that leaves it enough pixels.
-        let bin_step: Vec<usize> = (0..bins)
-            .map(|b| {
-                let enough = all[b].min(MIN_PER_BIN);
-                let level = (0..levels.len()).find(|&l| counts[l][b] >= enough);
-                levels[level.unwrap_or(levels.len() - 1)]
-            })
-            .collect();
+        let step = step.max(1);
+        let bin_step = bin_steps(key, cols, step, bins);
         let mut runs: Vec<(usize, usize)> = vec![];
         let mut push = |i: usize| match runs.last_mut() {
             Some((start, len)) if *start + *len == i => *len += 1,
@@ -82,34 +58,15 @@ impl Sample {
                 }
             }
         }
-        let pieces = split_at_blocks(&runs);
         let sample_keys: Vec<u16> = runs
             .iter()
             .flat_map(|&(s, n)| key[s..s + n].iter().copied())
             .collect();
-        let piece_bins = key
-            .chunks(PIECE)
-            .map(|piece| {
-                piece
-                    .iter()
-                    .filter(|&&k| k != masked)
-                    .fold((u16::MAX, 0), |(lo, hi), &k| (lo.min(k), hi.max(k)))
-            })
-            .map(|(lo, hi)| if lo > hi { (1, 0) } else { (lo, hi) })
-            .collect();
-        let piece_good = key
-            .chunks(PIECE)
-            .map(|piece| {
-                piece
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |bits, (j, &k)| bits | ((k != masked) as u64) << j)
-            })
-            .collect();
+        let (piece_bins, piece_good) = piece_tables(key, masked);
         Sample {
             step,
             packing: Packing::new(&sample_keys, masked, bins),
-            pieces,
+            pieces: split_at_blocks(&runs),
             piece_bins,
             piece_good,
         }
@@ -179,6 +136,52 @@ impl Sample {
             .collect();
         blocks.concat()
     }
+}
+
+/// Per bin, the row step its pixels are sampled at: the largest of `step`, then `step`
+/// halved while even, then 1 (each dividing the one before, so a coarser step's rows are
+/// among a finer one's) that leaves it at least `min(its pixels, MIN_PER_BIN)` pixels.
+fn bin_steps(key: &[u16], cols: usize, step: usize, bins: usize) -> Vec<usize> {
+    let mut levels = vec![step];
+    while let Some(&s) = levels.last().filter(|&&s| s > 1) {
+        levels.push(if s % 2 == 0 { s / 2 } else { 1 });
+    }
+    // Per level, per bin: its pixels in that level's rows (the last level: all of them).
+    let mut counts = vec![vec![0usize; bins]; levels.len()];
+    for (row, keys) in key.chunks(cols).enumerate() {
+        for (count, &s) in counts.iter_mut().zip(&levels) {
+            if row % s == 0 {
+                for &k in keys {
+                    count[k as usize] += 1;
+                }
+            }
+        }
+    }
+    let all = &counts[levels.len() - 1];
+    (0..bins)
+        .map(|b| {
+            let enough = all[b].min(MIN_PER_BIN);
+            let level = (0..levels.len()).find(|&l| counts[l][b] >= enough);
+            levels[level.unwrap_or(levels.len() - 1)]
+        })
+        .collect()
+}
+
+/// Per piece of [`PIECE`] pixels of the frame: the smallest and largest key of its unmasked
+/// pixels ((1, 0) when none), and a bit per unmasked pixel.
+fn piece_tables(key: &[u16], masked: u16) -> (Vec<(u16, u16)>, Vec<u64>) {
+    key.chunks(PIECE)
+        .map(|piece| {
+            let (lo, hi, good) = piece
+                .iter()
+                .enumerate()
+                .filter(|(_, &k)| k != masked)
+                .fold((u16::MAX, 0, 0u64), |(lo, hi, good), (j, &k)| {
+                    (lo.min(k), hi.max(k), good | 1 << j)
+                });
+            (if lo > hi { (1, 0) } else { (lo, hi) }, good)
+        })
+        .unzip()
 }
 
 /// `runs` (first pixel, length) cut where the sample's packing blocks of [`BLOCK`] pixels
