@@ -9,6 +9,7 @@
 //! that many of its pixels, or all of them.
 
 use super::radial_pack::{Packed, Packing, BLOCK};
+use crate::prefetch::prefetch;
 use rayon::prelude::*;
 
 /// Fewest pixels a bin's statistics are taken from (all of them where it has fewer).
@@ -227,12 +228,21 @@ impl Block<'_> {
         threshold: &[f32],
         bits_of: impl Fn(&[f32], f32) -> u64,
     ) -> Vec<usize> {
+        // First every piece's candidates (unmasked pixels above the bound), their key lines
+        // asked for as they are found; then their bins looked up, the misses overlapping
+        // (on the dense EIGER frame the lookups had waited on one miss at a time).
+        let mut candidates: Vec<(usize, u64)> = vec![];
+        let pieces = self.v.chunks(PIECE).zip(self.bins.iter().zip(self.good));
+        for (p, (v, (&b, &good))) in pieces.enumerate() {
+            let bits = bits_of(v, bound(b)) & good;
+            if bits != 0 {
+                prefetch(self.key, p * PIECE + bits.trailing_zeros() as usize);
+                candidates.push((p, bits));
+            }
+        }
         let mut out = vec![];
-        let pieces = self.v.chunks(PIECE).zip(self.key.chunks(PIECE));
-        for (p, ((v, key), (&b, &good))) in pieces.zip(self.bins.iter().zip(self.good)).enumerate()
-        {
-            // Only the unmasked pixels above the bound look their bin up.
-            let mut bits = bits_of(v, bound(b)) & good;
+        for (p, mut bits) in candidates {
+            let (v, key) = (&self.v[p * PIECE..], &self.key[p * PIECE..]);
             while bits != 0 {
                 let j = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
