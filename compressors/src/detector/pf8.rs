@@ -552,7 +552,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
         /// On integer counts (whose sums are exact in any order) the regrouped statistics are
         /// bit-identical to five full rounds, and the seeds to a plain scan, whatever the
-        /// frame's size, panels, mask, NaNs, infinities and bright pixels; `find` never panics.
+        /// frame's size, panels, mask, NaNs, infinities and bright pixels; `find` never panics,
+        /// with every pixel or a sample (whose seeds are exactly the pixels above its thresholds).
         #[test]
         fn regrouped_stats_equal_full_rounds_on_counts(
             panels in 1usize..4,
@@ -590,6 +591,13 @@ mod tests {
             let plain: Vec<usize> = (0..v.len()).filter(|&i| v[i] > rad.seed[r.key[i] as usize]).collect();
             proptest::prop_assert_eq!(r.packing.above(&packed, &rad.seed), plain);
             find(&v, p, &g, &params);
+            // Sampled statistics on any frame, rows fewer than the step included: seeds are
+            // still exactly the pixels above their bin's (sampled) threshold.
+            let sampled = Pf8Params { sample: 1 + (seed % 7) as usize, ..params };
+            let (rad, seeds) = thresholds_and_seeds(&v, &g, &sampled);
+            let plain: Vec<usize> = (0..v.len()).filter(|&i| v[i] > rad.seed[r.key[i] as usize]).collect();
+            proptest::prop_assert_eq!(seeds, plain);
+            find(&v, p, &g, &sampled);
         }
     }
 
