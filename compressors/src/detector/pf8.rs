@@ -68,7 +68,7 @@ const OPTIONS: &[OptionSpec] = &[
         name: "sample",
         ty: OptionType::Int { min: 1, max: 64 },
         default: "1",
-        doc: "radial statistics from every Nth row (and every pixel of bins those rows leave with fewer than 256): faster, thresholds estimated from fewer pixels; 1 = every pixel, as peakfinder8",
+        doc: "radial statistics from every Nth row (a bin those rows leave with fewer than 256 pixels from every N/2th, N/4th ... row, down to all of them): faster, thresholds estimated from fewer pixels; 1 = every pixel, as peakfinder8",
     },
     MASK,
     RADIUS,
