@@ -10,7 +10,7 @@
 //! to floating-point summation order (tested).
 
 use crate::geometry::{add, row_values_inline, valid, Linear};
-use crate::run_sums::{run_sums, Columns, Run};
+use crate::run_sums::{row_sums, Columns, Frame, RowStart};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Element, Parts};
@@ -263,35 +263,36 @@ impl BinForm {
         };
         assert_eq!(E::DTYPE, parts.meta.dtype, "element type of another chunk");
         let mut s = vec![[0f64; 3]; accs.len()];
-        // Window pixels a run at a time: its row's factors and bin row once, the pixels'
-        // sums in registers.
-        let cols = Columns {
-            bin: &self.col_bin,
-            w: &unit.col_w,
-            x: &unit.col_x,
+        // Window pixels a row at a time: its factors and bin row once, its pixels' sums in
+        // registers.
+        let frame = Frame {
+            bins: frame_bins,
+            fill,
+            cols: Columns {
+                bin: &self.col_bin,
+                counts: &unit.col_counts,
+                x: &unit.col_x,
+            },
+            weights: weight,
         };
-        for (y, x0, elements) in parts.window_runs(f) {
-            let (j, y, first) = split(y);
-            if unit.row_w[y] == 0.0 {
-                continue;
-            }
-            let row = y * width + x0;
-            let run = Run {
-                x0,
-                elements,
-                bins: frame_bins,
-                row_bin: first + self.row_bin[y] as usize,
-                fill,
-                weights: weight.map(|w| &w[row..row + elements.len() / E::SIZE]),
-            };
-            let (d0, dx) = if lin.detector.moments {
-                run_sums::<E, true>(&run, &cols)
-            } else {
-                run_sums::<E, false>(&run, &cols)
-            };
+        // Rows of the chunk frame; `split` gives the scan frame's own.
+        let row_start = |y: usize| {
+            let (_, y, first) = split(y);
+            (unit.row_w[y] != 0.0).then(|| RowStart {
+                bin: first + self.row_bin[y] as usize,
+                pixel: y * width,
+            })
+        };
+        let fold = |y: usize, d0: f64, dx: f64| {
+            let (j, y, _) = split(y);
             s[j][0] += d0;
             s[j][1] += dx;
             s[j][2] += d0 * unit.row_y[y];
+        };
+        if lin.detector.moments {
+            row_sums::<E, true>(parts.window_runs(f), &frame, row_start, fold);
+        } else {
+            row_sums::<E, false>(parts.window_runs(f), &frame, row_start, fold);
         }
         for (y, x, v) in parts.listed_outside_windows(f) {
             let (j, y, first) = split(y);
@@ -551,6 +552,8 @@ struct UnitPixels {
     row_y: Vec<f64>,
     col_w: Vec<f64>,
     col_x: Vec<f64>,
+    /// `col_w` as lane masks: all ones where 1.
+    col_counts: Vec<u32>,
 }
 
 impl UnitPixels {
@@ -563,11 +566,16 @@ impl UnitPixels {
         };
         let (row_w, row_y) = factors(&|y| g.qy(y), g.height);
         let (col_w, col_x) = factors(&|x| g.qx(x), g.width);
+        let col_counts = col_w
+            .iter()
+            .map(|&w| if w != 0.0 { u32::MAX } else { 0 })
+            .collect();
         UnitPixels {
             row_w,
             row_y,
             col_w,
             col_x,
+            col_counts,
         }
     }
 }

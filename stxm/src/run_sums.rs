@@ -1,6 +1,6 @@
-//! The compressed domain's sums over one run of window pixels: `Σ (I_p − B_bin(p))` and
-//! `Σ x_p·(I_p − B_bin(p))` over the run's counted pixels, the run's share of
-//! `Σ_exact c_p·(I_p − B_k(p))` (see [`crate::compressed`]). A `roibin(auto)` frame of the real
+//! The compressed domain's sums over the runs of window pixels of a frame's rows:
+//! `Σ (I_p − B_bin(p))` and `Σ x_p·(I_p − B_bin(p))` over each row's counted pixels, the row's
+//! share of `Σ_exact c_p·(I_p − B_k(p))` (see [`crate::compressed`]). A `roibin(auto)` frame of the real
 //! JUNGFRAU modules holds about 2 900 runs of 16 pixels; float32 runs take eight pixels a step
 //! with AVX2 (the last step masked), other runs go pixel by pixel.
 
@@ -8,64 +8,108 @@ use crate::geometry::valid;
 use roibin_compressors::detector::roibin::parts::Element;
 use roibin_registry::DType;
 
-/// Per column of the frame: its bin column, whether it counts (1 or 0) and its processed x.
+/// Per column of the frame: its bin column, whether it counts (all ones or 0) and its
+/// processed x.
 pub(crate) struct Columns<'a> {
     pub bin: &'a [u32],
-    pub w: &'a [f64],
+    pub counts: &'a [u32],
     pub x: &'a [f64],
 }
 
-/// One run: its elements (of type `E`) starting at column `x0`, the frame's bins (elements of
-/// type `E`; a bin past their end reads `fill`), the index of the run row's first bin, and
-/// the per-pixel weights of the run's row (`None`: all 1).
-pub(crate) struct Run<'a> {
-    pub x0: usize,
-    pub elements: &'a [u8],
+/// Frame-wide inputs of [`row_sums`]: the frame's bins (elements of type `E`; a bin past
+/// their end reads `fill`), per-column data, and the per-pixel weights (`None`: all 1).
+pub(crate) struct Frame<'a> {
     pub bins: &'a [u8],
-    pub row_bin: usize,
     pub fill: f64,
+    pub cols: Columns<'a>,
     pub weights: Option<&'a [f32]>,
 }
 
-/// `(Σ d, Σ x·d)` with `d = I − B` over the run's pixels whose column counts and whose weight
-/// is not 0; without `MOMENTS` (a request for `Itot` alone) `Σ x·d` is not summed and reads 0.
+/// Where a row starts: the index of its first bin and of its first pixel (in the weights).
+#[derive(Clone, Copy)]
+pub(crate) struct RowStart {
+    pub bin: usize,
+    pub pixel: usize,
+}
+
+/// `(Σ d, Σ x·d)` with `d = I − B` over the pixels of each row's runs whose column counts and
+/// whose weight is not 0: `fold(row, Σ d, Σ x·d)` once per row that has runs and for which
+/// `row_start` is `Some`. `runs` are (row, first column,
+/// elements), rows ascending. Without `MOMENTS` (a request for `Itot` alone) `Σ x·d` is not
+/// summed and reads 0. The sums stay in registers along a row: a synthetic `roibin(auto)`
+/// frame holds ~56 000 runs of ~19 pixels, and summing each run's lanes cost as much as its
+/// pixels.
 #[inline(always)]
-pub(crate) fn run_sums<E: Element, const MOMENTS: bool>(
-    run: &Run<'_>,
-    cols: &Columns<'_>,
-) -> (f64, f64) {
+pub(crate) fn row_sums<'r, E: Element, const MOMENTS: bool>(
+    runs: impl Iterator<Item = (usize, usize, &'r [u8])>,
+    frame: &Frame<'_>,
+    row_start: impl FnMut(usize) -> Option<RowStart>,
+    mut fold: impl FnMut(usize, f64, f64),
+) {
     #[cfg(target_arch = "x86_64")]
-    if E::DTYPE == DType::F32 && run.weights.is_none() && std::is_x86_feature_detected!("avx2") {
-        let n = run.elements.len() / 4;
-        let last_bin = n
-            .checked_sub(1)
-            .map(|i| run.row_bin + cols.bin[run.x0 + i] as usize);
-        // Eight bins loaded from each step's first one must lie inside the frame's bins (bin
-        // columns are `x / fc`: they grow by at most one a column).
-        if last_bin.is_some_and(|b| b + 8 <= run.bins.len() / 4) {
-            // SAFETY: the CPU has AVX2 (checked above); `run_sums_f32_avx2` reads the run's
-            // elements, `cols` at the run's columns and eight bins from each step's first,
-            // at most `last_bin + 7`, all in bounds (checked above and by its slices).
-            return unsafe { run_sums_f32_avx2::<MOMENTS>(run, cols) };
+    if E::DTYPE == DType::F32 && frame.weights.is_none() && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { row_sums_f32_avx2::<MOMENTS>(runs, frame, row_start, fold) };
+    }
+    by_rows(
+        runs,
+        row_start,
+        &mut (),
+        |_, y, d0, dx| fold(y, d0, dx),
+        |_, run| run_sums_scalar::<E, MOMENTS>(run, frame),
+    )
+}
+
+/// Groups `runs` by row: `sums(lanes, run)` of each run of a counted row (`row_start`
+/// `Some`), `fold(lanes, row, Σ, Σ)` of their results once a row; `lanes` is state both share.
+/// `sums` gets the run with where its row starts in place of its row.
+#[inline(always)]
+fn by_rows<'r, L>(
+    runs: impl Iterator<Item = (usize, usize, &'r [u8])>,
+    mut row_start: impl FnMut(usize) -> Option<RowStart>,
+    lanes: &mut L,
+    mut fold: impl FnMut(&mut L, usize, f64, f64),
+    mut sums: impl FnMut(&mut L, Run<'r>) -> (f64, f64),
+) {
+    let (mut row, mut start, mut s) = (usize::MAX, None, (0.0, 0.0));
+    for (y, x0, elements) in runs {
+        if y != row {
+            if start.is_some() {
+                fold(lanes, row, s.0, s.1);
+            }
+            (row, start, s) = (y, row_start(y), (0.0, 0.0));
+        }
+        if let Some(row) = start {
+            let (d0, dx) = sums(lanes, Run { x0, elements, row });
+            s = (s.0 + d0, s.1 + dx);
         }
     }
-    run_sums_scalar::<E, MOMENTS>(run, cols)
+    if start.is_some() {
+        fold(lanes, row, s.0, s.1);
+    }
+}
+
+/// One run: its elements starting at column `x0` and where its row starts.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    x0: usize,
+    elements: &'a [u8],
+    row: RowStart,
 }
 
 /// Pixel by pixel.
 #[inline(always)]
-fn run_sums_scalar<E: Element, const MOMENTS: bool>(
-    run: &Run<'_>,
-    cols: &Columns<'_>,
-) -> (f64, f64) {
+fn run_sums_scalar<E: Element, const MOMENTS: bool>(run: Run<'_>, frame: &Frame<'_>) -> (f64, f64) {
+    let cols = &frame.cols;
+    let weights = frame.weights.map(|w| &w[run.row.pixel + run.x0..]);
     let (mut d0, mut dx) = (0f64, 0f64);
     for (i, e) in run.elements.chunks_exact(E::SIZE).enumerate() {
         let x = run.x0 + i;
-        if cols.w[x] * run.weights.map_or(1.0, |w| w[i] as f64) != 0.0 {
-            let b = (run.row_bin + cols.bin[x] as usize) * E::SIZE;
-            let bin = match run.bins.get(b..b + E::SIZE) {
+        if cols.counts[x] != 0 && weights.is_none_or(|w| w[i] != 0.0) {
+            let b = (run.row.bin + cols.bin[x] as usize) * E::SIZE;
+            let bin = match frame.bins.get(b..b + E::SIZE) {
                 Some(e) => valid(E::read_f64(e), E::DTYPE),
-                None => run.fill,
+                None => frame.fill,
             };
             let d = valid(E::read_f64(e), E::DTYPE) - bin;
             d0 += d;
@@ -77,29 +121,97 @@ fn run_sums_scalar<E: Element, const MOMENTS: bool>(
     (d0, dx)
 }
 
-/// Eight float32 pixels a step: the values and their bins, non-finite ones read as
-/// 0 (as [`valid`] makes them), widened to f64 and subtracted there (as the scalar loop does),
-/// pixels of uncounted columns zeroed. The last step loads only the pixels the run has left
-/// (masked loads; a run of the real JUNGFRAU modules is two steps, and its tail pixel by
-/// pixel cost as much as the steps).
+/// [`row_sums`] of float32 runs without per-pixel weights, eight pixels a step: the values
+/// and their bins, non-finite ones read as 0 (as [`valid`] makes them), widened to f64 and
+/// subtracted there (as the scalar loop does), pixels of uncounted columns zeroed. A run's
+/// last step loads only the pixels it has left (masked loads; a run of the real JUNGFRAU
+/// modules is two steps, and its tail pixel by pixel cost as much as the steps). A run whose
+/// last step would load bins past the frame's goes pixel by pixel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn run_sums_f32_avx2<const MOMENTS: bool>(run: &Run<'_>, cols: &Columns<'_>) -> (f64, f64) {
+unsafe fn row_sums_f32_avx2<'r, const MOMENTS: bool>(
+    runs: impl Iterator<Item = (usize, usize, &'r [u8])>,
+    frame: &Frame<'_>,
+    row_start: impl FnMut(usize) -> Option<RowStart>,
+    mut fold: impl FnMut(usize, f64, f64),
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm256_setzero_pd();
+    let sum = |a: [__m256d; 2]| {
+        let mut l = [0f64; 4];
+        // SAFETY: `l` holds four f64.
+        unsafe { _mm256_storeu_pd(l.as_mut_ptr(), _mm256_add_pd(a[0], a[1])) };
+        (l[0] + l[1]) + (l[2] + l[3])
+    };
+    let bins = frame.bins.len() / 4;
+    // Σ d and Σ x·d of the row's steps.
+    let mut lanes = [[zero; 2]; 2];
+    by_rows(
+        runs,
+        row_start,
+        &mut lanes,
+        |[s0, sx], y, d0, dx| {
+            // The row's lanes, then its runs that went pixel by pixel.
+            fold(y, sum(*s0) + d0, sum(*sx) + dx);
+            (*s0, *sx) = ([zero; 2], [zero; 2]);
+        },
+        |[s0, sx], run| {
+            let n = run.elements.len() / 4;
+            // Eight bins loaded from each step's first one must lie inside the frame's bins
+            // (bin columns are `x / fc`: they grow by at most one a column).
+            match n.checked_sub(1) {
+                None => (0.0, 0.0),
+                Some(last) if run.row.bin + frame.cols.bin[run.x0 + last] as usize + 8 <= bins => {
+                    // SAFETY: AVX2 is enabled here; `run_steps` reads the run's elements,
+                    // the columns at its pixels and eight bins from each step's first, at
+                    // most `last_bin + 7`, all in bounds (checked above and by its slices).
+                    unsafe { run_steps::<MOMENTS>(run, frame, s0, sx) };
+                    (0.0, 0.0)
+                }
+                Some(_) => run_sums_scalar::<f32, MOMENTS>(run, frame),
+            }
+        },
+    );
+}
+
+/// How far ahead of a run [`run_steps`] prefetches (512–2048 measured alike).
+const PREFETCH_BYTES: usize = 1024;
+
+/// One run's steps of eight pixels added to the lanes `s0` (Σ d) and `sx` (Σ x·d).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn run_steps<const MOMENTS: bool>(
+    run: Run<'_>,
+    frame: &Frame<'_>,
+    s0: &mut [std::arch::x86_64::__m256d; 2],
+    sx: &mut [std::arch::x86_64::__m256d; 2],
+) {
     use std::arch::x86_64::*;
     let n = run.elements.len() / 4;
-    let (bin, w, x) = (
+    let cols = &frame.cols;
+    let (bin, counts, x) = (
         &cols.bin[run.x0..run.x0 + n],
-        &cols.w[run.x0..run.x0 + n],
+        &cols.counts[run.x0..run.x0 + n],
         &cols.x[run.x0..run.x0 + n],
     );
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let inf = _mm256_set1_ps(f32::INFINITY);
     let finite =
         |v: __m256| _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(v, abs), inf));
-    let zero = _mm256_setzero_pd();
-    let (mut s0, mut sx) = ([zero; 2], [zero; 2]);
+    // The elements and the bins a few runs ahead (both 4 MB a frame of synthetic
+    // `roibin(auto)`, read in raster order but in pieces the hardware prefetcher followed
+    // late: a third of these sums' time). A prefetch never faults: addresses past the end are
+    // harmless.
+    let ahead = run.elements.as_ptr().wrapping_add(PREFETCH_BYTES);
+    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+    let bins_ahead = frame
+        .bins
+        .as_ptr()
+        .wrapping_add(4 * (run.row.bin + bin[0] as usize));
+    _mm_prefetch::<_MM_HINT_T0>(bins_ahead.wrapping_add(PREFETCH_BYTES) as *const i8);
     for i in (0..n).step_by(8) {
-        // Lanes below `left` hold pixels of the run; the rest load nothing and read 0.
+        // Lanes below `left` hold pixels of the run; the rest load nothing.
         let left = (n - i).min(8) as i32;
         let lanes = _mm256_cmpgt_epi32(
             _mm256_set1_epi32(left),
@@ -107,50 +219,44 @@ unsafe fn run_sums_f32_avx2<const MOMENTS: bool>(run: &Run<'_>, cols: &Columns<'
         );
         // SAFETY (of the loads): masked loads touch only the lanes of pixels i..min(i + 8, n)
         // of the run's elements (4 bytes each) and column slices; eight bins from the step's
-        // first, whose index is at most `last_bin` (checked by `run_sums`).
+        // first, whose index is at most `last_bin` (checked by the caller).
+        // Lanes of counted pixels of the run: the rest load nothing and read 0 (their values,
+        // bins and x), so they add nothing.
+        let counted = _mm256_maskload_epi32(counts.as_ptr().add(i) as *const i32, lanes);
         let v = finite(_mm256_maskload_ps(
             run.elements.as_ptr().add(4 * i) as *const f32,
-            lanes,
+            counted,
         ));
         // The step's pixels lie in its first bin column and the next seven at most: eight
         // bins loaded, each pixel's picked by its offset (a permute, not a gather).
-        let step_bin = run.row_bin + bin[i] as usize;
-        let near = _mm256_loadu_ps((run.bins.as_ptr() as *const f32).add(step_bin));
+        let step_bin = run.row.bin + bin[i] as usize;
+        let near = _mm256_loadu_ps((frame.bins.as_ptr() as *const f32).add(step_bin));
         let offsets = _mm256_sub_epi32(
             _mm256_maskload_epi32(bin.as_ptr().add(i) as *const i32, lanes),
             _mm256_set1_epi32(bin[i] as i32),
         );
-        let b = finite(_mm256_permutevar8x32_ps(near, offsets));
+        let b = _mm256_and_ps(
+            finite(_mm256_permutevar8x32_ps(near, offsets)),
+            _mm256_castsi256_ps(counted),
+        );
         let halves = [
             (_mm256_castps256_ps128(v), _mm256_castps256_ps128(b)),
             (_mm256_extractf128_ps::<1>(v), _mm256_extractf128_ps::<1>(b)),
         ];
         for (h, (v, b)) in halves.into_iter().enumerate() {
-            let quarter = _mm256_cvtepi32_epi64(if h == 0 {
-                _mm256_castsi256_si128(lanes)
-            } else {
-                _mm256_extracti128_si256::<1>(lanes)
-            });
             let d = _mm256_sub_pd(_mm256_cvtps_pd(v), _mm256_cvtps_pd(b));
-            // A lane past the run loads weight 0: not counted.
-            let weight = _mm256_maskload_pd(w.as_ptr().add(i + 4 * h), quarter);
-            let d = _mm256_and_pd(d, _mm256_cmp_pd::<_CMP_NEQ_UQ>(weight, zero));
             s0[h] = _mm256_add_pd(s0[h], d);
             if MOMENTS {
-                sx[h] = _mm256_add_pd(
-                    sx[h],
-                    _mm256_mul_pd(d, _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter)),
-                );
+                let quarter = _mm256_cvtepi32_epi64(if h == 0 {
+                    _mm256_castsi256_si128(lanes)
+                } else {
+                    _mm256_extracti128_si256::<1>(lanes)
+                });
+                let x = _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter);
+                sx[h] = _mm256_add_pd(sx[h], _mm256_mul_pd(d, x));
             }
         }
     }
-    let lanes = |a: [__m256d; 2]| {
-        let mut l = [0f64; 4];
-        // SAFETY: `l` holds four f64.
-        _mm256_storeu_pd(l.as_mut_ptr(), _mm256_add_pd(a[0], a[1]));
-        (l[0] + l[1]) + (l[2] + l[3])
-    };
-    (lanes(s0), lanes(sx))
 }
 
 #[cfg(test)]
@@ -158,9 +264,11 @@ mod tests {
     use super::*;
 
     /// The AVX2 sums (on a CPU that has it) against the scalar loop, with non-finite values
-    /// and bins, uncounted columns, runs of every length up to 40 and bins of 1–3 columns.
+    /// and bins, uncounted columns and rows, runs of every length up to 40 (several a row)
+    /// and bins of 1–3 columns; the last bin row's runs, whose last steps would load bins past
+    /// the end, go pixel by pixel.
     #[test]
-    fn float32_runs_equal_the_scalar_loop() {
+    fn float32_rows_equal_the_scalar_loop() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut uniform = move || {
             state ^= state << 13;
@@ -168,18 +276,13 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
-        let width = 64;
+        let (width, height) = (64usize, 12usize);
         for fc in 1..=3 {
             let bin: Vec<u32> = (0..width).map(|x| (x / fc) as u32).collect();
-            let w: Vec<f64> = (0..width)
-                .map(|x| if x % 11 == 5 { 0.0 } else { 1.0 })
+            let counts: Vec<u32> = (0..width)
+                .map(|x| if x % 11 == 5 { 0 } else { u32::MAX })
                 .collect();
             let x: Vec<f64> = (0..width).map(|x| x as f64 * 0.5).collect();
-            let cols = Columns {
-                bin: &bin,
-                w: &w,
-                x: &x,
-            };
             let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
             let mut value = |k: usize| -> f32 {
                 if k % 13 == 7 {
@@ -188,37 +291,82 @@ mod tests {
                     (uniform() * 1000.0 - 100.0) as f32
                 }
             };
-            let bins: Vec<u8> = (0..3 * width)
+            let bin_cols = width.div_ceil(fc);
+            // A bin row a frame row (rows of one bin): the last rows' runs reach the end.
+            let bins: Vec<u8> = (0..height * bin_cols)
                 .flat_map(|k| value(k).to_le_bytes())
                 .collect();
             for len in 0..=40 {
-                let x0 = (len * 7) % (width - len);
-                let elements: Vec<u8> = (0..len)
-                    .flat_map(|k| value(k + len).to_le_bytes())
+                // Per row: runs of `len` pixels and of a few more, gaps of 1–3 between.
+                let mut runs: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+                for y in 0..height {
+                    let mut x0 = (len * 7 + y) % 5;
+                    for n in [len, len % 9 + 1, len / 2] {
+                        if x0 + n > width {
+                            break;
+                        }
+                        let elements = (0..n).flat_map(|k| value(k + len).to_le_bytes());
+                        runs.push((y, x0, elements.collect()));
+                        x0 += n + 1 + (y + n) % 3;
+                    }
+                }
+                let frame = Frame {
+                    bins: &bins,
+                    fill: 0.0,
+                    cols: Columns {
+                        bin: &bin,
+                        counts: &counts,
+                        x: &x,
+                    },
+                    weights: None,
+                };
+                let row_start = |y: usize| {
+                    (y % 4 != 1).then_some(RowStart {
+                        bin: y * bin_cols,
+                        pixel: y * width,
+                    })
+                };
+                let iter = || runs.iter().map(|(y, x0, e)| (*y, *x0, &e[..]));
+                let collect = |moments: bool, simd: bool| {
+                    let mut rows = Vec::new();
+                    let mut fold = |y, d0, dx| rows.push((y, d0, dx));
+                    match (moments, simd) {
+                        (true, true) => row_sums::<f32, true>(iter(), &frame, row_start, fold),
+                        (false, true) => row_sums::<f32, false>(iter(), &frame, row_start, fold),
+                        (m, false) => by_rows(
+                            iter(),
+                            row_start,
+                            &mut (),
+                            |_, y, d0, dx| fold(y, d0, dx),
+                            |_, run| match m {
+                                true => run_sums_scalar::<f32, true>(run, &frame),
+                                false => run_sums_scalar::<f32, false>(run, &frame),
+                            },
+                        ),
+                    }
+                    rows
+                };
+                let (a, b) = (collect(true, true), collect(true, false));
+                // Every counted row with runs folded once, in order.
+                let counted: Vec<usize> = (0..height)
+                    .filter(|&y| row_start(y).is_some() && runs.iter().any(|r| r.0 == y))
                     .collect();
-                // A row in the middle of the bins, and the last row (whose last steps would
-                // load bins past the end: those runs go pixel by pixel).
-                for row_bin in [width, 3 * width - width.div_ceil(fc)] {
-                    let run = Run {
-                        x0,
-                        elements: &elements,
-                        bins: &bins,
-                        row_bin,
-                        fill: 0.0,
-                        weights: None,
-                    };
-                    let (a0, ax) = run_sums::<f32, true>(&run, &cols);
-                    let (b0, bx) = run_sums_scalar::<f32, true>(&run, &cols);
-                    // Without moments: the same first sum, bit for bit, and no second.
-                    assert_eq!(run_sums::<f32, false>(&run, &cols), (a0, 0.0));
-                    assert_eq!(run_sums_scalar::<f32, false>(&run, &cols), (b0, 0.0));
+                assert_eq!(a.iter().map(|r| r.0).collect::<Vec<_>>(), counted);
+                assert_eq!(b.iter().map(|r| r.0).collect::<Vec<_>>(), counted);
+                let tol = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs() * 64.0);
+                for (&(y, a0, ax), &(_, b0, bx)) in a.iter().zip(&b) {
                     assert!(a0.is_finite() && ax.is_finite());
-                    let tol = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs() * 64.0);
                     assert!(
                         tol(a0, b0) && tol(ax, bx),
-                        "fc {fc} len {len}: {a0} {ax} vs {b0} {bx}"
+                        "fc {fc} len {len} row {y}: {a0} {ax} vs {b0} {bx}"
                     );
                 }
+                // Without moments: the same first sums, bit for bit, and no second.
+                let firsts = |r: &[(usize, f64, f64)]| -> Vec<(usize, f64, f64)> {
+                    r.iter().map(|r| (r.0, r.1, 0.0)).collect()
+                };
+                assert_eq!(collect(false, true), firsts(&a));
+                assert_eq!(collect(false, false), firsts(&b));
             }
         }
     }
