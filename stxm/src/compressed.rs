@@ -10,7 +10,7 @@
 //! to floating-point summation order (tested).
 
 use crate::geometry::{add, row_values_inline, valid, Linear};
-use crate::run_sums::{row_sums, Columns, Frame, RowStart};
+use crate::run_sums::{labeled_sums, row_sums, Columns, Frame, RowStart, PREFETCH_RUNS};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Element, Parts};
@@ -228,27 +228,58 @@ impl BinForm {
             bin(first + (self.row_bin[y] + self.col_bin[x]) as usize)
         };
         let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
+        // Row starts of the scan frame's rows (the chunk frame's `y`); `counted`: whether a
+        // row counts at all.
+        let row_start = |y: usize, counted: &dyn Fn(usize) -> bool| {
+            let (_, y, first) = split(y);
+            counted(y).then(|| RowStart {
+                bin: first + self.row_bin[y] as usize,
+                pixel: y * width,
+            })
+        };
         let Some(unit) = &self.unit else {
-            // Window pixels a run at a time (the scan frame, the row, its checks and its bin
-            // row found once a run: a division per pixel was a fifth of a radial map's time),
-            // then the listed ones: the order of [`Parts::for_each_exact_as`].
-            // Labels and weights fetched a few runs ahead (see [`Linear::prefetch`]).
-            let mut ahead = parts.window_runs(f).skip(PREFETCH_RUNS);
-            for (y, x0, elements) in parts.window_runs(f) {
-                if let Some((y, x, _)) = ahead.next() {
-                    let (_, y, _) = split(y);
-                    lin.prefetch(y * width + x);
+            // Labels, one accumulator each, float32: eight window pixels a step.
+            let labeled = match (lin.raw_labels(), &mut *accs) {
+                (Some(labels), [acc]) if E::DTYPE == DType::F32 && !lin.detector.moments => {
+                    let frame = Frame {
+                        bins: frame_bins,
+                        fill,
+                        cols: Columns {
+                            bin: &self.col_bin,
+                            counts: &[],
+                            x: &[],
+                        },
+                        weights: weight,
+                    };
+                    let starts = |y| row_start(y, &|_| true);
+                    labeled_sums(parts.window_runs(f), &frame, labels, starts, acc)
                 }
-                let (j, y, first) = split(y);
-                let (acc, row_bin) = (&mut *accs[j], first + self.row_bin[y] as usize);
-                let n = elements.len() / E::SIZE;
-                lin.for_each_in_run(y, x0, n, |i, l, w, qx, qy| {
-                    let v = E::read_f64(&elements[i * E::SIZE..(i + 1) * E::SIZE]);
-                    let delta = valid_as::<E>(v) - bin(row_bin + self.col_bin[x0 + i] as usize);
-                    if delta != 0.0 {
-                        add(acc, &lin.detector, l, w * delta, qx, qy);
+                _ => false,
+            };
+            if !labeled {
+                // Window pixels a run at a time (the scan frame, the row, its checks and its bin
+                // row found once a run: a division per pixel was a fifth of a radial map's time),
+                // then the listed ones: the order of [`Parts::for_each_exact_as`].
+                // Labels and weights fetched a few runs ahead (see [`Linear::prefetch`]).
+                let mut ahead = parts.window_runs(f).skip(PREFETCH_RUNS);
+                for (y, x0, elements) in parts.window_runs(f) {
+                    if let Some((y, x, e)) = ahead.next() {
+                        // The run's first and last pixels (a run spans 1–2 cache lines).
+                        let (_, y, _) = split(y);
+                        lin.prefetch(y * width + x);
+                        lin.prefetch(y * width + x + (e.len() / E::SIZE).max(1) - 1);
                     }
-                });
+                    let (j, y, first) = split(y);
+                    let (acc, row_bin) = (&mut *accs[j], first + self.row_bin[y] as usize);
+                    let n = elements.len() / E::SIZE;
+                    lin.for_each_in_run(y, x0, n, |i, l, w, qx, qy| {
+                        let v = E::read_f64(&elements[i * E::SIZE..(i + 1) * E::SIZE]);
+                        let delta = valid_as::<E>(v) - bin(row_bin + self.col_bin[x0 + i] as usize);
+                        if delta != 0.0 {
+                            add(acc, &lin.detector, l, w * delta, qx, qy);
+                        }
+                    });
+                }
             }
             for (y, x, v) in parts.listed_outside_windows(f) {
                 let (j, y, first) = split(y);
@@ -275,14 +306,7 @@ impl BinForm {
             },
             weights: weight,
         };
-        // Rows of the chunk frame; `split` gives the scan frame's own.
-        let row_start = |y: usize| {
-            let (_, y, first) = split(y);
-            (unit.row_w[y] != 0.0).then(|| RowStart {
-                bin: first + self.row_bin[y] as usize,
-                pixel: y * width,
-            })
-        };
+        let starts = |y| row_start(y, &|y| unit.row_w[y] != 0.0);
         let fold = |y: usize, d0: f64, dx: f64| {
             let (j, y, _) = split(y);
             s[j][0] += d0;
@@ -290,9 +314,9 @@ impl BinForm {
             s[j][2] += d0 * unit.row_y[y];
         };
         if lin.detector.moments {
-            row_sums::<E, true>(parts.window_runs(f), &frame, row_start, fold);
+            row_sums::<E, true>(parts.window_runs(f), &frame, starts, fold);
         } else {
-            row_sums::<E, false>(parts.window_runs(f), &frame, row_start, fold);
+            row_sums::<E, false>(parts.window_runs(f), &frame, starts, fold);
         }
         for (y, x, v) in parts.listed_outside_windows(f) {
             let (j, y, first) = split(y);
@@ -592,9 +616,6 @@ enum FrameBins<'a> {
     Elements(&'a [u8], DType),
     Fill(f64),
 }
-
-/// How many window runs ahead the labelled exact sums fetch their labels.
-const PREFETCH_RUNS: usize = 8;
 
 /// `Σ_i a(i)·c_i` for each of the `K` columns `c` over `i < n`, four lanes each (added as
 /// `(l0 + l1) + (l2 + l3)`, then the tail): `a` reads the values where they lie, so float32

@@ -698,6 +698,11 @@ impl Linear {
         }
     }
 
+    /// Each raw pixel's label ([`NONE`]: not counted), when the detector has labels.
+    pub fn raw_labels(&self) -> Option<&[u32]> {
+        self.raw_labels.as_deref()
+    }
+
     /// The difference image's accumulators (subtracted from every frame's).
     pub fn constant(&self) -> &[f64] {
         &self.constant

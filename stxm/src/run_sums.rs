@@ -4,8 +4,9 @@
 //! JUNGFRAU modules holds about 2 900 runs of 16 pixels; float32 runs take eight pixels a step
 //! with AVX2 (the last step masked), other runs go pixel by pixel.
 
-use crate::geometry::valid;
+use crate::geometry::{valid, NONE};
 use roibin_compressors::detector::roibin::parts::Element;
+use roibin_compressors::prefetch::prefetch;
 use roibin_registry::DType;
 
 /// Per column of the frame: its bin column, whether it counts (all ones or 0) and its
@@ -174,8 +175,135 @@ unsafe fn row_sums_f32_avx2<'r, const MOMENTS: bool>(
     );
 }
 
+/// How many window runs ahead the labelled sums ask for their labels and weights.
+pub(crate) const PREFETCH_RUNS: usize = 8;
+
 /// How far ahead of a run [`run_steps`] prefetches (512–2048 measured alike).
 const PREFETCH_BYTES: usize = 1024;
+
+/// `Σ w_p·(I_p − B_bin(p))` over a frame's float32 window runs, each pixel's into
+/// `acc[labels[p]]` (one accumulator per label: no moments; [`NONE`] labels count nothing):
+/// radial rings, polar sectors. `runs` and `row_start` as for [`row_sums`] (its `pixel`
+/// indexes `labels` and the weights). False, with nothing added, on a CPU without AVX2: the
+/// caller sums pixel by pixel.
+pub(crate) fn labeled_sums<'r>(
+    runs: impl Iterator<Item = (usize, usize, &'r [u8])> + Clone,
+    frame: &Frame<'_>,
+    labels: &[u32],
+    row_start: impl Fn(usize) -> Option<RowStart> + Copy,
+    acc: &mut [f64],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { labeled_sums_avx2(runs, frame, labels, row_start, acc) };
+        return true;
+    }
+    false
+}
+
+/// [`labeled_sums`], eight pixels a step. Neighbouring pixels mostly share a label (a ring is
+/// several pixels wide): each step's eight additions go to four copies of the accumulators
+/// in turn, so an addition waits on the one four pixels back, not on the last. The labels
+/// and weights of the run [`PREFETCH_RUNS`] ahead are asked for (16 MB of labels for a
+/// 4 M-pixel frame, met in scattered runs the hardware prefetcher cannot follow).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn labeled_sums_avx2<'r>(
+    runs: impl Iterator<Item = (usize, usize, &'r [u8])> + Clone,
+    frame: &Frame<'_>,
+    labels: &[u32],
+    row_start: impl Fn(usize) -> Option<RowStart> + Copy,
+    acc: &mut [f64],
+) {
+    use std::arch::x86_64::*;
+    // A slot past the labels takes the pixels of label `NONE`.
+    let stride = acc.len() + 1;
+    let mut copies = vec![0f64; 4 * stride];
+    let none_slot = _mm256_set1_epi32(acc.len() as i32);
+    let bins = frame.bins.len() / 4;
+    let mut ahead = runs.clone().skip(PREFETCH_RUNS);
+    by_rows(
+        runs,
+        row_start,
+        &mut copies,
+        |_, _, _, _| {},
+        |copies, run| {
+            if let Some((y, x, e)) = ahead.next() {
+                if let Some(row) = row_start(y) {
+                    // The run's first and last labels (a run is 1–2 cache lines of them).
+                    for p in [row.pixel + x, row.pixel + x + (e.len() / 4).max(1) - 1] {
+                        prefetch(labels, p);
+                        if let Some(w) = frame.weights {
+                            prefetch(w, p);
+                        }
+                    }
+                }
+            }
+            let n = run.elements.len() / 4;
+            let p0 = run.row.pixel + run.x0;
+            let (labels, weights) = (&labels[p0..p0 + n], frame.weights.map(|w| &w[p0..p0 + n]));
+            let fits = n.checked_sub(1).is_some_and(|last| {
+                run.row.bin + frame.cols.bin[run.x0 + last] as usize + 8 <= bins
+            });
+            if !fits {
+                // Pixel by pixel (the frame's last bins, or bins of one fill value).
+                for (i, &l) in labels.iter().enumerate() {
+                    let w = weights.map_or(1.0, |w| w[i] as f64);
+                    if l != NONE && w != 0.0 {
+                        let v = f32::from_le_bytes(
+                            run.elements[4 * i..4 * i + 4].try_into().expect("4 bytes"),
+                        );
+                        let b = (run.row.bin + frame.cols.bin[run.x0 + i] as usize) * 4;
+                        let bin = match frame.bins.get(b..b + 4) {
+                            Some(e) => valid(
+                                f32::from_le_bytes(e.try_into().expect("4 bytes")) as f64,
+                                DType::F32,
+                            ),
+                            None => frame.fill,
+                        };
+                        copies[l as usize] += w * (valid(v as f64, DType::F32) - bin);
+                    }
+                }
+                return (0.0, 0.0);
+            }
+            // SAFETY: AVX2 is enabled here; the run's last step's bins lie inside the frame's
+            // (checked above), all `Steps` asks for.
+            let steps = unsafe { Steps::new(run, frame.bins, frame.cols.bin) };
+            for i in (0..n).step_by(8) {
+                let lanes = steps.lanes(i);
+                // SAFETY: masked loads of the lanes of pixels i..min(i + 8, n) of the run's
+                // label and weight slices; `deltas` as `Steps` promises.
+                let mut d = unsafe { steps.deltas(i, lanes) };
+                if let Some(w) = weights {
+                    let w = unsafe { _mm256_maskload_ps(w.as_ptr().add(i), lanes) };
+                    d[0] = _mm256_mul_pd(d[0], _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
+                    d[1] = _mm256_mul_pd(d[1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(w)));
+                }
+                let l =
+                    unsafe { _mm256_maskload_epi32(labels.as_ptr().add(i) as *const i32, lanes) };
+                let mut slot = [0u32; 8];
+                let mut value = [0f64; 8];
+                // SAFETY: stores into local arrays of eight u32 and eight f64.
+                unsafe {
+                    _mm256_storeu_si256(
+                        slot.as_mut_ptr() as *mut __m256i,
+                        _mm256_min_epu32(l, none_slot),
+                    );
+                    _mm256_storeu_pd(value.as_mut_ptr(), d[0]);
+                    _mm256_storeu_pd(value.as_mut_ptr().add(4), d[1]);
+                }
+                for k in 0..(n - i).min(8) {
+                    copies[(k & 3) * stride + slot[k] as usize] += value[k];
+                }
+            }
+            (0.0, 0.0)
+        },
+    );
+    for (c, a) in acc.iter_mut().enumerate() {
+        *a += (copies[c] + copies[stride + c]) + (copies[2 * stride + c] + copies[3 * stride + c]);
+    }
+}
 
 /// One run's steps of eight pixels added to the lanes `s0` (Σ d) and `sx` (Σ x·d).
 #[cfg(target_arch = "x86_64")]
@@ -190,72 +318,129 @@ unsafe fn run_steps<const MOMENTS: bool>(
     use std::arch::x86_64::*;
     let n = run.elements.len() / 4;
     let cols = &frame.cols;
-    let (bin, counts, x) = (
-        &cols.bin[run.x0..run.x0 + n],
+    let (counts, x) = (
         &cols.counts[run.x0..run.x0 + n],
         &cols.x[run.x0..run.x0 + n],
     );
-    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let inf = _mm256_set1_ps(f32::INFINITY);
-    let finite =
-        |v: __m256| _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(v, abs), inf));
-    // The elements and the bins a few runs ahead (both 4 MB a frame of synthetic
-    // `roibin(auto)`, read in raster order but in pieces the hardware prefetcher followed
-    // late: a third of these sums' time). A prefetch never faults: addresses past the end are
-    // harmless.
-    let ahead = run.elements.as_ptr().wrapping_add(PREFETCH_BYTES);
-    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
-    let bins_ahead = frame
-        .bins
-        .as_ptr()
-        .wrapping_add(4 * (run.row.bin + bin[0] as usize));
-    _mm_prefetch::<_MM_HINT_T0>(bins_ahead.wrapping_add(PREFETCH_BYTES) as *const i8);
+    let steps = Steps::new(run, frame.bins, cols.bin);
     for i in (0..n).step_by(8) {
-        // Lanes below `left` hold pixels of the run; the rest load nothing.
-        let left = (n - i).min(8) as i32;
-        let lanes = _mm256_cmpgt_epi32(
+        let lanes = steps.lanes(i);
+        // Lanes of counted pixels of the run: the rest read 0 (their values, bins and x), so
+        // they add nothing.
+        // SAFETY: a masked load touches only the lanes of pixels i..min(i + 8, n) of the
+        // run's column slice.
+        let counted = _mm256_maskload_epi32(counts.as_ptr().add(i) as *const i32, lanes);
+        let d = steps.deltas(i, counted);
+        for h in 0..2 {
+            s0[h] = _mm256_add_pd(s0[h], d[h]);
+            if MOMENTS {
+                // SAFETY: as above, four f64 of the run's columns.
+                let x = _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter(counted, h));
+                sx[h] = _mm256_add_pd(sx[h], _mm256_mul_pd(d[h], x));
+            }
+        }
+    }
+}
+
+/// The lanes of half `h` of `lanes` widened to 64 bits (masks of four f64).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn quarter(lanes: std::arch::x86_64::__m256i, h: usize) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::*;
+    _mm256_cvtepi32_epi64(if h == 0 {
+        _mm256_castsi256_si128(lanes)
+    } else {
+        _mm256_extracti128_si256::<1>(lanes)
+    })
+}
+
+/// A float32 run's steps of eight pixels: `d = I − B` of a step's pixels, the values and
+/// their bins non-finite ones read as 0 (as [`valid`] makes them), widened to f64 and
+/// subtracted there (as the scalar loop does). Made only for a run whose last step's eight
+/// bins lie inside the frame's (see [`row_sums_f32_avx2`]).
+#[cfg(target_arch = "x86_64")]
+struct Steps<'a> {
+    n: usize,
+    elements: *const f32,
+    /// The run's first bin, and the bin columns of its pixels.
+    bins: *const f32,
+    bin: &'a [u32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Steps<'a> {
+    /// The steps of `run` over a frame's `bins` (float32) with bin columns `col_bin`; the
+    /// elements and the bins a run ahead asked for (both 4 MB a frame of synthetic
+    /// `roibin(auto)`, read in raster order but in pieces the hardware prefetcher followed
+    /// late: a third of the sums' time).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn new(run: Run<'a>, bins: &'a [u8], col_bin: &'a [u32]) -> Steps<'a> {
+        use std::arch::x86_64::*;
+        let n = run.elements.len() / 4;
+        let bin = &col_bin[run.x0..run.x0 + n];
+        let row = (bins.as_ptr() as *const f32).wrapping_add(run.row.bin);
+        let elements = run.elements.as_ptr() as *const f32;
+        // A prefetch never faults: addresses past the end are harmless.
+        _mm_prefetch::<_MM_HINT_T0>((elements as *const i8).wrapping_add(PREFETCH_BYTES));
+        let ahead = (row.wrapping_add(bin[0] as usize) as *const i8).wrapping_add(PREFETCH_BYTES);
+        _mm_prefetch::<_MM_HINT_T0>(ahead);
+        Steps {
+            n,
+            elements,
+            bins: row,
+            bin,
+        }
+    }
+
+    /// Lanes of step `i` that hold pixels of the run (all ones), the rest 0.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn lanes(&self, i: usize) -> std::arch::x86_64::__m256i {
+        use std::arch::x86_64::*;
+        let left = (self.n - i).min(8) as i32;
+        _mm256_cmpgt_epi32(
             _mm256_set1_epi32(left),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
-        // SAFETY (of the loads): masked loads touch only the lanes of pixels i..min(i + 8, n)
-        // of the run's elements (4 bytes each) and column slices; eight bins from the step's
-        // first, whose index is at most `last_bin` (checked by the caller).
-        // Lanes of counted pixels of the run: the rest load nothing and read 0 (their values,
-        // bins and x), so they add nothing.
-        let counted = _mm256_maskload_epi32(counts.as_ptr().add(i) as *const i32, lanes);
-        let v = finite(_mm256_maskload_ps(
-            run.elements.as_ptr().add(4 * i) as *const f32,
-            counted,
-        ));
+        )
+    }
+
+    /// `d` of step `i` (a multiple of 8 below `n`) as two halves of four f64; lanes not in
+    /// `load` (a subset of [`Steps::lanes`]) load nothing and read 0.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn deltas(
+        &self,
+        i: usize,
+        load: std::arch::x86_64::__m256i,
+    ) -> [std::arch::x86_64::__m256d; 2] {
+        use std::arch::x86_64::*;
+        let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let inf = _mm256_set1_ps(f32::INFINITY);
+        let finite =
+            |v: __m256| _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(v, abs), inf));
+        // SAFETY (of the loads): masked loads touch only lanes of pixels i..min(i + 8, n) of
+        // the run's elements and bin columns; eight bins from the step's first, whose index
+        // is at most the last step's, inside the frame's bins (the caller's check).
+        let v = finite(_mm256_maskload_ps(self.elements.add(i), load));
         // The step's pixels lie in its first bin column and the next seven at most: eight
         // bins loaded, each pixel's picked by its offset (a permute, not a gather).
-        let step_bin = run.row.bin + bin[i] as usize;
-        let near = _mm256_loadu_ps((frame.bins.as_ptr() as *const f32).add(step_bin));
+        let first = self.bin[i];
+        let near = _mm256_loadu_ps(self.bins.add(first as usize));
         let offsets = _mm256_sub_epi32(
-            _mm256_maskload_epi32(bin.as_ptr().add(i) as *const i32, lanes),
-            _mm256_set1_epi32(bin[i] as i32),
+            _mm256_maskload_epi32(self.bin.as_ptr().add(i) as *const i32, load),
+            _mm256_set1_epi32(first as i32),
         );
         let b = _mm256_and_ps(
             finite(_mm256_permutevar8x32_ps(near, offsets)),
-            _mm256_castsi256_ps(counted),
+            _mm256_castsi256_ps(load),
         );
-        let halves = [
-            (_mm256_castps256_ps128(v), _mm256_castps256_ps128(b)),
-            (_mm256_extractf128_ps::<1>(v), _mm256_extractf128_ps::<1>(b)),
-        ];
-        for (h, (v, b)) in halves.into_iter().enumerate() {
-            let d = _mm256_sub_pd(_mm256_cvtps_pd(v), _mm256_cvtps_pd(b));
-            s0[h] = _mm256_add_pd(s0[h], d);
-            if MOMENTS {
-                let quarter = _mm256_cvtepi32_epi64(if h == 0 {
-                    _mm256_castsi256_si128(lanes)
-                } else {
-                    _mm256_extracti128_si256::<1>(lanes)
-                });
-                let x = _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter);
-                sx[h] = _mm256_add_pd(sx[h], _mm256_mul_pd(d, x));
-            }
-        }
+        let half = |v: __m128, b: __m128| _mm256_sub_pd(_mm256_cvtps_pd(v), _mm256_cvtps_pd(b));
+        [
+            half(_mm256_castps256_ps128(v), _mm256_castps256_ps128(b)),
+            half(_mm256_extractf128_ps::<1>(v), _mm256_extractf128_ps::<1>(b)),
+        ]
     }
 }
 

@@ -146,7 +146,10 @@ impl Parts {
     /// Frame `f`'s window pixels, each once, as runs along its rows: (frame row, first
     /// column, the run's elements of the chunk's dtype), in raster order. A caller that
     /// reduces them can take a row's factors once per run.
-    pub fn window_runs(&self, f: usize) -> impl Iterator<Item = (usize, usize, &[u8])> + '_ {
+    pub fn window_runs(
+        &self,
+        f: usize,
+    ) -> impl Iterator<Item = (usize, usize, &[u8])> + Clone + '_ {
         let es = self.meta.dtype.size();
         let first = self.cover.pixel_start[f];
         self.cover.frame(f).iter().scan(first * es, move |at, run| {
