@@ -68,9 +68,8 @@ impl Bins {
 #[derive(Debug, Clone)]
 pub struct BinForm {
     pub bins: Bins,
-    ptr: Vec<u32>,
-    idx: Vec<u32>,
-    coef: Vec<f64>,
+    /// Several labels: each bin's (accumulator, coefficient) list.
+    lists: Option<Lists>,
     /// One label: `k` coefficients per bin (accumulators 0..k).
     dense: Option<Vec<f64>>,
     /// One label, and most bins' coefficients products of a row and a column factor (no
@@ -98,8 +97,7 @@ impl BinForm {
             )));
         }
         let k = lin.detector.k();
-        let (mut ptr, mut idx, mut coef, mut dense, mut separable) =
-            (vec![], vec![], vec![], None, None);
+        let (mut lists, mut dense, mut separable) = (None, None, None);
         let mut unit = None;
         if let Some(masked) = lin.unit_weights_except() {
             separable = Some(Separable::masked(lin, bins, k, masked));
@@ -109,7 +107,7 @@ impl BinForm {
             separable = Separable::new(lin, bins, k, &d);
             dense = separable.is_none().then_some(d);
         } else {
-            (ptr, idx, coef) = sparse_coefficients(lin, bins, k);
+            lists = Some(Lists::new(lin, bins, k));
         }
         let bc = bins.bin_cols();
         let row_bin = (0..g.height)
@@ -118,9 +116,7 @@ impl BinForm {
         let col_bin = (0..g.width).map(|x| (x / bins.fc) as u32).collect();
         Ok(BinForm {
             bins,
-            ptr,
-            idx,
-            coef,
+            lists,
             dense,
             separable,
             unit,
@@ -344,15 +340,11 @@ impl BinForm {
                 };
                 acc.iter_mut().zip(lanes).for_each(|(a, l)| *a += l);
             }
-            None => for_each_block(bins, self.bins.per_frame(), |start, values| {
-                for (b, &v) in (start..).zip(values) {
-                    if v != 0.0 {
-                        for e in self.ptr[b] as usize..self.ptr[b + 1] as usize {
-                            acc[self.idx[e] as usize] += v * self.coef[e];
-                        }
-                    }
+            None => {
+                if let Some(lists) = &self.lists {
+                    lists.sums(bins, self.bins.per_frame(), acc);
                 }
-            }),
+            }
         }
     }
 }
@@ -725,27 +717,107 @@ fn dense_coefficients(lin: &Linear, bins: Bins, k: usize) -> Vec<f64> {
     d
 }
 
-/// Several labels: per bin, (accumulator, coefficient sum) lists in CSR form.
-fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
-    // Reserved for a bin per label and accumulator (radial rings: most bins lie in one), not
-    // grown by doubling (each regrowth a copy into fresh pages, which the kernel clears).
-    let n = bins.per_frame();
-    let mut ptr = Vec::with_capacity(n + 1);
-    ptr.push(0u32);
-    let (mut idx, mut coef) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
-    let mut entries: Vec<(u32, f64)> = vec![];
-    let mut current = 0;
-    let flush = |entries: &mut Vec<(u32, f64)>, idx: &mut Vec<u32>, coef: &mut Vec<f64>| {
-        for &(a, c) in entries.iter() {
-            idx.push(a);
-            coef.push(c);
+/// Several labels: each bin's (accumulator, coefficient sum) list, bins in order.
+#[derive(Debug, Clone)]
+enum Lists {
+    /// Coefficients that are pixel counts (one accumulator a label, weights 0 or 1, bins of
+    /// at most 255 pixels): per bin its list's length, each entry `accumulator << 8 | count`.
+    /// A radial map's bins stream 5–9 bytes each a frame instead of 16–32 (offset, index and
+    /// coefficient): 21 MB a frame of 1 M bins, where the bins themselves are 4 MB.
+    Counts { len: Vec<u8>, entry: Vec<u32> },
+    /// Any coefficients, in CSR form.
+    General {
+        ptr: Vec<u32>,
+        idx: Vec<u32>,
+        coef: Vec<f64>,
+    },
+}
+
+impl Lists {
+    fn new(lin: &Linear, bins: Bins, k: usize) -> Lists {
+        let counts = k == 1
+            && lin.weights_are_mask()
+            && bins.fr * bins.fc <= u8::MAX as usize
+            && lin.detector.n_labels < 1 << 24;
+        // Reserved for a bin per label and accumulator (radial rings: most bins lie in one),
+        // not grown by doubling (each regrowth a copy into fresh pages, which the kernel
+        // clears).
+        let n = bins.per_frame();
+        let mut entries: Vec<(u32, f64)> = vec![];
+        if counts {
+            let (mut len, mut entry) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for_each_bin_list(lin, bins, k, &mut entries, |list| {
+                len.push(list.len() as u8);
+                entry.extend(list.iter().map(|&(a, c)| a << 8 | c as u32));
+            });
+            return Lists::Counts { len, entry };
         }
-        entries.clear();
-    };
+        let mut ptr = Vec::with_capacity(n + 1);
+        ptr.push(0u32);
+        let (mut idx, mut coef) = (Vec::with_capacity(n * k), Vec::with_capacity(n * k));
+        for_each_bin_list(lin, bins, k, &mut entries, |list| {
+            for &(a, c) in list {
+                idx.push(a);
+                coef.push(c);
+            }
+            ptr.push(idx.len() as u32);
+        });
+        Lists::General { ptr, idx, coef }
+    }
+
+    /// `Σ_k B_k·c_k` into `acc` over a frame's `n` bins.
+    fn sums(&self, bins: FrameBins<'_>, n: usize, acc: &mut [f64]) {
+        match self {
+            Lists::Counts { len, entry } => {
+                // Four copies of the accumulators in turn, bin by bin: neighbouring bins
+                // mostly share a label, and adding each in place waited on the last.
+                let stride = acc.len();
+                let mut copies = vec![0f64; 4 * stride];
+                let mut at = 0;
+                for_each_block(bins, n, |start, values| {
+                    for (b, &v) in (start..).zip(values) {
+                        let (list, copy) = (at..at + len[b] as usize, (b & 3) * stride);
+                        at = list.end;
+                        // Bins of 0 (most of a frame's after pedestal correction) add nothing.
+                        if v != 0.0 {
+                            for &e in &entry[list] {
+                                copies[copy + (e >> 8) as usize] += v * (e & 0xff) as f64;
+                            }
+                        }
+                    }
+                });
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a += (copies[c] + copies[stride + c])
+                        + (copies[2 * stride + c] + copies[3 * stride + c]);
+                }
+            }
+            Lists::General { ptr, idx, coef } => for_each_block(bins, n, |start, values| {
+                for (b, &v) in (start..).zip(values) {
+                    if v != 0.0 {
+                        for e in ptr[b] as usize..ptr[b + 1] as usize {
+                            acc[idx[e] as usize] += v * coef[e];
+                        }
+                    }
+                }
+            }),
+        }
+    }
+}
+
+/// Calls `f(list)` with each bin's (accumulator, coefficient sum) list, bins in order
+/// (`entries`: the list's buffer).
+fn for_each_bin_list(
+    lin: &Linear,
+    bins: Bins,
+    k: usize,
+    entries: &mut Vec<(u32, f64)>,
+    mut f: impl FnMut(&[(u32, f64)]),
+) {
+    let mut current = 0;
     for_each_binned_pixel(lin, bins, |b, l, w, qx, qy| {
         while current < b {
-            flush(&mut entries, &mut idx, &mut coef);
-            ptr.push(idx.len() as u32);
+            f(entries);
+            entries.clear();
             current += 1;
         }
         let base = l * k as u32;
@@ -758,11 +830,10 @@ fn sparse_coefficients(lin: &Linear, bins: Bins, k: usize) -> (Vec<u32>, Vec<u32
         }
     });
     while current < bins.per_frame() {
-        flush(&mut entries, &mut idx, &mut coef);
-        ptr.push(idx.len() as u32);
+        f(entries);
+        entries.clear();
         current += 1;
     }
-    (ptr, idx, coef)
 }
 
 /// `Σ_k B_k·c_k` per accumulator (`K` coefficients per bin: 1 or 3) over a frame's `n` bins,

@@ -431,6 +431,11 @@ impl Linear {
             && g.used() == (0..g.height, 0..g.width)
     }
 
+    /// Whether every weight is 0 or 1 (no weights, or a pixel mask's).
+    pub fn weights_are_mask(&self) -> bool {
+        self.geometry.weight.is_none() || self.zeroed.is_some()
+    }
+
     /// With one label and every counted pixel weighing 1 but the masked ones (a 0/1 mask, or
     /// none): the masked raw pixels, sorted (empty without a mask). None with weights or
     /// labels.
