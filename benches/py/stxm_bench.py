@@ -163,6 +163,26 @@ for gname, spec in GRAPHS:
         rows.append(("C", "JUNGFRAU-like f32, %s (ratio %.0f vs u16)" % (gname, ratio), label, "compressed domain", comp, "decode then reduce", dec))
         raw["C_%s_%s" % (gname, label)] = {"compressed_fps": comp, "decode_fps": dec, "ratio_vs_u16": ratio}
 
+# The roibin(auto) scan's chunks four times over (a 16×8 scan, copied chunk by chunk): a
+# request's setup (ring labels, bin coefficients: once per geometry, ~100 ms for radial on
+# these frames) spread over 128 frames, nearer a real scan's thousands than the 32 above.
+jlong = os.path.join(WORK, "jf_roibin_x4.h5")
+assert h5py.h5z.filter_avail(443), "libh5roibin not found: set HDF5_PLUGIN_PATH"  # loads it for the create
+with h5py.File(jfr) as f, h5py.File(jlong, "w") as g:
+    s = f["entry/data/data"]
+    space = h5py.h5s.create_simple((4 * nj,) + s.shape[1:])
+    g.create_group("entry/data")
+    d = h5py.h5d.create(g["entry/data"].id, b"data", s.id.get_type(), space, s.id.get_create_plist())
+    for i in range(4 * nj):
+        mask, chunk = s.id.read_direct_chunk((i % nj, 0, 0))
+        d.write_direct_chunk((i, 0, 0), chunk, mask)
+for label, args in (("Itot", []), ("comh", ["--signal", "comh"]), ("radial 500", ["--algo", "radial", "--radial", "512,2048;0,2200;500"])):
+    comp, m1, dec, m2 = pair_fps(jlong, "16x8", "--mask", "none", *args)
+    a, b = np.array(m1["data"], dtype=float), np.array(m2["data"], dtype=float)
+    assert np.allclose(a, b, rtol=1e-9, equal_nan=True), label
+    rows.append(("C", "JUNGFRAU-like f32, roibin(auto) ×4: 128 frames", label, "compressed domain", comp, "decode then reduce", dec))
+    raw["C_roibin(auto)_x4_%s" % label] = {"compressed_fps": comp, "decode_fps": dec, "frames": 4 * nj}
+
 # The real JUNGFRAU modules of ../shared/data (4 frames of 512×1024, in photons), repeated into a
 # 16×16 scan: roibin(auto) on real photon data, where its windows cover far fewer pixels than on
 # the synthetic frames above.
