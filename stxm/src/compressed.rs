@@ -10,7 +10,9 @@
 //! to floating-point summation order (tested).
 
 use crate::geometry::{add, row_values_inline, valid, Linear, NONE};
-use crate::run_sums::{labeled_sums, row_sums, Columns, Frame, RowStart, PREFETCH_RUNS};
+use crate::run_sums::{
+    labeled_sums, row_sums, Columns, Frame, RowStart, LABEL_PAD, NO_LABEL, PREFETCH_RUNS,
+};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use roibin_compressors::detector::roibin::parts::{Background, Element, Parts};
@@ -70,6 +72,9 @@ pub struct BinForm {
     pub bins: Bins,
     /// Several labels: each bin's (accumulator, coefficient) list.
     lists: Option<Lists>,
+    /// Several labels, one accumulator each, fewer than 65 535: the raw pixels' labels as
+    /// [`labeled_sums`] reads them.
+    labels16: Option<Vec<u16>>,
     /// One label: `k` coefficients per bin (accumulators 0..k).
     dense: Option<Vec<f64>>,
     /// One label, and most bins' coefficients products of a row and a column factor (no
@@ -109,6 +114,15 @@ impl BinForm {
         } else {
             lists = Some(Lists::new(lin, bins, k));
         }
+        let labels16 = lin
+            .raw_labels()
+            .filter(|_| k == 1 && lin.detector.n_labels < NO_LABEL as usize)
+            .map(|raw| {
+                let narrow = raw
+                    .iter()
+                    .map(|&l| if l == NONE { NO_LABEL } else { l as u16 });
+                narrow.chain([NO_LABEL; LABEL_PAD]).collect()
+            });
         let bc = bins.bin_cols();
         let row_bin = (0..g.height)
             .map(|y| (bins.bin_row(y) * bc) as u32)
@@ -117,6 +131,7 @@ impl BinForm {
         Ok(BinForm {
             bins,
             lists,
+            labels16,
             dense,
             separable,
             unit,
@@ -235,7 +250,7 @@ impl BinForm {
         };
         let Some(unit) = &self.unit else {
             // Labels, one accumulator each, float32: eight window pixels a step.
-            let labeled = match (lin.raw_labels(), &mut *accs) {
+            let labeled = match (self.labels16.as_deref(), &mut *accs) {
                 (Some(labels), [acc]) if E::DTYPE == DType::F32 && !lin.detector.moments => {
                     let frame = Frame {
                         bins: frame_bins,

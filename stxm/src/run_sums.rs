@@ -4,7 +4,7 @@
 //! JUNGFRAU modules holds about 2 900 runs of 16 pixels; float32 runs take eight pixels a step
 //! with AVX2 (the last step masked), other runs go pixel by pixel.
 
-use crate::geometry::{valid, NONE};
+use crate::geometry::valid;
 use roibin_compressors::detector::roibin::parts::Element;
 use roibin_compressors::prefetch::prefetch;
 use roibin_registry::DType;
@@ -175,6 +175,12 @@ unsafe fn row_sums_f32_avx2<'r, const MOMENTS: bool>(
     );
 }
 
+/// [`labeled_sums`]'s label of pixels that count nothing.
+pub(crate) const NO_LABEL: u16 = u16::MAX;
+
+/// Labels past the frame's pixels that [`labeled_sums`] needs (its steps load eight).
+pub(crate) const LABEL_PAD: usize = 8;
+
 /// How many window runs ahead the labelled sums ask for their labels and weights.
 pub(crate) const PREFETCH_RUNS: usize = 8;
 
@@ -182,14 +188,15 @@ pub(crate) const PREFETCH_RUNS: usize = 8;
 const PREFETCH_BYTES: usize = 1024;
 
 /// `Σ w_p·(I_p − B_bin(p))` over a frame's float32 window runs, each pixel's into
-/// `acc[labels[p]]` (one accumulator per label: no moments; [`NONE`] labels count nothing):
+/// `acc[labels[p]]` (one accumulator per label: no moments; [`NO_LABEL`] counts nothing):
 /// radial rings, polar sectors. `runs` and `row_start` as for [`row_sums`] (its `pixel`
-/// indexes `labels` and the weights). False, with nothing added, on a CPU without AVX2: the
-/// caller sums pixel by pixel.
+/// indexes `labels` and the weights). `labels` as 16 bits (half the bytes a frame's
+/// scattered runs fetch), [`LABEL_PAD`] more than the frame's pixels. False, with nothing
+/// added, on a CPU without AVX2: the caller sums pixel by pixel.
 pub(crate) fn labeled_sums<'r>(
     runs: impl Iterator<Item = (usize, usize, &'r [u8])> + Clone,
     frame: &Frame<'_>,
-    labels: &[u32],
+    labels: &[u16],
     row_start: impl Fn(usize) -> Option<RowStart> + Copy,
     acc: &mut [f64],
 ) -> bool {
@@ -205,14 +212,14 @@ pub(crate) fn labeled_sums<'r>(
 /// [`labeled_sums`], eight pixels a step. Neighbouring pixels mostly share a label (a ring is
 /// several pixels wide): each step's eight additions go to four copies of the accumulators
 /// in turn, so an addition waits on the one four pixels back, not on the last. The labels
-/// and weights of the run [`PREFETCH_RUNS`] ahead are asked for (16 MB of labels for a
+/// and weights of the run [`PREFETCH_RUNS`] ahead are asked for (8 MB of labels for a
 /// 4 M-pixel frame, met in scattered runs the hardware prefetcher cannot follow).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn labeled_sums_avx2<'r>(
     runs: impl Iterator<Item = (usize, usize, &'r [u8])> + Clone,
     frame: &Frame<'_>,
-    labels: &[u32],
+    labels: &[u16],
     row_start: impl Fn(usize) -> Option<RowStart> + Copy,
     acc: &mut [f64],
 ) {
@@ -242,15 +249,18 @@ unsafe fn labeled_sums_avx2<'r>(
             }
             let n = run.elements.len() / 4;
             let p0 = run.row.pixel + run.x0;
-            let (labels, weights) = (&labels[p0..p0 + n], frame.weights.map(|w| &w[p0..p0 + n]));
+            // Each step loads eight labels: the padding past the frame's keeps them inside.
+            let (padded, labels) = (&labels[p0..], &labels[p0..p0 + n]);
+            let weights = frame.weights.map(|w| &w[p0..p0 + n]);
             let fits = n.checked_sub(1).is_some_and(|last| {
                 run.row.bin + frame.cols.bin[run.x0 + last] as usize + 8 <= bins
+                    && padded.len() >= n + LABEL_PAD
             });
             if !fits {
                 // Pixel by pixel (the frame's last bins, or bins of one fill value).
                 for (i, &l) in labels.iter().enumerate() {
                     let w = weights.map_or(1.0, |w| w[i] as f64);
-                    if l != NONE && w != 0.0 {
+                    if l != NO_LABEL && w != 0.0 {
                         let v = f32::from_le_bytes(
                             run.elements[4 * i..4 * i + 4].try_into().expect("4 bytes"),
                         );
@@ -272,16 +282,18 @@ unsafe fn labeled_sums_avx2<'r>(
             let steps = unsafe { Steps::new(run, frame.bins, frame.cols.bin) };
             for i in (0..n).step_by(8) {
                 let lanes = steps.lanes(i);
-                // SAFETY: masked loads of the lanes of pixels i..min(i + 8, n) of the run's
-                // label and weight slices; `deltas` as `Steps` promises.
+                // SAFETY: a masked load of the lanes of pixels i..min(i + 8, n) of the run's
+                // weights; `deltas` as `Steps` promises; eight labels from pixel i, at most
+                // n + 7 < n + LABEL_PAD of `padded` (checked above).
                 let mut d = unsafe { steps.deltas(i, lanes) };
                 if let Some(w) = weights {
                     let w = unsafe { _mm256_maskload_ps(w.as_ptr().add(i), lanes) };
                     d[0] = _mm256_mul_pd(d[0], _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
                     d[1] = _mm256_mul_pd(d[1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(w)));
                 }
-                let l =
-                    unsafe { _mm256_maskload_epi32(labels.as_ptr().add(i) as *const i32, lanes) };
+                let l = unsafe {
+                    _mm256_cvtepu16_epi32(_mm_loadu_si128(padded.as_ptr().add(i) as *const __m128i))
+                };
                 let mut slot = [0u32; 8];
                 let mut value = [0f64; 8];
                 // SAFETY: stores into local arrays of eight u32 and eight f64.
