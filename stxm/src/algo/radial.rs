@@ -41,26 +41,34 @@ fn build(req: &Request, _: &str, g: &Geometry) -> Result<Box<dyn Reducer>> {
         .ok_or_else(|| Error::request("radial", "algo=radial needs radial=cx,cy;qmin,qmax;nq"))?;
     let step = (r.qmax - r.qmin) / r.nq as f64;
     let l = ring_labels(g, &r);
-    // A processed pixel counts when any of its raw pixels has weight (every used pixel has
-    // weight 1 when there are no weights).
-    let mut live = vec![false; g.out_h * g.out_w];
-    let (rows, cols) = g.used();
-    let qx: Vec<usize> = cols.clone().map(|x| g.qx(x).expect("used")).collect();
-    for y in rows {
-        let (qy, raw) = (g.qy(y).expect("used"), y * g.width);
-        let live = &mut live[qy * g.out_w..(qy + 1) * g.out_w];
-        for (x, &qx) in cols.clone().zip(&qx) {
-            if g.weight.as_ref().is_none_or(|w| w[raw + x] != 0.0) {
-                live[qx] = true;
+    // A processed pixel counts when any of its raw pixels has weight (every processed pixel
+    // without weights).
+    let live = g.weight.as_ref().map(|w| {
+        let mut live = vec![false; g.out_h * g.out_w];
+        let (rows, cols) = g.used();
+        let qx: Vec<usize> = cols.clone().map(|x| g.qx(x).expect("used")).collect();
+        for y in rows {
+            let (qy, raw) = (g.qy(y).expect("used"), y * g.width);
+            let live = &mut live[qy * g.out_w..(qy + 1) * g.out_w];
+            for (x, &qx) in cols.clone().zip(&qx) {
+                if w[raw + x] != 0.0 {
+                    live[qx] = true;
+                }
             }
         }
+        live
+    });
+    // Pixels per ring in four copies in turn (neighbouring pixels share a ring: one count
+    // chained each addition on the last), a slot past the rings for the rest.
+    let slots = r.nq + 1;
+    let mut copies = vec![0u64; 4 * slots];
+    for (i, &l) in l.iter().enumerate() {
+        let counted = l != NONE && live.as_ref().is_none_or(|live| live[i]);
+        copies[(i & 3) * slots + if counted { l as usize } else { r.nq }] += 1;
     }
-    let mut counts = vec![0f64; r.nq];
-    for (&l, &alive) in l.iter().zip(&live) {
-        if l != NONE && alive {
-            counts[l as usize] += 1.0;
-        }
-    }
+    let counts: Vec<f64> = (0..r.nq)
+        .map(|q| (0..4).map(|c| copies[c * slots + q]).sum::<u64>() as f64)
+        .collect();
     if counts.iter().all(|&c| c == 0.0) {
         return Err(Error::request(
             "radial",
