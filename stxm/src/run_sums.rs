@@ -1,8 +1,10 @@
-//! The compressed domain's sums over the runs of window pixels of a frame's rows:
-//! `Σ (I_p − B_bin(p))` and `Σ x_p·(I_p − B_bin(p))` over each row's counted pixels, the row's
-//! share of `Σ_exact c_p·(I_p − B_k(p))` (see [`crate::compressed`]). A `roibin(auto)` frame of the real
-//! JUNGFRAU modules holds about 2 900 runs of 16 pixels; float32 runs take eight pixels a step
-//! with AVX2 (the last step masked), other runs go pixel by pixel.
+//! The compressed domain's sums over the runs of window pixels of a frame, the frame's share
+//! of `Σ_exact c_p·(I_p − B_k(p))` (see [`crate::compressed`]): [`row_sums`] gives each row's
+//! `Σ (I_p − B_bin(p))` and `Σ x_p·(I_p − B_bin(p))` over its counted pixels (unit weights:
+//! sums, centres of mass), [`labeled_sums`] adds each pixel's weighted difference to its
+//! label's accumulator (rings, sectors). A `roibin(auto)` frame of the real JUNGFRAU modules
+//! holds about 2 900 runs of 16 pixels, a synthetic one ~56 000 of ~19; float32 runs take eight
+//! pixels a step with AVX2 (the last step masked), other runs go pixel by pixel.
 
 use crate::geometry::valid;
 use roibin_compressors::detector::roibin::parts::Element;
@@ -35,11 +37,9 @@ pub(crate) struct RowStart {
 
 /// `(Σ d, Σ x·d)` with `d = I − B` over the pixels of each row's runs whose column counts and
 /// whose weight is not 0: `fold(row, Σ d, Σ x·d)` once per row that has runs and for which
-/// `row_start` is `Some`. `runs` are (row, first column,
-/// elements), rows ascending. Without `MOMENTS` (a request for `Itot` alone) `Σ x·d` is not
-/// summed and reads 0. The sums stay in registers along a row: a synthetic `roibin(auto)`
-/// frame holds ~56 000 runs of ~19 pixels, and summing each run's lanes cost as much as its
-/// pixels.
+/// `row_start` is `Some`. `runs` are (row, first column, elements), rows ascending. Without
+/// `MOMENTS` (a request for `Itot` alone) `Σ x·d` is not summed and reads 0. The sums stay in
+/// registers along a row: summing each run's lanes cost as much as its ~19 pixels.
 #[inline(always)]
 pub(crate) fn row_sums<'r, E: Element, const MOMENTS: bool>(
     runs: impl Iterator<Item = (usize, usize, &'r [u8])>,
