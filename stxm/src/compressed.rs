@@ -224,127 +224,27 @@ impl BinForm {
         fill: f64,
         accs: &mut [&mut [f64]],
     ) {
-        let (height, n) = (lin.geometry.height, self.bins.per_frame());
-        // The scan frame of chunk row `y`, the row within it, and where its bins start.
-        let split = |y: usize| {
-            let j = y / height;
-            (j, y - j * height, j * n)
-        };
-        // Bin `b` of the chunk's bins (`fill` where there are none).
-        let bin = |b: usize| match frame_bins.get(b * E::SIZE..(b + 1) * E::SIZE) {
-            Some(e) => valid_as::<E>(E::read_f64(e)),
-            None => fill,
-        };
-        let bin_at = |first: usize, y: usize, x: usize| {
-            bin(first + (self.row_bin[y] + self.col_bin[x]) as usize)
-        };
-        let (width, weight) = (lin.geometry.width, lin.geometry.weight.as_deref());
-        // Row starts of the scan frame's rows (the chunk frame's `y`); `counted`: whether a
-        // row counts at all.
-        let row_start = |y: usize, counted: &dyn Fn(usize) -> bool| {
-            let (_, y, first) = split(y);
-            counted(y).then(|| RowStart {
-                bin: first + self.row_bin[y] as usize,
-                pixel: y * width,
-            })
-        };
-        let Some(unit) = &self.unit else {
-            // Labels, one accumulator each, float32: eight window pixels a step.
-            let labeled = match (self.labels16.as_deref(), &mut *accs) {
-                (Some(labels), [acc]) if E::DTYPE == DType::F32 && !lin.detector.moments => {
-                    let frame = Frame {
-                        bins: frame_bins,
-                        fill,
-                        cols: Columns {
-                            bin: &self.col_bin,
-                            counts: &[],
-                            x: &[],
-                        },
-                        weights: weight,
-                    };
-                    let starts = |y| row_start(y, &|_| true);
-                    labeled_sums(parts.window_runs(f), &frame, labels, starts, acc)
-                }
-                _ => false,
-            };
-            if !labeled {
-                // Window pixels a run at a time (the scan frame, the row, its checks and its bin
-                // row found once a run: a division per pixel was a fifth of a radial map's time),
-                // then the listed ones: the order of [`Parts::for_each_exact_as`].
-                // Labels and weights fetched a few runs ahead (see [`Linear::prefetch`]).
-                let mut ahead = parts.window_runs(f).skip(PREFETCH_RUNS);
-                for (y, x0, elements) in parts.window_runs(f) {
-                    if let Some((y, x, e)) = ahead.next() {
-                        // The run's first and last pixels (a run spans 1–2 cache lines).
-                        let (_, y, _) = split(y);
-                        lin.prefetch(y * width + x);
-                        lin.prefetch(y * width + x + (e.len() / E::SIZE).max(1) - 1);
-                    }
-                    let (j, y, first) = split(y);
-                    let (acc, row_bin) = (&mut *accs[j], first + self.row_bin[y] as usize);
-                    let n = elements.len() / E::SIZE;
-                    lin.for_each_in_run(y, x0, n, |i, l, w, qx, qy| {
-                        let v = E::read_f64(&elements[i * E::SIZE..(i + 1) * E::SIZE]);
-                        let delta = valid_as::<E>(v) - bin(row_bin + self.col_bin[x0 + i] as usize);
-                        if delta != 0.0 {
-                            add(acc, &lin.detector, l, w * delta, qx, qy);
-                        }
-                    });
-                }
-            }
-            for (y, x, v) in parts.listed_outside_windows(f) {
-                let (j, y, first) = split(y);
-                let delta = valid_as::<E>(v) - bin_at(first, y, x);
-                if delta != 0.0 {
-                    if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
-                        add(accs[j], &lin.detector, l, w * delta, qx, qy);
-                    }
-                }
-            }
-            return;
-        };
-        assert_eq!(E::DTYPE, parts.meta.dtype, "element type of another chunk");
-        let mut s = vec![[0f64; 3]; accs.len()];
-        // Window pixels a row at a time: its factors and bin row once, its pixels' sums in
-        // registers.
-        let frame = Frame {
-            bins: frame_bins,
-            fill,
-            cols: Columns {
-                bin: &self.col_bin,
-                counts: &unit.col_counts,
-                x: &unit.col_x,
+        let x = Exact {
+            form: self,
+            lin,
+            parts,
+            f,
+            frame: Frame {
+                bins: frame_bins,
+                fill,
+                cols: Columns {
+                    bin: &self.col_bin,
+                    counts: self.unit.as_ref().map_or(&[], |u| &u.col_counts),
+                    x: self.unit.as_ref().map_or(&[], |u| &u.col_x),
+                },
+                weights: lin.geometry.weight.as_deref(),
             },
-            weights: weight,
         };
-        let starts = |y| row_start(y, &|y| unit.row_w[y] != 0.0);
-        let fold = |y: usize, d0: f64, dx: f64| {
-            let (j, y, _) = split(y);
-            s[j][0] += d0;
-            s[j][1] += dx;
-            s[j][2] += d0 * unit.row_y[y];
-        };
-        if lin.detector.moments {
-            row_sums::<E, true>(parts.window_runs(f), &frame, starts, fold);
-        } else {
-            row_sums::<E, false>(parts.window_runs(f), &frame, starts, fold);
-        }
-        for (y, x, v) in parts.listed_outside_windows(f) {
-            let (j, y, first) = split(y);
-            let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
-            if w != 0.0 {
-                let d = valid_as::<E>(v) - bin_at(first, y, x);
-                s[j][0] += d;
-                s[j][1] += d * unit.col_x[x];
-                s[j][2] += d * unit.row_y[y];
-            }
-        }
-        let k = lin.detector.k();
-        for (acc, s) in accs.iter_mut().zip(s) {
-            acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
+        match &self.unit {
+            Some(unit) => x.unit_sums::<E>(unit, accs),
+            None => x.labelled_sums::<E>(accs),
         }
     }
-
     /// `Σ_k B_k·c_k` into `acc` from the dense or sparse coefficients.
     fn bin_sums(&self, k: usize, bins: FrameBins<'_>, acc: &mut [f64]) {
         match &self.dense {
@@ -405,6 +305,133 @@ fn for_each_binned_pixel(lin: &Linear, bins: Bins, mut f: impl FnMut(usize, u32,
                     }
                 }
             }
+        }
+    }
+}
+
+/// One chunk frame's exact pixels to sum: the bin form, the frame's bins and its window runs
+/// and listed pixels (see [`BinForm::exact_sums`]).
+struct Exact<'a> {
+    form: &'a BinForm,
+    lin: &'a Linear,
+    parts: &'a Parts,
+    f: usize,
+    /// The frame's bins, the bin form's columns and the geometry's weights.
+    frame: Frame<'a>,
+}
+
+impl Exact<'_> {
+    /// The scan frame of chunk row `y`, the row within it, and where its bins start.
+    fn split(&self, y: usize) -> (usize, usize, usize) {
+        let height = self.lin.geometry.height;
+        let j = y / height;
+        (j, y - j * height, j * self.form.bins.per_frame())
+    }
+
+    /// Bin `b` of the chunk's bins (`fill` where there are none).
+    fn bin<E: Element>(&self, b: usize) -> f64 {
+        match self.frame.bins.get(b * E::SIZE..(b + 1) * E::SIZE) {
+            Some(e) => valid_as::<E>(E::read_f64(e)),
+            None => self.frame.fill,
+        }
+    }
+
+    /// The bin of pixel (`y`, `x`) of the scan frame whose bins start at `first`.
+    fn bin_at<E: Element>(&self, first: usize, y: usize, x: usize) -> f64 {
+        self.bin::<E>(first + (self.form.row_bin[y] + self.form.col_bin[x]) as usize)
+    }
+
+    /// Where chunk row `y` starts (its scan frame's bins and pixels), if `counted` says its
+    /// row within the scan frame counts.
+    fn row_start(&self, y: usize, counted: impl Fn(usize) -> bool) -> Option<RowStart> {
+        let (_, y, first) = self.split(y);
+        counted(y).then(|| RowStart {
+            bin: first + self.form.row_bin[y] as usize,
+            pixel: y * self.lin.geometry.width,
+        })
+    }
+
+    /// Labels or weights: float32 window pixels of one scan frame with one accumulator a label
+    /// eight a step ([`labeled_sums`]), the rest a run at a time through the geometry, then the
+    /// listed pixels: the order of [`Parts::for_each_exact_as`].
+    fn labelled_sums<E: Element>(&self, accs: &mut [&mut [f64]]) {
+        let (lin, parts, f) = (self.lin, self.parts, self.f);
+        let width = lin.geometry.width;
+        let labeled = match (self.form.labels16.as_deref(), &mut *accs) {
+            (Some(labels), [acc]) if E::DTYPE == DType::F32 && !lin.detector.moments => {
+                let starts = |y| self.row_start(y, |_| true);
+                labeled_sums(parts.window_runs(f), &self.frame, labels, starts, acc)
+            }
+            _ => false,
+        };
+        if !labeled {
+            // A run at a time (the scan frame, the row, its checks and its bin row found once
+            // a run: a division per pixel was a fifth of a radial map's time), labels and
+            // weights fetched at both ends of the run a few runs ahead (see
+            // [`Linear::prefetch`]; a run spans 1–2 cache lines).
+            let mut ahead = parts.window_runs(f).skip(PREFETCH_RUNS);
+            for (y, x0, elements) in parts.window_runs(f) {
+                if let Some((y, x, e)) = ahead.next() {
+                    let (_, y, _) = self.split(y);
+                    lin.prefetch(y * width + x);
+                    lin.prefetch(y * width + x + (e.len() / E::SIZE).max(1) - 1);
+                }
+                let (j, y, first) = self.split(y);
+                let (acc, row_bin) = (&mut *accs[j], first + self.form.row_bin[y] as usize);
+                let n = elements.len() / E::SIZE;
+                lin.for_each_in_run(y, x0, n, |i, l, w, qx, qy| {
+                    let v = E::read_f64(&elements[i * E::SIZE..(i + 1) * E::SIZE]);
+                    let bin = self.bin::<E>(row_bin + self.form.col_bin[x0 + i] as usize);
+                    let delta = valid_as::<E>(v) - bin;
+                    if delta != 0.0 {
+                        add(acc, &lin.detector, l, w * delta, qx, qy);
+                    }
+                });
+            }
+        }
+        for (y, x, v) in parts.listed_outside_windows(f) {
+            let (j, y, first) = self.split(y);
+            let delta = valid_as::<E>(v) - self.bin_at::<E>(first, y, x);
+            if delta != 0.0 {
+                if let Some((l, w, qx, qy)) = lin.pixel_at(y * width + x, y, x) {
+                    add(accs[j], &lin.detector, l, w * delta, qx, qy);
+                }
+            }
+        }
+    }
+
+    /// Unit weights but the mask: window pixels a row at a time (its factors and bin row once,
+    /// its pixels' sums in registers, [`row_sums`]), then the listed pixels.
+    fn unit_sums<E: Element>(&self, unit: &UnitPixels, accs: &mut [&mut [f64]]) {
+        let (lin, parts, f) = (self.lin, self.parts, self.f);
+        assert_eq!(E::DTYPE, parts.meta.dtype, "element type of another chunk");
+        let mut s = vec![[0f64; 3]; accs.len()];
+        let starts = |y| self.row_start(y, |y| unit.row_w[y] != 0.0);
+        let fold = |y: usize, d0: f64, dx: f64| {
+            let (j, y, _) = self.split(y);
+            s[j][0] += d0;
+            s[j][1] += dx;
+            s[j][2] += d0 * unit.row_y[y];
+        };
+        if lin.detector.moments {
+            row_sums::<E, true>(parts.window_runs(f), &self.frame, starts, fold);
+        } else {
+            row_sums::<E, false>(parts.window_runs(f), &self.frame, starts, fold);
+        }
+        let (width, weight) = (lin.geometry.width, self.frame.weights);
+        for (y, x, v) in parts.listed_outside_windows(f) {
+            let (j, y, first) = self.split(y);
+            let w = unit.row_w[y] * unit.col_w[x] * weight.map_or(1.0, |w| w[y * width + x] as f64);
+            if w != 0.0 {
+                let d = valid_as::<E>(v) - self.bin_at::<E>(first, y, x);
+                s[j][0] += d;
+                s[j][1] += d * unit.col_x[x];
+                s[j][2] += d * unit.row_y[y];
+            }
+        }
+        let k = lin.detector.k();
+        for (acc, s) in accs.iter_mut().zip(s) {
+            acc[..k].iter_mut().zip(s).for_each(|(a, s)| *a += s);
         }
     }
 }
