@@ -11,7 +11,8 @@
 
 use crate::geometry::{add, row_values_inline, valid, Linear, NONE};
 use crate::run_sums::{
-    labeled_sums, row_sums, Columns, Frame, RowStart, LABEL_PAD, NO_LABEL, PREFETCH_RUNS,
+    add_copies, labeled_sums, row_sums, Columns, Frame, RowStart, LABEL_PAD, NO_LABEL,
+    PREFETCH_RUNS,
 };
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -823,10 +824,7 @@ impl Lists {
                         }
                     }
                 });
-                for (c, a) in acc.iter_mut().enumerate() {
-                    *a += (copies[c] + copies[stride + c])
-                        + (copies[2 * stride + c] + copies[3 * stride + c]);
-                }
+                add_copies(&copies, acc);
             }
             Lists::General { ptr, idx, coef } => for_each_block(bins, n, |start, values| {
                 for (b, &v) in (start..).zip(values) {

@@ -104,15 +104,10 @@ fn run_sums_scalar<E: Element, const MOMENTS: bool>(run: Run<'_>, frame: &Frame<
     let cols = &frame.cols;
     let weights = frame.weights.map(|w| &w[run.row.pixel + run.x0..]);
     let (mut d0, mut dx) = (0f64, 0f64);
-    for (i, e) in run.elements.chunks_exact(E::SIZE).enumerate() {
+    for i in 0..run.elements.len() / E::SIZE {
         let x = run.x0 + i;
         if cols.counts[x] != 0 && weights.is_none_or(|w| w[i] != 0.0) {
-            let b = (run.row.bin + cols.bin[x] as usize) * E::SIZE;
-            let bin = match frame.bins.get(b..b + E::SIZE) {
-                Some(e) => valid(E::read_f64(e), E::DTYPE),
-                None => frame.fill,
-            };
-            let d = valid(E::read_f64(e), E::DTYPE) - bin;
+            let d = pixel_delta::<E>(run, frame, i);
             d0 += d;
             if MOMENTS {
                 dx += d * cols.x[x];
@@ -120,6 +115,31 @@ fn run_sums_scalar<E: Element, const MOMENTS: bool>(run: Run<'_>, frame: &Frame<
         }
     }
     (d0, dx)
+}
+
+/// `I − B` of pixel `i` of `run`, both read as [`valid`] makes them (a bin past the frame's
+/// reads `fill`).
+#[inline(always)]
+fn pixel_delta<E: Element>(run: Run<'_>, frame: &Frame<'_>, i: usize) -> f64 {
+    let b = (run.row.bin + frame.cols.bin[run.x0 + i] as usize) * E::SIZE;
+    let bin = match frame.bins.get(b..b + E::SIZE) {
+        Some(e) => valid(E::read_f64(e), E::DTYPE),
+        None => frame.fill,
+    };
+    valid(
+        E::read_f64(&run.elements[i * E::SIZE..(i + 1) * E::SIZE]),
+        E::DTYPE,
+    ) - bin
+}
+
+/// Adds four copies of accumulators (`copies`, four runs of `copies.len() / 4`, at least
+/// `acc.len()` each) into `acc`: what sums spread over copies (so that neighbouring
+/// additions to one accumulator do not wait on each other) add up to.
+pub(crate) fn add_copies(copies: &[f64], acc: &mut [f64]) {
+    let stride = copies.len() / 4;
+    for (c, a) in acc.iter_mut().enumerate() {
+        *a += (copies[c] + copies[stride + c]) + (copies[2 * stride + c] + copies[3 * stride + c]);
+    }
 }
 
 /// [`row_sums`] of float32 runs without per-pixel weights, eight pixels a step: the values
@@ -224,7 +244,7 @@ unsafe fn labeled_sums_avx2<'r>(
     acc: &mut [f64],
 ) {
     use std::arch::x86_64::*;
-    // A slot past the labels takes the pixels of label `NONE`.
+    // A slot past the labels takes the pixels of `NO_LABEL`.
     let stride = acc.len() + 1;
     let mut copies = vec![0f64; 4 * stride];
     let none_slot = _mm256_set1_epi32(acc.len() as i32);
@@ -261,18 +281,7 @@ unsafe fn labeled_sums_avx2<'r>(
                 for (i, &l) in labels.iter().enumerate() {
                     let w = weights.map_or(1.0, |w| w[i] as f64);
                     if l != NO_LABEL && w != 0.0 {
-                        let v = f32::from_le_bytes(
-                            run.elements[4 * i..4 * i + 4].try_into().expect("4 bytes"),
-                        );
-                        let b = (run.row.bin + frame.cols.bin[run.x0 + i] as usize) * 4;
-                        let bin = match frame.bins.get(b..b + 4) {
-                            Some(e) => valid(
-                                f32::from_le_bytes(e.try_into().expect("4 bytes")) as f64,
-                                DType::F32,
-                            ),
-                            None => frame.fill,
-                        };
-                        copies[l as usize] += w * (valid(v as f64, DType::F32) - bin);
+                        copies[l as usize] += w * pixel_delta::<f32>(run, frame, i);
                     }
                 }
                 return (0.0, 0.0);
@@ -282,15 +291,16 @@ unsafe fn labeled_sums_avx2<'r>(
             let steps = unsafe { Steps::new(run, frame.bins, frame.cols.bin) };
             for i in (0..n).step_by(8) {
                 let lanes = steps.lanes(i);
-                // SAFETY: a masked load of the lanes of pixels i..min(i + 8, n) of the run's
-                // weights; `deltas` as `Steps` promises; eight labels from pixel i, at most
+                // SAFETY: `deltas` as `Steps` promises; eight labels from pixel i, at most
                 // n + 7 < n + LABEL_PAD of `padded` (checked above).
                 let mut d = unsafe { steps.deltas(i, lanes) };
                 if let Some(w) = weights {
+                    // SAFETY: lanes of pixels i..min(i + 8, n) of the run's weights.
                     let w = unsafe { _mm256_maskload_ps(w.as_ptr().add(i), lanes) };
                     d[0] = _mm256_mul_pd(d[0], _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
                     d[1] = _mm256_mul_pd(d[1], _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(w)));
                 }
+                // SAFETY: 16 bytes from label i, inside `padded` (see above).
                 let l = unsafe {
                     _mm256_cvtepu16_epi32(_mm_loadu_si128(padded.as_ptr().add(i) as *const __m128i))
                 };
@@ -312,9 +322,7 @@ unsafe fn labeled_sums_avx2<'r>(
             (0.0, 0.0)
         },
     );
-    for (c, a) in acc.iter_mut().enumerate() {
-        *a += (copies[c] + copies[stride + c]) + (copies[2 * stride + c] + copies[3 * stride + c]);
-    }
+    add_copies(&copies, acc);
 }
 
 /// One run's steps of eight pixels added to the lanes `s0` (Σ d) and `sx` (Σ x·d).
