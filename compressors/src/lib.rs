@@ -23,7 +23,7 @@ pub mod none;
 pub mod permute;
 pub mod prefetch;
 pub mod shuffle;
-mod spare;
+pub mod spare;
 pub mod sz;
 #[cfg(test)]
 mod test_rng;

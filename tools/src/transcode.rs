@@ -8,6 +8,7 @@ use crate::world::World;
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use roibin_compressors::spare::Spare;
 use roibin_registry::{container, threads, ArrayMeta, Pipeline};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -116,6 +117,10 @@ struct RawInput {
     base: u64,
     /// Time spent reading, summed over tasks.
     nanos: AtomicU64,
+    /// Chunk buffers handed back after their chunk is encoded: a fresh 16 MB buffer per frame
+    /// was zero-filled (and its pages faulted in) only to be overwritten by the read, one
+    /// more pass over memory per frame.
+    spare: Spare<u8>,
 }
 
 enum Source {
@@ -185,6 +190,7 @@ pub fn run(
             file,
             base,
             nanos: AtomicU64::new(0),
+            spare: Spare::default(),
         }),
         _ => None,
     };
@@ -331,13 +337,18 @@ fn transform(
     peaks: Option<&[Vec<[f32; 2]>]>,
     raw: Option<&RawInput>,
 ) -> Result<Vec<u8>> {
+    let mut kept = None;
     let data = match item {
         Source::Decoded(d) => d,
         Source::Raw { pos, len } => {
             use std::os::unix::fs::FileExt;
             let raw = raw.context("internal: a raw range without the input file")?;
+            kept = Some(&raw.spare);
             let t = Instant::now();
-            let mut buf = vec![0u8; len];
+            // A kept buffer is already `len` long (chunks of raw input are full chunks): no
+            // fill; the read overwrites every byte.
+            let mut buf = raw.spare.take();
+            buf.resize(len, 0);
             raw.file.read_exact_at(&mut buf, pos).with_context(|| {
                 format!(
                     "cannot read chunk {:?} of the input ({len} bytes at byte {pos})",
@@ -356,7 +367,7 @@ fn transform(
                 .1
         }
     };
-    Ok(match how {
+    let encoded = match how {
         Transform::Encode(p) => match peaks {
             // Writer-supplied centres for the chunk's frames (`peaks=given`).
             Some(all) => {
@@ -375,6 +386,10 @@ fn transform(
             }
             None => container::encode_with(p, chunk_meta, &data)?,
         },
-        Transform::Plain => data,
-    })
+        Transform::Plain => return Ok(data),
+    };
+    if let Some(spare) = kept {
+        spare.give(data);
+    }
+    Ok(encoded)
 }
