@@ -26,6 +26,19 @@ pub trait RowCoder {
     fn element(&mut self, i: usize, k: usize, pred: f64) -> f64;
     /// After that group.
     fn end(&mut self, g: usize);
+    /// Code rows from `start` (`at`: start, rows of `n2`, slices of `s0`; `left` rows left in
+    /// the slice; `back`: predicted from the slice behind too) in one go, where this coder
+    /// has a faster path for them and `recon` is float32: how many it coded (0 leaves them to
+    /// the element loop).
+    fn fast_rows(
+        &mut self,
+        _recon: Option<&mut [f32]>,
+        _at: (usize, usize, usize),
+        _left: usize,
+        _back: bool,
+    ) -> usize {
+        0
+    }
 }
 
 /// Visit the `dims` piece with first-order Lorenzo, across slices (3-D) or inside each slice
@@ -77,6 +90,7 @@ pub fn encode<T: Float, R: Recon>(
         radius,
         out,
         escapes: Default::default(),
+        fast: fast_coder::<T>(eb, radius),
         _t: std::marker::PhantomData,
     };
     lorenzo(dims, across_slices, recon, &mut coder);
@@ -113,7 +127,32 @@ struct Encoder<'a, T: Float> {
     radius: u32,
     out: &'a mut Codes,
     escapes: [Vec<u8>; ROWS],
+    /// Groups of eight rows at once, for float32 on a CPU with AVX2.
+    fast: Option<FastRows>,
     _t: std::marker::PhantomData<T>,
+}
+
+/// What the AVX2 group coder needs: the quantiser's constants and its buffers.
+#[cfg(target_arch = "x86_64")]
+struct FastRows {
+    quant: super::quant_avx2::Quant4,
+    skewed: super::lorenzo_avx2::Skewed,
+}
+#[cfg(not(target_arch = "x86_64"))]
+struct FastRows;
+
+/// The AVX2 group coder for float32 elements, where the CPU has AVX2.
+fn fast_coder<T: Float>(eb: f64, radius: u32) -> Option<FastRows> {
+    #[cfg(target_arch = "x86_64")]
+    if T::DIGITS == f32::MANTISSA_DIGITS as i32 && std::arch::is_x86_feature_detected!("avx2") {
+        return Some(FastRows {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            quant: unsafe { super::quant_avx2::Quant4::new(eb, radius) },
+            skewed: Default::default(),
+        });
+    }
+    let _ = (eb, radius);
+    None
 }
 
 impl<T: Float> RowCoder for Encoder<'_, T> {
@@ -135,6 +174,37 @@ impl<T: Float> RowCoder for Encoder<'_, T> {
             self.out.unpred.extend_from_slice(e);
             e.clear();
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn fast_rows(
+        &mut self,
+        recon: Option<&mut [f32]>,
+        at: (usize, usize, usize),
+        left: usize,
+        back: bool,
+    ) -> usize {
+        use super::lorenzo_avx2::{rows, ROWS};
+        let (Some(fast), Some(recon), true) = (&mut self.fast, recon, left >= ROWS) else {
+            return 0;
+        };
+        // SAFETY: `fast` exists only where the CPU has AVX2 and the elements are float32
+        // (`fast_coder`); `at` starts ROWS rows of its slice with a row above them, and a
+        // slice behind when `back` (`Piece::plane`). The escapes of the groups before were
+        // appended (`end`), so these follow in visiting order.
+        unsafe {
+            rows(
+                self.data,
+                recon,
+                &mut self.out.codes,
+                &mut self.out.unpred,
+                at,
+                back,
+                &fast.quant,
+                &mut fast.skewed,
+            )
+        };
+        ROWS
     }
 }
 
@@ -188,6 +258,14 @@ impl<R: Recon, C: RowCoder> Piece<'_, R, C> {
         self.coder.end(1);
         let mut r = 1;
         while r < n1 {
+            let at = (base + r * n2, n2, self.s0);
+            let fast = self
+                .coder
+                .fast_rows(R::as_f32_mut(self.recon), at, n1 - r, BACK);
+            if fast > 0 {
+                r += fast;
+                continue;
+            }
             let g = ROWS.min(n1 - r);
             self.coder.begin(base + r * n2, n2, g);
             self.rows::<BACK>(base + r * n2, g);
@@ -310,7 +388,8 @@ mod tests {
 
     /// Noise with steps, escapes (NaN, ±inf, huge jumps) and -0.0 scattered over every row
     /// position, on shapes that leave short row groups, rows shorter than the group, one
-    /// column, and several slices: the same codes, escapes and values as visiting order.
+    /// column, and several slices: the same codes, escapes and values as visiting order
+    /// (float32 pieces take the AVX2 groups of eight rows where the CPU has it).
     #[test]
     fn interleaved_rows_match_visiting_order() {
         let shapes = [
@@ -323,6 +402,11 @@ mod tests {
             [2, 13, 70],
             [4, 8, 8],
             [2, 5, 2],
+            // Groups of eight rows (the AVX2 path) and what is left after them.
+            [3, 20, 33],
+            [2, 9, 1],
+            [2, 10, 2],
+            [2, 17, 5],
         ];
         for dims in shapes {
             let n: usize = dims.iter().product();

@@ -22,6 +22,8 @@
 #[cfg(target_arch = "x86_64")]
 mod interp_avx2;
 mod interp_row;
+#[cfg(target_arch = "x86_64")]
+mod lorenzo_avx2;
 mod lorenzo_rows;
 mod means;
 mod medians;
