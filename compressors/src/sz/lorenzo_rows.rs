@@ -18,6 +18,14 @@ use super::quant::{quantise_float, Codes, ElementDecoder, Float};
 /// Rows coded together.
 const ROWS: usize = 4;
 
+/// Buffers of the AVX2 row groups, kept by the caller from piece to piece.
+#[cfg(target_arch = "x86_64")]
+pub type GroupBuffers = super::lorenzo_avx2::Skewed;
+/// Buffers of the AVX2 row groups (none on other targets).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Default)]
+pub struct GroupBuffers;
+
 /// One side of the coding: what happens to an element, given its prediction.
 pub trait RowCoder {
     /// Before a group of `g` rows (at most [`ROWS`]) starting at element `start`, rows of `n2`.
@@ -74,11 +82,11 @@ pub fn lorenzo<R: Recon, C: RowCoder>(
 pub fn encode<T: Float, R: Recon>(
     dims: [usize; 3],
     data: &[u8],
-    eb: f64,
-    radius: u32,
+    (eb, radius): (f64, u32),
     across_slices: bool,
     out: &mut Codes,
     recon: &mut [R],
+    groups: &mut GroupBuffers,
 ) {
     let n = dims.iter().product();
     out.codes.clear();
@@ -90,7 +98,7 @@ pub fn encode<T: Float, R: Recon>(
         radius,
         out,
         escapes: Default::default(),
-        fast: fast_coder::<T>(eb, radius),
+        fast: fast_coder::<T>(eb, radius, groups),
         _t: std::marker::PhantomData,
     };
     lorenzo(dims, across_slices, recon, &mut coder);
@@ -104,6 +112,7 @@ pub fn decode<R: Recon, D: ElementDecoder>(
     across_slices: bool,
     codes: &[u32],
     recon: &mut [R],
+    groups: &mut GroupBuffers,
     d: &mut D,
 ) -> bool {
     let n: usize = dims.iter().product();
@@ -115,7 +124,11 @@ pub fn decode<R: Recon, D: ElementDecoder>(
         codes,
         escapes: 0,
         at: [0; ROWS],
+        #[cfg(target_arch = "x86_64")]
+        fast: std::arch::is_x86_feature_detected!("avx2").then_some(groups),
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = groups;
     lorenzo(dims, across_slices, recon, &mut coder);
     !coder.d.bad()
 }
@@ -128,30 +141,30 @@ struct Encoder<'a, T: Float> {
     out: &'a mut Codes,
     escapes: [Vec<u8>; ROWS],
     /// Groups of eight rows at once, for float32 on a CPU with AVX2.
-    fast: Option<FastRows>,
+    fast: Option<FastRows<'a>>,
     _t: std::marker::PhantomData<T>,
 }
 
 /// What the AVX2 group coder needs: the quantiser's constants and its buffers.
 #[cfg(target_arch = "x86_64")]
-struct FastRows {
+struct FastRows<'a> {
     quant: super::quant_avx2::Quant4,
-    skewed: super::lorenzo_avx2::Skewed,
+    groups: &'a mut GroupBuffers,
 }
 #[cfg(not(target_arch = "x86_64"))]
-struct FastRows;
+struct FastRows<'a>(std::marker::PhantomData<&'a ()>);
 
 /// The AVX2 group coder for float32 elements, where the CPU has AVX2.
-fn fast_coder<T: Float>(eb: f64, radius: u32) -> Option<FastRows> {
+fn fast_coder<T: Float>(eb: f64, radius: u32, groups: &mut GroupBuffers) -> Option<FastRows<'_>> {
     #[cfg(target_arch = "x86_64")]
     if T::DIGITS == f32::MANTISSA_DIGITS as i32 && std::arch::is_x86_feature_detected!("avx2") {
         return Some(FastRows {
             // SAFETY: the CPU has AVX2 (checked just above).
             quant: unsafe { super::quant_avx2::Quant4::new(eb, radius) },
-            skewed: Default::default(),
+            groups,
         });
     }
-    let _ = (eb, radius);
+    let _ = (eb, radius, groups);
     None
 }
 
@@ -184,7 +197,7 @@ impl<T: Float> RowCoder for Encoder<'_, T> {
         left: usize,
         back: bool,
     ) -> usize {
-        use super::lorenzo_avx2::{rows, ROWS};
+        use super::lorenzo_avx2::{encode_rows, ROWS};
         let (Some(fast), Some(recon), true) = (&mut self.fast, recon, left >= ROWS) else {
             return 0;
         };
@@ -193,7 +206,7 @@ impl<T: Float> RowCoder for Encoder<'_, T> {
         // slice behind when `back` (`Piece::plane`). The escapes of the groups before were
         // appended (`end`), so these follow in visiting order.
         unsafe {
-            rows(
+            encode_rows(
                 self.data,
                 recon,
                 &mut self.out.codes,
@@ -201,7 +214,7 @@ impl<T: Float> RowCoder for Encoder<'_, T> {
                 at,
                 back,
                 &fast.quant,
-                &mut fast.skewed,
+                fast.groups,
             )
         };
         ROWS
@@ -215,6 +228,10 @@ struct Decoder<'a, D: ElementDecoder> {
     /// Escapes of the rows done.
     escapes: usize,
     at: [usize; ROWS],
+    /// The AVX2 row groups' buffers, where the CPU has AVX2 (used when the decoder has
+    /// [`ElementDecoder::float32_parts`]).
+    #[cfg(target_arch = "x86_64")]
+    fast: Option<&'a mut GroupBuffers>,
 }
 
 impl<D: ElementDecoder> RowCoder for Decoder<'_, D> {
@@ -233,6 +250,46 @@ impl<D: ElementDecoder> RowCoder for Decoder<'_, D> {
 
     fn end(&mut self, g: usize) {
         self.escapes = self.at[g - 1];
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn fast_rows(
+        &mut self,
+        recon: Option<&mut [f32]>,
+        at: (usize, usize, usize),
+        left: usize,
+        back: bool,
+    ) -> usize {
+        use super::lorenzo_avx2::{decode_rows, ROWS};
+        let (Some(groups), Some(recon), true) = (&mut self.fast, recon, left >= ROWS) else {
+            return 0;
+        };
+        let Some(parts) = self.d.float32_parts() else {
+            return 0;
+        };
+        // SAFETY: `fast` exists only where the CPU has AVX2; `at` starts ROWS rows of its
+        // slice with a row above them, and a slice behind when `back` (`Piece::plane`); the
+        // codes cover the piece (`decode` checked).
+        let decoded = unsafe {
+            decode_rows(
+                (self.codes, parts.unpred),
+                &mut self.escapes,
+                parts.out,
+                recon,
+                at,
+                back,
+                (parts.eb, parts.radius),
+                groups,
+            )
+        };
+        match decoded {
+            None => 0,
+            Some(true) => ROWS,
+            Some(false) => {
+                *parts.bad = true;
+                ROWS
+            }
+        }
     }
 }
 
@@ -334,7 +391,13 @@ mod tests {
     use super::*;
 
     /// The codes decoded in visiting order and rows interleaved: the same bytes.
-    fn decode_both_orders<T: Float>(pred: Predictor, dims: [usize; 3], codes: &Codes, eb: f64) {
+    /// (`R`: the decoder's values as the encoder's were: float32 ones take the AVX2 groups.)
+    fn decode_both_orders<T: Float, R: Recon + Default>(
+        pred: Predictor,
+        dims: [usize; 3],
+        codes: &Codes,
+        eb: f64,
+    ) {
         let n: usize = dims.iter().product();
         let mut a = vec![0u8; n * T::SIZE];
         let mut d =
@@ -349,7 +412,8 @@ mod tests {
             dims,
             across,
             &codes.codes,
-            &mut vec![0.0; n],
+            &mut vec![R::default(); n],
+            &mut GroupBuffers::default(),
             &mut d
         ));
         assert_eq!(a, b, "{pred:?} {dims:?} decoded");
@@ -361,7 +425,8 @@ mod tests {
                 dims,
                 across,
                 &codes.codes,
-                &mut vec![0.0; n],
+                &mut vec![R::default(); n],
+                &mut GroupBuffers::default(),
                 &mut d
             ));
         }
@@ -372,10 +437,21 @@ mod tests {
             let (want, want_recon) = visiting_order::<T>(pred, dims, bytes, eb, &[]);
             let mut got = Codes::default();
             let mut recon = vec![R::default(); want_recon.len()];
-            encode::<T, R>(dims, bytes, eb, 64, across, &mut got, &mut recon);
+            let groups = &mut GroupBuffers::default();
+            encode::<T, R>(dims, bytes, (eb, 64), across, &mut got, &mut recon, groups);
             assert_eq!(got.codes, want.codes, "{pred:?} {dims:?} codes");
             assert_eq!(got.unpred, want.unpred, "{pred:?} {dims:?} escapes");
-            decode_both_orders::<T>(pred, dims, &got, eb);
+            decode_both_orders::<T, R>(pred, dims, &got, eb);
+            // A code no stream of ours holds (past 2^31): the same values on every path.
+            let mut odd = Codes {
+                codes: got.codes.clone(),
+                unpred: got.unpred.clone(),
+            };
+            // (An element that was not escaped: the escapes stay as many as the codes ask.)
+            if let Some(c) = odd.codes.iter_mut().rev().find(|c| **c != 0) {
+                *c = u32::MAX;
+                decode_both_orders::<T, R>(pred, dims, &odd, eb);
+            }
             let bits =
                 |r: &mut dyn Iterator<Item = f64>| r.map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(

@@ -461,16 +461,11 @@ fn mean_values(stored: &[f32], eb: f64) -> impl Iterator<Item = f64> + '_ {
 struct ReconBuf {
     wide: Vec<f64>,
     narrow: Vec<f32>,
+    /// The Lorenzo row groups' buffers.
+    groups: lorenzo_rows::GroupBuffers,
 }
 
 impl ReconBuf {
-    /// `n` zeroed f32 values (the previous piece's dropped).
-    fn fresh_narrow(&mut self, n: usize) -> &mut [f32] {
-        self.narrow.clear();
-        self.narrow.resize(n, 0.0);
-        &mut self.narrow
-    }
-
     /// `n` zeroed f64 values (the previous piece's dropped).
     fn fresh_wide(&mut self, n: usize) -> &mut [f64] {
         self.wide.clear();
@@ -482,21 +477,27 @@ impl ReconBuf {
 /// The reconstruction width of a float element type.
 trait FloatRecon: quant::Float {
     type R: predict::Recon;
-    /// `n` zeroed values of that width in `buf`.
-    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [Self::R];
+    /// `n` zeroed values of that width in `buf`, and its row groups' buffers.
+    fn fresh(buf: &mut ReconBuf, n: usize) -> (&mut [Self::R], &mut lorenzo_rows::GroupBuffers);
 }
 
 impl FloatRecon for f32 {
     type R = f32;
-    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [f32] {
-        buf.fresh_narrow(n)
+    fn fresh(buf: &mut ReconBuf, n: usize) -> (&mut [f32], &mut lorenzo_rows::GroupBuffers) {
+        let ReconBuf { narrow, groups, .. } = buf;
+        narrow.clear();
+        narrow.resize(n, 0.0);
+        (narrow, groups)
     }
 }
 
 impl FloatRecon for f64 {
     type R = f64;
-    fn fresh(buf: &mut ReconBuf, n: usize) -> &mut [f64] {
-        buf.fresh_wide(n)
+    fn fresh(buf: &mut ReconBuf, n: usize) -> (&mut [f64], &mut lorenzo_rows::GroupBuffers) {
+        let ReconBuf { wide, groups, .. } = buf;
+        wide.clear();
+        wide.resize(n, 0.0);
+        (wide, groups)
     }
 }
 
@@ -569,21 +570,24 @@ fn quantise_into(
         ($t:ty) => {{
             match pred {
                 // Rows interleaved: the same codes, several chains at once.
-                Predictor::Lorenzo | Predictor::Lorenzo2d => lorenzo_rows::encode::<$t, _>(
-                    dims,
-                    data,
-                    eb,
-                    radius,
-                    pred == Predictor::Lorenzo,
-                    out,
-                    <$t as FloatRecon>::fresh(recon, n),
-                ),
+                Predictor::Lorenzo | Predictor::Lorenzo2d => {
+                    let (values, groups) = <$t as FloatRecon>::fresh(recon, n);
+                    lorenzo_rows::encode::<$t, _>(
+                        dims,
+                        data,
+                        (eb, radius),
+                        pred == Predictor::Lorenzo,
+                        out,
+                        values,
+                        groups,
+                    )
+                }
                 Predictor::BlockMean => {
                     means::encode_block_means::<$t>(dims, data, (eb, radius), means, out)
                 }
                 _ => pred.run_with(
                     dims,
-                    <$t as FloatRecon>::fresh(recon, n),
+                    <$t as FloatRecon>::fresh(recon, n).0,
                     &mut FloatEncoder::<$t> {
                         data,
                         eb,
@@ -842,9 +846,10 @@ fn decode_body(
                 !means::decode_block_means(dims, codes, &means, &mut $q)
             } else if pred == Predictor::Lorenzo {
                 // 3-D: rows interleaved too (bit-identical, faster).
-                !lorenzo_rows::decode(dims, true, codes, $recon, &mut $q)
+                let (values, groups) = $recon;
+                !lorenzo_rows::decode(dims, true, codes, values, groups, &mut $q)
             } else {
-                pred.run_with(dims, $recon, &mut $q, &means, levels);
+                pred.run_with(dims, $recon.0, &mut $q, &means, levels);
                 $q.cur.bad
             }
         };
@@ -859,7 +864,7 @@ fn decode_body(
         ($t:ty) => {{
             let mut q =
                 IntDecoder::<$t>::new(Cursor::new(codes, unpred), eb.floor() as u64, radius, dst);
-            run!(q, recon.fresh_wide(n))
+            run!(q, <f64 as FloatRecon>::fresh(recon, n))
         }};
     }
     let bad_flag = for_dtype!(dtype, float, int);

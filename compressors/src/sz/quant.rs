@@ -336,8 +336,23 @@ pub trait ElementDecoder {
     ) -> bool {
         false
     }
+    /// What the AVX2 Lorenzo row groups decode with, when this decoder decodes float32
+    /// values by the rule of [`FloatDecoder`].
+    fn float32_parts(&mut self) -> Option<Float32Parts<'_>> {
+        None
+    }
     /// Set when the codes asked for escaped values the piece does not hold.
     fn bad(&self) -> bool;
+}
+
+/// A float32 decoder's parts: the piece's escaped values, the output, the bound and radius,
+/// and its flag for codes that ask for escaped values the piece does not hold.
+pub struct Float32Parts<'a> {
+    pub unpred: &'a [u8],
+    pub out: &'a mut [u8],
+    pub eb: f64,
+    pub radius: u32,
+    pub bad: &'a mut bool,
 }
 
 /// [`Quant::next`] of a decoder: the next code, escapes in visiting order.
@@ -509,6 +524,15 @@ impl<T: Float> ElementDecoder for FloatDecoder<'_, T> {
             }
         }
         true
+    }
+    fn float32_parts(&mut self) -> Option<Float32Parts<'_>> {
+        (T::DIGITS == f32::MANTISSA_DIGITS as i32).then_some(Float32Parts {
+            unpred: self.cur.unpred,
+            out: self.out,
+            eb: self.eb,
+            radius: self.radius,
+            bad: &mut self.cur.bad,
+        })
     }
     fn bad(&self) -> bool {
         self.cur.bad
