@@ -22,18 +22,19 @@ use std::arch::x86_64::*;
 /// chain of ~60 cycles a step left the core idle between steps).
 pub const ROWS: usize = 8;
 
-/// Reused buffers: the group's inputs skewed by step (row `k`'s column `j` at index `j + k`),
-/// padded; outputs go straight to their places.
+/// Reused buffers: the group's inputs and outputs skewed by step (row `k`'s column `j` at
+/// index `j + k`), padded.
 #[derive(Default)]
 pub struct Skewed {
-    /// Element values, float32 bits (encoding's input).
+    /// Element values, float32 bits (encoding: the input; decoding: the output).
     x: [Vec<u32>; ROWS],
     /// The slice behind's part of each prediction.
     back: [Vec<f64>; ROWS],
     /// The row above the group as f64, shifted by one (index 0 is column −1: 0.0).
     above: Vec<f64>,
-    /// Codes (decoding's input).
     codes: [Vec<u32>; ROWS],
+    /// The values later predictions see.
+    seen: [Vec<f32>; ROWS],
 }
 
 /// Four lanes of rows `k0..k0 + 4` of a skewed buffer at step `t`.
@@ -57,6 +58,7 @@ impl Skewed {
         for k in 0..ROWS {
             self.x[k].resize(steps, 0);
             self.codes[k].resize(steps, 0);
+            self.seen[k].resize(steps, 0.0);
             if back {
                 let bk = &mut self.back[k];
                 bk.clear();
@@ -119,35 +121,21 @@ impl Chains {
         (lo, hi)
     }
 
-    /// Step `t`'s values seen: the lanes' left neighbours for the next step.
+    /// Step `t`'s values seen: stored, and the lanes' left neighbours for the next step.
     // Always inlined into the AVX2 kernels (a target-feature function is not), so the
     // intrinsics are compiled for AVX2 there.
     #[inline(always)]
-    unsafe fn push(&mut self, lo: __m128, hi: __m128) {
+    unsafe fn push(&mut self, b: &mut Skewed, t: usize, lo: __m128, hi: __m128) {
+        let mut seen = [0f32; ROWS];
+        _mm_storeu_ps(seen.as_mut_ptr(), lo);
+        _mm_storeu_ps(seen[4..].as_mut_ptr(), hi);
+        for (k, &v) in seen.iter().enumerate() {
+            b.seen[k][t] = v;
+        }
         (self.lo2, self.hi2) = (self.lo, self.hi);
         self.lo = _mm256_cvtps_pd(lo);
         self.hi = _mm256_cvtps_pd(hi);
     }
-}
-
-/// The lanes of step `t` inside their rows (of `n2`): lane `k` holds column `t − k`.
-#[inline(always)]
-fn inside(t: usize, n2: usize) -> std::ops::Range<usize> {
-    if t + 1 >= ROWS && t < n2 {
-        // Every lane: a range the compiler sees is whole.
-        return 0..ROWS;
-    }
-    (t + 1).saturating_sub(n2)..ROWS.min(t + 1)
-}
-
-/// Two registers of four float32 lanes as eight values.
-#[inline(always)]
-unsafe fn eight<T: Copy + Default>(lo: __m128, hi: __m128) -> [T; ROWS] {
-    const { assert!(std::mem::size_of::<T>() == 4) };
-    let mut v = [T::default(); ROWS];
-    _mm_storeu_ps(v.as_mut_ptr().cast(), lo);
-    _mm_storeu_ps(v[4..].as_mut_ptr().cast(), hi);
-    v
 }
 
 /// Encode one group: rows `start..start + ROWS·n2` of a piece (`at`: rows of `n2`, slices of
@@ -188,23 +176,23 @@ pub unsafe fn encode_rows(
         let q_lo = quant.code(x(0), pred_lo);
         let q_hi = quant.code(x(4), pred_hi);
         escaped |= q_lo.escaped | q_hi.escaped;
-        let code: [u32; ROWS] = eight(_mm_castsi128_ps(q_lo.codes), _mm_castsi128_ps(q_hi.codes));
-        let seen: [f32; ROWS] = eight(q_lo.seen, q_hi.seen);
-        // Straight to their places (a lane outside its row writes nothing).
-        for k in inside(t, n2) {
-            let i = start + k * n2 + t - k;
-            codes[i] = code[k];
-            recon[i] = seen[k];
+        let mut code = [0u32; ROWS];
+        _mm_storeu_si128(code.as_mut_ptr().cast(), q_lo.codes);
+        _mm_storeu_si128(code[4..].as_mut_ptr().cast(), q_hi.codes);
+        for (k, &c) in code.iter().enumerate() {
+            b.codes[k][t] = c;
         }
-        chains.push(q_lo.seen, q_hi.seen);
-    }
-    // Lanes past their row may have escaped too: the codes say which were elements.
-    if !escaped {
-        return;
+        chains.push(b, t, q_lo.seen, q_hi.seen);
     }
     for k in 0..ROWS {
         let row = start + k * n2;
-        for (j, _) in codes[row..row + n2]
+        codes[row..row + n2].copy_from_slice(&b.codes[k][k..k + n2]);
+        recon[row..row + n2].copy_from_slice(&b.seen[k][k..k + n2]);
+        // Lanes past their row may have escaped too: the codes say which were elements.
+        if !escaped {
+            continue;
+        }
+        for (j, _) in b.codes[k][k..k + n2]
             .iter()
             .enumerate()
             .filter(|(_, &c)| c == 0)
@@ -278,15 +266,22 @@ pub unsafe fn decode_rows(
         };
         let (lo, esc_lo) = value(0, pred_lo);
         let (hi, esc_hi) = value(4, pred_hi);
-        let mut bits: [u32; ROWS] = eight(lo, hi);
+        let mut bits = [0u32; ROWS];
+        _mm_storeu_ps(bits.as_mut_ptr().cast(), lo);
+        _mm_storeu_ps(bits[4..].as_mut_ptr().cast(), hi);
         let escaped = esc_lo | esc_hi << 4;
-        let (seen_lo, seen_hi) = if escaped == 0 {
-            (lo, hi)
-        } else {
-            // An escaped element is its stored bits; later predictions see it, or 0 when it
-            // is not finite.
-            let mut seen: [f32; ROWS] = eight(lo, hi);
-            for k in (0..ROWS).filter(|k| escaped & 1 << k != 0) {
+        if escaped == 0 {
+            for (k, &v) in bits.iter().enumerate() {
+                b.x[k][t] = v;
+            }
+            chains.push(b, t, lo, hi);
+            continue;
+        }
+        // An escaped element is its stored bits; later predictions see it, or 0 when it is
+        // not finite.
+        let mut seen = [0f32; ROWS];
+        for k in 0..ROWS {
+            if escaped & 1 << k != 0 {
                 let Some(raw) = unpred.get(4 * next[k]..4 * next[k] + 4) else {
                     return Some(false);
                 };
@@ -294,20 +289,25 @@ pub unsafe fn decode_rows(
                 bits[k] = u32::from_le_bytes(raw.try_into().expect("4 bytes"));
                 let v = f32::from_bits(bits[k]);
                 seen[k] = if v.is_finite() { v } else { 0.0 };
+            } else {
+                seen[k] = f32::from_bits(bits[k]);
             }
-            (
-                _mm_loadu_ps(seen.as_ptr()),
-                _mm_loadu_ps(seen[4..].as_ptr()),
-            )
-        };
-        let seen: [f32; ROWS] = eight(seen_lo, seen_hi);
-        // Straight to their places (a lane outside its row writes nothing).
-        for k in inside(t, n2) {
-            let i = start + k * n2 + t - k;
-            out[4 * i..4 * i + 4].copy_from_slice(&bits[k].to_le_bytes());
-            recon[i] = seen[k];
+            b.x[k][t] = bits[k];
         }
-        chains.push(seen_lo, seen_hi);
+        chains.push(
+            b,
+            t,
+            _mm_loadu_ps(seen.as_ptr()),
+            _mm_loadu_ps(seen[4..].as_ptr()),
+        );
+    }
+    for k in 0..ROWS {
+        let row = start + k * n2;
+        let outputs = out[4 * row..4 * (row + n2)].chunks_exact_mut(4);
+        for (o, &v) in outputs.zip(&b.x[k][k..k + n2]) {
+            o.copy_from_slice(&v.to_le_bytes());
+        }
+        recon[row..row + n2].copy_from_slice(&b.seen[k][k..k + n2]);
     }
     *escapes = e;
     Some(true)
