@@ -10,6 +10,7 @@ ARINA files, the truth maps, bad requests, a corrupt chunk, the cache and the ou
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -320,6 +321,25 @@ for mode in ([], ["--hdf5-read"]):
     failed = json.loads(p.stdout)["failed"]
     assert [x["frame"] for x in failed] == [9], failed
 print("corrupt chunk: frame 9 is NaN and reported, the other 41 frames reduced")
+
+# A roibin chunk with one byte flipped inside it (its checksum no longer matches): the
+# compressed domain (which looks at the header before opening the chunk) and decode-then-reduce
+# both flag that frame and nothing else.
+bad = os.path.join(TMP, "scan_roibin_corrupt.h5")
+shutil.copy(files["roibin"][0], bad)
+with h5py.File(bad, "r+") as f:
+    d = f["entry/data/data"]
+    mask9, chunk = d.id.read_direct_chunk((9, 0, 0))
+    chunk = bytearray(chunk)
+    chunk[len(chunk) // 2] ^= 0x10
+    d.id.write_direct_chunk((9, 0, 0), bytes(chunk), mask9)
+for mode in ([], ["--decode"]):
+    got, p = stxm(bad, "--scan", "6x7", "--signal", "comh", *mode)
+    assert got is not None, p.stderr
+    assert np.isnan(got.ravel()[9]) and np.isfinite(np.delete(got.ravel(), 9)).all(), (mode, got)
+    failed = json.loads(p.stdout)["failed"]
+    assert [x["frame"] for x in failed] == [9] and "checksum" in failed[0]["error"], (mode, failed)
+print("corrupt roibin chunk: its checksum named, frame 9 NaN, in the compressed domain and decoded")
 
 # A file whose shape claims 40 GB frames (nothing written): refused before any allocation.
 huge = os.path.join(TMP, "huge_claim.h5")

@@ -220,9 +220,10 @@ macro_rules! element {
 element!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
     i64 => I64, f32 => F32, f64 => F64);
 
-/// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only).
+/// Whether `chunk` is a container of a `roibin` or `roi` graph (cheap: the header only, its
+/// checksum not verified: [`parts_with`] verifies it when the chunk is opened).
 pub fn is_roibin_chunk(chunk: &[u8]) -> bool {
-    container::read_header(chunk).is_ok_and(|h| {
+    container::peek_header(chunk).is_ok_and(|h| {
         !h.raw
             && h.spec.parse::<Graph>().is_ok_and(
                 |g| matches!(&g.stages[..], [s] if s.name == "roibin" || s.name == "roi"),
