@@ -115,6 +115,8 @@ pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
         pixel_start: vec![0],
     };
     let mut pixels = 0usize;
+    // A row's edges: where its runs start and end, alternately.
+    let mut edges = vec![0u32; l.cols + 1 + EDGE_SLACK];
     for info in infos {
         let (mut top, mut bottom) = (usize::MAX, 0);
         for &w in &info.windows {
@@ -127,16 +129,16 @@ pub fn of(l: Layout, infos: &[FrameInfo]) -> Coverage {
             set_range(&mut bits, words, rows, cols);
         }
         for y in top..bottom.max(top) {
-            let row = &mut bits[y * words..(y + 1) * words];
-            for_each_run(row, l.cols, |x, len| {
+            let n = take_edges(&mut bits[y * words..(y + 1) * words], l.cols, &mut edges);
+            for pair in edges[..n].chunks_exact(2) {
+                let len = pair[1] - pair[0];
                 c.runs.push(Run {
                     y: y as u32,
-                    x: x as u32,
-                    len: len as u32,
+                    x: pair[0],
+                    len,
                 });
-                pixels += len;
-            });
-            row.fill(0);
+                pixels += len as usize;
+            }
         }
         c.run_start.push(c.runs.len());
         c.pixel_start.push(pixels);
@@ -156,9 +158,13 @@ fn set_range(
     let (first, last) = (cols.start / 64, (cols.end - 1) / 64);
     let low = u64::MAX << (cols.start % 64);
     let high = u64::MAX >> (63 - (cols.end - 1) % 64);
+    if rows.is_empty() {
+        return;
+    }
     if first == last {
-        for y in rows {
-            bits[y * words + first] |= low & high;
+        let column = bits[rows.start * words + first..].iter_mut().step_by(words);
+        for word in column.take(rows.len()) {
+            *word |= low & high;
         }
         return;
     }
@@ -172,29 +178,43 @@ fn set_range(
     }
 }
 
-/// Calls `f(start, len)` for the runs of set bits of a row of `cols` bits (bits past `cols`
-/// clear): each bit of `word ^ (word << 1 | carry)` is where a run starts or ends, taken a
-/// bit at a time (a search for the next set, then the next clear bit, per run had cost
-/// twice as much).
+/// Slack [`take_edges`] needs past a row's `cols + 1` edges: it writes four at a time.
+const EDGE_SLACK: usize = 4;
+
+/// The edges of the runs of set bits of a row of `cols` bits (bits past `cols` clear) into
+/// `edges` (at least `cols + 1 + EDGE_SLACK` long): a run's first bit and the bit after its
+/// last, run after run; returns how many (even). The row is cleared as it is read. Each bit
+/// of `word ^ (word << 1 | carry)` is an edge; a word's first four are written whether it has
+/// them or not and the count moved by its popcount (as simdjson flattens bits): a loop per
+/// edge, asking whether each opens or closes a run, mispredicted its exit on many words (a
+/// synthetic `roibin(auto)` frame has 1.8 edges a word on average, 0 to 8); its coverage
+/// went 0.57 → 0.55 ms.
 #[inline(always)]
-fn for_each_run(row: &[u64], cols: usize, mut f: impl FnMut(usize, usize)) {
-    let (mut carry, mut open) = (0u64, None);
-    for (i, &word) in row.iter().enumerate() {
-        let mut edges = word ^ (word << 1 | carry);
-        carry = word >> 63;
-        while edges != 0 {
-            let bit = i * 64 + edges.trailing_zeros() as usize;
-            edges &= edges - 1;
-            match open.take() {
-                Some(start) => f(start, bit - start),
-                None => open = Some(bit),
-            }
+fn take_edges(row: &mut [u64], cols: usize, edges: &mut [u32]) -> usize {
+    let (mut carry, mut n) = (0u64, 0usize);
+    for (i, word) in row.iter_mut().enumerate() {
+        let w = std::mem::take(word);
+        let mut e = w ^ (w << 1 | carry);
+        carry = w >> 63;
+        let (base, count) = ((i * 64) as u32, e.count_ones() as usize);
+        // Past the word's edges these are 64 + base: written beyond `n`, overwritten later.
+        for slot in &mut edges[n..n + EDGE_SLACK] {
+            *slot = base + e.trailing_zeros();
+            e &= e.wrapping_sub(1);
         }
+        while e != 0 {
+            edges[n + EDGE_SLACK] = base + e.trailing_zeros();
+            e &= e - 1;
+            n += 1;
+        }
+        n += count.min(EDGE_SLACK);
     }
-    // A run still open at the row's end ends there.
-    if let Some(start) = open {
-        f(start, cols - start);
+    // A run still open at the row's end (its last bit the last word's) ends there.
+    if n % 2 == 1 {
+        edges[n] = cols as u32;
+        n += 1;
     }
+    n
 }
 
 #[cfg(test)]
@@ -213,7 +233,7 @@ mod tests {
 
     fn runs_cover_the_union_of_the_windows_once_in(cols: usize) {
         let l = Layout {
-            frames: 3,
+            frames: 4,
             panels: 2,
             rows: 20,
             cols,
@@ -234,6 +254,13 @@ mod tests {
             ]),
             frame(vec![]),
             frame(vec![w(39, 100, 40), w(10, 64, 1)]),
+            // Single pixels two apart: a word of 64 edges, then words of 2 to 7.
+            frame(
+                (0..32)
+                    .map(|k| w(3, 2 * k, 0))
+                    .chain((0..12).map(|k| w(4 + k % 3, 64 + 5 * k, (k % 2) as u8)))
+                    .collect(),
+            ),
         ];
         let c = of(l, &infos);
         for (f, info) in infos.iter().enumerate() {
@@ -260,6 +287,6 @@ mod tests {
             of(l, &[FrameInfo::default(), FrameInfo::default()]).pixels(),
             0
         );
-        assert_eq!(c.pixels(), c.pixel_start[3]);
+        assert_eq!(c.pixels(), c.pixel_start[4]);
     }
 }
