@@ -161,6 +161,9 @@ pub unsafe fn encode(
     let mut escaped = false;
     for g in 0..groups {
         let p = line.first + 4 * line.gap * g;
+        if line.asks_at(4 * g) {
+            super::interp_row::ask_next_line(fp, dp as *const u8, p, line);
+        }
         // SAFETY (every pointer): inside the slices (`groups`).
         let pred = predict(fp, p, line);
         let coded = quant.code(lanes32(dp.add(p), line.gap), pred);

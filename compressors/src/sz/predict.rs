@@ -310,6 +310,7 @@ fn level_row<R: Recon>(
                 reach: s,
                 gap,
                 cubic,
+                next: 0,
             };
             q.level_line(f, line);
         }
@@ -326,6 +327,9 @@ fn level_row<R: Recon>(
             reach: s * sd,
             gap,
             cubic: cubic && c >= 3 * s && c + 3 * s < n,
+            // The pass's next line is `2s` rows on (the last one of a plane asks for rows of
+            // the next plane's: harmless).
+            next: 2 * s * strides[1],
         };
         q.level_line(f, line);
     } else {
