@@ -51,12 +51,12 @@ impl Line {
 
 /// Ask for the cache lines the pass's next line will read and write at the place of element
 /// `p` of `line`: its neighbours `reach` (and `3·reach`) around, its value (float32 in
-/// `values`, the input) and its reconstruction. A
-/// line across the last axis reads rows of four planes or rows, and writes one, that no
-/// stream the hardware prefetcher follows leads to: the 256³ field's passes along its middle
-/// axis took twice as long per value as those along its last, along its slowest three times
-/// (with the loads and stores of those rows sent to a buffer in L1 instead, a third as long).
-/// Asked for one line ahead, its encode at bound 90 went 96–99 → 79–82 ms on one core.
+/// `values`, the input) and its reconstruction. A line across the last axis reads rows of four
+/// planes or rows, and writes one, that no stream the hardware prefetcher follows leads to:
+/// the 256³ field's passes along its middle axis took twice as long per value as those along
+/// its last, along its slowest three times (with the loads and stores of those rows sent to a
+/// buffer in L1 instead, a third as long). Asked for one line ahead, its encode at bound 90
+/// went 96–99 → 79–82 ms on one core.
 #[inline(always)]
 pub fn ask_next_line(recon: *const f32, values: *const u8, p: usize, line: Line) {
     #[cfg(target_arch = "x86_64")]
