@@ -468,9 +468,7 @@ struct ReconBuf {
 impl ReconBuf {
     /// `n` zeroed f64 values (the previous piece's dropped).
     fn fresh_wide(&mut self, n: usize) -> &mut [f64] {
-        self.wide.clear();
-        self.wide.resize(n, 0.0);
-        &mut self.wide
+        zeroed(&mut self.wide, n)
     }
 }
 
@@ -486,6 +484,13 @@ trait FloatRecon: quant::Float {
     fn reused(buf: &mut ReconBuf, n: usize) -> &mut [Self::R];
 }
 
+/// `v` as `n` zeroed values.
+fn zeroed<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    v.clear();
+    v.resize(n, T::default());
+    v
+}
+
 /// `v` as `n` values: the first ones kept, the rest 0.
 fn kept_then_zeroed<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
     v.truncate(n);
@@ -497,9 +502,7 @@ impl FloatRecon for f32 {
     type R = f32;
     fn fresh(buf: &mut ReconBuf, n: usize) -> (&mut [f32], &mut lorenzo_rows::GroupBuffers) {
         let ReconBuf { narrow, groups, .. } = buf;
-        narrow.clear();
-        narrow.resize(n, 0.0);
-        (narrow, groups)
+        (zeroed(narrow, n), groups)
     }
     fn reused(buf: &mut ReconBuf, n: usize) -> &mut [f32] {
         kept_then_zeroed(&mut buf.narrow, n)
@@ -510,9 +513,7 @@ impl FloatRecon for f64 {
     type R = f64;
     fn fresh(buf: &mut ReconBuf, n: usize) -> (&mut [f64], &mut lorenzo_rows::GroupBuffers) {
         let ReconBuf { wide, groups, .. } = buf;
-        wide.clear();
-        wide.resize(n, 0.0);
-        (wide, groups)
+        (zeroed(wide, n), groups)
     }
     fn reused(buf: &mut ReconBuf, n: usize) -> &mut [f64] {
         kept_then_zeroed(&mut buf.wide, n)
