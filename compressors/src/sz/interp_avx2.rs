@@ -159,9 +159,10 @@ pub unsafe fn encode(
     let (fp, dp) = (f.as_mut_ptr(), data.as_ptr() as *const f32);
     let mut out = WriteBack::new(line);
     let mut escaped = false;
+    let ask_mask = line.ask_mask();
     for g in 0..groups {
         let p = line.first + 4 * line.gap * g;
-        if line.asks_at(4 * g) {
+        if ask_mask.is_some_and(|m| (4 * g) & m == 0) {
             super::interp_row::ask_next_line(fp, dp as *const u8, p, line);
         }
         // SAFETY (every pointer): inside the slices (`groups`).

@@ -83,6 +83,26 @@ impl Quant4 {
             _mm256_cmp_pd::<_CMP_LT_OQ>(abs(q), self.lim),
             _mm256_cmp_pd::<_CMP_LE_OQ>(abs(_mm256_sub_pd(rec, x)), self.bound),
         );
+        if _mm256_movemask_pd(ok) == 0b1111 {
+            // |q| < radius <= 2^20: exact in 32 bits.
+            return Coded4 {
+                codes: _mm_add_epi32(_mm256_cvtpd_epi32(q), self.offset),
+                seen: rec32,
+                escaped: false,
+            };
+        }
+        self.escapes(x32, q, rec32, ok)
+    }
+
+    /// [`Quant4::code`] where a lane escaped. Escapes are rare (out-of-range residuals, NaN,
+    /// ±inf): taking them here, instead of the finite test, the masks' narrowing and the
+    /// blends on every group, made the 256³ field's encode at bound 90 2% faster (one core,
+    /// medians of 8 interleaved: 74.3 → 72.8 ms), at 0.01 3%.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn escapes(&self, x32: __m128, q: __m256d, rec32: __m128, ok: __m256d) -> Coded4 {
+        let x = _mm256_cvtps_pd(x32);
         let finite = _mm256_cmp_pd::<_CMP_LT_OQ>(abs(x), self.inf);
         let (ok32, finite32) = (narrow(ok), narrow(finite));
         Coded4 {
@@ -94,7 +114,7 @@ impl Quant4 {
             ),
             // |q| < radius <= 2^20 on the kept lanes: exact in 32 bits.
             codes: _mm_and_si128(_mm_add_epi32(_mm256_cvtpd_epi32(q), self.offset), ok32),
-            escaped: _mm256_movemask_pd(ok) != 0b1111,
+            escaped: true,
         }
     }
 }
