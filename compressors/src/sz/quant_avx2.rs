@@ -15,7 +15,6 @@ pub struct Quant4 {
     step: __m256d,
     bound: __m256d,
     magic: __m256d,
-    big: __m256d,
     lim: __m256d,
     inf: __m256d,
     offset: __m128i,
@@ -56,7 +55,6 @@ impl Quant4 {
             step: _mm256_set1_pd(2.0 * eb),
             bound: _mm256_set1_pd(eb),
             magic: _mm256_set1_pd(super::quant::ROUND_MAGIC),
-            big: _mm256_set1_pd(super::quant::ROUND_BELOW),
             lim: _mm256_set1_pd(radius as f64),
             inf: _mm256_set1_pd(f64::INFINITY),
             offset: _mm_set1_epi32(radius as i32),
@@ -71,11 +69,11 @@ impl Quant4 {
     #[target_feature(enable = "avx2")]
     pub unsafe fn code(&self, x32: __m128, pred: __m256d) -> Coded4 {
         let x = _mm256_cvtps_pd(x32);
-        // round(): (v + M) − M below 2^51 in magnitude, v itself above.
+        // round(): (v + M) − M below 2^51 in magnitude, v itself above. Above, (v + M) − M
+        // is within 2 of v (or ±inf, NaN as v): as far above the radius as v, so the lane
+        // escapes either way and its q is not used: no test of |v| needed.
         let v = _mm256_mul_pd(_mm256_sub_pd(x, pred), self.inv);
-        let rounded = _mm256_sub_pd(_mm256_add_pd(v, self.magic), self.magic);
-        let small = _mm256_cmp_pd::<_CMP_LT_OQ>(abs(v), self.big);
-        let q = _mm256_blendv_pd(v, rounded, small);
+        let q = _mm256_sub_pd(_mm256_add_pd(v, self.magic), self.magic);
         // The reconstruction rounded to float32, checked in that precision.
         let rec32 = _mm256_cvtpd_ps(_mm256_add_pd(pred, _mm256_mul_pd(q, self.step)));
         let rec = _mm256_cvtps_pd(rec32);
