@@ -156,6 +156,37 @@ pub unsafe fn encode(
         "a code for every element of the groups"
     );
     let quant = Quant4::new(eb, radius);
+    let escaped = match (line.gap == 2, line.cubic) {
+        (true, true) => groups_as::<true, true>(data, f, line, &quant, codes, groups),
+        (true, false) => groups_as::<true, false>(data, f, line, &quant, codes, groups),
+        (false, true) => groups_as::<false, true>(data, f, line, &quant, codes, groups),
+        (false, false) => groups_as::<false, false>(data, f, line, &quant, codes, groups),
+    };
+    (4 * groups, escaped)
+}
+
+/// [`encode`]'s loop over `groups` groups, compiled for each kind of line (gap 2 or more,
+/// cubic or linear): with the kind a constant, the loop keeps no tests of it and fewer of its
+/// values on the stack (the field's encode at bound 90 1–2% faster, 72.1 → 70.6 ms median).
+///
+/// # Safety
+/// As [`encode`]'s, with `groups` from [`groups`] and `codes` holding `4 · groups` codes;
+/// `line.gap == 2` exactly when `GAP2`, `line.cubic == CUBIC`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn groups_as<const GAP2: bool, const CUBIC: bool>(
+    data: &[u8],
+    f: &mut [f32],
+    line: Line,
+    quant: &Quant4,
+    codes: &mut [u32],
+    groups: usize,
+) -> bool {
+    let line = Line {
+        gap: if GAP2 { 2 } else { line.gap },
+        cubic: CUBIC,
+        ..line
+    };
     let (fp, dp) = (f.as_mut_ptr(), data.as_ptr() as *const f32);
     let mut out = WriteBack::new(line);
     let mut escaped = false;
@@ -169,11 +200,11 @@ pub unsafe fn encode(
         let pred = predict(fp, p, line);
         let coded = quant.code(lanes32(dp.add(p), line.gap), pred);
         escaped |= coded.escaped;
-        // SAFETY: codes `4g..4g + 4` exist (asserted above).
+        // SAFETY: codes `4g..4g + 4` exist (the caller's contract).
         _mm_storeu_si128(codes.as_mut_ptr().add(4 * g) as *mut __m128i, coded.codes);
         out.put(fp, g, groups, coded.seen);
     }
-    (4 * groups, escaped)
+    escaped
 }
 // The decoder keeps its lines one element at a time: four lanes there (the same blends, codes
 // checked for escapes a group at a time) decoded the 256³ field at bound 90 no faster (116 vs
