@@ -27,8 +27,9 @@ pub(super) struct RunScratch {
     extra: Vec<u8>,
 }
 
-/// Append the runs stream of `codes` (each `< 2·radius`) to `out`.
-pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut Vec<u8>) {
+/// Append the runs stream of `codes` (each `< 2·radius`) to `out`; returns how many codes are
+/// not "no change" (the caller's check of the share it assumed).
+pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut Vec<u8>) -> usize {
     let alphabet = 2 * radius as usize + CLASSES as usize;
     sc.tokens.clear();
     let mut extra = BitWriter::over(std::mem::take(&mut sc.extra));
@@ -43,13 +44,15 @@ pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut 
             left -= l;
         }
     };
-    let code = |c: u32, run: &mut usize, tokens: &mut Vec<u32>, extra: &mut BitWriter| {
+    let mut others = 0;
+    let mut code = |c: u32, run: &mut usize, tokens: &mut Vec<u32>, extra: &mut BitWriter| {
         if c == radius {
             *run += 1;
         } else {
             flush(*run, tokens, extra);
             *run = 0;
             tokens.push(c);
+            others += 1;
         }
     };
     // Sixteen codes at a time: at a loose bound nearly every group is all "no change", told by
@@ -69,6 +72,7 @@ pub(super) fn encode(codes: &[u32], radius: u32, sc: &mut RunScratch, out: &mut 
     out.extend_from_slice(&extra.bits().to_le_bytes());
     sc.extra = extra.finish();
     out.extend_from_slice(&sc.extra);
+    others
 }
 
 /// Whether every code is `radius` ("no change"): one comparison a lane, no early exit, so the
