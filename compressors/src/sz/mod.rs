@@ -253,7 +253,8 @@ impl Piece<'_> {
     /// 10-25% smaller on detector frames at abs 90. Where a sample of the codes says so, the
     /// runs are coded first and the share checked from what they held, instead of a pass
     /// counting every code before (the codes stream from memory: the 256³ field's encode at
-    /// bound 90 went 68.8 → 66.8 ms, medians of 10 interleaved on one core); the same choice either way.
+    /// bound 90 went 68.8 → 66.8 ms, medians of 10 interleaved on one core); the same choice
+    /// either way.
     fn body_chosen(&self, runs: &mut runs::RunScratch, body: &mut Vec<u8>) {
         let codes = &self.codes.codes;
         if sampled_share(codes, self.radius) > RUNS_LIKELY {
