@@ -12,7 +12,7 @@
 use crate::geometry::{add, row_values_inline, valid, Linear, NONE};
 use crate::run_sums::{
     add_copies, labeled_sums, row_sums, Columns, Frame, RowStart, LABEL_PAD, NO_LABEL,
-    PREFETCH_RUNS,
+    PREFETCH_RUNS, X_PAD,
 };
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -237,6 +237,7 @@ impl BinForm {
                     bin: &self.col_bin,
                     counts: self.unit.as_ref().map_or(&[], |u| &u.col_counts),
                     x: self.unit.as_ref().map_or(&[], |u| &u.col_x),
+                    all_count: self.unit.as_ref().is_some_and(|u| u.all_count),
                 },
                 weights: lin.geometry.weight.as_deref(),
             },
@@ -610,9 +611,12 @@ struct UnitPixels {
     row_w: Vec<f64>,
     row_y: Vec<f64>,
     col_w: Vec<f64>,
+    /// With [`X_PAD`] zeros past the frame's columns.
     col_x: Vec<f64>,
     /// `col_w` as lane masks: all ones where 1.
     col_counts: Vec<u32>,
+    /// Every column counts.
+    all_count: bool,
 }
 
 impl UnitPixels {
@@ -624,7 +628,8 @@ impl UnitPixels {
                 .unzip()
         };
         let (row_w, row_y) = factors(&|y| g.qy(y), g.height);
-        let (col_w, col_x) = factors(&|x| g.qx(x), g.width);
+        let (col_w, mut col_x) = factors(&|x| g.qx(x), g.width);
+        col_x.resize(g.width + X_PAD, 0.0);
         let col_counts = col_w
             .iter()
             .map(|&w| if w != 0.0 { u32::MAX } else { 0 })
@@ -632,6 +637,7 @@ impl UnitPixels {
         UnitPixels {
             row_w,
             row_y,
+            all_count: col_w.iter().all(|&w| w != 0.0),
             col_w,
             col_x,
             col_counts,

@@ -12,12 +12,17 @@ use roibin_compressors::prefetch::prefetch;
 use roibin_registry::DType;
 
 /// Per column of the frame: its bin column, whether it counts (all ones or 0) and its
-/// processed x.
+/// processed x, with [`X_PAD`] zeros past the frame's columns (steps load eight whole).
 pub(crate) struct Columns<'a> {
     pub bin: &'a [u32],
     pub counts: &'a [u32],
     pub x: &'a [f64],
+    /// Every column counts (no region of interest): steps need not load `counts`.
+    pub all_count: bool,
 }
+
+/// Zeros past the frame's columns in [`Columns::x`].
+pub(crate) const X_PAD: usize = 8;
 
 /// Frame-wide inputs of [`row_sums`]: the frame's bins (elements of type `E`; a bin past
 /// their end reads `fill`), per-column data, and the per-pixel weights (`None`: all 1).
@@ -338,41 +343,33 @@ unsafe fn run_steps<const MOMENTS: bool>(
     use std::arch::x86_64::*;
     let n = run.elements.len() / 4;
     let cols = &frame.cols;
-    let (counts, x) = (
-        &cols.counts[run.x0..run.x0 + n],
-        &cols.x[run.x0..run.x0 + n],
+    let (counts, x) = (&cols.counts[run.x0..run.x0 + n], &cols.x[run.x0..]);
+    // Each step loads eight x whole (the padding past the frame's columns).
+    assert!(
+        !MOMENTS || x.len() >= n.next_multiple_of(8),
+        "x padded past the columns"
     );
     let steps = Steps::new(run, frame.bins, cols.bin);
     for i in (0..n).step_by(8) {
         let lanes = steps.lanes(i);
-        // Lanes of counted pixels of the run: the rest read 0 (their values, bins and x), so
-        // they add nothing.
+        // Lanes of counted pixels of the run: the rest read 0 (their values and bins), so
+        // their d is 0 and they add nothing (times any x: x is finite).
         // SAFETY: a masked load touches only the lanes of pixels i..min(i + 8, n) of the
         // run's column slice.
-        let counted = _mm256_maskload_epi32(counts.as_ptr().add(i) as *const i32, lanes);
+        let counted = match cols.all_count {
+            true => lanes,
+            false => _mm256_maskload_epi32(counts.as_ptr().add(i) as *const i32, lanes),
+        };
         let d = steps.deltas(i, counted);
         for h in 0..2 {
             s0[h] = _mm256_add_pd(s0[h], d[h]);
             if MOMENTS {
-                // SAFETY: as above, four f64 of the run's columns.
-                let x = _mm256_maskload_pd(x.as_ptr().add(i + 4 * h), quarter(counted, h));
+                // SAFETY: four f64 of x from pixel i + 4h, at most n + 7 < x.len() (asserted).
+                let x = _mm256_loadu_pd(x.as_ptr().add(i + 4 * h));
                 sx[h] = _mm256_add_pd(sx[h], _mm256_mul_pd(d[h], x));
             }
         }
     }
-}
-
-/// The lanes of half `h` of `lanes` widened to 64 bits (masks of four f64).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn quarter(lanes: std::arch::x86_64::__m256i, h: usize) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    _mm256_cvtepi32_epi64(if h == 0 {
-        _mm256_castsi256_si128(lanes)
-    } else {
-        _mm256_extracti128_si256::<1>(lanes)
-    })
 }
 
 /// A float32 run's steps of eight pixels: `d = I − B` of a step's pixels, the values and
@@ -482,12 +479,19 @@ mod tests {
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let (width, height) = (64usize, 12usize);
-        for fc in 1..=3 {
+        // Bins of 1–3 columns; some columns uncounted, or all counted (steps skip `counts`).
+        for (fc, all_count) in (1..=3).flat_map(|fc| [(fc, false), (fc, true)]) {
             let bin: Vec<u32> = (0..width).map(|x| (x / fc) as u32).collect();
             let counts: Vec<u32> = (0..width)
-                .map(|x| if x % 11 == 5 { 0 } else { u32::MAX })
+                .map(|x| {
+                    if x % 11 == 5 && !all_count {
+                        0
+                    } else {
+                        u32::MAX
+                    }
+                })
                 .collect();
-            let x: Vec<f64> = (0..width).map(|x| x as f64 * 0.5).collect();
+            let x: Vec<f64> = (0..width + X_PAD).map(|x| x as f64 * 0.5).collect();
             let special = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
             let mut value = |k: usize| -> f32 {
                 if k % 13 == 7 {
@@ -522,6 +526,7 @@ mod tests {
                         bin: &bin,
                         counts: &counts,
                         x: &x,
+                        all_count,
                     },
                     weights: None,
                 };
