@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from side_by_side import opts, ROIBIN_ID  # noqa: E402
+import host_probe  # noqa: E402
 
 
 def grf(n, seed=0):
@@ -101,7 +102,7 @@ def main():
     ap.add_argument("--bounds", default="1,10,90")
     ap.add_argument("--roibin", default=os.path.join(os.path.dirname(__file__), "../../target/release/roibin"))
     a = ap.parse_args()
-    print("h5py %s, HDF5 %s, hdf5plugin %s, %d cores" % (h5py.version.version, h5py.version.hdf5_version, hdf5plugin.version, os.cpu_count()))
+    print("h5py %s, HDF5 %s, hdf5plugin %s, %d cores; %s" % (h5py.version.version, h5py.version.hdf5_version, hdf5plugin.version, os.cpu_count(), host_probe.describe()))
     field = grf(a.n)
     path = os.path.join(tempfile.mkdtemp(prefix="roibin-lossy-"), "f32.h5")
     subprocess.run([a.roibin, "synth", path, "--dtype", "f32", "--frames", str(a.frames)], check=True)

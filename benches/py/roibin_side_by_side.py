@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from side_by_side import opts, ROIBIN_ID  # noqa: E402
+import host_probe  # noqa: E402
 
 
 def main():
@@ -62,8 +63,8 @@ def main():
         ("hdf5plugin ZFP accuracy 90 (32013)", dict(**hdf5plugin.Zfp(accuracy=90))),
         ("hdf5plugin bitshuffle-LZ4 (32008)", dict(**hdf5plugin.Bitshuffle(cname="lz4"))),
     ]
-    print("%d JUNGFRAU-like frames (%.1f MB f32), pf8 finds %.1f peaks/frame on the originals" % (
-        n, data.nbytes / 1e6, npk.mean()), flush=True)
+    print("%d JUNGFRAU-like frames (%.1f MB f32), pf8 finds %.1f peaks/frame on the originals; %s" % (
+        n, data.nbytes / 1e6, npk.mean(), host_probe.describe()), flush=True)
     rows = []
     good = np.load(mask).astype(bool)
     for cf in [c for c in (1, 16) if c <= n]:

@@ -22,6 +22,9 @@ import h5py  # noqa: E402
 import hdf5plugin  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import host_probe  # noqa: E402
+
 ROIBIN, OUT = sys.argv[1], sys.argv[2]
 FRAMES = int(os.environ.get("FRAMES", "40"))
 os.makedirs(OUT, exist_ok=True)
@@ -73,7 +76,8 @@ def best_of(fn):
 
 
 rows = []
-raw = {"frames": FRAMES, "frame": [H, W], "host_cores": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())}
+raw = {"frames": FRAMES, "frame": [H, W], "host_cores": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+       "memory_probe_ms_before": host_probe.memory_pass_ms()}
 
 # ---------------------------------------------------------------- A: EIGER bitshuffle-LZ4
 plain = os.path.join(WORK, "eiger_plain.h5")
@@ -211,7 +215,9 @@ else:
     print("no real JUNGFRAU modules in %s: that row is left out" % real_dir, file=sys.stderr)
 
 # ---------------------------------------------------------------- report
-md = ["%s, %d cores, %d EIGER frames, %d JUNGFRAU-like frames, one thread each, best of %d" % (raw["date"], os.cpu_count(), FRAMES, nj, REPEATS), "",
+raw["memory_probe_ms_after"] = host_probe.memory_pass_ms()
+md = ["%s, %d cores, %d EIGER frames, %d JUNGFRAU-like frames, one thread each, best of %d; before: %s; after: %s" % (
+          raw["date"], os.cpu_count(), FRAMES, nj, REPEATS, host_probe.describe(raw["memory_probe_ms_before"]), host_probe.describe(raw["memory_probe_ms_after"])), "",
       "| | data | signal | ours | frames/s | anchor | frames/s | ratio |", "|---|---|---|---|---|---|---|---|"]
 for part, data, signal, ours, a, theirs, b in rows:
     md.append("| %s | %s | %s | %s | %.1f | %s | %.1f | %.2f× |" % (part, data, signal, ours, a, theirs, b, a / b))
