@@ -101,7 +101,7 @@ struct Radial {
 
 /// Per-bin thresholds from 5 rounds of sigma clipping over the frame regrouped by bin (one
 /// pass regroups it; each round then sums contiguous runs: see [`super::radial_pack`]).
-fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packed) {
+fn radial_stats<'a>(v: &'a [f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packed<'a>) {
     let radial = g.radial();
     sigma_clipped(
         |b| radial.packing.pack(v, b),
@@ -113,12 +113,12 @@ fn radial_stats(v: &[f32], g: &peaks::Geometry, p: &Pf8Params) -> (Radial, Packe
 
 /// [`radial_stats`] of the pixels `pack` regroups by `packing` (the frame, or a sample of
 /// it), `key_bins` bins.
-fn sigma_clipped(
-    pack: impl FnOnce(&[(f32, f32)]) -> Packed,
+fn sigma_clipped<'a>(
+    pack: impl FnOnce(&[(f32, f32)]) -> Packed<'a>,
     packing: &Packing,
     key_bins: usize,
     p: &Pf8Params,
-) -> (Radial, Packed) {
+) -> (Radial, Packed<'a>) {
     // One extra bin for masked pixels: never summed, and its bounds admit nothing.
     let nb = key_bins + 1;
     // (lower, upper) per bin.

@@ -75,7 +75,7 @@ impl Sample {
 
     /// The sample of frame `v` regrouped by bin, with the first round of sums within
     /// `bounds` (see [`Packing::pack`]); the pixels are read where they lie.
-    pub fn pack(&self, v: &[f32], bounds: &[(f32, f32)]) -> Packed {
+    pub fn pack<'a>(&self, v: &'a [f32], bounds: &[(f32, f32)]) -> Packed<'a> {
         self.packing.pack_pieces(v, &self.pieces, bounds)
     }
 
