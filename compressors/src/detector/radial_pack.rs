@@ -90,7 +90,7 @@ impl Packing {
     /// still in cache.
     ///
     /// A block is regrouped in a scratch buffer that stays in cache, and only its runs that
-    /// later rounds are likely to read again are kept (see [`worth_keeping`]); the others are
+    /// later rounds are likely to read again are kept (see `worth_keeping`); the others are
     /// read from `v` again, through the layout, where a round needs them. The frame's 16 MB
     /// regrouped copy (written, then mostly never read: the rounds after the first re-read a
     /// tenth of the pixels) is not written.
@@ -311,9 +311,9 @@ impl Packing {
                         (runs.at[i], r),
                         &mut buf,
                     );
-                    for (&v, &i) in x.iter().zip(src) {
+                    for (&v, &p) in x.iter().zip(src) {
                         if v > t {
-                            bits[i as usize / 64] |= 1 << (i % 64);
+                            bits[p as usize / 64] |= 1 << (p % 64);
                         }
                     }
                 }
@@ -339,9 +339,9 @@ const NOT_KEPT: u32 = u32::MAX;
 /// [`worth_keeping`]: a run with a Bragg spot or a hot pixel (what clipping rejects and
 /// thresholds find) reaches it, a run of background rarely does. Photon-counting backgrounds
 /// have long tails: on the synthetic JUNGFRAU frame 4 keeps three quarters of the pixels (as
-/// slow as keeping all), 6 an eighth, and the frame's pf8 takes 9.4–9.9 ms against 10.5–11.0
-/// (4) and 11.8–12.3 (the whole frame regrouped in memory); keeping nothing is as fast on
-/// one core but reads three times the pixels again from the frame.
+/// slow as regrouping the whole frame in memory), 6 an eighth (pf8 ~20% faster than the whole
+/// frame regrouped, `benches/results/pf8_vs_pass_2026-12-05.txt`); keeping nothing is as fast
+/// on one core but reads three times the pixels again from the frame.
 const KEEP_SPREAD: f64 = 6.0;
 
 /// Whether a run is likely to be read again after the first round (`first`: its sums and
