@@ -105,30 +105,18 @@ impl Packing {
         bounds: &[(f32, f32)],
         keep: impl Fn(&RunSums) -> bool + Sync,
     ) -> Packed<'a> {
-        let mut kept = self.kept.take();
-        kept.resize_with(self.segments.len(), Vec::new);
-        let blocks = kept
-            .par_iter_mut()
-            .zip(v.par_chunks(BLOCK))
-            .zip(self.dest.par_chunks(BLOCK))
-            .enumerate()
-            .map(|(block, ((kept, vals), dest))| {
-                let mut scratch = self.scratch.take();
-                scratch.resize(vals.len(), 0.0);
-                for (&x, &d) in vals.iter().zip(dest) {
-                    scratch[d as usize] = x;
-                }
-                let last = self.first_round(&scratch, block, bounds);
-                let at = self.keep(&scratch, block, &last, &keep, kept);
-                self.scratch.give(scratch);
-                BlockRuns { last, at }
-            })
-            .collect();
-        Packed {
-            frame: v,
-            kept,
-            blocks,
-        }
+        self.pack_blocks(v, |block, kept| {
+            let (vals, dest) = (&v[self.block_range(block)], self.block_dest(block));
+            let mut scratch = self.scratch.take();
+            scratch.resize(vals.len(), 0.0);
+            for (&x, &d) in vals.iter().zip(dest) {
+                scratch[d as usize] = x;
+            }
+            let last = self.first_round(&scratch, block, bounds);
+            let at = self.keep(&scratch, block, &last, &keep, kept);
+            self.scratch.give(scratch);
+            BlockRuns { last, at }
+        })
     }
 
     /// [`Packing::pack`] of the pixels `v[a..a + n]` of each `(a, n)` of `pieces`, in turn,
@@ -141,31 +129,50 @@ impl Packing {
         pieces: &[Vec<(usize, usize)>],
         bounds: &[(f32, f32)],
     ) -> Packed<'a> {
+        self.pack_blocks(&[], |block, out| {
+            let mut dest = self.block_dest(block).iter();
+            out.resize(dest.len(), 0.0);
+            for &(a, n) in &pieces[block] {
+                for (&x, &d) in v[a..a + n].iter().zip(dest.by_ref()) {
+                    out[d as usize] = x;
+                }
+            }
+            let last = self.first_round(out, block, bounds);
+            let at = self.ranges(block).map(|(_, r)| r.start as u32).collect();
+            BlockRuns { last, at }
+        })
+    }
+
+    /// A [`Packed`] frame whose runs not kept are read from `frame`: `regroup(block, kept)`
+    /// regroups each block in parallel, filling `kept` (a buffer of an earlier frame's, from
+    /// the pool) with the values of the runs it keeps.
+    fn pack_blocks<'a>(
+        &self,
+        frame: &'a [f32],
+        regroup: impl Fn(usize, &mut Vec<f32>) -> BlockRuns + Sync,
+    ) -> Packed<'a> {
         let mut kept = self.kept.take();
         kept.resize_with(self.segments.len(), Vec::new);
         let blocks = kept
             .par_iter_mut()
-            .zip(self.dest.par_chunks(BLOCK))
-            .zip(pieces)
             .enumerate()
-            .map(|(block, ((out, dest), pieces))| {
-                out.resize(dest.len(), 0.0);
-                let mut dest = dest.iter();
-                for &(a, n) in pieces {
-                    for (&x, &d) in v[a..a + n].iter().zip(dest.by_ref()) {
-                        out[d as usize] = x;
-                    }
-                }
-                let last = self.first_round(out, block, bounds);
-                let at = self.ranges(block).map(|(_, r)| r.start as u32).collect();
-                BlockRuns { last, at }
-            })
+            .map(|(block, kept)| regroup(block, kept))
             .collect();
         Packed {
-            frame: &[],
+            frame,
             kept,
             blocks,
         }
+    }
+
+    /// The pixels of block `block`.
+    fn block_range(&self, block: usize) -> Range<usize> {
+        block * BLOCK..self.dest.len().min((block + 1) * BLOCK)
+    }
+
+    /// Where each pixel of block `block` goes in the block's packed order.
+    fn block_dest(&self, block: usize) -> &[u16] {
+        &self.dest[self.block_range(block)]
     }
 
     /// The first round over one block's packed `values`.
@@ -215,7 +222,7 @@ impl Packing {
     /// The runs of one block: (bin, its places in the block's packed order), bins in order.
     fn ranges(&self, block: usize) -> impl Iterator<Item = (u16, Range<usize>)> + '_ {
         let segments = &self.segments[block];
-        let len = self.dest.len().min((block + 1) * BLOCK) - block * BLOCK;
+        let len = self.block_range(block).len();
         segments.iter().enumerate().map(move |(i, &(b, at))| {
             let end = segments.get(i + 1).map_or(len, |s| s.1 as usize);
             (b, at as usize..end)
